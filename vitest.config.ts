@@ -1,0 +1,50 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+// One config, three kinds of test (DESIGN §9):
+// - unit: plain Node, the pure room core, schemas, tokens;
+// - workers: inside workerd, the Durable Objects through real WebSocket upgrades;
+// - integration: Node processes talking to real servers over 127.0.0.1
+//   (wrangler dev, the bridge, the embedded media server, Chromium).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ADMIN_TOKEN: "test-admin-token",
+                RECONNECT_WINDOW_SECONDS: "10",
+              },
+            },
+          }),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/workers/**/*.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts", "test/media-server/**/*.test.ts"],
+          environment: "node",
+          // Real servers start in these tests; run files one at a time so two
+          // cores are not oversubscribed and ports do not collide.
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
+  },
+});
