@@ -1,0 +1,48 @@
+/**
+ * The seams through which an application customises the room core without
+ * editing it, like the original SDK's RoomHandler / user control classes.
+ */
+import type { RpcError } from "../protocol/errors.ts";
+import type { MediaCommand } from "../protocol/bridge.ts";
+import type { Json, Participant, RoomState } from "./types.ts";
+
+export interface JoinRequest {
+  readonly user: string;
+  readonly room: string;
+  /** True when this join would create the room. */
+  readonly creating: boolean;
+}
+
+/** What a `customRequest` handler decided. */
+export type CustomOutcome =
+  | { readonly error: RpcError }
+  /** Answer now, optionally changing the caller's attributes. */
+  | { readonly result: Record<string, Json>; readonly attributes?: Record<string, Json> }
+  /** Run a media command first; `complete` runs when it succeeded. */
+  | { readonly media: MediaCommand; readonly data: Json };
+
+export interface CustomRequestHandler {
+  handle(request: { participant: Participant; params: Record<string, unknown>; state: RoomState }): CustomOutcome;
+  /** The caller's new attributes once the media command of `handle` succeeded. */
+  complete(participant: Participant, data: Json): Record<string, Json>;
+}
+
+export interface RoomConfig {
+  /** demo.authRegex: user names allowed to *create* a room. */
+  readonly authRegex: RegExp;
+  /** How long a dropped socket keeps its seat (the original: 10 s). */
+  readonly reconnectWindowMs: number;
+}
+
+export interface RoomHooks {
+  /** Extra admission rule; return an error to refuse the join. */
+  readonly authorizeJoin?: (request: JoinRequest) => RpcError | null;
+  /** Handles `customRequest`; without one, `customRequest` is refused. */
+  readonly customRequest?: CustomRequestHandler;
+}
+
+export interface CoreContext {
+  readonly now: number;
+  readonly config: RoomConfig;
+  readonly hooks: RoomHooks;
+}

@@ -1,0 +1,76 @@
+/**
+ * Data of the room core (the Room SDK): its state, its inputs, its effects.
+ * Everything here is plain, serialisable data; the core itself is pure.
+ */
+import type { RpcError } from "../protocol/errors.ts";
+import type { RequestId } from "../protocol/jsonrpc.ts";
+import type { Notification } from "../protocol/room.ts";
+import type { MediaCommand, MediaEvent } from "../protocol/bridge.ts";
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export type PublishState = "none" | "pending" | "live";
+export type SubscriptionState = "pending" | "live";
+
+export interface Participant {
+  /** Stable across reconnections: `connect {sessionId}` resumes it. */
+  readonly session: string;
+  readonly user: string;
+  readonly publish: PublishState;
+  readonly loopback: boolean;
+  readonly dataChannels: boolean;
+  /** Sender user name → state of this participant's subscription to it. */
+  readonly subscriptions: Readonly<Record<string, SubscriptionState>>;
+  /** Application state of custom request handlers (the original kept it in session attributes). */
+  readonly attributes: Readonly<Record<string, Json>>;
+  /** Set while the socket is gone; the seat is kept until `disconnectedAt + window`. */
+  readonly disconnectedAt: number | null;
+}
+
+/** A client request waiting for the media bridge; persisted, as the object may hibernate meanwhile. */
+export interface PendingMedia {
+  readonly session: string;
+  readonly id: RequestId | null;
+  readonly op: "publish" | "subscribe" | "custom";
+  readonly sender?: string;
+  readonly data?: Json;
+}
+
+export interface RoomState {
+  readonly room: string;
+  readonly seq: number;
+  readonly participants: ReadonlyMap<string, Participant>;
+  readonly pending: ReadonlyMap<string, PendingMedia>;
+}
+
+export type MediaOutcome = { ok: true; value: unknown } | { ok: false; error: RpcError };
+
+export type Input =
+  | { type: "request"; session: string; id: RequestId | null; method: string; params: unknown }
+  | { type: "socketClosed"; session: string }
+  | { type: "mediaResult"; ref: string; outcome: MediaOutcome }
+  | { type: "mediaEvent"; event: MediaEvent }
+  | { type: "tick" }
+  | { type: "close"; reason: string };
+
+export type Effect =
+  | { kind: "reply"; session: string; id: RequestId; result: Record<string, unknown> }
+  | { kind: "error"; session: string; id: RequestId | null; error: RpcError }
+  | { kind: "notify"; session: string; notification: Notification }
+  /** To every connected participant except `except`: serialised once, sent N times. */
+  | { kind: "broadcast"; except: string | null; notification: Notification }
+  | { kind: "close"; session: string; code: number; reason: string }
+  /** The socket of session `from` now speaks for session `to` (a resumed session). */
+  | { kind: "bind"; from: string; to: string }
+  | { kind: "media"; command: MediaCommand; ref: string | null }
+  | { kind: "alarm"; at: number | null }
+  | { kind: "directory"; open: boolean };
+
+export interface Step {
+  readonly state: RoomState;
+  readonly effects: Effect[];
+}
+
+export function emptyRoom(room: string): RoomState {
+  return { room, seq: 0, participants: new Map(), pending: new Map() };
+}

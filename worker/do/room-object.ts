@@ -1,0 +1,233 @@
+/**
+ * One Durable Object per room: terminates the participants' WebSockets with
+ * the Hibernation API and runs the pure room core. A thin adapter: decode a
+ * frame, apply it to the core, carry out the effects, persist what changed.
+ *
+ * While hibernated the object keeps nothing in memory: the roster and the
+ * pending media requests are rows in SQLite, each socket's session id is in
+ * its attachment.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { apply } from "../core/room-core.ts";
+import { hatFilterHandler } from "../core/hat-filter.ts";
+import type { CoreContext, RoomHooks } from "../core/hooks.ts";
+import type { Effect, Input, RoomState } from "../core/types.ts";
+import { RoomCode, rpcError } from "../protocol/errors.ts";
+import { decodeFrame, encodeError, encodeNotification, encodeResult } from "../protocol/jsonrpc.ts";
+import type { MediaCommand } from "../protocol/bridge.ts";
+import { settingsOf, type Env } from "../env.ts";
+import { newSessionId } from "../session-id.ts";
+import { RoomStore } from "./room-store.ts";
+import { closeQuietly, safeSend } from "../ws-util.ts";
+
+/** What each client socket remembers across hibernation. */
+interface SocketAttachment {
+  session: string;
+  /** Replaced by a socket that resumed its session: its close means nothing. */
+  superseded?: boolean;
+}
+
+export const ROOM_NAME_HEADER = "x-room-name";
+/** Close code for a socket whose session was resumed on another socket. */
+const CLOSE_SUPERSEDED = 4001;
+
+const hooks: RoomHooks = { customRequest: hatFilterHandler };
+
+export class RoomObject extends DurableObject<Env> {
+  readonly store: RoomStore;
+  state: RoomState | null = null;
+  /** session id → its live socket; rebuilt from attachments after hibernation. */
+  readonly sockets = new Map<string, WebSocket>();
+  /** Inputs produced while carrying out effects (e.g. an immediate media failure). */
+  readonly queue: Input[] = [];
+  running = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new RoomStore(ctx.storage.sql);
+    const room = this.store.roomName();
+    if (room !== null) this.state = this.store.load(room);
+    for (const ws of ctx.getWebSockets()) {
+      const att = ws.deserializeAttachment() as SocketAttachment | null;
+      if (att && !att.superseded) this.sockets.set(att.session, ws);
+    }
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const room = request.headers.get(ROOM_NAME_HEADER);
+    if (!room) return new Response("missing room name", { status: 400 });
+    this.bindRoom(room);
+    const url = new URL(request.url);
+    if (url.pathname === "/close") {
+      const hadParticipants = (this.state?.participants.size ?? 0) > 0;
+      if (!hadParticipants) return Response.json({ error: `Room '${room}' not found` }, { status: 404 });
+      this.run({ type: "close", reason: "closed by the administrator" });
+      return Response.json({ room, closed: true });
+    }
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("expected a WebSocket upgrade", { status: 426 });
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    const session = newSessionId(room);
+    this.ctx.acceptWebSocket(server, [session]);
+    server.serializeAttachment({ session } satisfies SocketAttachment);
+    this.sockets.set(session, server);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Number of participants (seated, connected or not): for tests and the directory. */
+  async participantCount(): Promise<number> {
+    return this.state?.participants.size ?? 0;
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const att = ws.deserializeAttachment() as SocketAttachment | null;
+    if (!att || att.superseded || !this.state) return;
+    const frame = decodeFrame(message);
+    switch (frame.kind) {
+      case "invalid":
+        safeSend(ws, encodeError(frame.id, frame.error));
+        return;
+      case "response":
+        // The room sends no requests to clients; a stray response is ignored.
+        return;
+      case "request":
+        this.run({ type: "request", session: att.session, id: frame.id, method: frame.method, params: frame.params });
+        return;
+      case "notification":
+        this.run({ type: "request", session: att.session, id: null, method: frame.method, params: frame.params });
+        return;
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.socketGone(ws);
+    closeQuietly(ws, code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.socketGone(ws);
+  }
+
+  override async alarm(): Promise<void> {
+    this.run({ type: "tick" });
+  }
+
+  socketGone(ws: WebSocket): void {
+    const att = ws.deserializeAttachment() as SocketAttachment | null;
+    if (!att || att.superseded) return;
+    if (this.sockets.get(att.session) === ws) this.sockets.delete(att.session);
+    this.run({ type: "socketClosed", session: att.session });
+  }
+
+  bindRoom(room: string): void {
+    if (this.state) return;
+    this.store.setRoomName(room);
+    this.state = this.store.load(room);
+  }
+
+  coreContext(): CoreContext {
+    return { now: Date.now(), config: settingsOf(this.env).room, hooks };
+  }
+
+  /** Applies an input and everything it leads to, in order; persistence is synchronous SQLite. */
+  run(input: Input): void {
+    this.queue.push(input);
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (let next = this.queue.shift(); next; next = this.queue.shift()) {
+        const before = this.state;
+        if (!before) continue;
+        const step = apply(before, next, this.coreContext());
+        this.store.save(before, step.state);
+        this.state = step.state;
+        for (const effect of step.effects) this.perform(effect);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  perform(effect: Effect): void {
+    switch (effect.kind) {
+      case "reply":
+        this.sendTo(effect.session, encodeResult(effect.id, effect.result));
+        return;
+      case "error":
+        this.sendTo(effect.session, encodeError(effect.id, effect.error));
+        return;
+      case "notify":
+        this.sendTo(effect.session, encodeNotification(effect.notification.method, effect.notification.params));
+        return;
+      case "broadcast":
+        this.broadcast(effect.except, encodeNotification(effect.notification.method, effect.notification.params));
+        return;
+      case "close": {
+        const ws = this.sockets.get(effect.session);
+        this.sockets.delete(effect.session);
+        if (ws) {
+          // Mark it first: its close event must not start a reconnection window.
+          ws.serializeAttachment({ session: effect.session, superseded: true } satisfies SocketAttachment);
+          closeQuietly(ws, effect.code, effect.reason);
+        }
+        return;
+      }
+      case "bind":
+        this.bind(effect.from, effect.to);
+        return;
+      case "media":
+        this.sendMedia(effect.command, effect.ref);
+        return;
+      case "alarm":
+        if (effect.at === null) void this.ctx.storage.deleteAlarm();
+        else void this.ctx.storage.setAlarm(effect.at);
+        return;
+      case "directory": {
+        const directory = this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("directory"));
+        const room = this.state?.room ?? "";
+        this.ctx.waitUntil(effect.open ? directory.add(room) : directory.remove(room));
+        return;
+      }
+    }
+  }
+
+  /** The media bridge is not attached yet: every command that expects an answer fails at once. */
+  sendMedia(_command: MediaCommand, ref: string | null): void {
+    if (ref === null) return;
+    this.queue.push({
+      type: "mediaResult",
+      ref,
+      outcome: { ok: false, error: rpcError(RoomCode.MEDIA_GENERIC, "no media bridge attached") },
+    });
+  }
+
+  sendTo(session: string, frame: string): void {
+    const ws = this.sockets.get(session);
+    if (ws) safeSend(ws, frame);
+  }
+
+  broadcast(except: string | null, frame: string): void {
+    const state = this.state;
+    if (!state) return;
+    for (const p of state.participants.values()) {
+      if (p.session === except || p.disconnectedAt !== null) continue;
+      const ws = this.sockets.get(p.session);
+      if (ws) safeSend(ws, frame);
+    }
+  }
+
+  bind(from: string, to: string): void {
+    const ws = this.sockets.get(from);
+    if (!ws) return;
+    const previous = this.sockets.get(to);
+    if (previous && previous !== ws) {
+      previous.serializeAttachment({ session: to, superseded: true } satisfies SocketAttachment);
+      closeQuietly(previous, CLOSE_SUPERSEDED, "session resumed on another connection");
+    }
+    this.sockets.delete(from);
+    this.sockets.set(to, ws);
+    ws.serializeAttachment({ session: to } satisfies SocketAttachment);
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The worker's bindings and configuration, validated once per isolate.
+ * Every option is a wrangler var or secret; README.md lists them with the
+ * key of the original `kurento-room-demo.conf.json` each replaces.
+ */
+import { z } from "zod";
+import type { RoomConfig } from "./core/hooks.ts";
+
+export interface Env {
+  ROOM: DurableObjectNamespace<import("./do/room-object.ts").RoomObject>;
+  DIRECTORY: DurableObjectNamespace<import("./do/room-directory.ts").RoomDirectory>;
+  AUTH_REGEX?: string;
+  LOOPBACK_REMOTE?: string;
+  LOOPBACK_AND_LOCAL?: string;
+  RECONNECT_WINDOW_SECONDS?: string;
+  ADMIN_TOKEN?: string;
+  BRIDGE_SECRET?: string;
+  JOIN_TOKEN_SECRET?: string;
+}
+
+const flag = z
+  .enum(["true", "false", "1", "0", ""])
+  .optional()
+  .transform((v) => v === "true" || v === "1");
+
+const settingsSchema = z.object({
+  AUTH_REGEX: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      try {
+        // Anchored like Java's String.matches(), which the original used.
+        return new RegExp(`^(?:${v ?? ".*"})$`, "u");
+      } catch {
+        ctx.addIssue({ code: "custom", message: `AUTH_REGEX is not a valid regular expression: ${v}` });
+        return z.NEVER;
+      }
+    }),
+  LOOPBACK_REMOTE: flag,
+  LOOPBACK_AND_LOCAL: flag,
+  RECONNECT_WINDOW_SECONDS: z.coerce.number().min(0).max(3600).default(10),
+  ADMIN_TOKEN: z.string().optional(),
+});
+
+export interface Settings {
+  readonly room: RoomConfig;
+  readonly loopbackRemote: boolean;
+  readonly loopbackAndLocal: boolean;
+  readonly adminToken: string | null;
+}
+
+let cached: { env: Env; settings: Settings } | null = null;
+
+/** Throws (a configuration error: the operator's to fix) when a var is malformed. */
+export function settingsOf(env: Env): Settings {
+  if (cached && cached.env === env) return cached.settings;
+  const parsed = settingsSchema.safeParse(env);
+  if (!parsed.success) throw new Error(`Invalid configuration: ${z.prettifyError(parsed.error)}`);
+  const s = parsed.data;
+  const settings: Settings = {
+    room: { authRegex: s.AUTH_REGEX, reconnectWindowMs: s.RECONNECT_WINDOW_SECONDS * 1000 },
+    loopbackRemote: s.LOOPBACK_REMOTE,
+    loopbackAndLocal: s.LOOPBACK_AND_LOCAL,
+    adminToken: s.ADMIN_TOKEN ? s.ADMIN_TOKEN : null,
+  };
+  cached = { env, settings };
+  return settings;
+}

@@ -1,0 +1,79 @@
+/**
+ * The Worker: HTTP routes and WebSocket entry points (Hono). Room logic lives
+ * in the room Durable Objects; this file only validates and routes.
+ */
+import { Hono } from "hono";
+import { bearerToken, constantTimeEqual } from "./auth/constant-time.ts";
+import { ROOM_NAME_HEADER } from "./do/room-object.ts";
+import { settingsOf, type Env } from "./env.ts";
+import { relayLegacySocket } from "./legacy-relay.ts";
+import { name as roomName } from "./protocol/room.ts";
+
+export { RoomObject } from "./do/room-object.ts";
+export { RoomDirectory } from "./do/room-directory.ts";
+
+const app = new Hono<{ Bindings: Env }>();
+
+function directory(env: Env) {
+  return env.DIRECTORY.get(env.DIRECTORY.idFromName("directory"));
+}
+
+function roomStub(env: Env, room: string) {
+  return env.ROOM.get(env.ROOM.idFromName(room));
+}
+
+function isUpgrade(request: Request): boolean {
+  return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+}
+
+app.get("/health", (c) => {
+  settingsOf(c.env); // a misconfiguration shows here first
+  return c.json({ status: "ok" });
+});
+
+app.get("/getAllRooms", async (c) => c.json(await directory(c.env).list()));
+
+app.get("/getClientConfig", (c) => {
+  const settings = settingsOf(c.env);
+  return c.json({
+    loopbackRemote: settings.loopbackRemote,
+    loopbackAndLocal: settings.loopbackAndLocal,
+    // Filters the attached media servers can apply; none until a bridge offers them.
+    filters: [] as string[],
+  });
+});
+
+app.get("/close", async (c) => {
+  const { adminToken } = settingsOf(c.env);
+  if (adminToken !== null) {
+    const given = bearerToken(c.req.header("Authorization"));
+    if (given === null || !constantTimeEqual(given, adminToken)) {
+      return c.json({ error: "an admin token is required: Authorization: Bearer <ADMIN_TOKEN>" }, 401);
+    }
+  }
+  const parsed = roomName.safeParse(c.req.query("room"));
+  if (!parsed.success) return c.json({ error: "query parameter 'room' must name a room" }, 400);
+  const room = parsed.data;
+  return roomStub(c.env, room).fetch("https://room.internal/close", { headers: { [ROOM_NAME_HEADER]: room } });
+});
+
+app.get("/room", (c) => {
+  if (!isUpgrade(c.req.raw)) return c.json({ error: "expected a WebSocket upgrade" }, 426);
+  return relayLegacySocket(c.env);
+});
+
+app.get("/room/:room", (c) => {
+  const parsed = roomName.safeParse(c.req.param("room"));
+  if (!parsed.success) return c.json({ error: "invalid room name" }, 400);
+  if (!isUpgrade(c.req.raw)) return c.json({ error: "expected a WebSocket upgrade" }, 426);
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(ROOM_NAME_HEADER, parsed.data);
+  return roomStub(c.env, parsed.data).fetch(new Request(c.req.raw.url, { headers }));
+});
+
+app.onError((error, c) => {
+  console.error(JSON.stringify({ msg: "request failed", path: c.req.path, error: String(error) }));
+  return c.json({ error: "internal error" }, 500);
+});
+
+export default app;

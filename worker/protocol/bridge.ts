@@ -1,0 +1,89 @@
+/**
+ * The bridge protocol (Room DO / BridgePool ⇄ media bridge), JSON-RPC 2.0 over
+ * WebSocket in both directions. Commands are coarse, idempotent and
+ * room-scoped: the room never handles Kurento object ids (DESIGN §4).
+ *
+ * The room core emits exactly these commands through its `MediaPort`.
+ */
+import { z } from "zod";
+import { name, iceCandidateParams } from "./room.ts";
+
+const sdp = z.string().min(1).max(256 * 1024);
+
+export const FILTERS = ["hat"] as const;
+export const filterName = z.enum(FILTERS);
+export type FilterName = z.infer<typeof filterName>;
+
+// ── Room DO → bridge (on /bridge/rooms/:room) ───────────────────────────────
+export const mediaCommandParams = {
+  publish: z.object({ user: name, sdpOffer: sdp, loopback: z.boolean(), dataChannels: z.boolean() }),
+  subscribe: z.object({ user: name, sender: name, sdpOffer: sdp }),
+  addIceCandidate: z.object({
+    user: name,
+    /** The user's own name: its publisher endpoint; a sender's name: the subscription to it. */
+    endpoint: name,
+    candidate: z.string().max(4096),
+    sdpMid: z.string().max(64).nullable().optional(),
+    sdpMLineIndex: z.number().int().min(0).max(255),
+  }),
+  unpublish: z.object({ user: name }),
+  unsubscribe: z.object({ user: name, sender: name }),
+  releaseUser: z.object({ user: name }),
+  /** Everyone left or the room was closed: release the pipeline. */
+  releaseRoom: z.object({ reason: z.string().max(256).optional() }),
+  applyFilter: z.object({ user: name, filter: filterName }),
+  removeFilter: z.object({ user: name, filter: filterName }),
+  /** After a (re)attach: the users the room has, so the bridge drops what it holds for anyone else. */
+  sync: z.object({ users: z.array(name) }),
+} as const;
+
+export type MediaOp = keyof typeof mediaCommandParams;
+export type MediaCommand = {
+  [K in MediaOp]: { op: K } & z.infer<(typeof mediaCommandParams)[K]>;
+}[MediaOp];
+
+export const mediaCommandResults = {
+  publish: z.object({ sdpAnswer: z.string() }),
+  subscribe: z.object({ sdpAnswer: z.string() }),
+  addIceCandidate: z.object({}),
+  unpublish: z.object({}),
+  unsubscribe: z.object({}),
+  releaseUser: z.object({}),
+  releaseRoom: z.object({}),
+  applyFilter: z.object({}),
+  removeFilter: z.object({}),
+  sync: z.object({}),
+} as const satisfies Record<MediaOp, z.ZodType>;
+
+export type MediaResult<K extends MediaOp> = z.infer<(typeof mediaCommandResults)[K]>;
+
+// ── bridge → Room DO (notifications) ────────────────────────────────────────
+export const mediaEventParams = {
+  iceCandidate: iceCandidateParams.omit({ endpointName: true }).extend({ user: name, endpoint: name }),
+  /** `user` absent: a pipeline-wide error that concerns everyone in the room. */
+  mediaError: z.object({ user: name.optional(), error: z.string().max(4096) }),
+  mediaState: z.object({ user: name, endpoint: name, state: z.string().max(64) }),
+} as const;
+
+export type MediaEventMethod = keyof typeof mediaEventParams;
+export type MediaEvent = {
+  [K in MediaEventMethod]: { event: K } & z.infer<(typeof mediaEventParams)[K]>;
+}[MediaEventMethod];
+
+// ── bridge ⇄ BridgePool (on /bridge/control) ────────────────────────────────
+export const kmsDescriptor = z.object({ uri: z.string().max(2048), limit: z.number().int().positive() });
+
+export const controlParams = {
+  /** bridge → pool, first frame after connecting. */
+  register: z.object({
+    bridgeId: z.string().min(1).max(128),
+    kms: z.array(kmsDescriptor).min(1).max(64),
+    /** Rooms this bridge already holds (after a reconnect), so the pool keeps them assigned. */
+    rooms: z.array(name).max(100_000),
+    filters: z.array(filterName),
+  }),
+  /** bridge → pool, periodically and on change. */
+  load: z.object({ pipelines: z.number().int().min(0) }),
+  /** pool → bridge: open `/bridge/rooms/:room`. */
+  attach: z.object({ room: name }),
+} as const;

@@ -1,0 +1,140 @@
+/**
+ * The Room protocol (clients ⇄ room), wire-compatible with the original
+ * Kurento Room Server and its `KurentoRoom.js` / Java clients.
+ *
+ * Parameter objects are *not* strict: the original client's `setRpcParams`
+ * merges application fields (a `token`, say) into every request, so unknown
+ * keys are dropped, never rejected. Missing or ill-typed fields are errors.
+ */
+import { z } from "zod";
+
+export const MAX_NAME_LENGTH = 128;
+export const MAX_MESSAGE_LENGTH = 64 * 1024;
+export const MAX_SDP_LENGTH = 256 * 1024;
+/** The only stream a participant can publish, as in the original. */
+export const WEBCAM_STREAM = "webcam";
+
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** A user or room name: what people type, shown to everyone, used as a key. */
+export const name = z
+  .string()
+  .min(1, "must not be empty")
+  .max(MAX_NAME_LENGTH, `must be at most ${MAX_NAME_LENGTH} characters`)
+  .refine((s) => !CONTROL_CHARS.test(s), "must not contain control characters")
+  .refine((s) => s.trim().length > 0, "must not be blank");
+
+const sdp = z.string().min(1, "must not be empty").max(MAX_SDP_LENGTH);
+
+/** `<user>_<stream>`; split at the *last* `_` so user names may contain `_`. */
+export const streamId = z
+  .string()
+  .min(3)
+  .max(MAX_NAME_LENGTH + 32)
+  .refine((s) => s.lastIndexOf("_") > 0 && s.lastIndexOf("_") < s.length - 1, "must look like <user>_<stream>");
+
+export function splitStreamId(id: string): { user: string; stream: string } {
+  const cut = id.lastIndexOf("_");
+  return { user: id.slice(0, cut), stream: id.slice(cut + 1) };
+}
+
+export function streamIdOf(user: string, stream: string = WEBCAM_STREAM): string {
+  return `${user}_${stream}`;
+}
+
+const empty = z.object({});
+
+export const requestParams = {
+  joinRoom: z.object({
+    user: name,
+    room: name,
+    dataChannels: z.boolean().optional(),
+    /** Optional join token (checked when JOIN_TOKEN_SECRET is configured). */
+    token: z.string().max(4096).optional(),
+  }),
+  publishVideo: z.object({
+    sdpOffer: sdp,
+    // The original client always sends it; absent means no loopback.
+    doLoopback: z.boolean().default(false),
+  }),
+  unpublishVideo: empty,
+  receiveVideoFrom: z.object({ sender: streamId, sdpOffer: sdp }),
+  unsubscribeFromVideo: z.object({ sender: streamId }),
+  onIceCandidate: z.object({
+    endpointName: name,
+    candidate: z.string().max(4096),
+    sdpMid: z.string().max(64).nullable().optional(),
+    sdpMLineIndex: z.number().int().min(0).max(255),
+  }),
+  leaveRoom: empty,
+  sendMessage: z.object({
+    message: z.string().max(MAX_MESSAGE_LENGTH),
+    userMessage: name,
+    roomMessage: name,
+  }),
+  // Application-defined: handlers validate their own fields.
+  customRequest: z.record(z.string(), z.unknown()),
+  ping: z.object({ interval: z.number().optional() }),
+  /** Resume a session inside the reconnection window (kurento-jsonrpc's `connect`). */
+  connect: z.object({ sessionId: z.string().min(1).max(256).optional() }),
+} as const;
+
+export type RoomMethod = keyof typeof requestParams;
+export type RequestParams<M extends RoomMethod> = z.output<(typeof requestParams)[M]>;
+
+export const ROOM_METHODS = Object.keys(requestParams) as RoomMethod[];
+
+export function isRoomMethod(method: string): method is RoomMethod {
+  return Object.hasOwn(requestParams, method);
+}
+
+// ── Results ──────────────────────────────────────────────────────────────────
+export const streamDescriptor = z.object({ id: z.string() });
+export const peerDescriptor = z.object({
+  id: z.string(),
+  streams: z.array(streamDescriptor).optional(),
+});
+export type PeerDescriptor = z.infer<typeof peerDescriptor>;
+
+const withSession = { sessionId: z.string() };
+export const results = {
+  joinRoom: z.object({ value: z.array(peerDescriptor), ...withSession }),
+  publishVideo: z.object({ sdpAnswer: z.string(), ...withSession }),
+  unpublishVideo: z.object(withSession),
+  receiveVideoFrom: z.object({ sdpAnswer: z.string(), ...withSession }),
+  unsubscribeFromVideo: z.object(withSession),
+  onIceCandidate: z.object(withSession),
+  leaveRoom: z.object(withSession),
+  sendMessage: z.object(withSession),
+  customRequest: z.looseObject(withSession),
+  ping: z.object({ value: z.literal("pong"), ...withSession }),
+  connect: z.object(withSession),
+} as const satisfies Record<RoomMethod, z.ZodType>;
+
+export type RoomResult<M extends RoomMethod> = z.infer<(typeof results)[M]>;
+
+// ── Notifications (server → client) ─────────────────────────────────────────
+export const iceCandidateParams = z.object({
+  endpointName: z.string(),
+  candidate: z.string(),
+  sdpMid: z.string().nullable().optional(),
+  sdpMLineIndex: z.number().int(),
+});
+
+export const notifications = {
+  participantJoined: z.object({ id: z.string() }),
+  participantPublished: z.object({ id: z.string(), streams: z.array(streamDescriptor) }),
+  participantUnpublished: z.object({ name: z.string() }),
+  participantLeft: z.object({ name: z.string() }),
+  participantEvicted: z.object({}),
+  sendMessage: z.object({ room: z.string(), user: z.string(), message: z.string() }),
+  iceCandidate: iceCandidateParams,
+  roomClosed: z.object({ room: z.string() }),
+  mediaError: z.object({ error: z.string() }),
+} as const;
+
+export type NotificationMethod = keyof typeof notifications;
+export type NotificationParams<M extends NotificationMethod> = z.infer<(typeof notifications)[M]>;
+export type Notification = {
+  [M in NotificationMethod]: { method: M; params: NotificationParams<M> };
+}[NotificationMethod];
