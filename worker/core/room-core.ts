@@ -45,7 +45,9 @@ export function apply(state: RoomState, input: Input, ctx: CoreContext): Step {
       break;
     case "tick":
       step.expireDisconnected();
-      break;
+      // The alarm that delivered this tick is spent: always name the next one.
+      step.effects.push({ kind: "alarm", at: nextDeadline(step.state, ctx.config.reconnectWindowMs) });
+      return { state: step.state, effects: step.effects };
     case "close":
       step.closeRoom();
       break;

@@ -1,0 +1,541 @@
+import { describe, expect, it } from "vitest";
+import { apply, findByUser } from "../../worker/core/room-core.ts";
+import { hatFilterHandler } from "../../worker/core/hat-filter.ts";
+import type { CoreContext, RoomHooks } from "../../worker/core/hooks.ts";
+import { emptyRoom, type Effect, type Input, type MediaOutcome, type RoomState } from "../../worker/core/types.ts";
+import { RoomCode, JsonRpcCode, INVALID_SESSION_CODE } from "../../worker/protocol/errors.ts";
+import type { MediaCommand } from "../../worker/protocol/bridge.ts";
+
+/** Drives the pure core like the Durable Object does, recording every effect. */
+class Room {
+  state: RoomState;
+  now = 1_000_000;
+  effects: Effect[] = [];
+  nextId = 1;
+  readonly hooks: RoomHooks;
+  readonly windowMs: number;
+  readonly authRegex: RegExp;
+
+  constructor(opts: { hooks?: RoomHooks; windowMs?: number; authRegex?: RegExp } = {}) {
+    this.state = emptyRoom("r1");
+    this.hooks = opts.hooks ?? { customRequest: hatFilterHandler };
+    this.windowMs = opts.windowMs ?? 10_000;
+    this.authRegex = opts.authRegex ?? /^(?:.*)$/;
+  }
+
+  ctx(): CoreContext {
+    return { now: this.now, config: { authRegex: this.authRegex, reconnectWindowMs: this.windowMs }, hooks: this.hooks };
+  }
+
+  input(input: Input): Effect[] {
+    const step = apply(this.state, input, this.ctx());
+    this.state = step.state;
+    this.effects.push(...step.effects);
+    return step.effects;
+  }
+
+  req(session: string, method: string, params?: unknown): Effect[] {
+    return this.input({ type: "request", session, id: this.nextId++, method, params });
+  }
+
+  join(session: string, user: string): Effect[] {
+    return this.req(session, "joinRoom", { user, room: "r1" });
+  }
+
+  /** Publishes and completes the media round trip with an answer. */
+  publish(session: string, loopback = false): Effect[] {
+    const out = this.req(session, "publishVideo", { sdpOffer: "v=0 offer", doLoopback: loopback });
+    return [...out, ...this.completeMedia(out, { ok: true, value: { sdpAnswer: "v=0 answer" } })];
+  }
+
+  completeMedia(effects: Effect[], outcome: MediaOutcome): Effect[] {
+    const media = effects.find((e): e is Effect & { kind: "media" } => e.kind === "media" && e.ref !== null);
+    if (!media || media.ref === null) throw new Error("no media request among the effects");
+    return this.input({ type: "mediaResult", ref: media.ref, outcome });
+  }
+}
+
+function notificationsTo(effects: Effect[], room: Room, session: string, method?: string) {
+  const out: { method: string; params: unknown }[] = [];
+  for (const e of effects) {
+    if (e.kind === "notify" && e.session === session) out.push(e.notification);
+    if (e.kind === "broadcast" && e.except !== session) {
+      const p = room.state.participants.get(session);
+      if (p && p.disconnectedAt === null) out.push(e.notification);
+    }
+  }
+  return method ? out.filter((n) => n.method === method) : out;
+}
+
+function broadcasts(effects: Effect[], method: string) {
+  return effects.filter((e): e is Effect & { kind: "broadcast" } => e.kind === "broadcast" && e.notification.method === method);
+}
+
+function replyOf(effects: Effect[]) {
+  const e = effects.find((x) => x.kind === "reply" || x.kind === "error");
+  if (!e) throw new Error("no reply");
+  return e;
+}
+
+function errorCode(effects: Effect[]): number {
+  const e = replyOf(effects);
+  if (e.kind !== "error") throw new Error(`expected an error, got ${JSON.stringify(e)}`);
+  return e.error.code;
+}
+
+function resultOf(effects: Effect[]): Record<string, unknown> {
+  const e = replyOf(effects);
+  if (e.kind !== "reply") throw new Error(`expected a result, got ${JSON.stringify(e)}`);
+  return e.result;
+}
+
+function mediaCommands(effects: Effect[]): MediaCommand[] {
+  return effects.filter((e): e is Effect & { kind: "media" } => e.kind === "media").map((e) => e.command);
+}
+
+describe("joinRoom", () => {
+  it("the k-th join produces k-1 participantJoined and lists the k-1 existing users", () => {
+    const room = new Room();
+    for (let k = 1; k <= 6; k++) {
+      const effects = room.join(`s${k}`, `user${k}`);
+      const joined = broadcasts(effects, "participantJoined");
+      // one broadcast, delivered to every other connected participant
+      const deliveries = [...room.state.participants.keys()].filter((s) => s !== `s${k}`).length;
+      expect(joined).toHaveLength(1);
+      expect(joined[0]?.except).toBe(`s${k}`);
+      expect(deliveries).toBe(k - 1);
+      const result = resultOf(effects);
+      expect((result.value as unknown[]).map((p) => (p as { id: string }).id)).toEqual(
+        Array.from({ length: k - 1 }, (_, i) => `user${i + 1}`),
+      );
+      expect(result.sessionId).toBe(`s${k}`);
+    }
+  });
+
+  it("tells the others before answering the joiner", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    const effects = room.join("b", "bob");
+    const kinds = effects.map((e) => e.kind);
+    expect(kinds.indexOf("broadcast")).toBeLessThan(kinds.indexOf("reply"));
+  });
+
+  it("opens the room in the directory on the first join only", () => {
+    const room = new Room();
+    expect(room.join("a", "alice").filter((e) => e.kind === "directory")).toEqual([{ kind: "directory", open: true }]);
+    expect(room.join("b", "bob").filter((e) => e.kind === "directory")).toEqual([]);
+  });
+
+  it("lists the streams of peers that publish", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.publish("a");
+    const result = resultOf(room.join("b", "bob"));
+    expect(result.value).toEqual([{ id: "alice", streams: [{ id: "webcam" }] }]);
+  });
+
+  it("refuses a duplicate user name with 104 and leaves state unchanged", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    const before = room.state;
+    expect(errorCode(room.join("b", "alice"))).toBe(RoomCode.EXISTING_USER_IN_ROOM);
+    expect(room.state).toBe(before);
+  });
+
+  it("refuses a second join on one session with 101", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    expect(errorCode(room.join("a", "alice2"))).toBe(RoomCode.USER_GENERIC);
+    expect(room.state.participants.size).toBe(1);
+  });
+
+  it("refuses a join for another room name on this room's connection", () => {
+    const room = new Room();
+    expect(errorCode(room.req("a", "joinRoom", { user: "alice", room: "elsewhere" }))).toBe(RoomCode.ROOM_GENERIC);
+  });
+
+  it("authRegex gates room creation (204) but not joining an existing room", () => {
+    const room = new Room({ authRegex: /^(?:special.*)$/ });
+    expect(errorCode(room.join("a", "alice"))).toBe(RoomCode.ROOM_CANNOT_BE_CREATED);
+    expect(room.state.participants.size).toBe(0);
+    expect(resultOf(room.join("s", "specialUser")).value).toEqual([]);
+    expect(resultOf(room.join("a", "alice")).value).toEqual([{ id: "specialUser" }]);
+  });
+
+  it("an authorizeJoin hook can refuse a join", () => {
+    const room = new Room({
+      hooks: {
+        authorizeJoin: ({ user }) => (user === "mallory" ? { code: RoomCode.USER_GENERIC, message: "banned" } : null),
+      },
+    });
+    expect(errorCode(room.join("m", "mallory"))).toBe(RoomCode.USER_GENERIC);
+    expect(resultOf(room.join("a", "alice")).value).toEqual([]);
+  });
+
+  it.each([
+    ["empty", ""],
+    ["blank", "   "],
+    ["too long", "x".repeat(129)],
+    ["control characters", "bad\u0007name"],
+  ])("rejects a %s user name with -32602 naming the field", (_label, user) => {
+    const room = new Room();
+    const effects = room.req("a", "joinRoom", { user, room: "r1" });
+    const e = replyOf(effects);
+    expect(e.kind === "error" && e.error.code).toBe(JsonRpcCode.INVALID_PARAMS);
+    expect(e.kind === "error" && e.error.message).toContain("user");
+    expect(room.state.participants.size).toBe(0);
+  });
+
+  it("ignores unknown extra params (the original client's setRpcParams)", () => {
+    const room = new Room();
+    expect(resultOf(room.req("a", "joinRoom", { user: "alice", room: "r1", token: "t", anything: 1 })).value).toEqual([]);
+  });
+});
+
+describe("requests that need membership", () => {
+  it.each(["publishVideo", "unpublishVideo", "receiveVideoFrom", "unsubscribeFromVideo", "onIceCandidate", "sendMessage", "customRequest", "leaveRoom"])(
+    "%s before joinRoom gets 102 when its params are valid",
+    (method) => {
+      const room = new Room();
+      const params: Record<string, unknown> = {
+        publishVideo: { sdpOffer: "v=0" },
+        receiveVideoFrom: { sender: "bob_webcam", sdpOffer: "v=0" },
+        unsubscribeFromVideo: { sender: "bob_webcam" },
+        onIceCandidate: { endpointName: "bob", candidate: "c", sdpMid: "0", sdpMLineIndex: 0 },
+        sendMessage: { message: "m", userMessage: "a", roomMessage: "r1" },
+        customRequest: { hat: true },
+      };
+      expect(errorCode(room.req("x", method, params[method] ?? {}))).toBe(RoomCode.USER_NOT_FOUND);
+    },
+  );
+
+  it("answers unknown methods with -32601 and ignores unknown notifications", () => {
+    const room = new Room();
+    expect(errorCode(room.req("a", "fooBar", {}))).toBe(JsonRpcCode.METHOD_NOT_FOUND);
+    expect(room.input({ type: "request", session: "a", id: null, method: "fooBar", params: {} })).toEqual([]);
+  });
+
+  it("ping answers pong with the session id, joined or not", () => {
+    const room = new Room();
+    expect(resultOf(room.req("a", "ping", { interval: 5000 }))).toEqual({ value: "pong", sessionId: "a" });
+  });
+});
+
+describe("publish and subscribe", () => {
+  it("a publish in a room of N produces N-1 participantPublished, after the publisher's answer", () => {
+    const room = new Room();
+    ["a", "b", "c", "d"].forEach((s, i) => room.join(s, `u${i}`));
+    const out = room.req("a", "publishVideo", { sdpOffer: "v=0 offer", doLoopback: true });
+    expect(mediaCommands(out)).toEqual([{ op: "publish", user: "u0", sdpOffer: "v=0 offer", loopback: true, dataChannels: false }]);
+    expect(out.some((e) => e.kind === "reply")).toBe(false);
+    const done = room.completeMedia(out, { ok: true, value: { sdpAnswer: "v=0 answer" } });
+    expect(done[0]).toMatchObject({ kind: "reply", session: "a", result: { sdpAnswer: "v=0 answer", sessionId: "a" } });
+    for (const s of ["b", "c", "d"]) {
+      expect(notificationsTo(done, room, s, "participantPublished")).toEqual([
+        { method: "participantPublished", params: { id: "u0", streams: [{ id: "webcam" }] } },
+      ]);
+    }
+    expect(notificationsTo(done, room, "a", "participantPublished")).toEqual([]);
+  });
+
+  it("a failed publish answers the error and leaves the user not publishing", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    const out = room.req("a", "publishVideo", { sdpOffer: "v=0" });
+    const done = room.completeMedia(out, { ok: false, error: { code: RoomCode.MEDIA_SDP, message: "bad sdp" } });
+    expect(errorCode(done)).toBe(RoomCode.MEDIA_SDP);
+    expect(findByUser(room.state, "alice")?.publish).toBe("none");
+    expect(room.state.pending.size).toBe(0);
+  });
+
+  it("refuses a second publish", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.publish("a");
+    expect(errorCode(room.req("a", "publishVideo", { sdpOffer: "v=0" }))).toBe(RoomCode.USER_GENERIC);
+  });
+
+  it("an unpublish in a room of N produces N-1 participantUnpublished and drops subscriptions to it", () => {
+    const room = new Room();
+    ["a", "b", "c"].forEach((s, i) => room.join(s, `u${i}`));
+    room.publish("a");
+    const sub = room.req("b", "receiveVideoFrom", { sender: "u0_webcam", sdpOffer: "v=0" });
+    room.completeMedia(sub, { ok: true, value: { sdpAnswer: "ans" } });
+    expect(findByUser(room.state, "u1")?.subscriptions).toEqual({ u0: "live" });
+    const out = room.req("a", "unpublishVideo", {});
+    expect(resultOf(out)).toEqual({ sessionId: "a" });
+    expect(mediaCommands(out)).toEqual([{ op: "unpublish", user: "u0" }]);
+    expect(notificationsTo(out, room, "b", "participantUnpublished")).toHaveLength(1);
+    expect(notificationsTo(out, room, "c", "participantUnpublished")).toHaveLength(1);
+    expect(notificationsTo(out, room, "a", "participantUnpublished")).toHaveLength(0);
+    expect(findByUser(room.state, "u1")?.subscriptions).toEqual({});
+  });
+
+  it("unpublish without publishing is 105", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    expect(errorCode(room.req("a", "unpublishVideo"))).toBe(RoomCode.USER_NOT_STREAMING);
+  });
+
+  it("subscribes to a publisher, splitting the sender at the last underscore", () => {
+    const room = new Room();
+    room.join("a", "alice_smith");
+    room.join("b", "bob");
+    room.publish("a");
+    const out = room.req("b", "receiveVideoFrom", { sender: "alice_smith_webcam", sdpOffer: "v=0 sub" });
+    expect(mediaCommands(out)).toEqual([{ op: "subscribe", user: "bob", sender: "alice_smith", sdpOffer: "v=0 sub" }]);
+    const done = room.completeMedia(out, { ok: true, value: { sdpAnswer: "v=0 sub answer" } });
+    expect(resultOf(done)).toEqual({ sdpAnswer: "v=0 sub answer", sessionId: "b" });
+  });
+
+  it("receiving one's own stream is 105, a non-publisher is 105, an unknown user 102, another stream 105", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.publish("a");
+    expect(errorCode(room.req("a", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }))).toBe(RoomCode.USER_NOT_STREAMING);
+    expect(errorCode(room.req("a", "receiveVideoFrom", { sender: "bob_webcam", sdpOffer: "v=0" }))).toBe(RoomCode.USER_NOT_STREAMING);
+    expect(errorCode(room.req("b", "receiveVideoFrom", { sender: "carol_webcam", sdpOffer: "v=0" }))).toBe(RoomCode.USER_NOT_FOUND);
+    expect(errorCode(room.req("b", "receiveVideoFrom", { sender: "alice_screen", sdpOffer: "v=0" }))).toBe(RoomCode.USER_NOT_STREAMING);
+  });
+
+  it("rejects a sender without an underscore as invalid params", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    expect(errorCode(room.req("a", "receiveVideoFrom", { sender: "alice", sdpOffer: "v=0" }))).toBe(JsonRpcCode.INVALID_PARAMS);
+  });
+
+  it("unsubscribes, and refuses to unsubscribe from what it does not receive", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.publish("a");
+    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), { ok: true, value: { sdpAnswer: "x" } });
+    const out = room.req("b", "unsubscribeFromVideo", { sender: "alice_webcam" });
+    expect(resultOf(out)).toEqual({ sessionId: "b" });
+    expect(mediaCommands(out)).toEqual([{ op: "unsubscribe", user: "bob", sender: "alice" }]);
+    expect(errorCode(room.req("b", "unsubscribeFromVideo", { sender: "alice_webcam" }))).toBe(RoomCode.USER_GENERIC);
+  });
+
+  it("routes client ICE candidates to known endpoints only, even before the SDP answer", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    const cand = { candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", sdpMid: "0", sdpMLineIndex: 0 };
+    expect(errorCode(room.req("a", "onIceCandidate", { endpointName: "alice", ...cand }))).toBe(RoomCode.MEDIA_ENDPOINT);
+    room.req("a", "publishVideo", { sdpOffer: "v=0" }); // pending
+    const out = room.req("a", "onIceCandidate", { endpointName: "alice", ...cand });
+    expect(resultOf(out)).toEqual({ sessionId: "a" });
+    expect(mediaCommands(out)).toEqual([{ op: "addIceCandidate", user: "alice", endpoint: "alice", ...cand }]);
+  });
+
+  it("delivers server ICE candidates to their user and media errors to their user or everyone", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    const ice = room.input({
+      type: "mediaEvent",
+      event: { event: "iceCandidate", user: "bob", endpoint: "alice", candidate: "c", sdpMid: "0", sdpMLineIndex: 0 },
+    });
+    expect(ice).toEqual([
+      { kind: "notify", session: "b", notification: { method: "iceCandidate", params: { endpointName: "alice", candidate: "c", sdpMid: "0", sdpMLineIndex: 0 } } },
+    ]);
+    const own = room.input({ type: "mediaEvent", event: { event: "mediaError", user: "alice", error: "ERR: element" } });
+    expect(own).toEqual([{ kind: "notify", session: "a", notification: { method: "mediaError", params: { error: "ERR: element" } } }]);
+    const all = room.input({ type: "mediaEvent", event: { event: "mediaError", error: "ERR: pipeline" } });
+    expect(all).toEqual([{ kind: "broadcast", except: null, notification: { method: "mediaError", params: { error: "ERR: pipeline" } } }]);
+  });
+
+  it("ignores a media result for a request whose asker has left", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    const out = room.req("a", "publishVideo", { sdpOffer: "v=0" });
+    room.req("a", "leaveRoom");
+    const late = room.completeMedia(out, { ok: true, value: { sdpAnswer: "x" } });
+    expect(late).toEqual([]);
+  });
+});
+
+describe("leaveRoom", () => {
+  it("a leave produces one participantLeft per remaining user, then the answer, then the close", () => {
+    const room = new Room();
+    ["a", "b", "c"].forEach((s, i) => room.join(s, `u${i}`));
+    const out = room.req("b", "leaveRoom", {});
+    expect(notificationsTo(out, room, "a", "participantLeft")).toEqual([{ method: "participantLeft", params: { name: "u1" } }]);
+    expect(notificationsTo(out, room, "c", "participantLeft")).toHaveLength(1);
+    const kinds = out.map((e) => e.kind);
+    expect(kinds.indexOf("broadcast")).toBeLessThan(kinds.indexOf("reply"));
+    expect(kinds.indexOf("reply")).toBeLessThan(kinds.indexOf("close"));
+    expect(mediaCommands(out)).toEqual([{ op: "releaseUser", user: "u1" }]);
+    expect(room.state.participants.size).toBe(2);
+  });
+
+  it("the last one out closes the room and releases its media", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    const out = room.req("a", "leaveRoom");
+    expect(mediaCommands(out)).toEqual([{ op: "releaseUser", user: "alice" }, { op: "releaseRoom" }]);
+    expect(out).toContainEqual({ kind: "directory", open: false });
+    expect(room.state.participants.size).toBe(0);
+  });
+
+  it("drops the leaver from the others' subscriptions", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.publish("a");
+    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), { ok: true, value: { sdpAnswer: "x" } });
+    room.req("a", "leaveRoom");
+    expect(findByUser(room.state, "bob")?.subscriptions).toEqual({});
+  });
+});
+
+describe("sendMessage", () => {
+  it("reaches everyone, sender included, once", () => {
+    const room = new Room();
+    ["a", "b", "c"].forEach((s, i) => room.join(s, `u${i}`));
+    const out = room.req("a", "sendMessage", { message: "hello", userMessage: "u0", roomMessage: "r1" });
+    expect(resultOf(out)).toEqual({ sessionId: "a" });
+    for (const s of ["a", "b", "c"]) {
+      expect(notificationsTo(out, room, s, "sendMessage")).toEqual([
+        { method: "sendMessage", params: { room: "r1", user: "u0", message: "hello" } },
+      ]);
+    }
+  });
+
+  it("checks the user (102) and the room (202) it claims", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    expect(errorCode(room.req("a", "sendMessage", { message: "x", userMessage: "bob", roomMessage: "r1" }))).toBe(RoomCode.USER_NOT_FOUND);
+    expect(errorCode(room.req("a", "sendMessage", { message: "x", userMessage: "alice", roomMessage: "r2" }))).toBe(RoomCode.ROOM_NOT_FOUND);
+  });
+
+  it("does not copy state for a chat message", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    const before = room.state;
+    room.req("a", "sendMessage", { message: "x", userMessage: "alice", roomMessage: "r1" });
+    expect(room.state).toBe(before);
+  });
+});
+
+describe("customRequest (hat filter)", () => {
+  it("puts a hat on a publisher's video and takes it off", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.publish("a");
+    const on = room.req("a", "customRequest", { hat: true });
+    expect(mediaCommands(on)).toEqual([{ op: "applyFilter", user: "alice", filter: "hat" }]);
+    expect(resultOf(room.completeMedia(on, { ok: true, value: {} }))).toEqual({ sessionId: "a" });
+    expect(findByUser(room.state, "alice")?.attributes).toEqual({ hat: true });
+    expect(errorCode(room.req("a", "customRequest", { hat: true }))).toBe(RoomCode.USER_GENERIC);
+    const off = room.req("a", "customRequest", { hat: false });
+    expect(mediaCommands(off)).toEqual([{ op: "removeFilter", user: "alice", filter: "hat" }]);
+    room.completeMedia(off, { ok: true, value: {} });
+    expect(findByUser(room.state, "alice")?.attributes).toEqual({ hat: false });
+  });
+
+  it("gives the original's errors", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    const missing = replyOf(room.req("a", "customRequest", {}));
+    expect(missing.kind === "error" && missing.error).toMatchObject({ code: JsonRpcCode.INVALID_PARAMS, message: expect.stringContaining("'hat' is missing") });
+    const noHat = replyOf(room.req("a", "customRequest", { hat: false }));
+    expect(noHat.kind === "error" && noHat.error.message).toBe("This user has no hat filter yet");
+    expect(errorCode(room.req("a", "customRequest", { hat: true }))).toBe(RoomCode.USER_NOT_STREAMING);
+  });
+
+  it("relays a media server's refusal and keeps the hat off", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.publish("a");
+    const on = room.req("a", "customRequest", { hat: true });
+    const done = room.completeMedia(on, { ok: false, error: { code: RoomCode.MEDIA_GENERIC, message: "filters unsupported" } });
+    expect(errorCode(done)).toBe(RoomCode.MEDIA_GENERIC);
+    expect(findByUser(room.state, "alice")?.attributes).toEqual({});
+  });
+
+  it("without a handler, customRequest is refused clearly", () => {
+    const room = new Room({ hooks: {} });
+    room.join("a", "alice");
+    expect(errorCode(room.req("a", "customRequest", { hat: true }))).toBe(RoomCode.GENERIC);
+  });
+});
+
+describe("reconnection window", () => {
+  it("keeps the seat of a dropped socket, then expires it with participantLeft", () => {
+    const room = new Room({ windowMs: 10_000 });
+    room.join("a", "alice");
+    room.join("b", "bob");
+    const drop = room.input({ type: "socketClosed", session: "b" });
+    expect(drop).toEqual([{ kind: "alarm", at: room.now + 10_000 }]);
+    expect(findByUser(room.state, "bob")?.disconnectedAt).toBe(room.now);
+    // a join meanwhile still sees bob, and bob's name is still taken
+    expect(errorCode(room.join("c", "bob"))).toBe(RoomCode.EXISTING_USER_IN_ROOM);
+    room.now += 5_000;
+    const early = room.input({ type: "tick" });
+    expect(early).toEqual([{ kind: "alarm", at: room.now + 5_000 }]);
+    room.now += 5_000;
+    const late = room.input({ type: "tick" });
+    expect(notificationsTo(late, room, "a", "participantLeft")).toEqual([{ method: "participantLeft", params: { name: "bob" } }]);
+    expect(mediaCommands(late)).toEqual([{ op: "releaseUser", user: "bob" }]);
+    expect(late.at(-1)).toEqual({ kind: "alarm", at: null });
+  });
+
+  it("connect {sessionId} resumes the seat on a new socket", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.input({ type: "socketClosed", session: "b" });
+    const out = room.req("b2", "connect", { sessionId: "b" });
+    expect(out).toContainEqual({ kind: "bind", from: "b2", to: "b" });
+    expect(out).toContainEqual(expect.objectContaining({ kind: "reply", session: "b", result: { sessionId: "b" } }));
+    expect(out).toContainEqual({ kind: "alarm", at: null });
+    expect(findByUser(room.state, "bob")?.disconnectedAt).toBeNull();
+    expect(resultOf(room.req("b", "sendMessage", { message: "back", userMessage: "bob", roomMessage: "r1" }))).toEqual({ sessionId: "b" });
+  });
+
+  it("connect with an unknown session is 40007; without one it just answers", () => {
+    const room = new Room();
+    expect(errorCode(room.req("x", "connect", { sessionId: "nope" }))).toBe(INVALID_SESSION_CODE);
+    expect(resultOf(room.req("x", "connect", {}))).toEqual({ sessionId: "x" });
+  });
+
+  it("a zero window removes a dropped participant at once", () => {
+    const room = new Room({ windowMs: 0 });
+    room.join("a", "alice");
+    room.join("b", "bob");
+    const out = room.input({ type: "socketClosed", session: "b" });
+    expect(notificationsTo(out, room, "a", "participantLeft")).toHaveLength(1);
+    expect(room.state.participants.size).toBe(1);
+  });
+
+  it("a closed socket of a non-member changes nothing", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    const before = room.state;
+    expect(room.input({ type: "socketClosed", session: "zzz" })).toEqual([]);
+    expect(room.state).toBe(before);
+  });
+});
+
+describe("server-side close", () => {
+  it("evicts everyone: participantEvicted, roomClosed, then the close; releases the room", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    const out = room.input({ type: "close", reason: "admin" });
+    for (const s of ["a", "b"]) {
+      const mine = out.filter((e) => "session" in e && e.session === s);
+      expect(mine).toEqual([
+        { kind: "notify", session: s, notification: { method: "participantEvicted", params: {} } },
+        { kind: "notify", session: s, notification: { method: "roomClosed", params: { room: "r1" } } },
+        { kind: "close", session: s, code: 1000, reason: "room closed" },
+      ]);
+    }
+    expect(mediaCommands(out)).toEqual([{ op: "releaseRoom" }]);
+    expect(out).toContainEqual({ kind: "directory", open: false });
+    expect(room.state.participants.size).toBe(0);
+  });
+});
