@@ -23,7 +23,7 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 ADMIN_TOKEN: "test-admin-token",
-                RECONNECT_WINDOW_SECONDS: "10",
+                RECONNECT_WINDOW_SECONDS: "1",
               },
             },
           }),

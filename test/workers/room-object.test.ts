@@ -1,0 +1,237 @@
+/**
+ * The room Durable Object inside workerd, reached through the worker's real
+ * routes and real WebSocket upgrades: hibernation and eviction must lose
+ * nothing, the reconnection window is alarm-driven, REST routes work.
+ */
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { RoomObject } from "../../worker/do/room-object.ts";
+
+interface Frame {
+  id?: number | string | null;
+  method?: string;
+  params?: Record<string, unknown>;
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string };
+}
+
+/** A WebSocket client living in the test's isolate. */
+class Client {
+  readonly frames: Frame[] = [];
+  readonly waiters: Array<() => void> = [];
+  closeCode: number | null = null;
+  nextId = 1;
+  readonly ws: WebSocket;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.accept();
+    ws.addEventListener("message", (event) => {
+      this.frames.push(JSON.parse(event.data as string) as Frame);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    ws.addEventListener("close", (event) => {
+      this.closeCode = event.code;
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  static async open(path: string): Promise<Client> {
+    const response = await SELF.fetch(`https://example.com${path}`, { headers: { Upgrade: "websocket" } });
+    expect(response.status).toBe(101);
+    const ws = response.webSocket;
+    if (!ws) throw new Error("no WebSocket in the upgrade response");
+    return new Client(ws);
+  }
+
+  async waitFor(predicate: (f: Frame) => boolean, what: string): Promise<Frame> {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const found = this.frames.find(predicate);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.frames)}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+  }
+
+  async request(method: string, params: Record<string, unknown> = {}): Promise<Frame> {
+    const id = this.nextId++;
+    this.ws.send(JSON.stringify({ jsonrpc: "2.0", method, params, id }));
+    return this.waitFor((f) => f.id === id, `the answer to ${method}`);
+  }
+
+  async closed(): Promise<number> {
+    const deadline = Date.now() + 5000;
+    while (this.closeCode === null) {
+      if (Date.now() > deadline) throw new Error("socket did not close");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.closeCode;
+  }
+}
+
+function roomStub(room: string) {
+  return env.ROOM.get(env.ROOM.idFromName(room));
+}
+
+describe("room Durable Object", () => {
+  it("joins two users over real upgrades and tells the first one about the second", async () => {
+    const alice = await Client.open("/room/w1");
+    const joined = await alice.request("joinRoom", { user: "alice", room: "w1" });
+    expect(joined.result).toMatchObject({ value: [] });
+    const bob = await Client.open("/room/w1");
+    const bobJoined = await bob.request("joinRoom", { user: "bob", room: "w1" });
+    expect(bobJoined.result?.value).toEqual([{ id: "alice" }]);
+    const note = await alice.waitFor((f) => f.method === "participantJoined", "participantJoined");
+    expect(note.params).toEqual({ id: "bob" });
+    alice.ws.close();
+    bob.ws.close();
+  });
+
+  it("keeps the roster and the sockets' identities across eviction (hibernation)", async () => {
+    const alice = await Client.open("/room/w2");
+    const aliceSession = (await alice.request("joinRoom", { user: "alice", room: "w2" })).result?.sessionId;
+    const bob = await Client.open("/room/w2");
+    await bob.request("joinRoom", { user: "bob", room: "w2" });
+
+    const stub = roomStub("w2");
+    await evictDurableObject(stub);
+
+    // The object comes back from SQLite and the sockets' attachments.
+    const count = await runInDurableObject(stub, (instance: RoomObject) => instance.state?.participants.size);
+    expect(count).toBe(2);
+    const chat = await alice.request("sendMessage", { message: "still here", userMessage: "alice", roomMessage: "w2" });
+    expect(chat.result).toEqual({ sessionId: aliceSession });
+    const heard = await bob.waitFor((f) => f.method === "sendMessage", "the chat message");
+    expect(heard.params).toEqual({ room: "w2", user: "alice", message: "still here" });
+
+    const carol = await Client.open("/room/w2");
+    const carolJoined = await carol.request("joinRoom", { user: "carol", room: "w2" });
+    expect(carolJoined.result?.value).toEqual([{ id: "alice" }, { id: "bob" }]);
+    for (const c of [alice, bob, carol]) c.ws.close();
+  });
+
+  it("stores the roster in SQLite rows", async () => {
+    const alice = await Client.open("/room/w3");
+    await alice.request("joinRoom", { user: "alice", room: "w3" });
+    const rows = await runInDurableObject(roomStub("w3"), (_instance: RoomObject, state) =>
+      state.storage.sql.exec<{ data: string }>("SELECT data FROM participants").toArray().map((r) => JSON.parse(r.data) as { user: string }),
+    );
+    expect(rows.map((r) => r.user)).toEqual(["alice"]);
+    alice.ws.close();
+  });
+
+  it("holds a dropped user's seat until the alarm after the window, then tells the others", async () => {
+    const alice = await Client.open("/room/w4");
+    await alice.request("joinRoom", { user: "alice", room: "w4" });
+    const bob = await Client.open("/room/w4");
+    await bob.request("joinRoom", { user: "bob", room: "w4" });
+    bob.ws.close(1001, "going away");
+    const stub = roomStub("w4");
+    // Wait until the object has seen the close (the seat is marked, not freed).
+    for (let i = 0; i < 50; i++) {
+      const marked = await runInDurableObject(stub, (instance: RoomObject) =>
+        [...(instance.state?.participants.values() ?? [])].some((p) => p.user === "bob" && p.disconnectedAt !== null),
+      );
+      if (marked) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(alice.frames.some((f) => f.method === "participantLeft")).toBe(false);
+    // RECONNECT_WINDOW_SECONDS is 1 in this test environment.
+    await new Promise((r) => setTimeout(r, 1100));
+    // The alarm may already have fired on its own; if not, run it now.
+    await runDurableObjectAlarm(stub);
+    const left = await alice.waitFor((f) => f.method === "participantLeft", "participantLeft");
+    expect(left.params).toEqual({ name: "bob" });
+    const remaining = await runInDurableObject(stub, (instance: RoomObject) => [...(instance.state?.participants.values() ?? [])].map((p) => p.user));
+    expect(remaining).toEqual(["alice"]);
+    alice.ws.close();
+  });
+
+  it("resumes a session on a new socket with connect {sessionId}", async () => {
+    const alice = await Client.open("/room/w5");
+    await alice.request("joinRoom", { user: "alice", room: "w5" });
+    const bob = await Client.open("/room/w5");
+    const session = (await bob.request("joinRoom", { user: "bob", room: "w5" })).result?.sessionId;
+    bob.ws.close(1001, "network change");
+    const bob2 = await Client.open("/room/w5");
+    const resumed = await bob2.request("connect", { sessionId: session });
+    expect(resumed.result).toEqual({ sessionId: session });
+    const chat = await bob2.request("sendMessage", { message: "back", userMessage: "bob", roomMessage: "w5" });
+    expect(chat.result).toEqual({ sessionId: session });
+    await alice.waitFor((f) => f.method === "sendMessage" && f.params?.message === "back", "bob's message");
+    expect(alice.frames.some((f) => f.method === "participantLeft")).toBe(false);
+    alice.ws.close();
+    bob2.ws.close();
+  });
+
+  it("leaveRoom answers, then closes the socket; the last one out removes the room from the directory", async () => {
+    const alice = await Client.open("/room/w6");
+    await alice.request("joinRoom", { user: "alice", room: "w6" });
+    expect(await (await SELF.fetch("https://example.com/getAllRooms")).json()).toContain("w6");
+    const left = await alice.request("leaveRoom");
+    expect(left.result).toHaveProperty("sessionId");
+    expect(await alice.closed()).toBe(1000);
+    // The directory update is asynchronous (waitUntil): poll briefly.
+    let rooms: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      rooms = await (await SELF.fetch("https://example.com/getAllRooms")).json();
+      if (!rooms.includes("w6")) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(rooms).not.toContain("w6");
+  });
+
+  it("answers bad frames and keeps the socket usable", async () => {
+    const alice = await Client.open("/room/w7");
+    alice.ws.send("{not json");
+    expect((await alice.waitFor((f) => f.error?.code === -32700, "parse error")).id).toBeNull();
+    alice.ws.send("[]");
+    await alice.waitFor((f) => f.error?.code === -32600, "invalid request");
+    const bad = await alice.request("joinRoom", { user: 42, room: "w7" });
+    expect(bad.error?.code).toBe(-32602);
+    expect(bad.error?.message).toContain("user");
+    const ok = await alice.request("joinRoom", { user: "alice", room: "w7" });
+    expect(ok.result?.value).toEqual([]);
+    const media = await alice.request("publishVideo", { sdpOffer: "v=0", doLoopback: false });
+    expect(media.error).toEqual({ code: 301, message: "no media bridge attached" });
+    alice.ws.close();
+  });
+});
+
+describe("REST routes", () => {
+  it("/close needs the admin token, then evicts everyone", async () => {
+    const alice = await Client.open("/room/w8");
+    await alice.request("joinRoom", { user: "alice", room: "w8" });
+    expect((await SELF.fetch("https://example.com/close?room=w8")).status).toBe(401);
+    const wrong = await SELF.fetch("https://example.com/close?room=w8", { headers: { Authorization: "Bearer nope" } });
+    expect(wrong.status).toBe(401);
+    const auth = { headers: { Authorization: "Bearer test-admin-token" } };
+    expect((await SELF.fetch("https://example.com/close?room=unknown-room", auth)).status).toBe(404);
+    expect((await SELF.fetch("https://example.com/close", auth)).status).toBe(400);
+    const closed = await SELF.fetch("https://example.com/close?room=w8", auth);
+    expect(closed.status).toBe(200);
+    await alice.waitFor((f) => f.method === "roomClosed", "roomClosed");
+    const methods = alice.frames.filter((f) => f.method).map((f) => f.method);
+    expect(methods).toEqual(["participantEvicted", "roomClosed"]);
+    expect(await alice.closed()).toBe(1000);
+  });
+
+  it("serves the client configuration and health", async () => {
+    expect(await (await SELF.fetch("https://example.com/getClientConfig")).json()).toEqual({
+      loopbackRemote: false,
+      loopbackAndLocal: false,
+      filters: [],
+    });
+    expect((await SELF.fetch("https://example.com/health")).status).toBe(200);
+  });
+
+  it("rejects bad room URLs", async () => {
+    expect((await SELF.fetch("https://example.com/room/x")).status).toBe(426);
+    const tooLong = "x".repeat(200);
+    expect((await SELF.fetch(`https://example.com/room/${tooLong}`, { headers: { Upgrade: "websocket" } })).status).toBe(400);
+  });
+});
