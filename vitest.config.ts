@@ -36,7 +36,7 @@ export default defineConfig({
       {
         test: {
           name: "integration",
-          include: ["test/integration/**/*.test.ts", "test/media-server/**/*.test.ts"],
+          include: ["test/integration/**/*.test.ts", "test/media-server/**/*.test.ts", "test/bridge/**/*.test.ts"],
           environment: "node",
           // Real servers start in these tests; run files one at a time so two
           // cores are not oversubscribed and ports do not collide.

@@ -52,7 +52,8 @@ export const mediaCommandResults = {
   releaseRoom: z.object({}),
   applyFilter: z.object({}),
   removeFilter: z.object({}),
-  sync: z.object({}),
+  /** Users the bridge still holds media for; the room resets everyone else's media. */
+  sync: z.object({ held: z.array(name) }),
 } as const satisfies Record<MediaOp, z.ZodType>;
 
 export type MediaResult<K extends MediaOp> = z.infer<(typeof mediaCommandResults)[K]>;
@@ -63,6 +64,8 @@ export const mediaEventParams = {
   /** `user` absent: a pipeline-wide error that concerns everyone in the room. */
   mediaError: z.object({ user: name.optional(), error: z.string().max(4096) }),
   mediaState: z.object({ user: name, endpoint: name, state: z.string().max(64) }),
+  /** The media server lost these users' media (all of the room's when absent), e.g. it restarted. */
+  mediaLost: z.object({ users: z.array(name).optional(), error: z.string().max(4096) }),
 } as const;
 
 export type MediaEventMethod = keyof typeof mediaEventParams;
@@ -84,6 +87,11 @@ export const controlParams = {
   }),
   /** bridge → pool, periodically and on change. */
   load: z.object({ pipelines: z.number().int().min(0) }),
-  /** pool → bridge: open `/bridge/rooms/:room`. */
-  attach: z.object({ room: name }),
+  /** pool → bridge: open `/bridge/rooms/:room`; `user` is who needs media first (KMS selection). */
+  attach: z.object({ room: name, user: name }),
+} as const;
+
+export const controlResults = {
+  register: z.object({ accepted: z.literal(true) }),
+  attach: z.object({}),
 } as const;
