@@ -539,3 +539,58 @@ describe("server-side close", () => {
     expect(room.state.participants.size).toBe(0);
   });
 });
+
+describe("media lost (media server restart, bridge replaced)", () => {
+  it("resets the users' media, tells them, and unpublishes their streams for the others", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.join("c", "carol");
+    room.publish("a");
+    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), { ok: true, value: { sdpAnswer: "x" } });
+    const out = room.input({ type: "mediaEvent", event: { event: "mediaLost", error: "media server restarted" } });
+    expect(notificationsTo(out, room, "a", "mediaError")).toEqual([{ method: "mediaError", params: { error: "media server restarted" } }]);
+    expect(notificationsTo(out, room, "b", "mediaError")).toHaveLength(1);
+    expect(notificationsTo(out, room, "c", "mediaError")).toHaveLength(0); // carol had no media
+    expect(notificationsTo(out, room, "b", "participantUnpublished")).toEqual([{ method: "participantUnpublished", params: { name: "alice" } }]);
+    expect(findByUser(room.state, "alice")?.publish).toBe("none");
+    expect(findByUser(room.state, "bob")?.subscriptions).toEqual({});
+    // alice can publish again
+    expect(resultOf(room.publish("a"))).toMatchObject({ sdpAnswer: "v=0 answer" });
+  });
+
+  it("only touches the users named", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.publish("a");
+    room.publish("b");
+    room.input({ type: "mediaEvent", event: { event: "mediaLost", users: ["bob"], error: "lost" } });
+    expect(findByUser(room.state, "alice")?.publish).toBe("live");
+    expect(findByUser(room.state, "bob")?.publish).toBe("none");
+  });
+});
+
+describe("media requests overtaken by events", () => {
+  it("a publish whose media was reset meanwhile still gets an answer (an error), and the bridge cleans up", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    const out = room.req("a", "publishVideo", { sdpOffer: "v=0" });
+    room.input({ type: "mediaEvent", event: { event: "mediaLost", error: "restart" } });
+    const late = room.completeMedia(out, { ok: true, value: { sdpAnswer: "x" } });
+    expect(errorCode(late)).toBe(RoomCode.MEDIA_GENERIC);
+    expect(mediaCommands(late)).toEqual([{ op: "unpublish", user: "alice" }]);
+  });
+
+  it("a subscription whose publisher unpublished meanwhile gets an error answer", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.publish("a");
+    const sub = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" });
+    room.req("a", "unpublishVideo");
+    const late = room.completeMedia(sub, { ok: true, value: { sdpAnswer: "x" } });
+    expect(errorCode(late)).toBe(RoomCode.MEDIA_GENERIC);
+    expect(mediaCommands(late)).toEqual([{ op: "unsubscribe", user: "bob", sender: "alice" }]);
+  });
+});

@@ -341,7 +341,11 @@ class StepBuilder {
     const { session, id } = pending;
     switch (pending.op) {
       case "publish": {
-        if (me.publish !== "pending") return;
+        if (me.publish !== "pending") {
+          // Its media was reset meanwhile (mediaLost): drop what the bridge built and say so.
+          if (outcome.ok) this.media({ op: "unpublish", user: me.user });
+          return this.fail(session, id, rpcError(RoomCode.MEDIA_GENERIC, "Publishing was interrupted: the media connection was reset"));
+        }
         const answer = sdpAnswerOf(outcome);
         if ("error" in answer) {
           this.putParticipant({ ...me, publish: "none", loopback: false });
@@ -354,7 +358,10 @@ class StepBuilder {
       }
       case "subscribe": {
         const sender = pending.sender ?? "";
-        if (me.subscriptions[sender] !== "pending") return;
+        if (me.subscriptions[sender] !== "pending") {
+          if (outcome.ok) this.media({ op: "unsubscribe", user: me.user, sender });
+          return this.fail(session, id, rpcError(RoomCode.MEDIA_GENERIC, `Receiving from '${sender}' was interrupted: the stream is gone`));
+        }
         const answer = sdpAnswerOf(outcome);
         if ("error" in answer) {
           const { [sender]: _dropped, ...rest } = me.subscriptions;
@@ -399,6 +406,32 @@ class StepBuilder {
       case "mediaState":
         // Informational: nothing in the original protocol carries it to clients.
         return;
+      case "mediaLost":
+        return this.mediaLost(event.users, event.error);
+    }
+  }
+
+  /**
+   * The media server lost these users' endpoints (it restarted, or a new
+   * bridge took the room over). Their streams are gone for everyone; each is
+   * told with mediaError and can publish and subscribe again.
+   */
+  mediaLost(users: readonly string[] | undefined, error: string): void {
+    const affected: Participant[] = [];
+    for (const p of this.state.participants.values()) {
+      if (users !== undefined && !users.includes(p.user)) continue;
+      if (p.publish !== "none" || Object.keys(p.subscriptions).length > 0) affected.push(p);
+    }
+    for (const p of affected) {
+      const current = this.state.participants.get(p.session);
+      if (!current) continue;
+      if (current.publish !== "none") this.stopPublishing(current);
+      const after = this.state.participants.get(p.session);
+      if (after && Object.keys(after.subscriptions).length > 0) this.putParticipant({ ...after, subscriptions: {} });
+      if (p.publish === "live") this.broadcast(p.session, { method: "participantUnpublished", params: { name: p.user } });
+    }
+    for (const p of affected) {
+      if (p.disconnectedAt === null) this.notify(p.session, { method: "mediaError", params: { error } });
     }
   }
 
