@@ -1,0 +1,6 @@
+// The embedded media server: a Kurento-protocol server on werift (issue 3, DESIGN §6).
+export { startMediaServer, type MediaServerHandle } from "./server.ts";
+export { mediaServerOptionsFromEnv, type MediaServerOptions, DEFAULT_WEBRTC_SETTINGS } from "./config.ts";
+export type { WebRtcSettings, VideoCodecName } from "./webrtc-config.ts";
+export type { RpcStats as MediaServerStats } from "./kurento-rpc.ts";
+export { SUPPORTED_TYPES, KNOWN_UNSUPPORTED_TYPES } from "./object-types.ts";

@@ -1,0 +1,270 @@
+import { ErrorCodes, KurentoError, toErrorBody } from "./errors.ts";
+import { createObject } from "./object-types.ts";
+import type { MediaObject, MediaServerContext } from "./objects/media-object.ts";
+import { ServerManager } from "./objects/server-manager.ts";
+import {
+  describeIssues,
+  isRpcMethod,
+  type MethodParams,
+  methodParamSchemas,
+  parseParams,
+  type RequestFrame,
+  requestFrameSchema,
+  responseFrameSchema,
+  type RpcMethod,
+} from "./protocol.ts";
+import { type Connection, Session } from "./session.ts";
+
+/** One WebSocket as the protocol sees it: the sessions it has spoken for, and the one it speaks for now. */
+export interface ClientConnection extends Connection {
+  current: Session | undefined;
+  readonly sessions: Set<Session>;
+}
+
+type ResultBody = Record<string, unknown>;
+type Call = { connection: ClientConnection; session: () => Session };
+type Handler<M extends RpcMethod> = (params: MethodParams<M>, call: Call) => Promise<ResultBody> | ResultBody;
+
+export interface RpcStats {
+  objects: number;
+  pipelines: number;
+  sessions: number;
+}
+
+const NEW_REFERENCE = /^newref:(\d+)$/;
+
+/**
+ * The Kurento Protocol over any transport: parses frames, keeps sessions, and
+ * runs requests against the media objects. Requests that touch the same object
+ * run one after another, as KMS runs them; others run concurrently.
+ */
+export class KurentoRpc {
+  readonly context: MediaServerContext;
+  private readonly sessions = new Map<string, Session>();
+  private readonly serverManager: ServerManager;
+  private readonly sessionGraceMs: number;
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(context: MediaServerContext, sessionGraceMs: number) {
+    this.context = context;
+    this.sessionGraceMs = sessionGraceMs;
+    this.serverManager = new ServerManager(context, {
+      sessionIds: () => [...this.sessions.keys()],
+      pipelineIds: () => context.registry.pipelines().map((pipeline) => pipeline.id),
+    });
+    context.registry.addPermanent(this.serverManager);
+  }
+
+  stats(): RpcStats {
+    return { objects: this.context.registry.size, pipelines: this.context.registry.pipelines().length, sessions: this.sessions.size };
+  }
+
+  /** Handles one text frame; returns the reply frame, or undefined when none is due (notifications, stray responses). */
+  async handleText(connection: ClientConnection, text: string): Promise<unknown> {
+    let frame: unknown;
+    try {
+      frame = JSON.parse(text);
+    } catch (error) {
+      return errorFrame(null, { code: ErrorCodes.PARSE_ERROR, message: `Parse error: ${error instanceof Error ? error.message : "invalid JSON"}`, data: { type: "PARSE_ERROR" } });
+    }
+    if (Array.isArray(frame)) {
+      return errorFrame(null, { code: ErrorCodes.INVALID_REQUEST, message: "Invalid Request: batch requests are not supported by the Kurento protocol", data: { type: "INVALID_REQUEST" } });
+    }
+    if (typeof frame !== "object" || frame === null) {
+      return errorFrame(null, { code: ErrorCodes.INVALID_REQUEST, message: "Invalid Request: a frame must be a JSON-RPC 2.0 object", data: { type: "INVALID_REQUEST" } });
+    }
+    if (!("method" in frame) && responseFrameSchema.safeParse(frame).success) return undefined;
+    const request = requestFrameSchema.safeParse(frame);
+    if (!request.success) {
+      const rawId = (frame as { id?: unknown }).id;
+      const id = typeof rawId === "number" || typeof rawId === "string" ? rawId : null;
+      return errorFrame(id, { code: ErrorCodes.INVALID_REQUEST, message: `Invalid Request: ${describeIssues(request.error)}`, data: { type: "INVALID_REQUEST" } });
+    }
+    const { id } = request.data;
+    try {
+      const result = await this.execute(connection, request.data);
+      return id === undefined ? undefined : { jsonrpc: "2.0", id, result };
+    } catch (error) {
+      return id === undefined ? undefined : errorFrame(id, toErrorBody(error));
+    }
+  }
+
+  /** The socket closed: its sessions wait `sessionGraceMs` for a `connect`, then end. */
+  disconnected(connection: ClientConnection): void {
+    for (const session of connection.sessions) {
+      if (session.connection !== connection) continue;
+      session.detach(this.sessionGraceMs, () => {
+        void this.endSession(session);
+      });
+    }
+    connection.sessions.clear();
+    connection.current = undefined;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((session) => this.endSession(session)));
+    await Promise.all(this.context.registry.all().map((object) => object.release()));
+  }
+
+  private async endSession(session: Session): Promise<void> {
+    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    await session.end();
+  }
+
+  private async execute(connection: ClientConnection, request: Pick<RequestFrame, "method" | "params">): Promise<ResultBody> {
+    const { method } = request;
+    if (!isRpcMethod(method)) {
+      throw new KurentoError("METHOD_NOT_FOUND", `Method not found: "${method}" (the Kurento protocol has ${Object.keys(methodParamSchemas).join(", ")})`);
+    }
+    const params = parseParams(methodParamSchemas[method], request.params, `"${method}"`);
+    let resolved: Session | undefined;
+    const call: Call = {
+      connection,
+      session: () => {
+        resolved ??= this.resolveSession(connection, params.sessionId);
+        return resolved;
+      },
+    };
+    const key = "object" in params && typeof params.object === "string" ? params.object : undefined;
+    const body = await this.inOrder(key, () => (this.handlers[method] as Handler<typeof method>)(params, call));
+    return resolved ? { ...body, sessionId: resolved.id } : body;
+  }
+
+  private async inOrder<T>(key: string | undefined, work: () => Promise<T> | T): Promise<T> {
+    if (key === undefined) return work();
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.queues.set(key, settled);
+    void settled.then(() => {
+      if (this.queues.get(key) === settled) this.queues.delete(key);
+    });
+    return next;
+  }
+
+  /**
+   * A request naming an unknown session adopts that id (as KMS does): after a
+   * failed `connect`, kurento-client keeps sending its old id and must still
+   * be served.
+   */
+  private resolveSession(connection: ClientConnection, sessionId: string | undefined): Session {
+    let session = sessionId ? this.sessions.get(sessionId) : connection.current;
+    if (!session) {
+      session = new Session(sessionId);
+      this.sessions.set(session.id, session);
+    }
+    this.bind(connection, session);
+    return session;
+  }
+
+  private bind(connection: ClientConnection, session: Session): void {
+    if (session.connection !== connection) session.attach(connection);
+    connection.sessions.add(session);
+    connection.current = session;
+  }
+
+  private object(id: string): MediaObject {
+    return this.context.registry.get(id);
+  }
+
+  private readonly handlers = {
+    ping: (params, { connection }) => {
+      const known = params.sessionId ? this.sessions.get(params.sessionId) : undefined;
+      if (known) this.bind(connection, known);
+      return { value: "pong" };
+    },
+    connect: (params, call) => {
+      if (params.sessionId && !this.sessions.has(params.sessionId)) {
+        throw new KurentoError("INVALID_SESSION", `Invalid session: "${params.sessionId}" is unknown (it expired or never existed)`);
+      }
+      call.session();
+      return {};
+    },
+    describe: (params, call) => {
+      call.session();
+      const object = this.object(params.object);
+      return { hierarchy: [...object.hierarchy], qualifiedType: object.qualifiedType, type: object.typeName };
+    },
+    create: (params, call) => {
+      const session = call.session();
+      const object = createObject(this.context, params.type, params.constructorParams);
+      session.adopt(object);
+      return { value: object.id };
+    },
+    invoke: async (params, call) => {
+      call.session();
+      const object = this.object(params.object);
+      const operation = object.operations()[params.operation];
+      if (!operation) {
+        throw new KurentoError("MEDIA_OBJECT_METHOD_NOT_FOUND", `${object.typeName} has no operation "${params.operation}" in the embedded media server`);
+      }
+      const value = await operation(params.operationParams);
+      return value === undefined ? {} : { value };
+    },
+    subscribe: (params, call) => {
+      const session = call.session();
+      const object = this.object(params.object);
+      const subscription = object.subscribe(params.type, session);
+      session.addSubscription(subscription, object);
+      return { value: subscription };
+    },
+    // Lenient on purpose: kurento-client unsubscribes from objects right after releasing them.
+    unsubscribe: (params, call) => {
+      const session = call.session();
+      this.context.registry.find(params.object)?.unsubscribe(params.subscription);
+      session.forgetSubscription(params.subscription);
+      return {};
+    },
+    release: async (params, call) => {
+      call.session();
+      const object = this.object(params.object);
+      if (object instanceof ServerManager) throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", "The ServerManager cannot be released");
+      await object.release();
+      return {};
+    },
+    transaction: async (params, call) => {
+      call.session();
+      const results: unknown[] = [];
+      const ids: Array<string | undefined> = [];
+      for (const [index, operation] of params.operations.entries()) {
+        const replyId = operation.id ?? index;
+        try {
+          if (operation.method === "transaction") throw new KurentoError("MALFORMED_TRANSACTION", "Transactions cannot be nested");
+          const resolvedParams = resolveReferences(operation.params ?? {}, ids);
+          const result = await this.execute(call.connection, { method: operation.method, params: { ...resolvedParams, sessionId: call.session().id } });
+          ids.push(typeof result.value === "string" ? result.value : undefined);
+          results.push({ jsonrpc: "2.0", id: replyId, result });
+        } catch (error) {
+          ids.push(undefined);
+          results.push({ jsonrpc: "2.0", id: replyId, error: toErrorBody(error) });
+        }
+      }
+      return { value: results };
+    },
+  } satisfies { [M in RpcMethod]: Handler<M> };
+}
+
+/** In a transaction, `newref:N` stands for the id created by operation N. */
+function resolveReferences(params: Record<string, unknown>, ids: Array<string | undefined>): Record<string, unknown> {
+  const resolve = (value: unknown): unknown => {
+    if (typeof value !== "string") return value;
+    const match = NEW_REFERENCE.exec(value);
+    if (!match) return value;
+    const id = ids[Number(match[1])];
+    if (id === undefined) throw new KurentoError("MALFORMED_TRANSACTION", `${value} does not name an object created earlier in this transaction`);
+    return id;
+  };
+  const resolved: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(params)) {
+    if ((key === "constructorParams" || key === "operationParams") && value && typeof value === "object" && !Array.isArray(value)) {
+      resolved[key] = Object.fromEntries(Object.entries(value).map(([inner, innerValue]) => [inner, resolve(innerValue)]));
+    } else {
+      resolved[key] = resolve(value);
+    }
+  }
+  return resolved;
+}
+
+function errorFrame(id: number | string | null, error: unknown) {
+  return { jsonrpc: "2.0", id, error };
+}

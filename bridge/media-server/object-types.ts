@@ -1,0 +1,77 @@
+import { z } from "zod";
+import { KurentoError } from "./errors.ts";
+import { parseParams } from "./protocol.ts";
+import type { MediaObject, MediaServerContext } from "./objects/media-object.ts";
+import { MediaPipeline } from "./objects/pipeline.ts";
+import { PassThrough } from "./objects/pass-through.ts";
+import { WebRtcEndpoint } from "./objects/webrtc-endpoint.ts";
+
+export const SUPPORTED_TYPES = ["MediaPipeline", "WebRtcEndpoint", "PassThrough"] as const;
+export type SupportedType = (typeof SUPPORTED_TYPES)[number];
+
+/** Types real KMS (with its standard modules) can create and this server cannot; their error says so plainly. */
+export const KNOWN_UNSUPPORTED_TYPES = [
+  "FaceOverlayFilter",
+  "ImageOverlayFilter",
+  "GStreamerFilter",
+  "ZBarFilter",
+  "OpenCVFilter",
+  "RecorderEndpoint",
+  "PlayerEndpoint",
+  "RtpEndpoint",
+  "HttpPostEndpoint",
+  "Composite",
+  "Dispatcher",
+  "DispatcherOneToMany",
+  "AlphaBlending",
+  "Mixer",
+  "HubPort",
+] as const;
+
+const elementParams = z.object({ mediaPipeline: z.string().min(1) }).loose();
+const webRtcParams = elementParams.extend({ useDataChannels: z.boolean().nullish() });
+
+type Factory = (context: MediaServerContext, constructorParams: Record<string, unknown> | undefined) => MediaObject;
+
+function pipelineOf(context: MediaServerContext, id: string): MediaObject {
+  const pipeline = context.registry.get(id);
+  if (!(pipeline instanceof MediaPipeline)) {
+    throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", `mediaPipeline must be a MediaPipeline; ${id} is a ${pipeline.typeName}`);
+  }
+  return pipeline;
+}
+
+const factories = {
+  MediaPipeline: (context) => new MediaPipeline(context),
+  WebRtcEndpoint: (context, raw) => {
+    const params = parseParams(webRtcParams, raw, "WebRtcEndpoint constructor");
+    return new WebRtcEndpoint(context, pipelineOf(context, params.mediaPipeline), { useDataChannels: params.useDataChannels ?? false });
+  },
+  PassThrough: (context, raw) => {
+    const params = parseParams(elementParams, raw, "PassThrough constructor");
+    return new PassThrough(context, pipelineOf(context, params.mediaPipeline));
+  },
+} satisfies Record<SupportedType, Factory>;
+
+function isSupported(type: string): type is SupportedType {
+  return (SUPPORTED_TYPES as readonly string[]).includes(type);
+}
+
+/** Creates and registers an object, or explains which type this server cannot create. */
+export function createObject(context: MediaServerContext, type: string, constructorParams: Record<string, unknown> | undefined): MediaObject {
+  const bare = type.replace(/^kurento\./, "");
+  if (!isSupported(bare)) {
+    const known = (KNOWN_UNSUPPORTED_TYPES as readonly string[]).includes(bare);
+    throw new KurentoError(
+      "MEDIA_OBJECT_TYPE_NOT_FOUND",
+      known
+        ? `${bare} is not supported by the embedded media server (it can create ${SUPPORTED_TYPES.join(", ")}); filters, recording and playback need a real Kurento Media Server`
+        : `Unknown media object type "${bare}" (the embedded media server can create ${SUPPORTED_TYPES.join(", ")})`,
+      { unsupported: bare, embeddedMediaServer: true },
+    );
+  }
+  const object = factories[bare](context, constructorParams);
+  object.parent?.children.add(object);
+  context.registry.add(object);
+  return object;
+}

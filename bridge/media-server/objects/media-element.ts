@@ -1,0 +1,194 @@
+import { z } from "zod";
+import { KurentoError } from "../errors.ts";
+import { FlowMonitor, type FlowState } from "../media-flow.ts";
+import { MEDIA_TYPES, type MediaType, mediaTypeSchema } from "../protocol.ts";
+import type { ForwardedRtp, MediaKind } from "../rtp-forwarding.ts";
+import { MediaObject, type MediaServerContext, type OperationTable, operation } from "./media-object.ts";
+
+export const MEDIA_ELEMENT_EVENTS = [
+  "Error",
+  "ElementConnected",
+  "ElementDisconnected",
+  "MediaFlowInStateChanged",
+  "MediaFlowOutStateChanged",
+  "MediaTranscodingStateChanged",
+] as const;
+
+export function mediaTypeOf(kind: MediaKind): "AUDIO" | "VIDEO" {
+  return kind === "audio" ? "AUDIO" : "VIDEO";
+}
+
+const connectionParams = z.object({
+  sink: z.string().min(1),
+  mediaType: mediaTypeSchema.nullish(),
+  sourceMediaDescription: z.string().nullish(),
+  sinkMediaDescription: z.string().nullish(),
+});
+
+const connectionQuery = z.object({ mediaType: mediaTypeSchema.nullish(), description: z.string().nullish() });
+
+/** Flow is checked for staleness on one timer for all elements rather than one timer each. */
+const flowSweepers = new Set<MediaElement>();
+let flowTimer: NodeJS.Timeout | undefined;
+
+function trackFlow(element: MediaElement, on: boolean): void {
+  if (on) flowSweepers.add(element);
+  else flowSweepers.delete(element);
+  if (flowSweepers.size > 0 && !flowTimer) {
+    flowTimer = setInterval(() => {
+      const now = Date.now();
+      for (const sweeper of flowSweepers) sweeper.sweepFlow(now);
+    }, 1000);
+    flowTimer.unref();
+  } else if (flowSweepers.size === 0 && flowTimer) {
+    clearInterval(flowTimer);
+    flowTimer = undefined;
+  }
+}
+
+/**
+ * An element of the media graph. A sink has at most one source per media
+ * type (connecting another replaces it, as in KMS); a source fans out to any
+ * number of sinks. RTP and data messages travel down the links, keyframe
+ * requests travel up.
+ */
+export abstract class MediaElement extends MediaObject {
+  private readonly sources = new Map<MediaType, MediaElement>();
+  private readonly sinks = new Map<MediaType, Set<MediaElement>>(MEDIA_TYPES.map((type) => [type, new Set<MediaElement>()]));
+  protected readonly flowIn: FlowMonitor;
+  protected readonly flowOut: FlowMonitor;
+
+  constructor(context: MediaServerContext, id: string, pipeline: MediaObject) {
+    super(context, id, pipeline);
+    this.flowIn = new FlowMonitor((state, mediaType) => this.emitFlow("MediaFlowInStateChanged", state, mediaType));
+    this.flowOut = new FlowMonitor((state, mediaType) => this.emitFlow("MediaFlowOutStateChanged", state, mediaType));
+    trackFlow(this, true);
+  }
+
+  /** Media of `kind` reaching this element from its source. */
+  abstract acceptRtp(kind: MediaKind, rtp: ForwardedRtp, from: MediaElement): void;
+  /** A data-channel message reaching this element from its DATA source. */
+  abstract acceptData(label: string, message: string | Buffer, from: MediaElement): void;
+  /** A sink asks this element for a fresh keyframe. */
+  abstract requestKeyframe(): void;
+
+  override operations(): OperationTable {
+    return {
+      ...super.operations(),
+      connect: operation("connect", connectionParams, ({ sink, mediaType }) => {
+        this.connect(this.resolveSink(sink), mediaType ?? undefined);
+      }),
+      disconnect: operation("disconnect", connectionParams, ({ sink, mediaType }) => {
+        this.disconnect(this.resolveSink(sink), mediaType ?? undefined);
+      }),
+      getSourceConnections: operation("getSourceConnections", connectionQuery, ({ mediaType }) =>
+        [...this.sources].filter(([type]) => !mediaType || type === mediaType).map(([type, source]) => connectionData(source, this, type)),
+      ),
+      getSinkConnections: operation("getSinkConnections", connectionQuery, ({ mediaType }) =>
+        [...this.sinks].filter(([type]) => !mediaType || type === mediaType)
+          .flatMap(([type, sinks]) => [...sinks].map((sink) => connectionData(this, sink, type))),
+      ),
+      isMediaFlowingIn: operation("isMediaFlowingIn", z.object({ mediaType: mediaTypeSchema, sinkMediaDescription: z.string().nullish() }), ({ mediaType }) =>
+        mediaType !== "DATA" && this.flowIn.isFlowing(mediaType),
+      ),
+      isMediaFlowingOut: operation("isMediaFlowingOut", z.object({ mediaType: mediaTypeSchema, sourceMediaDescription: z.string().nullish() }), ({ mediaType }) =>
+        mediaType !== "DATA" && this.flowOut.isFlowing(mediaType),
+      ),
+      // Nothing is ever transcoded: RTP is forwarded as it arrives.
+      isMediaTranscoding: operation("isMediaTranscoding", z.object({ mediaType: mediaTypeSchema, binName: z.string().nullish() }), () => false),
+      getStats: operation("getStats", z.object({ mediaType: mediaTypeSchema.nullish() }), () => ({})),
+    };
+  }
+
+  connect(sink: MediaElement, mediaType?: MediaType): void {
+    if (sink.pipeline() !== this.pipeline()) {
+      throw new KurentoError("CONNECT_ERROR", `Cannot connect ${this.id} to ${sink.id}: they belong to different pipelines`);
+    }
+    for (const type of mediaType ? [mediaType] : MEDIA_TYPES) {
+      const previous = sink.sources.get(type);
+      if (previous === this) continue;
+      if (previous) previous.unlink(sink, type);
+      sink.sources.set(type, this);
+      this.sinks.get(type)?.add(sink);
+      this.emitEvent("ElementConnected", { sink: sink.id, mediaType: type, sourceMediaDescription: "default", sinkMediaDescription: "default" });
+      sink.sourceChanged(type);
+      // A new sink can only start decoding at a keyframe.
+      if (type === "VIDEO") this.requestKeyframe();
+    }
+  }
+
+  disconnect(sink: MediaElement, mediaType?: MediaType): void {
+    for (const type of mediaType ? [mediaType] : MEDIA_TYPES) {
+      if (sink.sources.get(type) === this) this.unlink(sink, type);
+    }
+  }
+
+  sourceOf(type: MediaType): MediaElement | undefined {
+    return this.sources.get(type);
+  }
+
+  sinksOf(type: MediaType): ReadonlySet<MediaElement> {
+    return this.sinks.get(type) ?? new Set();
+  }
+
+  sweepFlow(now: number): void {
+    this.flowIn.sweep(now);
+    this.flowOut.sweep(now);
+  }
+
+  /** Hook for sinks that must reset sequence numbering when their source changes. */
+  protected sourceChanged(_type: MediaType): void {}
+
+  protected deliverRtp(kind: MediaKind, rtp: ForwardedRtp): void {
+    const sinks = this.sinks.get(mediaTypeOf(kind));
+    if (!sinks) return;
+    for (const sink of sinks) sink.acceptRtp(kind, rtp, this);
+  }
+
+  protected deliverData(label: string, message: string | Buffer): void {
+    const sinks = this.sinks.get("DATA");
+    if (!sinks) return;
+    for (const sink of sinks) sink.acceptData(label, message, this);
+  }
+
+  protected requestKeyframeFromSource(): void {
+    this.sources.get("VIDEO")?.requestKeyframe();
+  }
+
+  protected override dispose(): void {
+    trackFlow(this, false);
+    for (const [type, source] of [...this.sources]) source.unlink(this, type);
+    for (const [type, sinks] of this.sinks) for (const sink of [...sinks]) this.unlink(sink, type);
+  }
+
+  private unlink(sink: MediaElement, type: MediaType): void {
+    this.sinks.get(type)?.delete(sink);
+    if (sink.sources.get(type) === this) sink.sources.delete(type);
+    this.emitEvent("ElementDisconnected", { sink: sink.id, mediaType: type, sourceMediaDescription: "default", sinkMediaDescription: "default" });
+  }
+
+  private resolveSink(id: string): MediaElement {
+    const sink = this.context.registry.get(id);
+    if (!(sink instanceof MediaElement)) {
+      throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", `${id} is a ${sink.typeName}, not a media element; only media elements can be connected`);
+    }
+    return sink;
+  }
+
+  private emitFlow(event: "MediaFlowInStateChanged" | "MediaFlowOutStateChanged", state: FlowState, mediaType: "AUDIO" | "VIDEO"): void {
+    this.emitEvent(event, { state, padName: "default", mediaType });
+  }
+}
+
+function connectionData(source: MediaElement, sink: MediaElement, type: MediaType) {
+  return {
+    __module__: "kurento",
+    __type__: "ElementConnectionData",
+    source: source.id,
+    sink: sink.id,
+    type,
+    sourceDescription: "default",
+    sinkDescription: "default",
+  };
+}
+

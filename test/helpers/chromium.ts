@@ -1,0 +1,60 @@
+import { existsSync } from "node:fs";
+import { type Browser, type BrowserContext, chromium } from "playwright-core";
+
+/** Debian's package (`apt-get install chromium`); never a Playwright download (DESIGN §7). */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+/**
+ * DESIGN §7 flags: fake camera and microphone without a permission prompt, no
+ * background traffic; plus what WebRTC on 127.0.0.1 needs (loopback
+ * candidates, real IPs instead of mDNS names).
+ */
+export const CHROMIUM_ARGS: readonly string[] = [
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
+  "--no-sandbox",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-quic",
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+];
+
+export interface LaunchOptions {
+  /** More command-line switches, e.g. `--use-file-for-fake-video-capture=…`. */
+  extraArgs?: string[];
+  /** Launch timeout in ms (default 30 s). */
+  timeout?: number;
+}
+
+export function chromiumAvailable(): boolean {
+  return existsSync(CHROMIUM_PATH);
+}
+
+/**
+ * Headless Debian Chromium driven by playwright-core. Playwright gives every
+ * launch a fresh temporary `--user-data-dir` and deletes it on close, so no
+ * state leaks between runs; each `newContext()` is a further isolated profile.
+ */
+export async function launchChromium(options: LaunchOptions = {}): Promise<Browser> {
+  if (!chromiumAvailable()) {
+    throw new Error(`Chromium not found at ${CHROMIUM_PATH}: install the Debian package (apt-get install -y chromium) or set CHROMIUM_PATH`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: [...CHROMIUM_ARGS, ...(options.extraArgs ?? [])],
+    timeout: options.timeout ?? 30_000,
+  });
+}
+
+/** A context that may use camera and microphone. */
+export async function mediaContext(browser: Browser): Promise<BrowserContext> {
+  return browser.newContext({ permissions: ["camera", "microphone"] });
+}
+
+/** Closes the browser, giving up after `timeoutMs` so a hung Chromium cannot hang a test run. */
+export async function closeChromium(browser: Browser, timeoutMs = 10_000): Promise<void> {
+  await Promise.race([browser.close(), new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+}

@@ -1,0 +1,146 @@
+import type { RTCPeerConnection } from "werift";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MediaServerHandle, startMediaServer } from "../../bridge/media-server/index.ts";
+import { connectKurento, iceCandidate, type KurentoClient, type KurentoWebRtcEndpoint } from "./helpers/kurento.ts";
+import { countMarkedPackets, createClientPeer, startSyntheticMedia, stripCandidates, waitFor } from "./helpers/werift-peer.ts";
+
+const VIDEO_MARKER = Buffer.from("edge-room video");
+const AUDIO_MARKER = Buffer.from("edge-room audio");
+
+let server: MediaServerHandle;
+const peers: RTCPeerConnection[] = [];
+
+beforeAll(async () => {
+  server = await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, sessionGraceMs: 500, log: () => {} });
+});
+
+afterAll(async () => {
+  await Promise.all(peers.map((peer) => peer.close()));
+  await server?.close();
+});
+
+/** Trickle ICE both ways: the server's candidates arrive as IceCandidateFound events, the peer's go through addIceCandidate. */
+function trickle(endpoint: KurentoWebRtcEndpoint, peer: RTCPeerConnection, seen: { fromServer: number; toServer: number }): void {
+  endpoint.on("IceCandidateFound", (event) => {
+    const candidate = event.candidate as { candidate: string; sdpMid: string; sdpMLineIndex: number };
+    seen.fromServer += 1;
+    void peer.addIceCandidate({ candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex });
+  });
+  peer.onIceCandidate.subscribe((candidate) => {
+    if (!candidate) return;
+    const init = candidate.toJSON();
+    seen.toServer += 1;
+    void endpoint.addIceCandidate(iceCandidate({ candidate: init.candidate ?? "", sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex }));
+  });
+}
+
+async function getJson(path: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`http://127.0.0.1:${server.port}${path}`);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+describe("the real kurento-client drives the embedded media server", () => {
+  let client: KurentoClient;
+
+  beforeAll(async () => {
+    client = await connectKurento(server.url);
+  });
+
+  afterAll(() => client?.close());
+
+  it("reports itself as KMS through the ServerManager", async () => {
+    const manager = await client.getServerManager();
+    const info = await manager.getInfo();
+    expect(info.type).toBe("KMS");
+    expect((info.modules as Array<{ name: string }>).map((module) => module.name)).toEqual(["core", "elements", "filters"]);
+    expect(server.stats().sessions).toBe(1);
+  });
+
+  it("forwards RTP from one werift peer to another through two WebRtcEndpoints, then frees everything on release", async () => {
+    const pipeline = await client.create("MediaPipeline");
+    expect(pipeline.id).toMatch(/^[0-9a-f-]{36}_kurento\.MediaPipeline$/);
+    const publisherEndpoint = await pipeline.create("WebRtcEndpoint");
+    const subscriberEndpoint = await pipeline.create("WebRtcEndpoint");
+    expect(publisherEndpoint.id.startsWith(`${pipeline.id}/`)).toBe(true);
+    expect(publisherEndpoint.id).toMatch(/_kurento\.WebRtcEndpoint$/);
+    expect(server.stats()).toMatchObject({ objects: 3, pipelines: 1 });
+
+    const mediaStates: string[] = [];
+    const flowingIn: string[] = [];
+    publisherEndpoint.on("MediaStateChanged", (event) => mediaStates.push(`publisher:${String(event.newState)}`));
+    subscriberEndpoint.on("MediaStateChanged", (event) => mediaStates.push(`subscriber:${String(event.newState)}`));
+    publisherEndpoint.on("MediaFlowInStateChanged", (event) => flowingIn.push(`${String(event.mediaType)}:${String(event.state)}`));
+    let gatheringDone = 0;
+    publisherEndpoint.on("IceGatheringDone", () => {
+      gatheringDone += 1;
+    });
+
+    await publisherEndpoint.connect(subscriberEndpoint);
+    const sinks = await publisherEndpoint.getSinkConnections("VIDEO");
+    expect(sinks).toHaveLength(1);
+
+    // Publisher: sendonly audio + video; the offer carries no candidates, so ICE depends on trickling.
+    const publisher = createClientPeer();
+    const subscriber = createClientPeer();
+    peers.push(publisher, subscriber);
+    const publisherIce = { fromServer: 0, toServer: 0 };
+    const subscriberIce = { fromServer: 0, toServer: 0 };
+    trickle(publisherEndpoint, publisher, publisherIce);
+    trickle(subscriberEndpoint, subscriber, subscriberIce);
+
+    const videoOut = publisher.addTransceiver("video", { direction: "sendonly" });
+    const audioOut = publisher.addTransceiver("audio", { direction: "sendonly" });
+    const offer = await publisher.createOffer();
+    await publisher.setLocalDescription(offer);
+    const answer = await publisherEndpoint.processOffer(stripCandidates(publisher.localDescription?.sdp ?? ""));
+    expect(answer).toMatch(/^v=0\r\n/);
+    expect(answer).not.toContain("a=candidate:");
+    expect(answer).toMatch(/m=video [\s\S]*a=recvonly/);
+    await publisher.setRemoteDescription({ type: "answer", sdp: answer });
+    await publisherEndpoint.gatherCandidates();
+
+    subscriber.addTransceiver("video", { direction: "recvonly" });
+    subscriber.addTransceiver("audio", { direction: "recvonly" });
+    const tracks: Record<string, ReturnType<typeof countMarkedPackets>> = {};
+    subscriber.onTrack.subscribe((track) => {
+      tracks[track.kind] = countMarkedPackets(track, track.kind === "video" ? VIDEO_MARKER : AUDIO_MARKER);
+    });
+    const subscriberOffer = await subscriber.createOffer();
+    await subscriber.setLocalDescription(subscriberOffer);
+    const subscriberAnswer = await subscriberEndpoint.processOffer(stripCandidates(subscriber.localDescription?.sdp ?? ""));
+    expect(subscriberAnswer).toMatch(/m=video [\s\S]*a=sendonly/);
+    await subscriber.setRemoteDescription({ type: "answer", sdp: subscriberAnswer });
+    await subscriberEndpoint.gatherCandidates();
+
+    const video = startSyntheticMedia(videoOut, VIDEO_MARKER, 30, 3000);
+    const audio = startSyntheticMedia(audioOut, AUDIO_MARKER, 50, 960);
+    try {
+      await waitFor(() => (tracks.video?.count() ?? 0) >= 20 && (tracks.audio?.count() ?? 0) >= 20, 20_000, "forwarded audio and video packets");
+      // The subscriber's DTLS coming up asks the publisher for a keyframe; REMB arrives once a second.
+      await waitFor(() => video.feedback.plis >= 1 && video.feedback.rembBitrates.length >= 1, 5_000, "PLI and REMB at the publisher");
+      // A send limit on the subscriber lowers the REMB the publisher gets: the one way a forwarding server can honour it.
+      await subscriberEndpoint.setMaxVideoSendBandwidth(300);
+      expect(await subscriberEndpoint.getMaxVideoSendBandwidth()).toBe(300);
+      await waitFor(() => video.feedback.rembBitrates.some((bitrate) => bitrate <= 300_000), 5_000, "a REMB lowered to 300 kbps");
+    } finally {
+      video.stop();
+      audio.stop();
+    }
+
+    expect(tracks.video?.other()).toBe(0);
+    expect(video.feedback.rembBitrates[0]).toBeGreaterThanOrEqual(2_400_000);
+    expect(video.feedback.rembBitrates[0]).toBeLessThanOrEqual(2_600_000);
+    expect(publisherIce.fromServer).toBeGreaterThan(0);
+    expect(publisherIce.toServer).toBeGreaterThan(0);
+    expect(subscriberIce.fromServer).toBeGreaterThan(0);
+    expect(gatheringDone).toBe(1);
+    await waitFor(() => mediaStates.includes("publisher:CONNECTED") && mediaStates.includes("subscriber:CONNECTED"), 5_000, "MediaStateChanged events");
+    await waitFor(() => flowingIn.includes("VIDEO:FLOWING") && flowingIn.includes("AUDIO:FLOWING"), 5_000, "MediaFlowInStateChanged events");
+    expect(await subscriberEndpoint.getMediaState()).toBe("CONNECTED");
+
+    expect(await getJson("/health")).toEqual({ status: "ok", objects: 3, pipelines: 1, sessions: 1 });
+    await pipeline.release();
+    expect(server.stats()).toMatchObject({ objects: 0, pipelines: 0 });
+    expect(await getJson("/health")).toMatchObject({ status: "ok", objects: 0, pipelines: 0 });
+  });
+});
