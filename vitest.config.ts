@@ -23,6 +23,8 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 ADMIN_TOKEN: "test-admin-token",
+                BRIDGE_SECRET: "test-bridge-secret",
+                MEDIA_TIMEOUT_MS: "3000",
                 RECONNECT_WINDOW_SECONDS: "1",
               },
             },

@@ -9,6 +9,8 @@ import type { RoomConfig } from "./core/hooks.ts";
 export interface Env {
   ROOM: DurableObjectNamespace<import("./do/room-object.ts").RoomObject>;
   DIRECTORY: DurableObjectNamespace<import("./do/room-directory.ts").RoomDirectory>;
+  POOL: DurableObjectNamespace<import("./do/bridge-pool.ts").BridgePool>;
+  MEDIA_TIMEOUT_MS?: string;
   AUTH_REGEX?: string;
   LOOPBACK_REMOTE?: string;
   LOOPBACK_AND_LOCAL?: string;
@@ -40,6 +42,7 @@ const settingsSchema = z.object({
   LOOPBACK_AND_LOCAL: flag,
   RECONNECT_WINDOW_SECONDS: z.coerce.number().min(0).max(3600).default(10),
   ADMIN_TOKEN: z.string().optional(),
+  MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(25_000),
 });
 
 export interface Settings {
@@ -47,6 +50,7 @@ export interface Settings {
   readonly loopbackRemote: boolean;
   readonly loopbackAndLocal: boolean;
   readonly adminToken: string | null;
+  readonly mediaTimeoutMs: number;
 }
 
 let cached: { env: Env; settings: Settings } | null = null;
@@ -62,6 +66,7 @@ export function settingsOf(env: Env): Settings {
     loopbackRemote: s.LOOPBACK_REMOTE,
     loopbackAndLocal: s.LOOPBACK_AND_LOCAL,
     adminToken: s.ADMIN_TOKEN ? s.ADMIN_TOKEN : null,
+    mediaTimeoutMs: s.MEDIA_TIMEOUT_MS,
   };
   cached = { env, settings };
   return settings;

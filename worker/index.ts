@@ -8,14 +8,21 @@ import { ROOM_NAME_HEADER } from "./do/room-object.ts";
 import { settingsOf, type Env } from "./env.ts";
 import { relayLegacySocket } from "./legacy-relay.ts";
 import { name as roomName } from "./protocol/room.ts";
+import { CONTROL_AUDIENCE, roomAudience } from "./auth/bridge-token.ts";
+import { authenticateBridge, forwardWithClaims } from "./bridge-auth.ts";
 
 export { RoomObject } from "./do/room-object.ts";
 export { RoomDirectory } from "./do/room-directory.ts";
+export { BridgePool } from "./do/bridge-pool.ts";
 
 const app = new Hono<{ Bindings: Env }>();
 
 function directory(env: Env) {
   return env.DIRECTORY.get(env.DIRECTORY.idFromName("directory"));
+}
+
+function pool(env: Env) {
+  return env.POOL.get(env.POOL.idFromName("pool"));
 }
 
 function roomStub(env: Env, room: string) {
@@ -26,20 +33,22 @@ function isUpgrade(request: Request): boolean {
   return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
 }
 
-app.get("/health", (c) => {
+app.get("/health", async (c) => {
   settingsOf(c.env); // a misconfiguration shows here first
-  return c.json({ status: "ok" });
+  const { bridges } = await pool(c.env).summary();
+  return c.json({ status: "ok", bridges });
 });
 
 app.get("/getAllRooms", async (c) => c.json(await directory(c.env).list()));
 
-app.get("/getClientConfig", (c) => {
+app.get("/getClientConfig", async (c) => {
   const settings = settingsOf(c.env);
+  const { filters } = await pool(c.env).summary();
   return c.json({
     loopbackRemote: settings.loopbackRemote,
     loopbackAndLocal: settings.loopbackAndLocal,
-    // Filters the attached media servers can apply; none until a bridge offers them.
-    filters: [] as string[],
+    // Filters every attached media server can apply (the demo hides the hat button otherwise).
+    filters,
   });
 });
 
@@ -66,9 +75,25 @@ app.get("/room/:room", (c) => {
   const parsed = roomName.safeParse(c.req.param("room"));
   if (!parsed.success) return c.json({ error: "invalid room name" }, 400);
   if (!isUpgrade(c.req.raw)) return c.json({ error: "expected a WebSocket upgrade" }, 426);
-  const headers = new Headers(c.req.raw.headers);
-  headers.set(ROOM_NAME_HEADER, parsed.data);
+  // A fresh request: nothing the client sent besides the upgrade reaches the object.
+  const headers = { Upgrade: "websocket", [ROOM_NAME_HEADER]: parsed.data };
   return roomStub(c.env, parsed.data).fetch(new Request(c.req.raw.url, { headers }));
+});
+
+app.get("/bridge/control", async (c) => {
+  if (!isUpgrade(c.req.raw)) return c.json({ error: "expected a WebSocket upgrade" }, 426);
+  const auth = await authenticateBridge(c.req.raw, c.env, CONTROL_AUDIENCE);
+  if (!auth.ok) return auth.response;
+  return pool(c.env).fetch(forwardWithClaims(c.req.raw, auth.claims));
+});
+
+app.get("/bridge/rooms/:room", async (c) => {
+  const parsed = roomName.safeParse(c.req.param("room"));
+  if (!parsed.success) return c.json({ error: "invalid room name" }, 400);
+  if (!isUpgrade(c.req.raw)) return c.json({ error: "expected a WebSocket upgrade" }, 426);
+  const auth = await authenticateBridge(c.req.raw, c.env, roomAudience(parsed.data));
+  if (!auth.ok) return auth.response;
+  return roomStub(c.env, parsed.data).fetch(forwardWithClaims(c.req.raw, auth.claims, { [ROOM_NAME_HEADER]: parsed.data }));
 });
 
 app.onError((error, c) => {

@@ -6,72 +6,7 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { RoomObject } from "../../worker/do/room-object.ts";
-
-interface Frame {
-  id?: number | string | null;
-  method?: string;
-  params?: Record<string, unknown>;
-  result?: Record<string, unknown>;
-  error?: { code: number; message: string };
-}
-
-/** A WebSocket client living in the test's isolate. */
-class Client {
-  readonly frames: Frame[] = [];
-  readonly waiters: Array<() => void> = [];
-  closeCode: number | null = null;
-  nextId = 1;
-  readonly ws: WebSocket;
-
-  constructor(ws: WebSocket) {
-    this.ws = ws;
-    ws.accept();
-    ws.addEventListener("message", (event) => {
-      this.frames.push(JSON.parse(event.data as string) as Frame);
-      for (const w of this.waiters.splice(0)) w();
-    });
-    ws.addEventListener("close", (event) => {
-      this.closeCode = event.code;
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-
-  static async open(path: string): Promise<Client> {
-    const response = await SELF.fetch(`https://example.com${path}`, { headers: { Upgrade: "websocket" } });
-    expect(response.status).toBe(101);
-    const ws = response.webSocket;
-    if (!ws) throw new Error("no WebSocket in the upgrade response");
-    return new Client(ws);
-  }
-
-  async waitFor(predicate: (f: Frame) => boolean, what: string): Promise<Frame> {
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const found = this.frames.find(predicate);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.frames)}`);
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        setTimeout(resolve, 100);
-      });
-    }
-  }
-
-  async request(method: string, params: Record<string, unknown> = {}): Promise<Frame> {
-    const id = this.nextId++;
-    this.ws.send(JSON.stringify({ jsonrpc: "2.0", method, params, id }));
-    return this.waitFor((f) => f.id === id, `the answer to ${method}`);
-  }
-
-  async closed(): Promise<number> {
-    const deadline = Date.now() + 5000;
-    while (this.closeCode === null) {
-      if (Date.now() > deadline) throw new Error("socket did not close");
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return this.closeCode;
-  }
-}
+import { Client } from "./ws-client.ts";
 
 function roomStub(room: string) {
   return env.ROOM.get(env.ROOM.idFromName(room));

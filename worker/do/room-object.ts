@@ -12,20 +12,25 @@ import { apply } from "../core/room-core.ts";
 import { hatFilterHandler } from "../core/hat-filter.ts";
 import type { CoreContext, RoomHooks } from "../core/hooks.ts";
 import type { Effect, Input, RoomState } from "../core/types.ts";
-import { RoomCode, rpcError } from "../protocol/errors.ts";
 import { decodeFrame, encodeError, encodeNotification, encodeResult } from "../protocol/jsonrpc.ts";
 import type { MediaCommand } from "../protocol/bridge.ts";
+import { BRIDGE_ID_HEADER, TOKEN_EXP_HEADER, TOKEN_NONCE_HEADER } from "../bridge-auth.ts";
+import { NonceLedger } from "../auth/nonce-ledger.ts";
+import { RoomMediaLink } from "./room-media-link.ts";
 import { settingsOf, type Env } from "../env.ts";
 import { newSessionId } from "../session-id.ts";
 import { RoomStore } from "./room-store.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
 
-/** What each client socket remembers across hibernation. */
-interface SocketAttachment {
-  session: string;
-  /** Replaced by a socket that resumed its session: its close means nothing. */
-  superseded?: boolean;
-}
+/** What each socket remembers across hibernation. */
+type SocketAttachment =
+  | {
+      role: "client";
+      session: string;
+      /** Replaced by a socket that resumed its session (or closed by us): its close means nothing. */
+      superseded?: boolean;
+    }
+  | { role: "bridge"; bridgeId: string };
 
 export const ROOM_NAME_HEADER = "x-room-name";
 /** Close code for a socket whose session was resumed on another socket. */
@@ -35,6 +40,8 @@ const hooks: RoomHooks = { customRequest: hatFilterHandler };
 
 export class RoomObject extends DurableObject<Env> {
   readonly store: RoomStore;
+  readonly nonces: NonceLedger;
+  readonly media: RoomMediaLink;
   state: RoomState | null = null;
   /** session id → its live socket; rebuilt from attachments after hibernation. */
   readonly sockets = new Map<string, WebSocket>();
@@ -45,12 +52,39 @@ export class RoomObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.store = new RoomStore(ctx.storage.sql);
+    this.nonces = new NonceLedger(ctx.storage.sql);
+    this.media = new RoomMediaLink(
+      {
+        deliver: (input) => this.run(input),
+        roster: () => this.roster(),
+        assign: (user) => this.pool().assign(this.state?.room ?? "", user),
+        released: () => this.ctx.waitUntil(this.pool().release(this.state?.room ?? "")),
+        log: (fields) => console.log(JSON.stringify({ room: this.state?.room, ...fields })),
+      },
+      settingsOf(env).mediaTimeoutMs,
+    );
     const room = this.store.roomName();
     if (room !== null) this.state = this.store.load(room);
     for (const ws of ctx.getWebSockets()) {
       const att = ws.deserializeAttachment() as SocketAttachment | null;
-      if (att && !att.superseded) this.sockets.set(att.session, ws);
+      if (!att) continue;
+      if (att.role === "bridge") this.media.adopt(ws);
+      else if (!att.superseded) this.sockets.set(att.session, ws);
     }
+  }
+
+  pool() {
+    return this.env.POOL.get(this.env.POOL.idFromName("pool"));
+  }
+
+  roster(): { users: string[]; withMedia: string[] } {
+    const users: string[] = [];
+    const withMedia: string[] = [];
+    for (const p of this.state?.participants.values() ?? []) {
+      users.push(p.user);
+      if (p.publish === "live" || Object.values(p.subscriptions).includes("live")) withMedia.push(p.user);
+    }
+    return { users, withMedia };
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -67,12 +101,28 @@ export class RoomObject extends DurableObject<Env> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
+    if (url.pathname.startsWith("/bridge/")) return this.acceptBridge(request);
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     const session = newSessionId(room);
-    this.ctx.acceptWebSocket(server, [session]);
-    server.serializeAttachment({ session } satisfies SocketAttachment);
+    this.ctx.acceptWebSocket(server, ["client"]);
+    server.serializeAttachment({ role: "client", session } satisfies SocketAttachment);
     this.sockets.set(session, server);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** The worker has verified the bridge's token; the nonce must be new. */
+  acceptBridge(request: Request): Response {
+    const bridgeId = request.headers.get(BRIDGE_ID_HEADER);
+    const nonce = request.headers.get(TOKEN_NONCE_HEADER);
+    const exp = Number(request.headers.get(TOKEN_EXP_HEADER));
+    if (!bridgeId || !nonce || !Number.isInteger(exp)) return new Response("missing bridge claims", { status: 400 });
+    if (!this.nonces.claim(nonce, exp)) return Response.json({ error: "replayed token" }, { status: 401 });
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, ["bridge"]);
+    server.serializeAttachment({ role: "bridge", bridgeId } satisfies SocketAttachment);
+    this.media.attach(server);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -83,7 +133,9 @@ export class RoomObject extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const att = ws.deserializeAttachment() as SocketAttachment | null;
-    if (!att || att.superseded || !this.state) return;
+    if (!att) return;
+    if (att.role === "bridge") return this.media.receive(message);
+    if (att.superseded || !this.state) return;
     const frame = decodeFrame(message);
     switch (frame.kind) {
       case "invalid":
@@ -116,7 +168,9 @@ export class RoomObject extends DurableObject<Env> {
 
   socketGone(ws: WebSocket): void {
     const att = ws.deserializeAttachment() as SocketAttachment | null;
-    if (!att || att.superseded) return;
+    if (!att) return;
+    if (att.role === "bridge") return this.media.gone(ws);
+    if (att.superseded) return;
     if (this.sockets.get(att.session) === ws) this.sockets.delete(att.session);
     this.run({ type: "socketClosed", session: att.session });
   }
@@ -169,7 +223,7 @@ export class RoomObject extends DurableObject<Env> {
         this.sockets.delete(effect.session);
         if (ws) {
           // Mark it first: its close event must not start a reconnection window.
-          ws.serializeAttachment({ session: effect.session, superseded: true } satisfies SocketAttachment);
+          ws.serializeAttachment({ role: "client", session: effect.session, superseded: true } satisfies SocketAttachment);
           closeQuietly(ws, effect.code, effect.reason);
         }
         return;
@@ -193,14 +247,8 @@ export class RoomObject extends DurableObject<Env> {
     }
   }
 
-  /** The media bridge is not attached yet: every command that expects an answer fails at once. */
-  sendMedia(_command: MediaCommand, ref: string | null): void {
-    if (ref === null) return;
-    this.queue.push({
-      type: "mediaResult",
-      ref,
-      outcome: { ok: false, error: rpcError(RoomCode.MEDIA_GENERIC, "no media bridge attached") },
-    });
+  sendMedia(command: MediaCommand, ref: string | null): void {
+    this.media.send(command, ref);
   }
 
   sendTo(session: string, frame: string): void {
@@ -223,11 +271,11 @@ export class RoomObject extends DurableObject<Env> {
     if (!ws) return;
     const previous = this.sockets.get(to);
     if (previous && previous !== ws) {
-      previous.serializeAttachment({ session: to, superseded: true } satisfies SocketAttachment);
+      previous.serializeAttachment({ role: "client", session: to, superseded: true } satisfies SocketAttachment);
       closeQuietly(previous, CLOSE_SUPERSEDED, "session resumed on another connection");
     }
     this.sockets.delete(from);
     this.sockets.set(to, ws);
-    ws.serializeAttachment({ session: to } satisfies SocketAttachment);
+    ws.serializeAttachment({ role: "client", session: to } satisfies SocketAttachment);
   }
 }

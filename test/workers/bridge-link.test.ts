@@ -1,0 +1,202 @@
+/**
+ * The worker's side of the media bridge link, inside workerd. The test plays
+ * the bridge at the protocol seam (worker/protocol/bridge.ts): it dials
+ * `/bridge/control` and `/bridge/rooms/:room` with signed tokens, exactly as
+ * the Node bridge does; the real bridge is exercised in the integration tests.
+ */
+import { SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { CONTROL_AUDIENCE, roomAudience, signBridgeToken } from "../../worker/auth/bridge-token.ts";
+import { Client } from "./ws-client.ts";
+
+const SECRET = "test-bridge-secret";
+
+async function token(audience: string, bridgeId = "bridge-1", opts: { ttlSeconds?: number; nowSeconds?: number } = {}) {
+  return signBridgeToken(SECRET, { bridgeId, audience, ...opts });
+}
+
+async function upgradeStatus(path: string, headers: Record<string, string>): Promise<number> {
+  const response = await SELF.fetch(`https://example.com${path}`, { headers: { Upgrade: "websocket", ...headers } });
+  response.webSocket?.accept();
+  response.webSocket?.close();
+  return response.status;
+}
+
+/** A fake bridge: registers on the control link and opens room links when asked to attach. */
+async function connectBridge(bridgeId: string, filters: string[] = []): Promise<Client> {
+  const control = await Client.open("/bridge/control", { Authorization: `Bearer ${await token(CONTROL_AUDIENCE, bridgeId)}` });
+  const registered = await control.request("register", {
+    bridgeId,
+    kms: [{ uri: "ws://127.0.0.1:8888/kurento", limit: 10 }],
+    rooms: [],
+    filters,
+  });
+  expect(registered.result).toEqual({ accepted: true });
+  return control;
+}
+
+async function attachRoom(control: Client, room: string, bridgeId = "bridge-1"): Promise<Client> {
+  const attach = await control.incoming("attach");
+  expect(attach.params?.room).toBe(room);
+  const link = await Client.open(`/bridge/rooms/${room}`, { Authorization: `Bearer ${await token(roomAudience(room), bridgeId)}` });
+  control.reply(attach.id, {});
+  return link;
+}
+
+describe("bridge authentication", () => {
+  it("refuses a missing, forged, expired, misdirected or replayed token before upgrading", async () => {
+    expect(await upgradeStatus("/bridge/control", {})).toBe(401);
+    const forged = await signBridgeToken("wrong-secret", { bridgeId: "b", audience: CONTROL_AUDIENCE });
+    expect(await upgradeStatus("/bridge/control", { Authorization: `Bearer ${forged}` })).toBe(401);
+    const expired = await token(CONTROL_AUDIENCE, "b", { nowSeconds: Math.floor(Date.now() / 1000) - 120 });
+    expect(await upgradeStatus("/bridge/control", { Authorization: `Bearer ${expired}` })).toBe(401);
+    const forRoom = await token(roomAudience("r"), "b");
+    expect(await upgradeStatus("/bridge/control", { Authorization: `Bearer ${forRoom}` })).toBe(401);
+    expect(await upgradeStatus("/bridge/rooms/other", { Authorization: `Bearer ${forRoom}` })).toBe(401);
+    expect(await upgradeStatus("/bridge/control", { Authorization: "Bearer v1.garbage.garbage" })).toBe(401);
+
+    const once = await token(CONTROL_AUDIENCE, "b");
+    expect(await upgradeStatus("/bridge/control", { Authorization: `Bearer ${once}` })).toBe(101);
+    expect(await upgradeStatus("/bridge/control", { Authorization: `Bearer ${once}` })).toBe(401);
+  });
+
+  it("answers a malformed register with an error and keeps the link", async () => {
+    const control = await Client.open("/bridge/control", { Authorization: `Bearer ${await token(CONTROL_AUDIENCE, "bad-reg")}` });
+    const bad = await control.request("register", { bridgeId: "bad-reg", kms: [] });
+    expect(bad.error?.code).toBe(-32602);
+    control.ws.send("not json");
+    await control.waitFor((f) => f.error?.code === -32700, "parse error");
+    const other = await control.request("register", {
+      bridgeId: "someone-else",
+      kms: [{ uri: "ws://x", limit: 1 }],
+      rooms: [],
+      filters: [],
+    });
+    expect(other.error?.message).toContain("token");
+    control.ws.close();
+  });
+});
+
+describe("media through an attached bridge", () => {
+  it("summons a bridge, syncs, and carries publish, subscribe and ICE both ways", async () => {
+    const control = await connectBridge("bridge-1", ["hat"]);
+    const health = (await (await SELF.fetch("https://example.com/health")).json()) as { bridges: number };
+    expect(health.bridges).toBeGreaterThanOrEqual(1);
+    expect(((await (await SELF.fetch("https://example.com/getClientConfig")).json()) as { filters: string[] }).filters).toEqual(["hat"]);
+
+    const alice = await Client.open("/room/m1");
+    await alice.request("joinRoom", { user: "alice", room: "m1" });
+    const bob = await Client.open("/room/m1");
+    await bob.request("joinRoom", { user: "bob", room: "m1" });
+
+    alice.ws.send(JSON.stringify({ jsonrpc: "2.0", id: 100, method: "publishVideo", params: { sdpOffer: "v=0 alice", doLoopback: false } }));
+    // A trickled candidate before the answer is queued behind the publish, in order.
+    alice.ws.send(
+      JSON.stringify({ jsonrpc: "2.0", id: 101, method: "onIceCandidate", params: { endpointName: "alice", candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0 } }),
+    );
+    const link = await attachRoom(control, "m1");
+    const sync = await link.incoming("sync");
+    expect(sync.params).toEqual({ users: ["alice", "bob"] });
+    link.reply(sync.id, { held: [] });
+    const publish = await link.incoming("publish");
+    expect(publish.params).toEqual({ user: "alice", sdpOffer: "v=0 alice", loopback: false, dataChannels: false });
+    const ice = await link.incoming("addIceCandidate");
+    expect(ice.params).toMatchObject({ user: "alice", endpoint: "alice", sdpMLineIndex: 0 });
+    link.reply(ice.id, {});
+    link.reply(publish.id, { sdpAnswer: "v=0 answer for alice" });
+    const published = await alice.waitFor((f) => f.id === 100, "publish answer");
+    expect(published.result).toMatchObject({ sdpAnswer: "v=0 answer for alice" });
+    const iceAnswer = await alice.waitFor((f) => f.id === 101, "ICE answer");
+    expect(iceAnswer.result).toHaveProperty("sessionId");
+    const note = await bob.waitFor((f) => f.method === "participantPublished", "participantPublished");
+    expect(note.params).toEqual({ id: "alice", streams: [{ id: "webcam" }] });
+
+    // Server candidates reach their user.
+    link.notify("iceCandidate", { user: "alice", endpoint: "alice", candidate: "candidate:2 1 udp 2 127.0.0.1 10 typ host", sdpMid: "0", sdpMLineIndex: 0 });
+    const serverIce = await alice.waitFor((f) => f.method === "iceCandidate", "server candidate");
+    expect(serverIce.params).toEqual({ endpointName: "alice", candidate: "candidate:2 1 udp 2 127.0.0.1 10 typ host", sdpMid: "0", sdpMLineIndex: 0 });
+
+    // A subscription goes straight to the attached bridge.
+    const subscribing = bob.request("receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0 bob" });
+    const subscribe = await link.incoming("subscribe");
+    expect(subscribe.params).toEqual({ user: "bob", sender: "alice", sdpOffer: "v=0 bob" });
+    link.reply(subscribe.id, { sdpAnswer: "v=0 answer for bob" });
+    expect((await subscribing).result).toMatchObject({ sdpAnswer: "v=0 answer for bob" });
+
+    // An element error reaches its owner only; a pipeline error everyone.
+    link.notify("mediaError", { user: "bob", error: "ERR: endpoint" });
+    expect((await bob.waitFor((f) => f.method === "mediaError", "bob's media error")).params).toEqual({ error: "ERR: endpoint" });
+    link.notify("mediaError", { error: "ERR: pipeline" });
+    await alice.waitFor((f) => f.method === "mediaError", "alice's media error");
+
+    // Malformed events are ignored, never fatal.
+    link.notify("iceCandidate", { user: 5 });
+    link.ws.send("garbage");
+    const chat = await alice.request("sendMessage", { message: "still fine", userMessage: "alice", roomMessage: "m1" });
+    expect(chat.result).toHaveProperty("sessionId");
+
+    // The last one out releases the room's media on the bridge.
+    await alice.request("leaveRoom");
+    const releaseAlice = await link.incoming("releaseUser");
+    expect(releaseAlice.params).toEqual({ user: "alice" });
+    link.reply(releaseAlice.id, {});
+    await bob.request("leaveRoom");
+    const releaseBob = await link.incoming("releaseUser");
+    link.reply(releaseBob.id, {});
+    const releaseRoom = await link.incoming("releaseRoom");
+    link.reply(releaseRoom.id, {});
+    expect(await link.closed()).toBe(1000);
+    control.ws.close();
+  });
+
+  it("a bridge that drops mid-request fails the request with a media error, and a new bridge finds the media lost", async () => {
+    const control = await connectBridge("bridge-2");
+    const alice = await Client.open("/room/m2");
+    await alice.request("joinRoom", { user: "alice", room: "m2" });
+    const publishing = alice.request("publishVideo", { sdpOffer: "v=0", doLoopback: true });
+    const link = await attachRoom(control, "m2", "bridge-2");
+    const sync = await link.incoming("sync");
+    link.reply(sync.id, { held: [] });
+    const publish = await link.incoming("publish");
+    link.reply(publish.id, { sdpAnswer: "v=0 ok" });
+    expect((await publishing).result).toMatchObject({ sdpAnswer: "v=0 ok" });
+
+    // The bridge vanishes while a subscription-like request (hat) is in flight.
+    const hat = alice.request("customRequest", { hat: true });
+    await link.incoming("applyFilter");
+    link.ws.close(1011, "bridge crashed");
+    const failed = await hat;
+    expect(failed.error?.code).toBe(301);
+    expect(failed.error?.message).toContain("disconnected");
+
+    // A bridge comes back (after a restart: it holds nothing): alice is told her media is gone.
+    const link2 = await Client.open("/bridge/rooms/m2", { Authorization: `Bearer ${await token(roomAudience("m2"), "bridge-2")}` });
+    const sync2 = await link2.incoming("sync");
+    expect(sync2.params).toEqual({ users: ["alice"] });
+    link2.reply(sync2.id, { held: [] });
+    const lost = await alice.waitFor((f) => f.method === "mediaError", "mediaError after the restart");
+    expect(lost.params?.error).toContain("publish and subscribe again");
+    // ...and can publish again.
+    const again = alice.request("publishVideo", { sdpOffer: "v=0 again", doLoopback: false });
+    const publish2 = await link2.incoming("publish");
+    link2.reply(publish2.id, { sdpAnswer: "v=0 again ok" });
+    expect((await again).result).toMatchObject({ sdpAnswer: "v=0 again ok" });
+    control.ws.close();
+    alice.ws.close();
+  });
+
+  it("a bridge error is passed to the client as it is", async () => {
+    const control = await connectBridge("bridge-3");
+    const alice = await Client.open("/room/m3");
+    await alice.request("joinRoom", { user: "alice", room: "m3" });
+    const publishing = alice.request("publishVideo", { sdpOffer: "not an sdp", doLoopback: false });
+    const link = await attachRoom(control, "m3", "bridge-3");
+    const sync = await link.incoming("sync");
+    link.reply(sync.id, { held: [] });
+    const publish = await link.incoming("publish");
+    link.replyError(publish.id, 302, "SDP offer could not be processed");
+    expect((await publishing).error).toEqual({ code: 302, message: "SDP offer could not be processed" });
+    control.ws.close();
+    alice.ws.close();
+  });
+});

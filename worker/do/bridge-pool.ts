@@ -1,0 +1,206 @@
+/**
+ * The registry of media bridges (one object for the whole deployment).
+ * Bridges dial in on `/bridge/control` and register their KMS capacity; a
+ * room that needs media asks `assign()`, and the pool tells the chosen bridge
+ * to `attach` (open `/bridge/rooms/:room`). Selection follows the original
+ * demo's FixedNKmsManager (DESIGN §5): round-robin, but users whose name
+ * starts with `special` get the least-loaded bridge; load = pipelines ÷ limit;
+ * a full pool refuses with 204.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
+import { NonceLedger } from "../auth/nonce-ledger.ts";
+import { BRIDGE_ID_HEADER, TOKEN_EXP_HEADER, TOKEN_NONCE_HEADER } from "../bridge-auth.ts";
+import type { Env } from "../env.ts";
+import { controlParams, controlResults, type FilterName } from "../protocol/bridge.ts";
+import { JsonRpcCode, RoomCode, rpcError, type RpcError } from "../protocol/errors.ts";
+import { describeIssues } from "../protocol/jsonrpc.ts";
+import { RpcPeer, RpcRequestError } from "../protocol/rpc-peer.ts";
+import { closeQuietly } from "../ws-util.ts";
+
+interface ControlAttachment {
+  bridgeId: string;
+  superseded?: boolean;
+}
+
+interface BridgeRow {
+  id: string;
+  capacity: number;
+  pipelines: number;
+  filters: string;
+}
+
+export type Assignment = { ok: true; bridgeId: string } | { ok: false; error: RpcError };
+
+const ATTACH_TIMEOUT_MS = 10_000;
+const SPECIAL_PREFIX = "special";
+
+export class BridgePool extends DurableObject<Env> {
+  readonly sql: SqlStorage;
+  readonly nonces: NonceLedger;
+  /** bridgeId → request helper on its control socket (rebuilt after hibernation). */
+  readonly peers = new Map<string, { ws: WebSocket; peer: RpcPeer }>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.nonces = new NonceLedger(this.sql);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS bridges (
+      id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, pipelines INTEGER NOT NULL, filters TEXT NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS assignments (room TEXT PRIMARY KEY, bridge TEXT NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    for (const ws of ctx.getWebSockets()) {
+      const att = ws.deserializeAttachment() as ControlAttachment | null;
+      if (att && !att.superseded) this.peers.set(att.bridgeId, { ws, peer: this.peerFor(ws) });
+    }
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const bridgeId = request.headers.get(BRIDGE_ID_HEADER);
+    const nonce = request.headers.get(TOKEN_NONCE_HEADER);
+    const exp = Number(request.headers.get(TOKEN_EXP_HEADER));
+    if (!bridgeId || !nonce || !Number.isInteger(exp)) return new Response("missing bridge claims", { status: 400 });
+    if (!this.nonces.claim(nonce, exp)) return Response.json({ error: "replayed token" }, { status: 401 });
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    const previous = this.peers.get(bridgeId);
+    if (previous) {
+      // The bridge reconnected: its old socket is dead or dying.
+      previous.ws.serializeAttachment({ bridgeId, superseded: true } satisfies ControlAttachment);
+      previous.peer.closed("replaced by a new connection");
+      closeQuietly(previous.ws, 4001, "replaced by a new connection");
+    }
+    this.ctx.acceptWebSocket(server, ["control"]);
+    server.serializeAttachment({ bridgeId } satisfies ControlAttachment);
+    this.peers.set(bridgeId, { ws: server, peer: this.peerFor(server) });
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  peerFor(ws: WebSocket): RpcPeer {
+    const bridgeId = (ws.deserializeAttachment() as ControlAttachment | null)?.bridgeId ?? "";
+    return new RpcPeer(
+      { send: (frame) => ws.send(frame) },
+      {
+        timeoutMs: ATTACH_TIMEOUT_MS,
+        onRequest: (method, params) => this.onBridgeRequest(bridgeId, method, params),
+        onNotification: (method, params) => this.onBridgeNotification(bridgeId, method, params),
+      },
+    );
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const att = ws.deserializeAttachment() as ControlAttachment | null;
+    if (!att || att.superseded) return;
+    let entry = this.peers.get(att.bridgeId);
+    if (!entry || entry.ws !== ws) {
+      entry = { ws, peer: this.peerFor(ws) };
+      this.peers.set(att.bridgeId, entry);
+    }
+    entry.peer.receive(message);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.controlGone(ws);
+    closeQuietly(ws, code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.controlGone(ws);
+  }
+
+  controlGone(ws: WebSocket): void {
+    const att = ws.deserializeAttachment() as ControlAttachment | null;
+    if (!att || att.superseded) return;
+    const entry = this.peers.get(att.bridgeId);
+    if (entry?.ws === ws) {
+      entry.peer.closed("bridge disconnected");
+      this.peers.delete(att.bridgeId);
+    }
+  }
+
+  onBridgeRequest(bridgeId: string, method: string, params: unknown): unknown {
+    if (method !== "register") throw new RpcRequestError(rpcError(JsonRpcCode.METHOD_NOT_FOUND, `Method not found: ${method}`));
+    const parsed = controlParams.register.safeParse(params);
+    if (!parsed.success) throw new RpcRequestError(rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for register: ${describeIssues(parsed.error)}`));
+    const r = parsed.data;
+    if (r.bridgeId !== bridgeId) throw new RpcRequestError(rpcError(JsonRpcCode.INVALID_PARAMS, "bridgeId differs from the token's bridge id"));
+    const capacity = r.kms.reduce((sum, k) => sum + k.limit, 0);
+    this.sql.exec(
+      `INSERT OR REPLACE INTO bridges (id, capacity, pipelines, filters) VALUES (?, ?, ?, ?)`,
+      bridgeId,
+      capacity,
+      r.rooms.length,
+      JSON.stringify(r.filters),
+    );
+    for (const room of r.rooms) this.sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, bridgeId);
+    return { accepted: true } satisfies z.infer<typeof controlResults.register>;
+  }
+
+  onBridgeNotification(bridgeId: string, method: string, params: unknown): void {
+    if (method !== "load") return;
+    const parsed = controlParams.load.safeParse(params);
+    if (!parsed.success) return;
+    this.sql.exec(`UPDATE bridges SET pipelines = ? WHERE id = ?`, parsed.data.pipelines, bridgeId);
+  }
+
+  connectedBridges(): BridgeRow[] {
+    return this.sql
+      .exec<{ id: string; capacity: number; pipelines: number; filters: string }>(`SELECT id, capacity, pipelines, filters FROM bridges ORDER BY id`)
+      .toArray()
+      .filter((b) => this.peers.has(b.id));
+  }
+
+  /** Picks (or keeps) the room's bridge and has it attach; resolves once the bridge says it has opened the room link. */
+  async assign(room: string, user: string): Promise<Assignment> {
+    const bridges = this.connectedBridges();
+    if (bridges.length === 0) return { ok: false, error: rpcError(RoomCode.MEDIA_GENERIC, "no media bridge attached") };
+    const current = this.sql.exec<{ bridge: string }>(`SELECT bridge FROM assignments WHERE room = ?`, room).toArray()[0];
+    let chosen = current ? bridges.find((b) => b.id === current.bridge) : undefined;
+    if (!chosen) {
+      const open = bridges.filter((b) => b.pipelines < b.capacity);
+      if (open.length === 0) return { ok: false, error: rpcError(RoomCode.ROOM_CANNOT_BE_CREATED, "all media servers are full") };
+      chosen = user.startsWith(SPECIAL_PREFIX) ? leastLoaded(open) : this.roundRobin(open);
+      this.sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, chosen.id);
+      // Count the new pipeline now, so concurrent assignments see it before the next load report.
+      this.sql.exec(`UPDATE bridges SET pipelines = pipelines + 1 WHERE id = ?`, chosen.id);
+    }
+    const entry = this.peers.get(chosen.id);
+    if (!entry) return { ok: false, error: rpcError(RoomCode.MEDIA_GENERIC, "no media bridge attached") };
+    try {
+      await entry.peer.request("attach", { room, user });
+      return { ok: true, bridgeId: chosen.id };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return { ok: false, error: rpcError(RoomCode.MEDIA_GENERIC, `media bridge '${chosen.id}' could not attach: ${message}`) };
+    }
+  }
+
+  /** The room released its media: forget the assignment. */
+  async release(room: string): Promise<void> {
+    this.sql.exec(`DELETE FROM assignments WHERE room = ?`, room);
+  }
+
+  async summary(): Promise<{ bridges: number; filters: FilterName[] }> {
+    const bridges = this.connectedBridges();
+    // A filter is offered only when every bridge can apply it: a room may land on any.
+    let filters: FilterName[] | null = null;
+    for (const b of bridges) {
+      const own = JSON.parse(b.filters) as FilterName[];
+      filters = filters === null ? own : filters.filter((f) => own.includes(f));
+    }
+    return { bridges: bridges.length, filters: filters ?? [] };
+  }
+
+  roundRobin(open: BridgeRow[]): BridgeRow {
+    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'rr'`).toArray()[0];
+    const next = (row ? Number(row.value) : 0) % open.length;
+    this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('rr', ?)`, String(next + 1));
+    return open[next] as BridgeRow;
+  }
+}
+
+function leastLoaded(open: BridgeRow[]): BridgeRow {
+  let best = open[0] as BridgeRow;
+  for (const b of open) if (b.pipelines / b.capacity < best.pipelines / best.capacity) best = b;
+  return best;
+}
