@@ -38,13 +38,29 @@ export default defineConfig({
       {
         test: {
           name: "integration",
-          include: ["test/integration/**/*.test.ts", "test/media-server/**/*.test.ts", "test/bridge/**/*.test.ts"],
+          include: [
+            "test/integration/**/*.test.ts",
+            "test/media-server/**/*.test.ts",
+            "test/bridge/**/*.test.ts",
+            "test/web/**/*.test.ts",
+          ],
           environment: "node",
           // Real servers start in these tests; run files one at a time so two
           // cores are not oversubscribed and ports do not collide.
           fileParallelism: false,
           testTimeout: 60_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          // Real Chromium pages against the whole stack: one file at a time.
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
         },
       },
     ],
