@@ -8,6 +8,9 @@ import { defineConfig } from "vitest/config";
 //   (wrangler dev, the bridge, the embedded media server, Chromium).
 export default defineConfig({
   test: {
+    // Two cores: integration and browser files start real servers and
+    // Chromium, so files never run side by side, across projects too.
+    fileParallelism: false,
     projects: [
       {
         test: {
