@@ -18,6 +18,8 @@ import { type Connection, Session } from "./session.ts";
 /** One WebSocket as the protocol sees it: the sessions it has spoken for, and the one it speaks for now. */
 export interface ClientConnection extends Connection {
   current: Session | undefined;
+  /** Set once the socket has closed; requests still in flight must not bind sessions to it. */
+  closed: boolean;
   readonly sessions: Set<Session>;
 }
 
@@ -99,6 +101,7 @@ export class KurentoRpc {
     }
     connection.sessions.clear();
     connection.current = undefined;
+    connection.closed = true;
   }
 
   async close(): Promise<void> {
@@ -125,6 +128,8 @@ export class KurentoRpc {
         return resolved;
       },
     };
+    // Bind the session when the request arrives, not when its turn comes: by then the socket may be gone.
+    if (method !== "ping" && method !== "connect") call.session();
     const key = "object" in params && typeof params.object === "string" ? params.object : undefined;
     const body = await this.inOrder(key, () => (this.handlers[method] as Handler<typeof method>)(params, call));
     return resolved ? { ...body, sessionId: resolved.id } : body;
@@ -152,12 +157,17 @@ export class KurentoRpc {
     if (!session) {
       session = new Session(sessionId);
       this.sessions.set(session.id, session);
+      if (connection.closed) session.detach(this.sessionGraceMs, () => void this.endSession(session as Session));
     }
     this.bind(connection, session);
     return session;
   }
 
   private bind(connection: ClientConnection, session: Session): void {
+    if (connection.closed) {
+      // A late request from a dead socket leaves sessions as they are; its reply goes nowhere anyway.
+      return;
+    }
     if (session.connection !== connection) session.attach(connection);
     connection.sessions.add(session);
     connection.current = session;

@@ -49,6 +49,7 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     ws.on("pong", () => alive.set(ws, true));
     const connection: ClientConnection = {
       current: undefined,
+      closed: false,
       sessions: new Set(),
       send(frame) {
         if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));

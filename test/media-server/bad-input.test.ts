@@ -1,0 +1,240 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type MediaServerHandle, startMediaServer } from "../../bridge/media-server/index.ts";
+import { connectKurento } from "./helpers/kurento.ts";
+import { RawKurentoClient } from "./helpers/raw-client.ts";
+import { createClientPeer, waitFor } from "./helpers/werift-peer.ts";
+
+const GRACE_MS = 300;
+let server: MediaServerHandle;
+let client: RawKurentoClient;
+
+beforeAll(async () => {
+  server = await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, sessionGraceMs: GRACE_MS, log: () => {} });
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+afterEach(async () => {
+  await client?.close();
+  // Whatever a test left behind goes with its session; nothing may leak.
+  await waitFor(() => server.stats().objects === 0, 5_000, "every object released");
+});
+
+async function newClient(): Promise<RawKurentoClient> {
+  client = await RawKurentoClient.connect(server.url);
+  return client;
+}
+
+async function endpointInNewPipeline(raw: RawKurentoClient): Promise<{ pipeline: string; endpoint: string }> {
+  const pipeline = String(await raw.value("create", { type: "MediaPipeline", constructorParams: {} }));
+  const endpoint = String(await raw.value("create", { type: "WebRtcEndpoint", constructorParams: { mediaPipeline: pipeline } }));
+  return { pipeline, endpoint };
+}
+
+async function weriftOffer(): Promise<string> {
+  const peer = createClientPeer();
+  peer.addTransceiver("video", { direction: "sendonly" });
+  await peer.setLocalDescription(await peer.createOffer());
+  const sdp = peer.localDescription?.sdp ?? "";
+  await peer.close();
+  return sdp;
+}
+
+describe("malformed frames get JSON-RPC errors and the server keeps answering", () => {
+  it("rejects bad JSON, non-objects, batches, wrong versions and unknown methods", async () => {
+    const raw = await newClient();
+    const parse = await raw.sendRaw("{not json");
+    expect(parse).toMatchObject({ jsonrpc: "2.0", id: null, error: { code: -32700 } });
+    expect(parse.error?.message).toMatch(/^Parse error/);
+
+    for (const frame of ["42", '"hello"', "null", "true"]) {
+      expect(await raw.sendRaw(frame)).toMatchObject({ id: null, error: { code: -32600, message: expect.stringContaining("JSON-RPC 2.0 object") } });
+    }
+    expect(await raw.sendRaw("[]")).toMatchObject({ error: { code: -32600, message: expect.stringContaining("batch") } });
+
+    const wrongVersion = await raw.sendRaw(JSON.stringify({ jsonrpc: "1.0", id: 7, method: "ping" }));
+    expect(wrongVersion).toMatchObject({ id: 7, error: { code: -32600 } });
+    expect(wrongVersion.error?.message).toContain("jsonrpc");
+
+    const noMethod = await raw.sendRaw(JSON.stringify({ jsonrpc: "2.0", id: 8, params: {} }));
+    expect(noMethod).toMatchObject({ id: 8, error: { code: -32600 } });
+
+    const unknown = await raw.call("frobnicate", {});
+    expect(unknown.error).toMatchObject({ code: -32601 });
+    expect(unknown.error?.message).toContain("frobnicate");
+
+    expect(await raw.call("ping", { interval: 5000 })).toMatchObject({ result: { value: "pong" } });
+  });
+
+  it("names the field when params have the wrong type", async () => {
+    const raw = await newClient();
+    const badCreate = await raw.call("create", { type: 42 });
+    expect(badCreate.error).toMatchObject({ code: -32602 });
+    expect(badCreate.error?.message).toContain("type");
+
+    const notObjectParams = await raw.sendRaw(JSON.stringify({ jsonrpc: "2.0", id: 99, method: "invoke", params: "processOffer" }));
+    expect(notObjectParams).toMatchObject({ id: 99, error: { code: -32600 } });
+
+    const { pipeline, endpoint } = await endpointInNewPipeline(raw);
+    const badOffer = await raw.call("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: 123 } });
+    expect(badOffer.error).toMatchObject({ code: -32602 });
+    expect(badOffer.error?.message).toMatch(/processOffer.*offer/);
+
+    const badBandwidth = await raw.call("invoke", { object: endpoint, operation: "setMaxVideoSendBandwidth", operationParams: { maxVideoSendBandwidth: "lots" } });
+    expect(badBandwidth.error).toMatchObject({ code: -32602 });
+
+    const missingSink = await raw.call("invoke", { object: endpoint, operation: "connect", operationParams: {} });
+    expect(missingSink.error).toMatchObject({ code: -32602 });
+    expect(missingSink.error?.message).toContain("sink");
+
+    const endpointWithoutPipeline = await raw.call("create", { type: "WebRtcEndpoint", constructorParams: {} });
+    expect(endpointWithoutPipeline.error).toMatchObject({ code: -32602 });
+    expect(endpointWithoutPipeline.error?.message).toContain("mediaPipeline");
+
+    const pipelineAsSink = await raw.call("invoke", { object: endpoint, operation: "connect", operationParams: { sink: pipeline } });
+    expect(pipelineAsSink.error).toMatchObject({ code: 40107 });
+
+    const unknownOperation = await raw.call("invoke", { object: endpoint, operation: "makeCoffee" });
+    expect(unknownOperation.error).toMatchObject({ code: 40105 });
+    expect(unknownOperation.error?.message).toContain("makeCoffee");
+
+    const unknownEvent = await raw.call("subscribe", { object: endpoint, type: "Teleported" });
+    expect(unknownEvent.error).toMatchObject({ code: 40106 });
+
+    await raw.value("release", { object: pipeline });
+    expect(server.stats().objects).toBe(0);
+  });
+
+  it("answers unknown object ids with 40101 and a second release with 40101 too", async () => {
+    const raw = await newClient();
+    const missing = "00000000-0000-0000-0000-000000000000_kurento.MediaPipeline/x_kurento.WebRtcEndpoint";
+    for (const [method, params] of [
+      ["invoke", { object: missing, operation: "getMediaState" }],
+      ["describe", { object: missing }],
+      ["release", { object: missing }],
+      ["subscribe", { object: missing, type: "Error" }],
+      ["create", { type: "WebRtcEndpoint", constructorParams: { mediaPipeline: "nope_kurento.MediaPipeline" } }],
+    ] as const) {
+      const reply = await raw.call(method, params);
+      expect(reply.error, method).toMatchObject({ code: 40101, data: { type: "MEDIA_OBJECT_NOT_FOUND" } });
+    }
+
+    const { pipeline, endpoint } = await endpointInNewPipeline(raw);
+    await raw.value("release", { object: pipeline });
+    expect((await raw.call("release", { object: pipeline })).error).toMatchObject({ code: 40101 });
+    // The pipeline took its endpoint with it.
+    expect((await raw.call("release", { object: endpoint })).error).toMatchObject({ code: 40101 });
+    expect(server.stats()).toMatchObject({ objects: 0, pipelines: 0 });
+  });
+
+  it("rejects invalid SDP with Kurento SDP errors and keeps the endpoint usable", async () => {
+    const raw = await newClient();
+    const { pipeline, endpoint } = await endpointInNewPipeline(raw);
+    const garbage = await raw.call("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: "hello" } });
+    expect(garbage.error).toMatchObject({ code: 40201, data: { type: "SDP_PARSE_ERROR" } });
+
+    const noFingerprint = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+    const plain = await raw.call("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: noFingerprint } });
+    expect(plain.error).toMatchObject({ code: 40201 });
+    expect(plain.error?.message).toContain("fingerprint");
+
+    const early = await raw.call("invoke", { object: endpoint, operation: "processAnswer", operationParams: { answer: noFingerprint } });
+    expect(early.error).toMatchObject({ code: 40209 });
+
+    const answer = await raw.value("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: await weriftOffer() } });
+    expect(String(answer)).toMatch(/^v=0\r\n/);
+    const again = await raw.call("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: await weriftOffer() } });
+    expect(again.error).toMatchObject({ code: 40208 });
+    await raw.value("release", { object: pipeline });
+  });
+
+  it("says which element types it cannot create", async () => {
+    const raw = await newClient();
+    const pipeline = String(await raw.value("create", { type: "MediaPipeline" }));
+    const recorder = await raw.call("create", { type: "RecorderEndpoint", constructorParams: { mediaPipeline: pipeline, uri: "file:///tmp/x.webm" } });
+    expect(recorder.error).toMatchObject({ code: 40100, data: { unsupported: "RecorderEndpoint" } });
+    expect(recorder.error?.message).toContain("RecorderEndpoint is not supported by the embedded media server");
+    await raw.value("release", { object: pipeline });
+  });
+
+  it("runs implicit transactions with newref references", async () => {
+    const raw = await newClient();
+    const reply = await raw.call("transaction", {
+      operations: [
+        { method: "create", params: { type: "MediaPipeline", constructorParams: {} } },
+        { method: "create", params: { type: "PassThrough", constructorParams: { mediaPipeline: "newref:0" } } },
+        { method: "create", params: { type: "FaceOverlayFilter", constructorParams: { mediaPipeline: "newref:0" } } },
+      ],
+    });
+    const results = reply.result?.value as Array<{ result?: { value: string }; error?: { code: number } }>;
+    expect(results[0]?.result?.value).toMatch(/_kurento\.MediaPipeline$/);
+    expect(results[1]?.result?.value.startsWith(`${results[0]?.result?.value}/`)).toBe(true);
+    expect(results[2]?.error).toMatchObject({ code: 40100 });
+    await raw.value("release", { object: results[0]?.result?.value });
+  });
+});
+
+describe("sessions", () => {
+  it("releases the objects of a client that vanishes mid-negotiation, and keeps serving others", async () => {
+    const vanishing = await RawKurentoClient.connect(server.url);
+    const abandoned = await endpointInNewPipeline(vanishing);
+    vanishing.fire("invoke", { object: abandoned.endpoint, operation: "processOffer", operationParams: { offer: await weriftOffer() } });
+    vanishing.fire("invoke", { object: abandoned.endpoint, operation: "gatherCandidates" });
+    await vanishing.close();
+    expect(server.stats().objects).toBe(2);
+    await waitFor(() => server.stats().objects === 0 && server.stats().sessions === 0, 5_000, "the vanished session's objects released");
+
+    // Releasing the pipeline while its endpoint is still negotiating: the offer fails cleanly or completes; nothing is left over.
+    const raw = await newClient();
+    const { pipeline, endpoint } = await endpointInNewPipeline(raw);
+    const offer = await weriftOffer();
+    const offerId = raw.fire("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer } });
+    const releaseId = raw.fire("release", { object: pipeline });
+    const replies = await raw.replies(2);
+    const offerReply = replies.find((reply) => reply.id === offerId);
+    const releaseReply = replies.find((reply) => reply.id === releaseId);
+    expect(releaseReply?.result).toBeDefined();
+    if (offerReply?.error) expect(offerReply.error).toMatchObject({ code: 40101 });
+    else expect(String(offerReply?.result?.value)).toMatch(/^v=0/);
+    expect(server.stats().objects).toBe(0);
+    expect(await raw.call("ping", { interval: 5000 })).toMatchObject({ result: { value: "pong" } });
+  });
+
+  it("resumes a session with connect {sessionId} within the grace period, and answers 40007 for an unknown one", async () => {
+    const first = await RawKurentoClient.connect(server.url);
+    const created = await first.call("create", { type: "MediaPipeline" });
+    const sessionId = String(created.result?.sessionId);
+    const pipeline = String(created.result?.value);
+    await first.close();
+
+    const raw = await newClient();
+    expect(await raw.call("connect", { sessionId })).toMatchObject({ result: { sessionId } });
+    await new Promise((resolve) => setTimeout(resolve, GRACE_MS * 2));
+    expect(server.stats().objects).toBe(1);
+    expect((await raw.call("describe", { object: pipeline, sessionId })).result).toMatchObject({ type: "MediaPipeline", sessionId });
+
+    const unknown = await raw.call("connect", { sessionId: "no-such-session" });
+    expect(unknown.error).toMatchObject({ code: 40007, data: { type: "INVALID_SESSION" } });
+    await raw.close();
+    await waitFor(() => server.stats().objects === 0, 5_000, "the resumed session's objects released after its socket closed");
+  });
+
+  it("gives kurento-client a readable error for FaceOverlayFilter", async () => {
+    const kurentoClient = await connectKurento(server.url);
+    try {
+      const pipeline = await kurentoClient.create("MediaPipeline");
+      const failure = await pipeline.create("FaceOverlayFilter").then(
+        () => undefined,
+        (error: unknown) => error as Error & { code?: number },
+      );
+      expect(failure?.message).toContain("FaceOverlayFilter is not supported by the embedded media server");
+      expect(failure?.code).toBe(40100);
+      await pipeline.release();
+    } finally {
+      kurentoClient.close();
+    }
+    expect(server.stats().pipelines).toBe(0);
+  });
+});
