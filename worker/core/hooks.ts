@@ -4,7 +4,7 @@
  */
 import type { RpcError } from "../protocol/errors.ts";
 import type { MediaCommand } from "../protocol/bridge.ts";
-import type { Json, Participant, RoomState } from "./types.ts";
+import type { Effect, Json, Participant, RoomState } from "./types.ts";
 
 export interface JoinRequest {
   readonly user: string;
@@ -39,6 +39,12 @@ export interface RoomHooks {
   readonly authorizeJoin?: (request: JoinRequest) => RpcError | null;
   /** Handles `customRequest`; without one, `customRequest` is refused. */
   readonly customRequest?: CustomRequestHandler;
+  /**
+   * Sees every effect the core produces, after the adapter carried it out
+   * (joins and leaves are broadcasts, media commands are `media` effects…).
+   * Called by the adapter, never by the pure core; must not throw.
+   */
+  readonly observe?: (room: string, effect: Effect) => void;
 }
 
 export interface CoreContext {

@@ -69,7 +69,22 @@ export function findByUser(state: RoomState, user: string): Participant | undefi
   return undefined;
 }
 
-type Handler<M extends RoomMethod> = (session: string, id: RequestId | null, params: RequestParams<M>) => void;
+type Handler<M extends RoomMethod> = (step: StepBuilder, session: string, id: RequestId | null, params: RequestParams<M>) => void;
+
+/** One handler per protocol method: a method without one fails to compile. Module-level, so a request allocates no closures. */
+const HANDLERS = {
+  joinRoom: (b, session, id, p) => b.joinRoom(session, id, p),
+  publishVideo: (b, session, id, p) => b.publishVideo(session, id, p),
+  unpublishVideo: (b, session, id) => b.unpublishVideo(session, id),
+  receiveVideoFrom: (b, session, id, p) => b.receiveVideoFrom(session, id, p),
+  unsubscribeFromVideo: (b, session, id, p) => b.unsubscribeFromVideo(session, id, p),
+  onIceCandidate: (b, session, id, p) => b.onIceCandidate(session, id, p),
+  leaveRoom: (b, session, id) => b.leaveRoom(session, id),
+  sendMessage: (b, session, id, p) => b.sendMessage(session, id, p),
+  customRequest: (b, session, id, p) => b.customRequest(session, id, p),
+  ping: (b, session, id) => b.reply(session, id, { value: "pong" }),
+  connect: (b, session, id, p) => b.connect(session, id, p),
+} satisfies { [M in RoomMethod]: Handler<M> };
 
 class StepBuilder {
   state: RoomState;
@@ -105,22 +120,8 @@ class StepBuilder {
       this.fail(session, id, rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for ${method}: ${describeIssues(parsed.error)}`));
       return;
     }
-    (this.handlers[method] as Handler<typeof method>)(session, id, parsed.data as never);
+    (HANDLERS[method] as Handler<typeof method>)(this, session, id, parsed.data as never);
   }
-
-  readonly handlers: { [M in RoomMethod]: Handler<M> } = {
-    joinRoom: (session, id, p) => this.joinRoom(session, id, p),
-    publishVideo: (session, id, p) => this.publishVideo(session, id, p),
-    unpublishVideo: (session, id) => this.unpublishVideo(session, id),
-    receiveVideoFrom: (session, id, p) => this.receiveVideoFrom(session, id, p),
-    unsubscribeFromVideo: (session, id, p) => this.unsubscribeFromVideo(session, id, p),
-    onIceCandidate: (session, id, p) => this.onIceCandidate(session, id, p),
-    leaveRoom: (session, id) => this.leaveRoom(session, id),
-    sendMessage: (session, id, p) => this.sendMessage(session, id, p),
-    customRequest: (session, id, p) => this.customRequest(session, id, p),
-    ping: (session, id) => this.reply(session, id, { value: "pong" }),
-    connect: (session, id, p) => this.connect(session, id, p),
-  } satisfies { [M in RoomMethod]: Handler<M> };
 
   joinRoom(session: string, id: RequestId | null, p: RequestParams<"joinRoom">): void {
     const { room } = this.state;

@@ -9,8 +9,8 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { apply } from "../core/room-core.ts";
-import { hatFilterHandler } from "../core/hat-filter.ts";
-import type { CoreContext, RoomHooks } from "../core/hooks.ts";
+import type { CoreContext } from "../core/hooks.ts";
+import { appHooks } from "../app-hooks.ts";
 import type { Effect, Input, RoomState } from "../core/types.ts";
 import { decodeFrame, encodeError, encodeNotification, encodeResult } from "../protocol/jsonrpc.ts";
 import type { MediaCommand } from "../protocol/bridge.ts";
@@ -35,8 +35,6 @@ type SocketAttachment =
 export const ROOM_NAME_HEADER = "x-room-name";
 /** Close code for a socket whose session was resumed on another socket. */
 const CLOSE_SUPERSEDED = 4001;
-
-const hooks: RoomHooks = { customRequest: hatFilterHandler };
 
 export class RoomObject extends DurableObject<Env> {
   readonly store: RoomStore;
@@ -182,7 +180,7 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   coreContext(): CoreContext {
-    return { now: Date.now(), config: settingsOf(this.env).room, hooks };
+    return { now: Date.now(), config: settingsOf(this.env).room, hooks: appHooks };
   }
 
   /** Applies an input and everything it leads to, in order; persistence is synchronous SQLite. */
@@ -197,7 +195,10 @@ export class RoomObject extends DurableObject<Env> {
         const step = apply(before, next, this.coreContext());
         this.store.save(before, step.state);
         this.state = step.state;
-        for (const effect of step.effects) this.perform(effect);
+        for (const effect of step.effects) {
+          this.perform(effect);
+          if (appHooks.observe) observeSafely(step.state.room, effect);
+        }
       }
     } finally {
       this.running = false;
@@ -277,5 +278,13 @@ export class RoomObject extends DurableObject<Env> {
     this.sockets.delete(from);
     this.sockets.set(to, ws);
     ws.serializeAttachment({ role: "client", session: to } satisfies SocketAttachment);
+  }
+}
+
+function observeSafely(room: string, effect: Effect): void {
+  try {
+    appHooks.observe?.(room, effect);
+  } catch (error) {
+    console.error(JSON.stringify({ msg: "room observer failed", room, error: String(error) }));
   }
 }
