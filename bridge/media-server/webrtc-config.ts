@@ -19,7 +19,7 @@ export interface WebRtcSettings {
   loopbackOnly: boolean;
   /** UDP port range for ICE, e.g. [40000, 40999]; undefined lets the OS pick. */
   icePortRange: [number, number] | undefined;
-  /** Extra host addresses to announce, e.g. a public IP behind 1:1 NAT. */
+  /** Extra local addresses to gather host candidates on, which werift skips by default (loopback, tun interfaces). */
   additionalHostAddresses: string[];
   videoCodecs: VideoCodecName[];
   /** REMB sent to publishers once a second when nothing lowers it, in kbps. */
