@@ -6,6 +6,7 @@
 import { bearerToken } from "./auth/constant-time.ts";
 import { verifyBridgeToken, type BridgeClaims } from "./auth/bridge-token.ts";
 import type { Env } from "./env.ts";
+import type { NonceLedger } from "./auth/nonce-ledger.ts";
 
 /** Headers by which the worker hands verified claims to the accepting object. */
 export const BRIDGE_ID_HEADER = "x-bridge-id";
@@ -35,4 +36,17 @@ export function forwardWithClaims(request: Request, claims: BridgeClaims, extra:
   headers.set(TOKEN_EXP_HEADER, String(claims.exp));
   for (const [k, v] of Object.entries(extra)) headers.set(k, v);
   return new Request(request.url, { headers });
+}
+
+/**
+ * In the accepting object: the bridge id the worker verified, once its token's
+ * nonce is claimed; or the response refusing the upgrade (a replay gets 401).
+ */
+export function claimBridgeToken(request: Request, nonces: NonceLedger): { bridgeId: string } | Response {
+  const bridgeId = request.headers.get(BRIDGE_ID_HEADER);
+  const nonce = request.headers.get(TOKEN_NONCE_HEADER);
+  const exp = Number(request.headers.get(TOKEN_EXP_HEADER));
+  if (!bridgeId || !nonce || !Number.isInteger(exp)) return new Response("missing bridge claims", { status: 400 });
+  if (!nonces.claim(nonce, exp)) return Response.json({ error: "replayed token" }, { status: 401 });
+  return { bridgeId };
 }

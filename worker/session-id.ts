@@ -3,19 +3,14 @@
  * `connect {sessionId}` (a resumed session) to the right room object without
  * any shared lookup table.
  */
+import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
+
 const SEPARATOR = ".";
 
-function toBase64Url(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
 function fromBase64Url(text: string): string | null {
+  const bytes = decodeBase64Url(text);
+  if (!bytes) return null;
   try {
-    const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
     return null;
@@ -23,7 +18,7 @@ function fromBase64Url(text: string): string | null {
 }
 
 export function newSessionId(room: string): string {
-  return `${crypto.randomUUID().replace(/-/g, "")}${SEPARATOR}${toBase64Url(room)}`;
+  return `${crypto.randomUUID().replace(/-/g, "")}${SEPARATOR}${encodeBase64Url(new TextEncoder().encode(room))}`;
 }
 
 export function roomOfSessionId(sessionId: string): string | null {

@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { constantTimeEqual } from "./constant-time.ts";
+import { decodeBase64Url, encodeBase64Url } from "../base64url.ts";
 
 export const MAX_TOKEN_TTL_SECONDS = 60;
 /** Clock difference tolerated between bridge and edge. */
@@ -32,24 +33,9 @@ export function roomAudience(room: string): string {
 }
 export const CONTROL_AUDIENCE = "control";
 
-function b64url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function fromB64url(text: string): Uint8Array | null {
-  try {
-    const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
-}
-
 async function hmac(secret: string, data: string): Promise<string> {
   const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return b64url(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data))));
+  return encodeBase64Url(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data))));
 }
 
 export async function signBridgeToken(
@@ -58,9 +44,9 @@ export async function signBridgeToken(
 ): Promise<string> {
   const now = claims.nowSeconds ?? Math.floor(Date.now() / 1000);
   const ttl = Math.min(claims.ttlSeconds ?? 30, MAX_TOKEN_TTL_SECONDS);
-  const nonce = b64url(crypto.getRandomValues(new Uint8Array(16)));
+  const nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
   const body: BridgeClaims = { bid: claims.bridgeId, aud: claims.audience, exp: now + ttl, nonce };
-  const encoded = `${VERSION}.${b64url(new TextEncoder().encode(JSON.stringify(body)))}`;
+  const encoded = `${VERSION}.${encodeBase64Url(new TextEncoder().encode(JSON.stringify(body)))}`;
   return `${encoded}.${await hmac(secret, encoded)}`;
 }
 
@@ -77,7 +63,7 @@ export async function verifyBridgeToken(
   const [version, body, signature] = parts as [string, string, string];
   const expected = await hmac(secret, `${version}.${body}`);
   if (!constantTimeEqual(signature, expected)) return { ok: false, reason: "bad signature" };
-  const raw = fromB64url(body);
+  const raw = decodeBase64Url(body);
   if (!raw) return { ok: false, reason: "malformed token" };
   let json: unknown;
   try {

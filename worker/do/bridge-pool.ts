@@ -10,7 +10,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { NonceLedger } from "../auth/nonce-ledger.ts";
-import { BRIDGE_ID_HEADER, TOKEN_EXP_HEADER, TOKEN_NONCE_HEADER } from "../bridge-auth.ts";
+import { claimBridgeToken } from "../bridge-auth.ts";
 import type { Env } from "../env.ts";
 import { controlParams, controlResults, type FilterName } from "../protocol/bridge.ts";
 import { JsonRpcCode, RoomCode, rpcError, type RpcError } from "../protocol/errors.ts";
@@ -56,11 +56,9 @@ export class BridgePool extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
-    const bridgeId = request.headers.get(BRIDGE_ID_HEADER);
-    const nonce = request.headers.get(TOKEN_NONCE_HEADER);
-    const exp = Number(request.headers.get(TOKEN_EXP_HEADER));
-    if (!bridgeId || !nonce || !Number.isInteger(exp)) return new Response("missing bridge claims", { status: 400 });
-    if (!this.nonces.claim(nonce, exp)) return Response.json({ error: "replayed token" }, { status: 401 });
+    const claimed = claimBridgeToken(request, this.nonces);
+    if (claimed instanceof Response) return claimed;
+    const { bridgeId } = claimed;
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     const previous = this.peers.get(bridgeId);

@@ -14,7 +14,7 @@ import { appHooks } from "../app-hooks.ts";
 import type { Effect, Input, RoomState } from "../core/types.ts";
 import { decodeFrame, encodeError, encodeNotification, encodeResult } from "../protocol/jsonrpc.ts";
 import type { MediaCommand } from "../protocol/bridge.ts";
-import { BRIDGE_ID_HEADER, TOKEN_EXP_HEADER, TOKEN_NONCE_HEADER } from "../bridge-auth.ts";
+import { claimBridgeToken } from "../bridge-auth.ts";
 import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { RoomMediaLink } from "./room-media-link.ts";
 import { settingsOf, type Env } from "../env.ts";
@@ -111,11 +111,9 @@ export class RoomObject extends DurableObject<Env> {
 
   /** The worker has verified the bridge's token; the nonce must be new. */
   acceptBridge(request: Request): Response {
-    const bridgeId = request.headers.get(BRIDGE_ID_HEADER);
-    const nonce = request.headers.get(TOKEN_NONCE_HEADER);
-    const exp = Number(request.headers.get(TOKEN_EXP_HEADER));
-    if (!bridgeId || !nonce || !Number.isInteger(exp)) return new Response("missing bridge claims", { status: 400 });
-    if (!this.nonces.claim(nonce, exp)) return Response.json({ error: "replayed token" }, { status: 401 });
+    const claimed = claimBridgeToken(request, this.nonces);
+    if (claimed instanceof Response) return claimed;
+    const { bridgeId } = claimed;
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, ["bridge"]);
