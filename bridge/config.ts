@@ -1,0 +1,202 @@
+/**
+ * The bridge's configuration, read from the environment and validated with
+ * zod (docs/bridge.md has the table). Each key replaces one of the original
+ * `kurento-room-demo.conf.json`: `kms.uris` → KMS_URIS, `demo.kmsLimit` →
+ * KMS_LIMIT, `kurento.client.requestTimeout` → REQUEST_TIMEOUT_MS,
+ * `demo.hatUrl` / `demo.hatCoords` → HAT_*.
+ */
+import os from "node:os";
+import { z } from "zod";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+export interface KmsConfig {
+  readonly uri: string;
+  /** Pipelines this KMS may hold (the original `kmsLimit`). */
+  readonly limit: number;
+}
+
+export interface HatConfig {
+  readonly url: string;
+  readonly offsetX: number;
+  readonly offsetY: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+export interface BridgeConfig {
+  /** `http(s)://host[:port]` of the worker, no trailing slash. */
+  readonly workerUrl: string;
+  readonly bridgeId: string;
+  readonly bridgeSecret: string;
+  readonly kms: readonly KmsConfig[];
+  readonly requestTimeoutMs: number;
+  readonly hat: HatConfig;
+  /** Port of `/health` and `/metrics`; 0 picks a free one. */
+  readonly httpPort: number;
+  readonly httpHost: string;
+  readonly logLevel: LogLevel;
+}
+
+export const DEFAULT_WORKER_URL = "http://127.0.0.1:8787";
+export const DEFAULT_KMS_URI = "ws://127.0.0.1:8888/kurento";
+export const DEFAULT_KMS_LIMIT = 1000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 20_000;
+export const MIN_SECRET_LENGTH = 16;
+/** The demo's mario-wings coordinates (kurento-room-demo.conf.json). */
+export const DEFAULT_HAT = { offsetX: -0.35, offsetY: -1.2, width: 1.6, height: 1.6 } as const;
+
+/** A bad environment: `issues` names each variable and what is wrong with it. */
+export class ConfigError extends Error {
+  readonly issues: readonly string[];
+  constructor(issues: readonly string[]) {
+    super(`Invalid bridge configuration:\n${issues.map((issue) => `  - ${issue}`).join("\n")}`);
+    this.name = "ConfigError";
+    this.issues = issues;
+  }
+}
+
+const httpUrl = z
+  .string()
+  .trim()
+  .transform((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `not a URL: '${value}' (expected e.g. ${DEFAULT_WORKER_URL})` });
+      return z.NEVER;
+    }
+    if (!["http:", "https:", "ws:", "wss:"].includes(url.protocol)) {
+      ctx.addIssue({ code: "custom", message: `must be an http(s) URL, got '${url.protocol}'` });
+      return z.NEVER;
+    }
+    if (url.search || url.hash) {
+      ctx.addIssue({ code: "custom", message: "must not have a query or fragment" });
+      return z.NEVER;
+    }
+    // The bridge speaks WebSocket to it; keep the http form for display and derive ws(s) where needed.
+    const protocol = url.protocol === "ws:" ? "http:" : url.protocol === "wss:" ? "https:" : url.protocol;
+    return `${protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+  });
+
+const kmsUri = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === "ws:" || url.protocol === "wss:") && url.host !== "";
+    } catch {
+      return false;
+    }
+  }, "each KMS URI must be a ws:// or wss:// URL, e.g. ws://127.0.0.1:8888/kurento");
+
+/** Comma-separated (`ws://a:8888/kurento,ws://b:8888/kurento`) or a JSON array. */
+const kmsUris = z
+  .string()
+  .transform((value, ctx) => {
+    const text = value.trim();
+    if (text.startsWith("[")) {
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (Array.isArray(parsed) && parsed.every((item) => typeof item === "string")) return parsed as string[];
+      } catch {
+        // fall through to the issue below
+      }
+      ctx.addIssue({ code: "custom", message: "looks like JSON but is not an array of strings" });
+      return z.NEVER;
+    }
+    return text.split(",").map((item) => item.trim()).filter(Boolean);
+  })
+  .pipe(z.array(kmsUri).min(1, "needs at least one URI").max(64, "at most 64 URIs"))
+  .refine((uris) => new Set(uris).size === uris.length, "lists the same URI twice");
+
+const int = (min: number, max: number) => z.coerce.number().int(`must be an integer`).min(min).max(max);
+const finite = z.coerce.number().refine(Number.isFinite, "must be a number");
+
+const envSchema = z.object({
+  WORKER_URL: httpUrl.default(DEFAULT_WORKER_URL),
+  BRIDGE_ID: z
+    .string()
+    .trim()
+    .min(1)
+    .max(128)
+    .regex(/^[\w.:@-]+$/, "may contain letters, digits and . _ : @ - only")
+    .optional(),
+  BRIDGE_SECRET: z
+    .string({ error: "is required (the shared secret the worker also has as BRIDGE_SECRET)" })
+    .min(MIN_SECRET_LENGTH, `must be at least ${MIN_SECRET_LENGTH} characters (use a long random string, e.g. openssl rand -hex 32)`),
+  KMS_URIS: kmsUris.default([DEFAULT_KMS_URI]),
+  KMS_LIMIT: int(1, 1_000_000).default(DEFAULT_KMS_LIMIT),
+  REQUEST_TIMEOUT_MS: int(100, 600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
+  HAT_URL: z
+    .string()
+    .trim()
+    .refine((value) => {
+      try {
+        return ["http:", "https:"].includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    }, "must be an http(s) URL the media server can fetch the image from")
+    .optional(),
+  HAT_OFFSET_X: finite.default(DEFAULT_HAT.offsetX),
+  HAT_OFFSET_Y: finite.default(DEFAULT_HAT.offsetY),
+  HAT_WIDTH: finite.refine((v) => v > 0, "must be positive").default(DEFAULT_HAT.width),
+  HAT_HEIGHT: finite.refine((v) => v > 0, "must be positive").default(DEFAULT_HAT.height),
+  BRIDGE_HTTP_PORT: int(0, 65_535).default(9090),
+  BRIDGE_HTTP_HOST: z.string().trim().min(1).default("127.0.0.1"),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+});
+
+/** The variables this module reads. */
+export const CONFIG_KEYS = Object.keys(envSchema.shape) as Array<keyof typeof envSchema.shape>;
+
+export function defaultBridgeId(): string {
+  const host = os.hostname().replace(/[^\w.-]/g, "-").slice(0, 100) || "localhost";
+  return `bridge-${host}`;
+}
+
+/** Reads and validates the configuration; throws a ConfigError listing every problem. */
+export function loadConfig(env: Record<string, string | undefined>): BridgeConfig {
+  // Unset and empty are the same (env files often carry `KEY=`).
+  const input: Record<string, string> = {};
+  for (const key of CONFIG_KEYS) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== "") input[key] = value;
+  }
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const key = issue.path.map(String).join(".") || "environment";
+        const value = typeof issue.path[0] === "string" ? input[issue.path[0]] : undefined;
+        const shown = value === undefined || issue.path[0] === "BRIDGE_SECRET" ? "" : ` (got '${value.length > 80 ? `${value.slice(0, 80)}…` : value}')`;
+        return `${key}: ${issue.message}${shown}`;
+      }),
+    );
+  }
+  const vars = parsed.data;
+  return {
+    workerUrl: vars.WORKER_URL,
+    bridgeId: vars.BRIDGE_ID ?? defaultBridgeId(),
+    bridgeSecret: vars.BRIDGE_SECRET,
+    kms: vars.KMS_URIS.map((uri) => ({ uri, limit: vars.KMS_LIMIT })),
+    requestTimeoutMs: vars.REQUEST_TIMEOUT_MS,
+    hat: {
+      url: vars.HAT_URL ?? `${vars.WORKER_URL}/img/mario-wings.png`,
+      offsetX: vars.HAT_OFFSET_X,
+      offsetY: vars.HAT_OFFSET_Y,
+      width: vars.HAT_WIDTH,
+      height: vars.HAT_HEIGHT,
+    },
+    httpPort: vars.BRIDGE_HTTP_PORT,
+    httpHost: vars.BRIDGE_HTTP_HOST,
+    logLevel: vars.LOG_LEVEL,
+  };
+}
+
+/** `http://h:p/x` → `ws://h:p/x` (and https → wss). */
+export function toWebSocketUrl(httpBase: string): string {
+  return httpBase.replace(/^http(s?):\/\//, (_m, s: string) => `ws${s}://`);
+}

@@ -1,0 +1,117 @@
+/**
+ * The small media-server interface the bridge is written against (DESIGN §8).
+ * kurento-media-server.ts implements it with kurento-client; nothing else in
+ * the bridge knows Kurento object ids, error codes or client quirks.
+ */
+
+export interface IceCandidate {
+  readonly candidate: string;
+  readonly sdpMid: string | null;
+  readonly sdpMLineIndex: number;
+}
+
+/** Video bandwidth limits in kbps, as KMS endpoints take them (0 = unlimited). */
+export interface Bandwidth {
+  readonly maxVideoRecvKbps: number;
+  readonly minVideoRecvKbps: number;
+  readonly maxVideoSendKbps: number;
+  readonly minVideoSendKbps: number;
+}
+
+export interface FaceOverlayOptions {
+  readonly imageUrl: string;
+  readonly offsetX: number;
+  readonly offsetY: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+/**
+ * Why a media-server call failed, independent of Kurento's numeric codes:
+ * - `sdp`: the offer could not be processed;
+ * - `ice`: a candidate was refused;
+ * - `unsupported`: the server cannot create that kind of element (e.g. filters on the embedded server);
+ * - `unreachable`: no connection to the server (or it was lost);
+ * - `timeout`: no answer within the request timeout;
+ * - `gone`: the object no longer exists on the server;
+ * - `other`: anything else.
+ */
+export type MediaFailure = "sdp" | "ice" | "unsupported" | "unreachable" | "timeout" | "gone" | "other";
+
+export class MediaServerError extends Error {
+  readonly failure: MediaFailure;
+  /** The server's own error code, when it sent one. */
+  readonly serverCode: number | undefined;
+  constructor(failure: MediaFailure, message: string, serverCode?: number) {
+    super(message);
+    this.name = "MediaServerError";
+    this.failure = failure;
+    this.serverCode = serverCode;
+  }
+}
+
+export interface MediaElement {
+  readonly id: string;
+  /** Connect this element's output to `sink` (all media types). */
+  connect(sink: MediaElement): Promise<void>;
+  disconnect(sink: MediaElement): Promise<void>;
+  /** Idempotent; never throws for an object that is already gone. */
+  release(): Promise<void>;
+  /** The element's `Error` events (a description of what went wrong). */
+  onError(listener: (description: string) => void): void;
+}
+
+export interface WebRtcEndpoint extends MediaElement {
+  processOffer(offer: string): Promise<string>;
+  gatherCandidates(): Promise<void>;
+  addIceCandidate(candidate: IceCandidate): Promise<void>;
+  setBandwidth(bandwidth: Bandwidth): Promise<void>;
+  onIceCandidate(listener: (candidate: IceCandidate) => void): void;
+  /** `MediaStateChanged` (CONNECTED / DISCONNECTED). */
+  onMediaState(listener: (state: string) => void): void;
+}
+
+export interface Pipeline {
+  readonly id: string;
+  createWebRtcEndpoint(options: { readonly dataChannels: boolean }): Promise<WebRtcEndpoint>;
+  createPassThrough(): Promise<MediaElement>;
+  createFaceOverlayFilter(options: FaceOverlayOptions): Promise<MediaElement>;
+  /** Releases the pipeline and, on the server, everything in it. Idempotent. */
+  release(): Promise<void>;
+  /** Pipeline-wide `Error` events. */
+  onError(listener: (description: string) => void): void;
+}
+
+export type MediaServerState = "connecting" | "connected" | "disconnected" | "closed";
+
+export interface MediaServerListeners {
+  /** The connection state changed. */
+  state?(state: MediaServerState): void;
+  /**
+   * Everything created on this server before now is gone (the server
+   * restarted, or the connection stayed down too long): drop it.
+   */
+  lost?(reason: string): void;
+}
+
+export interface MediaServer {
+  readonly uri: string;
+  readonly state: MediaServerState;
+  /** Whether the server can create face-overlay filters (known once connected). */
+  readonly supportsFilters: boolean;
+  /** Resolves when connected; rejects after `timeoutMs` (the connection keeps trying). */
+  whenConnected(timeoutMs: number): Promise<void>;
+  createPipeline(): Promise<Pipeline>;
+  /** Stops reconnecting and closes the connection. Objects stay on the server until it notices. */
+  close(): Promise<void>;
+}
+
+export interface MediaServerOptions {
+  readonly requestTimeoutMs: number;
+  /** How long a dropped connection may take to come back with its session before its media counts as lost. */
+  readonly lostAfterMs: number;
+  readonly listeners: MediaServerListeners;
+  readonly log?: (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export type MediaServerFactory = (uri: string, options: MediaServerOptions) => MediaServer;
