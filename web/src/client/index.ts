@@ -1,0 +1,21 @@
+/**
+ * Edge Room client library: the modern KurentoRoom.js.
+ *
+ *   const kurento = new KurentoRoom("wss://host/room");
+ *   const room = kurento.Room({ room: "demo", user: "alice" });
+ *   const camera = kurento.Stream(room, { audio: true, video: true });
+ *   room.on("room-connected", () => camera.publish());
+ *   room.on("stream-added", ({ stream }) => stream.playThumbnail("participants"));
+ *   camera.on("access-accepted", () => room.connect());
+ *   camera.init();
+ */
+export { KurentoRoom, DEFAULT_RECONNECT, defaultRoomUri, roomSocketUrl, type KurentoRoomOptions } from "./kurento-room.ts";
+export { Room, type RoomConnectedEvent, type RoomEvents, type RoomOptions, type ReconnectOptions } from "./room.ts";
+export { Participant } from "./participant.ts";
+export { Stream, DEFAULT_STREAM_ID, type StreamEvents, type StreamOptions, type StreamStatus } from "./stream.ts";
+export { Emitter, type Listener, type NextOptions } from "./emitter.ts";
+export { canTransition, CONNECTION_STATES, type CloseReason, type ConnectionState } from "./state.ts";
+export { getAllRooms, getClientConfig, httpBase, clientConfigSchema, type ClientConfig } from "./rest.ts";
+export type { WebSocketConstructor, WebSocketLike } from "./connection.ts";
+export { RpcRequestError } from "../../../worker/protocol/rpc-peer.ts";
+export { INVALID_SESSION_CODE, JsonRpcCode, RoomCode } from "../../../worker/protocol/errors.ts";
