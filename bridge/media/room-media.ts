@@ -145,7 +145,7 @@ export class RoomMedia {
     unpublish: (params) => this.command(params.user, () => this.unpublish(params.user)),
     unsubscribe: (params) => this.command(params.user, () => this.unsubscribe(params.user, params.sender)),
     releaseUser: (params) => this.command(params.user, () => this.releaseUser(params.user)),
-    releaseRoom: () => this.releaseRoom(),
+    releaseRoom: (params) => this.releaseRoom(params.reason),
     applyFilter: (params) => this.command(params.user, () => this.applyFilter(params.user, params.filter)),
     removeFilter: (params) => this.command(params.user, () => this.removeFilter(params.user, params.filter)),
     sync: (params) => this.sync(params.users),
@@ -325,12 +325,13 @@ export class RoomMedia {
   }
 
   /** Everyone left or the room closed: the pipeline goes, with everything in it. */
-  async releaseRoom(): Promise<MediaResult<"releaseRoom">> {
+  async releaseRoom(reason?: string): Promise<MediaResult<"releaseRoom">> {
     this.epoch += 1;
     const pipeline = this.pipeline;
     const slot = this.slot;
     this.forgetGraph();
     if (pipeline && slot) {
+      this.options.log.info("room media released", { room: this.room, ...(reason ? { reason } : {}) });
       this.options.pool.free(slot);
       this.options.onPipelineChange?.();
       await pipeline.release();
