@@ -39,6 +39,8 @@ export class RoomTestClient {
       this.peer.receive(text);
       this.wake();
     });
+    // A late socket error (after open) must not become an unhandled 'error' event; the close follows.
+    ws.on("error", () => undefined);
     this.closedPromise = new Promise((resolve) => {
       ws.on("close", (code, reason) => {
         this.closeEvent = { code, reason: reason.toString() };
@@ -132,7 +134,17 @@ export class RoomTestClient {
     return this.closedPromise;
   }
 
+  /** Waits for the close, failing after `timeoutMs`. */
+  closedWithin(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+    return this.waitFor(() => this.closeEvent ?? undefined, timeoutMs, "the socket to close");
+  }
+
   close(): void {
     this.ws.close();
+  }
+
+  /** Drops the connection without a close handshake (a lost network). */
+  terminate(): void {
+    this.ws.terminate();
   }
 }
