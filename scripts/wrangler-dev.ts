@@ -103,7 +103,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   while (Date.now() < deadline) {
     if (exited) break;
     try {
-      const response = await fetch(`${url}/health`);
+      const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
       if (response.ok) return { url, port, pid, stop };
     } catch {
       // Not listening yet.

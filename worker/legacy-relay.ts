@@ -5,44 +5,73 @@
  * then relays both ways to the room's object. Unmodified legacy apps work;
  * new apps should use `/room/:room`, which goes straight to the (hibernatable)
  * room object.
+ *
+ * A first `joinRoom` that the room refuses (duplicate name, creation not
+ * allowed…) unties the socket again, so the client may try another room.
  */
-import { JsonRpcCode, RoomCode, rpcError } from "./protocol/errors.ts";
-import { decodeFrame, encodeError, encodeResult } from "./protocol/jsonrpc.ts";
+import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError } from "./protocol/errors.ts";
+import { decodeFrame, encodeError, encodeResult, type RequestId } from "./protocol/jsonrpc.ts";
 import { name as roomName } from "./protocol/room.ts";
 import { ROOM_NAME_HEADER } from "./do/room-object.ts";
 import type { Env } from "./env.ts";
 import { roomOfSessionId } from "./session-id.ts";
 import { closeQuietly, safeSend } from "./ws-util.ts";
 
+type Data = string | ArrayBuffer;
+
 export function relayLegacySocket(env: Env): Response {
   const pair = new WebSocketPair();
   const [client, server] = [pair[0], pair[1]];
   server.accept();
   let upstream: WebSocket | null = null;
-  let connecting: Promise<void> | null = null;
-  const early: (string | ArrayBuffer)[] = [];
+  let connecting = false;
+  /** The id of the joinRoom that opened the current upstream, until it succeeds. */
+  let tentativeJoin: RequestId | null = null;
+  const early: Data[] = [];
+  // Binary frames arrive as Blobs here; reading one is asynchronous, so frames
+  // are handled through one chain to keep their order.
+  let chain: Promise<void> = Promise.resolve();
 
-  const open = async (room: string, first: string | ArrayBuffer): Promise<void> => {
+  const open = async (room: string, first: Data, joinId: RequestId | null): Promise<void> => {
     const stub = env.ROOM.get(env.ROOM.idFromName(room));
     const response = await stub.fetch("https://room.internal/ws", {
       headers: { Upgrade: "websocket", [ROOM_NAME_HEADER]: room },
     });
     const ws = response.webSocket;
     if (!ws) {
-      server.close(1011, "room unavailable");
+      closeQuietly(server, 1011, "room unavailable");
       return;
     }
     ws.accept();
-    ws.addEventListener("message", (event) => safeSend(server, event.data));
-    ws.addEventListener("close", (event) => closeQuietly(server, event.code, event.reason));
-    ws.addEventListener("error", () => closeQuietly(server, 1011, "room connection failed"));
+    tentativeJoin = joinId;
+    ws.addEventListener("message", (event) => {
+      const data = event.data as Data;
+      safeSend(server, data);
+      if (tentativeJoin !== null && typeof data === "string") settleJoin(ws, data);
+    });
+    ws.addEventListener("close", (event) => {
+      if (upstream === ws) closeQuietly(server, event.code, event.reason);
+    });
+    ws.addEventListener("error", () => {
+      if (upstream === ws) closeQuietly(server, 1011, "room connection failed");
+    });
     upstream = ws;
+    connecting = false;
     ws.send(first);
     for (const frame of early.splice(0)) ws.send(frame);
   };
 
-  server.addEventListener("message", (event) => {
-    const data = event.data;
+  /** Watches for the answer to the joinRoom that opened `ws`: an error unties the socket from that room. */
+  const settleJoin = (ws: WebSocket, text: string): void => {
+    const answer = decodeFrame(text);
+    if (answer.kind !== "response" || answer.id !== tentativeJoin) return;
+    tentativeJoin = null;
+    if (!answer.error) return;
+    upstream = null;
+    closeQuietly(ws, 1000, "join refused");
+  };
+
+  const handle = (data: Data): void => {
     if (upstream) return safeSend(upstream, data);
     if (connecting) {
       early.push(data);
@@ -52,28 +81,51 @@ export function relayLegacySocket(env: Env): Response {
     if (frame.kind === "invalid") return safeSend(server, encodeError(frame.id, frame.error));
     if (frame.kind !== "request" && frame.kind !== "notification") return;
     const id = frame.kind === "request" ? frame.id : null;
+    const answer = (result: string): void => {
+      if (id !== null) safeSend(server, result);
+    };
     const params = (typeof frame.params === "object" && frame.params !== null ? frame.params : {}) as Record<string, unknown>;
     let room: string | null = null;
-    if (frame.method === "joinRoom") {
-      const parsed = roomName.safeParse(params.room);
-      if (!parsed.success) {
-        if (id !== null) safeSend(server, encodeError(id, rpcError(JsonRpcCode.INVALID_PARAMS, "Invalid params for joinRoom: room must be a valid room name")));
-        return;
+    switch (frame.method) {
+      case "joinRoom": {
+        const parsed = roomName.safeParse(params.room);
+        if (!parsed.success) {
+          return answer(encodeError(id, rpcError(JsonRpcCode.INVALID_PARAMS, "Invalid params for joinRoom: room must be a valid room name")));
+        }
+        room = parsed.data;
+        break;
       }
-      room = parsed.data;
-    } else if (frame.method === "connect" && typeof params.sessionId === "string") {
-      room = roomOfSessionId(params.sessionId);
-    } else if (frame.method === "ping") {
-      if (id !== null) safeSend(server, encodeResult(id, { value: "pong", sessionId: "" }));
-      return;
-    }
-    if (room === null) {
-      if (id !== null) {
-        safeSend(server, encodeError(id, rpcError(RoomCode.USER_NOT_FOUND, "This session has not joined a room (send joinRoom first)")));
+      case "connect": {
+        if (typeof params.sessionId !== "string") return answer(encodeResult(id ?? 0, { sessionId: "" }));
+        room = roomOfSessionId(params.sessionId);
+        if (room === null) {
+          return answer(encodeError(id, rpcError(INVALID_SESSION_CODE, "Invalid session: unknown, or its reconnection window has expired")));
+        }
+        break;
       }
-      return;
+      case "ping":
+        return answer(encodeResult(id ?? 0, { value: "pong", sessionId: "" }));
+      default:
+        return answer(encodeError(id, rpcError(RoomCode.USER_NOT_FOUND, "This session has not joined a room (send joinRoom first)")));
     }
-    connecting = open(room, data).catch(() => closeQuietly(server, 1011, "room unavailable"));
+    connecting = true;
+    open(room, data, frame.method === "joinRoom" ? id : null).catch(() => closeQuietly(server, 1011, "room unavailable"));
+  };
+
+  const enqueue = (task: () => void | Promise<void>): void => {
+    chain = chain.then(task).catch((error: unknown) => {
+      console.error(JSON.stringify({ msg: "legacy relay failed", error: String(error) }));
+      closeQuietly(server, 1011, "relay failed");
+    });
+  };
+  server.addEventListener("message", (event) => {
+    const data = event.data as Data | Blob;
+    if (typeof data === "string" || data instanceof ArrayBuffer) {
+      enqueue(() => handle(data));
+    } else {
+      const bytes = data.arrayBuffer();
+      enqueue(async () => handle(await bytes));
+    }
   });
   server.addEventListener("close", (event) => {
     if (upstream) closeQuietly(upstream, event.code, event.reason);

@@ -167,6 +167,20 @@ describe("the legacy /room URL (unmodified original client)", () => {
   });
 });
 
+describe("the legacy /room URL after a refused first join", () => {
+  it("a refused joinRoom unties the socket, so it can join another room; an unroutable session id is 40007", async () => {
+    const owner = await worker.open("/room/legacy-taken");
+    await owner.request("joinRoom", { user: "dora", room: "legacy-taken" });
+    const client = await worker.open("/room");
+    expect((await client.requestError("connect", { sessionId: "garbage" })).code).toBe(INVALID_SESSION_CODE);
+    expect((await client.requestError("joinRoom", { user: "dora", room: "legacy-taken" })).code).toBe(RoomCode.EXISTING_USER_IN_ROOM);
+    const joined = await client.request<{ value: unknown[] }>("joinRoom", { user: "dora", room: "legacy-elsewhere" });
+    expect(joined.value).toEqual([]);
+    await client.request("leaveRoom");
+    await owner.request("leaveRoom");
+  });
+});
+
 describe("binary frames on the legacy /room URL", () => {
   // /room/:room decodes a binary frame as UTF-8 JSON (the "b1" frame in the
   // framing test). The legacy relay must do the same, before and after the

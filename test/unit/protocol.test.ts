@@ -139,3 +139,14 @@ describe("RpcPeer", () => {
     ]);
   });
 });
+
+describe("frame size", () => {
+  it("counts UTF-8 bytes, not characters", () => {
+    // 400,000 × "é" is 400,000 characters but 800,000 bytes: under the limit.
+    const ok = decodeFrame(`{"jsonrpc":"2.0","method":"ping","params":{"x":"${"é".repeat(400_000)}"},"id":1}`);
+    expect(ok.kind).toBe("request");
+    // 700,000 × "é" is 1.4 MB in UTF-8, though only 0.7 M characters.
+    const big = decodeFrame(`{"jsonrpc":"2.0","method":"ping","params":{"x":"${"é".repeat(700_000)}"},"id":1}`);
+    expect(big.kind === "invalid" && big.error.message).toMatch(/too large/);
+  });
+});

@@ -42,8 +42,15 @@ function idOf(value: unknown): RequestId | null {
   return typeof id === "string" || (typeof id === "number" && Number.isInteger(id)) ? id : null;
 }
 
+/** UTF-8 size of a frame; only large strings are measured exactly (a UTF-16 unit is 1–3 UTF-8 bytes). */
+function frameBytes(frame: string | ArrayBuffer): number {
+  if (typeof frame !== "string") return frame.byteLength;
+  if (frame.length > MAX_FRAME_BYTES || frame.length * 3 <= MAX_FRAME_BYTES) return frame.length;
+  return new TextEncoder().encode(frame).byteLength;
+}
+
 export function decodeFrame(frame: string | ArrayBuffer): Incoming {
-  const size = typeof frame === "string" ? frame.length : frame.byteLength;
+  const size = frameBytes(frame);
   if (size > MAX_FRAME_BYTES) {
     return invalid(null, rpcError(JsonRpcCode.INVALID_REQUEST, `frame too large (${size} bytes, limit ${MAX_FRAME_BYTES})`));
   }
