@@ -132,6 +132,7 @@ export class ReconnectingSocket {
     this.socket = socket;
     let wasOpen = false;
     let refused: { status: number; body: string } | undefined;
+    let lastError = "";
 
     socket.on("unexpected-response", (request, response) => {
       const chunks: Buffer[] = [];
@@ -166,7 +167,7 @@ export class ReconnectingSocket {
       this.lastSeen = Date.now();
     });
     socket.on("error", (error) => {
-      if (!refused) this.options.log.debug("link socket error", { link: this.options.name, error: error.message });
+      lastError = error.message;
     });
     socket.on("close", (code, reasonBuffer) => {
       if (this.socket === socket) this.socket = undefined;
@@ -177,7 +178,7 @@ export class ReconnectingSocket {
         if (Date.now() - this.openedAt > 5000) this.attempt = 0;
         this.options.log.warn("link closed", { link: this.options.name, code, reason });
       } else if (!refused) {
-        this.options.log.warn("could not connect", { link: this.options.name, url: this.options.url, attempt: this.attempt });
+        this.options.log.warn("could not connect", { link: this.options.name, url: this.options.url, attempt: this.attempt, error: lastError || `closed (${code})` });
       }
       const again = this.options.onClose({ code, reason, wasOpen });
       if (again && !this.stopped) this.schedule();
