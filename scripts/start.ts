@@ -1,23 +1,55 @@
 /**
- * `npm start`: runs the whole system locally and prints the URL to open.
- * PORT (default 8787) is the worker's port. Ctrl-C stops everything.
+ * `npm start`: runs the whole system locally — the worker (wrangler dev), the
+ * embedded media server and a media bridge — and prints the URL to open once
+ * the bridge has registered. With KMS_URIS set, the bridge uses those real
+ * Kurento Media Servers instead of the embedded one. Ctrl-C stops everything.
+ *
+ * Environment: PORT (worker, default 8787), KMS_PORT (embedded media server,
+ * default 8888), KMS_URIS, BRIDGE_SECRET (random per run when unset), and any
+ * bridge variable (KMS_LIMIT, REQUEST_TIMEOUT_MS, HAT_*, LOG_LEVEL).
  */
-import { startWranglerDev } from "./wrangler-dev.ts";
+import { startSystem } from "./system.ts";
 
-const port = Number(process.env.PORT ?? 8787);
-if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-  console.error(`PORT must be a TCP port number, got '${process.env.PORT}'`);
-  process.exit(2);
+function port(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === "" ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value <= 0 || value > 65535) {
+    console.error(`${name} must be a TCP port number, got '${raw}'`);
+    process.exit(2);
+  }
+  return value;
 }
 
-const worker = await startWranglerDev({ port, persistTo: ".wrangler/state", inheritOutput: true });
-console.log(`\nRoom service ready: open ${worker.url}/  (Ctrl-C to stop)\n`);
+const kmsUris = (process.env.KMS_URIS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+const bridgeEnv: Record<string, string> = {};
+for (const key of ["KMS_LIMIT", "REQUEST_TIMEOUT_MS", "HAT_URL", "HAT_OFFSET_X", "HAT_OFFSET_Y", "HAT_WIDTH", "HAT_HEIGHT", "LOG_LEVEL"]) {
+  const value = process.env[key];
+  if (value) bridgeEnv[key] = value;
+}
+
+let system: Awaited<ReturnType<typeof startSystem>>;
+try {
+  system = await startSystem({
+    port: port("PORT", 8787),
+    kmsPort: port("KMS_PORT", 8888),
+    kmsUris,
+    bridgeEnv,
+    persistTo: ".wrangler/state",
+    inheritOutput: true,
+  });
+} catch (error) {
+  console.error(`Could not start the system: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
+
+const media = system.mediaServer ? `embedded media server ${system.mediaServer.url}` : `KMS ${kmsUris.join(", ")}`;
+console.log(`\nRoom service ready: open ${system.url}/  (${media}; bridge health ${system.bridge.httpUrl}/health; Ctrl-C to stop)\n`);
 
 let stopping = false;
 async function shutdown(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  await worker.stop();
+  await system.stop();
   process.exit(0);
 }
 process.on("SIGINT", () => void shutdown());

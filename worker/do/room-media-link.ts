@@ -14,6 +14,9 @@ import { RpcPeer, RpcRequestError } from "../protocol/rpc-peer.ts";
 import { closeQuietly } from "../ws-util.ts";
 import type { Assignment } from "./bridge-pool.ts";
 
+/** How long a dropped bridge link may take to come back before the room's media counts as lost. */
+export const BRIDGE_RETURN_GRACE_MS = 3000;
+
 export interface MediaLinkHost {
   /** Feeds an input to the room core. */
   deliver(input: Input): void;
@@ -40,6 +43,8 @@ export class RoomMediaLink {
   /** Resolves once a bridge is attached and synced; shared so queued commands keep their order. */
   ready: Promise<RpcPeer> | null = null;
   waiter: Waiter | null = null;
+  /** Runs out when a dropped bridge has not come back: its media is then gone. */
+  lostTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(host: MediaLinkHost, timeoutMs: number) {
     this.host = host;
@@ -55,6 +60,7 @@ export class RoomMediaLink {
 
   /** A bridge opened `/bridge/rooms/:room`: reconcile, then release the commands waiting for it. */
   attach(ws: WebSocket): void {
+    this.cancelLostTimer();
     if (this.socket && this.socket !== ws) {
       this.peer?.closed("replaced by a new bridge connection");
       closeQuietly(this.socket, 4001, "replaced by a new bridge connection");
@@ -87,13 +93,33 @@ export class RoomMediaLink {
     this.peer?.receive(frame);
   }
 
-  /** The bridge socket closed: requests in flight fail now; the next command summons a bridge again. */
-  gone(ws: WebSocket): void {
+  /**
+   * The bridge socket closed: requests in flight fail now; the next command
+   * summons a bridge again. A bridge that comes back within the grace period
+   * reconciles with `sync`; otherwise everyone's media counts as lost, so
+   * clients are told to publish and subscribe again.
+   */
+  gone(ws: WebSocket, expected = false): void {
     if (ws !== this.socket) return;
     this.peer?.closed("media bridge disconnected");
     this.socket = null;
     this.peer = null;
     this.ready = null;
+    if (expected) return;
+    this.cancelLostTimer();
+    this.lostTimer = setTimeout(() => {
+      this.lostTimer = null;
+      if (this.socket) return;
+      this.host.deliver({
+        type: "mediaEvent",
+        event: { event: "mediaLost", error: "The media bridge was lost; publish and subscribe again" },
+      });
+    }, BRIDGE_RETURN_GRACE_MS);
+  }
+
+  cancelLostTimer(): void {
+    if (this.lostTimer) clearTimeout(this.lostTimer);
+    this.lostTimer = null;
   }
 
   isAttached(): boolean {
@@ -153,7 +179,7 @@ export class RoomMediaLink {
 
   releaseBridge(): void {
     const ws = this.socket;
-    this.gone(ws as WebSocket);
+    this.gone(ws as WebSocket, true);
     if (ws) closeQuietly(ws, 1000, "room released");
     this.host.released();
   }
