@@ -185,6 +185,28 @@ describe("media through an attached bridge", () => {
     alice.ws.close();
   });
 
+  it("a bridge that does not come back within the grace period: everyone's media counts as lost", async () => {
+    const control = await connectBridge("bridge-4");
+    const alice = await Client.open("/room/m4");
+    await alice.request("joinRoom", { user: "alice", room: "m4" });
+    const bob = await Client.open("/room/m4");
+    await bob.request("joinRoom", { user: "bob", room: "m4" });
+    const publishing = alice.request("publishVideo", { sdpOffer: "v=0", doLoopback: false });
+    const link = await attachRoom(control, "m4", "bridge-4");
+    link.reply((await link.incoming("sync")).id, { held: [] });
+    link.reply((await link.incoming("publish")).id, { sdpAnswer: "v=0 ok" });
+    await publishing;
+    await bob.waitFor((f) => f.method === "participantPublished", "participantPublished");
+    control.ws.close();
+    link.ws.close(1011, "bridge process died");
+    // BRIDGE_RETURN_GRACE_MS (3 s) later:
+    const lost = await alice.waitFor((f) => f.method === "mediaError", "mediaError");
+    expect(lost.params?.error).toContain("media bridge was lost");
+    expect((await bob.waitFor((f) => f.method === "participantUnpublished", "participantUnpublished")).params).toEqual({ name: "alice" });
+    alice.ws.close();
+    bob.ws.close();
+  });
+
   it("a bridge error is passed to the client as it is", async () => {
     const control = await connectBridge("bridge-3");
     const alice = await Client.open("/room/m3");
