@@ -149,7 +149,10 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
     pipelines: () => pool.totalPipelines,
     beforeRegister: () => pool.settle(options.settleMs ?? 3000),
     attach: async (room) => {
-      await openRoom(room).whenOpen(options.attachTimeoutMs ?? 15_000);
+      const link = openRoom(room);
+      // A link waiting in backoff (say after a refused token) tries again now.
+      if (!link.isOpen) link.retryNow();
+      await link.whenOpen(options.attachTimeoutMs ?? 15_000);
     },
     onRegistered: () => {
       // Back after a drop: every room link waiting in backoff tries now.

@@ -83,9 +83,10 @@ export class KmsPool {
     return connected.length > 0 && connected.every((slot) => slot.server.supportsFilters);
   }
 
-  /** Waits (bounded) until every KMS answered once, so the first `register` knows the capabilities. */
+  /** Waits (bounded) for the KMSes still making their first connection, so `register` knows the capabilities. */
   async settle(timeoutMs: number): Promise<void> {
-    await Promise.all(this.slots.map((slot) => slot.server.whenConnected(timeoutMs).catch(() => undefined)));
+    const first = this.slots.filter((slot) => slot.server.state === "connecting");
+    await Promise.all(first.map((slot) => slot.server.whenConnected(timeoutMs).catch(() => undefined)));
   }
 
   /** Picks a KMS for `user` (FixedNKmsManager rules) and creates a pipeline there. */

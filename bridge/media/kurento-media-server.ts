@@ -196,6 +196,7 @@ class KurentoConnection implements MediaServer {
   /** Bumped whenever everything on the server is lost; objects of older generations are dead. */
   generation = 0;
   private lostTimer: NodeJS.Timeout | undefined;
+  private resumeTimer: NodeJS.Timeout | undefined;
   private lostDeclared = false;
   private everConnected = false;
   /** Pipelines given up for lost while the socket was down; released if the old session comes back. */
@@ -218,7 +219,19 @@ class KurentoConnection implements MediaServer {
     re.on("connect", () => {
       // First connection: ready once the session answers. Later ones: wait for
       // kurento-client's `connect {sessionId}` outcome (`reconnected`).
-      if (!this.everConnected) void this.onSessionUp(true);
+      if (!this.everConnected) {
+        void this.onSessionUp(true);
+        return;
+      }
+      // kurento-client says nothing when that `connect` goes unanswered: try the connection again.
+      clearTimeout(this.resumeTimer);
+      this.resumeTimer = setTimeout(() => {
+        if (this.state !== "connected" && this.state !== "closed") {
+          this.log("warn", "the media server did not answer the session resume; reconnecting");
+          re.dropConnection();
+        }
+      }, this.options.requestTimeoutMs + 1000);
+      this.resumeTimer.unref();
     });
     this.client.on("reconnected", (sameSession: unknown) => void this.onSessionUp(sameSession === true));
   }
@@ -248,6 +261,7 @@ class KurentoConnection implements MediaServer {
   private async onSessionUp(sameSession: boolean): Promise<void> {
     if (this.state === "closed") return;
     clearTimeout(this.lostTimer);
+    clearTimeout(this.resumeTimer);
     if (!this.everConnected) {
       this.everConnected = true;
     } else if (!sameSession) {
@@ -373,6 +387,7 @@ class KurentoConnection implements MediaServer {
     if (this.state === "closed") return;
     this.state = "closed";
     clearTimeout(this.lostTimer);
+    clearTimeout(this.resumeTimer);
     for (const wake of [...this.waiters]) wake();
     try {
       this.client.close();

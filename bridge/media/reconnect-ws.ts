@@ -97,6 +97,11 @@ export class ReconnectingKurentoSocket extends EventEmitter {
     return this;
   }
 
+  /** Ends the current connection; it reconnects (like a network drop). */
+  dropConnection(): void {
+    this.current?.terminate();
+  }
+
   private delay(): number {
     // Fibonacci-ish growth like reconnect-core's default, capped.
     const initial = this.options.initialDelay ?? 100;
