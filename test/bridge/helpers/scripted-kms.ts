@@ -1,0 +1,144 @@
+/**
+ * A scripted stand-in for Kurento Media Server, speaking just enough of the
+ * Kurento protocol for the real kurento-client (shapes from
+ * shared/reference/kurento-client-transcript.txt). It records every request,
+ * can advertise FaceOverlayFilter (which the embedded media server cannot),
+ * can stay silent on chosen operations, and can raise `Error` events: the
+ * cases the embedded server cannot produce.
+ */
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { type WebSocket, WebSocketServer } from "ws";
+
+export interface KmsRequest {
+  readonly method: string;
+  readonly params: Record<string, unknown>;
+}
+
+export interface ScriptedKmsOptions {
+  /** Factories of the `filters` module (e.g. ["FaceOverlayFilter"]). */
+  readonly filterFactories?: readonly string[];
+}
+
+const ANSWER = ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=scripted", "t=0 0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=recvonly", ""].join("\r\n");
+
+export class ScriptedKms {
+  readonly wss: WebSocketServer;
+  readonly requests: KmsRequest[] = [];
+  /** Live objects by id → type. */
+  readonly objects = new Map<string, string>();
+  /** `invoke` operations (or other methods) that get no answer at all. */
+  readonly silent = new Set<string>();
+  private readonly sessionId = randomUUID();
+  private readonly subscriptions = new Map<string, Set<string>>();
+  private readonly sockets = new Set<WebSocket>();
+  private readonly filterFactories: readonly string[];
+
+  private constructor(wss: WebSocketServer, options: ScriptedKmsOptions) {
+    this.wss = wss;
+    this.filterFactories = options.filterFactories ?? [];
+    wss.on("connection", (socket) => {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+      socket.on("message", (data) => this.handle(socket, data.toString()));
+    });
+  }
+
+  static async start(options: ScriptedKmsOptions = {}): Promise<ScriptedKms> {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, path: "/kurento" });
+    await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
+    return new ScriptedKms(wss, options);
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${(this.wss.address() as AddressInfo).port}/kurento`;
+  }
+
+  idsOf(type: string): string[] {
+    return [...this.objects].filter(([, kind]) => kind === type).map(([id]) => id);
+  }
+
+  invocations(operation: string): Array<Record<string, unknown>> {
+    return this.requests.filter((request) => request.method === "invoke" && request.params.operation === operation).map((request) => request.params);
+  }
+
+  /** Raises a KMS `Error` event on `object` (to the sessions subscribed to it). */
+  raiseError(object: string, description: string, errorCode = 999): void {
+    const frame = JSON.stringify({
+      jsonrpc: "2.0",
+      method: "onEvent",
+      params: { value: { object, type: "Error", data: { source: object, type: "Error", description, errorCode, tags: [], timestamp: String(Date.now()) } } },
+    });
+    if (!this.subscriptions.get(object)?.has("Error")) throw new Error(`nobody subscribed to Error on ${object}`);
+    for (const socket of this.sockets) socket.send(frame);
+  }
+
+  private handle(socket: WebSocket, text: string): void {
+    const message = JSON.parse(text) as { id?: number; method?: string; params?: Record<string, unknown> };
+    if (!message.method) return;
+    const params = message.params ?? {};
+    this.requests.push({ method: message.method, params });
+    const key = message.method === "invoke" ? String(params.operation) : message.method;
+    if (this.silent.has(key) || message.id === undefined) return;
+    const reply = (result: Record<string, unknown>) => socket.send(JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { ...result, sessionId: this.sessionId } }));
+    const fail = (code: number, text: string) => socket.send(JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code, message: text, data: { type: "SCRIPTED" } } }));
+    switch (message.method) {
+      case "ping":
+        return void socket.send(JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { value: "pong" } }));
+      case "connect":
+        return reply({});
+      case "describe":
+        if (params.object === "manager_ServerManager") return reply({ hierarchy: ["kurento.MediaObject"], qualifiedType: "kurento.ServerManager", type: "ServerManager" });
+        return fail(40101, `unknown object ${String(params.object)}`);
+      case "create": {
+        const type = String(params.type);
+        const constructorParams = (params.constructorParams ?? {}) as Record<string, unknown>;
+        if (type !== "MediaPipeline" && !this.objects.has(String(constructorParams.mediaPipeline))) return fail(40101, "no such pipeline");
+        if (type === "FaceOverlayFilter" && !this.filterFactories.includes("FaceOverlayFilter")) return fail(40100, "FaceOverlayFilter: no such factory");
+        const id = type === "MediaPipeline" ? `${randomUUID()}_kurento.MediaPipeline` : `${String(constructorParams.mediaPipeline)}/${randomUUID()}_kurento.${type}`;
+        this.objects.set(id, type);
+        return reply({ value: id });
+      }
+      case "subscribe": {
+        const object = String(params.object);
+        if (!this.objects.has(object)) return fail(40101, `unknown object ${object}`);
+        let types = this.subscriptions.get(object);
+        if (!types) this.subscriptions.set(object, (types = new Set()));
+        types.add(String(params.type));
+        return reply({ value: randomUUID() });
+      }
+      case "unsubscribe":
+        return reply({});
+      case "release": {
+        const object = String(params.object);
+        if (!this.objects.has(object)) return fail(40101, `unknown object ${object}`);
+        for (const id of [...this.objects.keys()]) if (id === object || id.startsWith(`${object}/`)) this.objects.delete(id);
+        return reply({});
+      }
+      case "invoke": {
+        const object = String(params.object);
+        if (object === "manager_ServerManager" && params.operation === "getInfo") {
+          const module = (name: string, factories: readonly string[]) => ({ version: "7.2.0", name, generationTime: "scripted", factories: [...factories] });
+          return reply({
+            value: {
+              version: "7.2.0",
+              modules: [module("core", ["MediaPipeline", "PassThrough"]), module("elements", ["WebRtcEndpoint"]), module("filters", this.filterFactories)],
+              type: "KMS",
+              capabilities: ["transactions"],
+            },
+          });
+        }
+        if (!this.objects.has(object)) return fail(40101, `unknown object ${object}`);
+        if (params.operation === "processOffer") return reply({ value: ANSWER });
+        return reply({});
+      }
+      default:
+        return fail(-32601, `scripted KMS: no ${message.method}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}
