@@ -1,0 +1,268 @@
+/**
+ * The demo with real media: Chromium's fake camera → the worker → the media
+ * bridge → the embedded media server → other Chromium pages. Every remote
+ * stream must decode frames (`framesDecoded > 0`).
+ */
+import type { Browser, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { closeChromium } from "../helpers/chromium.ts";
+import { TcpProxy } from "../web/helpers/tcp-proxy.ts";
+import { buildWeb } from "./helpers/build.ts";
+import { chatLines, joinRoom, launch, openDemo, remoteFrames, roster, screenshot, waitForRemoteVideo, waitUntil } from "./helpers/demo.ts";
+import { startStack, type Stack } from "./helpers/stack.ts";
+
+let stack: Stack;
+let proxy: TcpProxy;
+let browser: Browser;
+const pages: Page[] = [];
+let roomCounter = 0;
+
+function room(prefix: string): string {
+  roomCounter += 1;
+  return `${prefix}-${process.pid}-${roomCounter}`;
+}
+
+async function page(url = stack.url): Promise<Page> {
+  const opened = await openDemo(browser, url);
+  pages.push(opened);
+  return opened;
+}
+
+/** Opens a page per user and joins them one after the other. */
+async function everyoneJoins(name: string, users: readonly string[]): Promise<Page[]> {
+  const joined: Page[] = [];
+  for (const user of users) {
+    const p = await page();
+    await joinRoom(p, user, name);
+    joined.push(p);
+  }
+  return joined;
+}
+
+async function leave(p: Page): Promise<void> {
+  await p.click("#buttonLeaveRoom");
+  await p.waitForSelector("#login:not([hidden])");
+}
+
+async function framesFrom(p: Page, id: string): Promise<number> {
+  return (await remoteFrames(p)).find((s) => s.id === id)?.framesDecoded ?? 0;
+}
+
+async function tiles(p: Page): Promise<string[]> {
+  return p.$$eval("#participants .thumb", (nodes) => nodes.map((n) => (n as HTMLElement).dataset.stream ?? ""));
+}
+
+/** The id the demo gives a stream's thumbnail video. */
+function videoSelector(id: string): string {
+  return `[id="video-${id}"]`;
+}
+
+beforeAll(async () => {
+  buildWeb();
+  stack = await startStack({ RECONNECT_WINDOW_SECONDS: "10" });
+  proxy = await TcpProxy.start(stack.port);
+  browser = await launch();
+});
+
+afterEach(async () => {
+  proxy.refusing = false;
+  // Leave properly, so the media of this test is released before the next.
+  for (const opened of pages.splice(0)) {
+    await opened.evaluate(() => (window as unknown as { kurentoDemo: { room: { leave(): Promise<void> } | null } }).kurentoDemo.room?.leave()).catch(() => undefined);
+    await opened.context().close();
+  }
+});
+
+afterAll(async () => {
+  if (browser) await closeChromium(browser);
+  await proxy?.close();
+  await stack?.stop();
+});
+
+describe("seeing each other", () => {
+  it("two users decode each other's video and hear each other's audio", async () => {
+    const [alice, bob] = (await everyoneJoins(room("two"), ["alice", "bob"])) as [Page, Page];
+    const atAlice = await waitForRemoteVideo(alice, ["bob_webcam"]);
+    const atBob = await waitForRemoteVideo(bob, ["alice_webcam"]);
+    for (const stream of [...atAlice, ...atBob]) {
+      expect(stream.framesDecoded).toBeGreaterThan(0);
+      expect(stream.audioPackets).toBeGreaterThan(0);
+      expect(stream.status).toBe("live");
+    }
+    // The thumbnail <video> plays it (id video-<user>_webcam), at the camera's size.
+    await waitUntil(alice, "bob's video element to play", () =>
+      alice.$eval(videoSelector("bob_webcam"), (v) => (v as HTMLVideoElement).videoWidth > 0 && !(v as HTMLVideoElement).paused),
+    );
+    expect(await tiles(alice)).toEqual(["alice_webcam", "bob_webcam"]);
+    await screenshot(alice, "media-two-users");
+  });
+
+  it("four users: every page decodes the three others", async () => {
+    const users = ["ann", "ben", "cat", "dan"];
+    const joined = await everyoneJoins(room("four"), users);
+    for (const [index, p] of joined.entries()) {
+      const others = users.filter((_, i) => i !== index).map((u) => `${u}_webcam`);
+      const streams = await waitForRemoteVideo(p, others);
+      expect(streams.map((s) => s.framesDecoded > 0)).toEqual([true, true, true]);
+      expect((await tiles(p)).sort()).toEqual(users.map((u) => `${u}_webcam`).sort());
+    }
+    // The seed's rule: four thumbnails are 14% wide each.
+    const width = await joined[0]!.$eval("#participants", (el) => getComputedStyle(el).getPropertyValue("--thumb-width").trim());
+    expect(width).toBe("14%");
+    await joined[0]!.click(`[id="thumb-cat_webcam"]`);
+    await waitUntil(joined[0]!, "cat in the main view", async () => (await joined[0]!.textContent("#mainName")) === "cat");
+    await joined[0]!.waitForTimeout(500);
+    await screenshot(joined[0]!, "media-four-users");
+  });
+});
+
+describe("publishing and subscribing", () => {
+  it("unpublish removes the video at the others; publishing again brings it back", async () => {
+    const [alice, bob, carol] = (await everyoneJoins(room("unpub"), ["alice", "bob", "carol"])) as [Page, Page, Page];
+    await waitForRemoteVideo(bob, ["alice_webcam", "carol_webcam"]);
+    await waitForRemoteVideo(carol, ["alice_webcam", "bob_webcam"]);
+
+    await alice.click("#buttonPublish");
+    await waitUntil(alice, "alice's button to offer Publish", async () => (await alice.textContent("#buttonPublish")) === "Publish");
+    for (const other of [bob, carol]) {
+      await other.waitForSelector(videoSelector("alice_webcam"), { state: "detached", timeout: 10_000 });
+      expect((await remoteFrames(other)).map((s) => s.id)).not.toContain("alice_webcam");
+      expect(await tiles(other)).not.toContain("alice_webcam");
+    }
+    expect(await alice.textContent('[id="thumb-alice_webcam"] .thumb-state')).toBe("Not published");
+    await screenshot(bob, "media-after-unpublish");
+
+    await alice.click("#buttonPublish");
+    await waitForRemoteVideo(bob, ["alice_webcam", "carol_webcam"]);
+    await waitForRemoteVideo(carol, ["alice_webcam", "bob_webcam"]);
+  });
+
+  it("unsubscribe stops receiving one stream (the others still receive it); subscribe resumes it", async () => {
+    const [alice, bob, carol] = (await everyoneJoins(room("unsub"), ["alice", "bob", "carol"])) as [Page, Page, Page];
+    await waitForRemoteVideo(bob, ["alice_webcam", "carol_webcam"]);
+    await waitForRemoteVideo(alice, ["bob_webcam", "carol_webcam"]);
+
+    const action = bob.locator('[id="thumb-alice_webcam"] .thumb-action');
+    expect(await action.textContent()).toBe("Unsubscribe");
+    await action.click();
+    await waitUntil(bob, "bob to stop receiving alice", async () => (await remoteFrames(bob)).find((s) => s.id === "alice_webcam")?.status === "idle");
+    expect(await bob.$eval(videoSelector("alice_webcam"), (v) => (v as HTMLVideoElement).srcObject)).toBeNull();
+    expect(await bob.textContent('[id="thumb-alice_webcam"] .thumb-state')).toBe("Not receiving");
+    expect(await action.textContent()).toBe("Subscribe");
+    // Carol still receives alice: her frames keep coming.
+    const before = await framesFrom(carol, "alice_webcam");
+    await waitUntil(carol, "carol's frames from alice to grow", async () => (await framesFrom(carol, "alice_webcam")) > before + 5);
+    await screenshot(bob, "media-unsubscribed");
+
+    await action.click();
+    await waitForRemoteVideo(bob, ["alice_webcam", "carol_webcam"]);
+    expect(await action.textContent()).toBe("Unsubscribe");
+  });
+
+  it("leaving removes the user's video at the others", async () => {
+    const [alice, bob] = (await everyoneJoins(room("leave"), ["alice", "bob"])) as [Page, Page];
+    await waitForRemoteVideo(bob, ["alice_webcam"]);
+    await leave(alice);
+    await bob.waitForSelector(videoSelector("alice_webcam"), { state: "detached", timeout: 10_000 });
+    await waitUntil(bob, "bob to see alice leave", async () => (await chatLines(bob)).includes("* alice left"));
+    expect(await tiles(bob)).toEqual(["bob_webcam"]);
+    expect((await roster(bob)).participants).toEqual(["bob"]);
+  });
+
+  it("one user joins and leaves quickly five times: no leftovers, and the sixth time works", async () => {
+    const name = room("churn");
+    const [bob] = (await everyoneJoins(name, ["bob"])) as [Page];
+    const alice = await page();
+    for (let i = 0; i < 5; i++) {
+      await joinRoom(alice, "alice", name);
+      await leave(alice);
+    }
+    await waitUntil(bob, "five leaves at bob", async () => (await chatLines(bob)).filter((l) => l === "* alice left").length === 5);
+    await bob.waitForSelector(videoSelector("alice_webcam"), { state: "detached", timeout: 10_000 });
+    expect(await tiles(bob)).toEqual(["bob_webcam"]);
+    expect((await remoteFrames(bob)).map((s) => s.id)).toEqual([]);
+    // Only bob's publisher is left on the media server.
+    await waitUntil(bob, "the bridge to hold bob's media only", async () => {
+      const held = stack.bridge.stats().rooms.find((r) => r.room === name);
+      return held !== undefined && held.publishers === 1 && held.subscriptions === 0;
+    });
+    await joinRoom(alice, "alice", name);
+    await waitForRemoteVideo(bob, ["alice_webcam"]);
+    await waitForRemoteVideo(alice, ["bob_webcam"]);
+  });
+});
+
+describe("connection loss", () => {
+  it("a dropped signalling connection resumes; media keeps flowing and nobody is duplicated", async () => {
+    const name = room("drop");
+    const alice = await page(proxy.httpUrl);
+    await joinRoom(alice, "alice", name);
+    const [bob] = (await everyoneJoins(name, ["bob"])) as [Page];
+    await waitForRemoteVideo(alice, ["bob_webcam"]);
+    await waitForRemoteVideo(bob, ["alice_webcam"]);
+
+    proxy.refusing = true;
+    proxy.dropAll();
+    await alice.waitForSelector("#reconnectBanner:not([hidden])", { timeout: 10_000 });
+    // Media does not go through the signalling socket: it keeps flowing meanwhile.
+    const during = await framesFrom(bob, "alice_webcam");
+    await waitUntil(bob, "frames from alice while she reconnects", async () => (await framesFrom(bob, "alice_webcam")) > during + 5);
+    proxy.refusing = false;
+    await waitUntil(alice, "alice to reconnect", async () => (await chatLines(alice)).includes("* Reconnected"), 15_000);
+
+    const after = await framesFrom(alice, "bob_webcam");
+    await waitUntil(alice, "frames from bob after the resume", async () => (await framesFrom(alice, "bob_webcam")) > after + 5);
+    expect(await tiles(alice)).toEqual(["alice_webcam", "bob_webcam"]);
+    expect(await tiles(bob)).toEqual(["bob_webcam", "alice_webcam"]);
+    expect((await chatLines(bob)).filter((l) => l.startsWith("* alice"))).toEqual([]);
+    expect((await roster(bob)).participants.sort()).toEqual(["alice", "bob"]);
+  });
+});
+
+describe("the library bundle in a page", () => {
+  it("subscribeToStreams: false announces streams without receiving them until subscribe()", async () => {
+    const name = room("manual");
+    const [alice] = (await everyoneJoins(name, ["alice"])) as [Page];
+    await waitUntil(alice, "alice to publish", async () => (await alice.textContent("#buttonPublish")) === "Unpublish");
+    const context = await browser.newContext();
+    const viewer = await context.newPage();
+    pages.push(viewer);
+    await viewer.goto(`${stack.url}/getClientConfig`);
+    // The library exactly as served to applications (web/dist/kurento-room.js).
+    await viewer.addScriptTag({ type: "module", content: 'import * as lib from "/kurento-room.js"; window.kurentoLib = lib;' });
+    await viewer.waitForFunction(() => "kurentoLib" in window);
+    const result = await viewer.evaluate(
+      async ({ roomName }) => {
+        const lib = (window as unknown as { kurentoLib: typeof import("../../web/src/client/index.ts") }).kurentoLib;
+        const kurento = new lib.KurentoRoom(`ws://${location.host}/room`);
+        const room = kurento.Room({ room: roomName, user: "viewer", subscribeToStreams: false });
+        const connected = await room.connect();
+        const stream = connected.streams[0];
+        if (!stream) throw new Error("no stream announced");
+        await new Promise((r) => setTimeout(r, 1500));
+        const before = { id: stream.getGlobalID(), status: stream.status, peer: stream.getWebRtcPeer() !== null };
+        const video = document.createElement("video");
+        document.body.append(video);
+        video.muted = true;
+        video.autoplay = true;
+        const subscribed = room.next("stream-subscribed");
+        await stream.subscribe();
+        await subscribed;
+        video.srcObject = stream.getWrStream();
+        let frames = 0;
+        for (let i = 0; i < 150 && frames === 0; i++) {
+          await new Promise((r) => setTimeout(r, 200));
+          const stats = await stream.getWebRtcPeer()?.getStats();
+          stats?.forEach((s: { type?: string; kind?: string; framesDecoded?: number }) => {
+            if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded ?? 0;
+          });
+        }
+        await room.leave();
+        return { before, frames };
+      },
+      { roomName: name },
+    );
+    expect(result.before).toEqual({ id: "alice_webcam", status: "idle", peer: false });
+    expect(result.frames).toBeGreaterThan(0);
+  });
+});
