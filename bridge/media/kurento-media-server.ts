@@ -211,7 +211,9 @@ class KurentoConnection implements MediaServer {
     this.client = this.kurento(uri, {
       request_timeout: options.requestTimeoutMs,
       response_timeout: options.requestTimeoutMs,
-      duplicates_timeout: options.requestTimeoutMs,
+      // kurento-jsonrpc keeps a timer per answered request this long (to drop
+      // duplicate answers); at 20 s those timers kept a stopped bridge's process alive.
+      duplicates_timeout: 2000,
     });
     const re = this.client._re;
     re.on("error", (error: unknown) => this.log("debug", "media server socket error", { error: error instanceof Error ? error.message : String(error) }));
