@@ -208,6 +208,9 @@ class KurentoConnection implements MediaServer {
     this.uri = uri;
     this.options = options;
     this.kurento = loadKurento();
+    if (usesOriginalReconnectWs()) {
+      this.log("warn", "kurento-client was loaded before the bridge could give it its ws@8 reconnect-ws; in plain Node the registry one may crash the process");
+    }
     this.client = this.kurento(uri, {
       request_timeout: options.requestTimeoutMs,
       response_timeout: options.requestTimeoutMs,
