@@ -59,7 +59,7 @@ function videoSelector(id: string): string {
 
 beforeAll(async () => {
   buildWeb();
-  stack = await startStack({ RECONNECT_WINDOW_SECONDS: "10" });
+  stack = await startStack({ vars: { RECONNECT_WINDOW_SECONDS: "10" }, kmsLostAfterMs: 1000 });
   proxy = await TcpProxy.start(stack.port);
   browser = await launch();
 });
@@ -189,6 +189,88 @@ describe("publishing and subscribing", () => {
     await joinRoom(alice, "alice", name);
     await waitForRemoteVideo(bob, ["alice_webcam"]);
     await waitForRemoteVideo(alice, ["bob_webcam"]);
+  });
+});
+
+describe("controls", () => {
+  it("mute mic, stop camera, full screen and the chat panel do what they say", async () => {
+    const [alice, bob] = (await everyoneJoins(room("controls"), ["alice", "bob"])) as [Page, Page];
+    await waitForRemoteVideo(bob, ["alice_webcam"]);
+    const local = () =>
+      alice.evaluate(() => {
+        const stream = (window as unknown as { kurentoDemo: { localStream: { isAudioMuted(): boolean; isVideoMuted(): boolean } | null } }).kurentoDemo.localStream;
+        return { audio: stream?.isAudioMuted() ?? null, video: stream?.isVideoMuted() ?? null };
+      });
+    expect(await local()).toEqual({ audio: false, video: false });
+    await alice.click("#buttonVolume");
+    expect(await alice.textContent("#buttonVolume")).toBe("Unmute mic");
+    expect(await alice.getAttribute("#buttonVolume", "aria-pressed")).toBe("true");
+    await alice.click("#buttonVideocam");
+    expect(await alice.textContent("#buttonVideocam")).toBe("Start camera");
+    expect(await local()).toEqual({ audio: true, video: true });
+    expect(await alice.textContent('[id="thumb-alice_webcam"] .thumb-state')).toBe("Camera off");
+    await screenshot(alice, "media-muted");
+    await alice.click("#buttonVolume");
+    await alice.click("#buttonVideocam");
+    expect(await local()).toEqual({ audio: false, video: false });
+    expect(await alice.textContent('[id="thumb-alice_webcam"] .thumb-state')).toBe("");
+
+    await alice.click("#buttonFullscreen");
+    await waitUntil(alice, "full screen", () => alice.evaluate(() => document.fullscreenElement !== null));
+    expect(await alice.textContent("#buttonFullscreen")).toBe("Exit full screen");
+    await alice.click("#buttonFullscreen");
+    await waitUntil(alice, "full screen to end", () => alice.evaluate(() => document.fullscreenElement === null));
+
+    await alice.click("#buttonChat");
+    expect(await alice.isHidden("#chat")).toBe(true);
+    await bob.fill("#chatInput", "are you there?");
+    await bob.click("#chatSend");
+    await alice.waitForSelector("#unread:not([hidden])", { timeout: 10_000 });
+    expect(await alice.textContent("#unread")).toBe("1");
+    await alice.click("#buttonChat");
+    expect(await alice.isVisible("#chat")).toBe(true);
+    expect(await alice.isHidden("#unread")).toBe(true);
+    expect(await chatLines(alice)).toContain("bob: are you there?");
+  });
+});
+
+describe("media loss", () => {
+  it("a media server restart: mediaError is shown, publish and subscriptions are negotiated again, video decodes again", async () => {
+    const [alice, bob] = (await everyoneJoins(room("restart"), ["alice", "bob"])) as [Page, Page];
+    await waitForRemoteVideo(alice, ["bob_webcam"]);
+    await waitForRemoteVideo(bob, ["alice_webcam"]);
+    type PeerWindow = Window & { kurentoDemo: import("../../web/src/demo/app.ts").DemoApp; oldPeers: Array<RTCPeerConnection | null> };
+    const rememberPeers = (p: Page) =>
+      p.evaluate(() => {
+        const w = window as unknown as PeerWindow;
+        w.oldPeers = w.kurentoDemo.room?.getStreams().map((s) => s.getWebRtcPeer()) ?? [];
+        return w.oldPeers.length;
+      });
+    expect(await rememberPeers(alice)).toBe(2);
+    expect(await rememberPeers(bob)).toBe(2);
+
+    await stack.restartMediaServer();
+    for (const p of [alice, bob]) {
+      // The banner hides again once media is restored; its text stays.
+      await waitUntil(p, "the media error to be shown", async () => ((await p.textContent("#mediaErrorText")) ?? "") !== "", 20_000);
+    }
+    // Every stream runs on a new peer connection and decodes again.
+    for (const [p, other] of [
+      [alice, "bob_webcam"],
+      [bob, "alice_webcam"],
+    ] as const) {
+      await waitUntil(p, "new peer connections", () =>
+        p.evaluate(() => {
+          const w = window as unknown as PeerWindow;
+          const streams = w.kurentoDemo.room?.getStreams() ?? [];
+          return streams.length === 2 && streams.every((s) => s.status === "live" && !w.oldPeers.includes(s.getWebRtcPeer()));
+        }),
+      30_000);
+      const streams = await waitForRemoteVideo(p, [other]);
+      expect(streams[0]?.framesDecoded).toBeGreaterThan(0);
+      await waitUntil(p, "the recovery message", async () => (await chatLines(p)).includes("* Your camera is published again"));
+    }
+    await screenshot(alice, "media-recovered");
   });
 });
 

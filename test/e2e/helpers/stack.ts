@@ -14,17 +14,28 @@ export interface Stack {
   readonly dev: WranglerDev;
   readonly media: MediaServerHandle;
   readonly bridge: BridgeHandle;
+  /** Stops the media server (everything it held is gone) and starts a fresh one on the same port. */
+  restartMediaServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
 const BRIDGE_SECRET = "e2e-bridge-secret-0123456789abcdef";
 
-export async function startStack(vars: Record<string, string> = {}): Promise<Stack> {
+export interface StackOptions {
+  /** Worker vars (wrangler `--var`). */
+  readonly vars?: Record<string, string>;
+  /** How long the bridge waits for a dropped media server before reporting its media lost (default 5 s). */
+  readonly kmsLostAfterMs?: number;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const vars = options.vars ?? {};
   const dev = await startWranglerDev({ vars: { BRIDGE_SECRET, ...vars } });
+  const mediaPort = await freePort();
   let media: MediaServerHandle | undefined;
   let bridge: BridgeHandle | undefined;
   try {
-    media = await startMediaServer({ port: await freePort(), webrtc: { loopbackOnly: true }, log: () => {} });
+    media = await startMediaServer({ port: mediaPort, webrtc: { loopbackOnly: true }, log: () => {} });
     bridge = await startBridge(
       loadConfig({
         WORKER_URL: dev.url,
@@ -34,6 +45,7 @@ export async function startStack(vars: Record<string, string> = {}): Promise<Sta
         BRIDGE_HTTP_PORT: "0",
         LOG_LEVEL: "error",
       }),
+      options.kmsLostAfterMs === undefined ? {} : { kmsLostAfterMs: options.kmsLostAfterMs },
     );
     await waitForBridge(dev.url);
   } catch (error) {
@@ -42,13 +54,20 @@ export async function startStack(vars: Record<string, string> = {}): Promise<Sta
     await dev.stop();
     throw error;
   }
-  const [m, b] = [media, bridge];
+  let m = media;
+  const b = bridge;
   return {
     url: dev.url,
     port: dev.port,
     dev,
-    media: m,
+    get media() {
+      return m;
+    },
     bridge: b,
+    async restartMediaServer() {
+      await m.close();
+      m = await startMediaServer({ port: mediaPort, webrtc: { loopbackOnly: true }, log: () => {} });
+    },
     async stop() {
       // Let the bridge finish releasing what departed users held before it stops.
       const deadline = Date.now() + 5000;

@@ -255,6 +255,12 @@ export class DemoApp {
     for (const name of ["stream-subscribed", "stream-unsubscribed", "stream-recovered", "stream-unpublished"] as const) {
       room.on(name, ({ stream }) => this.renderTile(stream));
     }
+    room.on("stream-recovered", ({ stream }) => {
+      // The media error that caused it is resolved for this stream.
+      show(this.ui.mediaBanner, false);
+      this.systemMessage(stream.isLocal() ? "Your camera is published again" : `Receiving ${stream.getParticipant().getID()} again`);
+      this.renderControls();
+    });
     room.on("stream-published", ({ stream }) => this.published(stream));
     room.on("error-media", ({ error }) => this.showMediaError(error));
     room.on("newMessage", (message) => this.chatMessage(message.user, message.message));
