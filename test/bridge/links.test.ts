@@ -309,4 +309,27 @@ describe("the bridge's links to the worker", () => {
     await room.request("releaseRoom", {});
     expect(media.stats().objects).toBe(0);
   });
+  it("gives the media up for lost when its KMS stays down, fails commands at once meanwhile, and recovers", async () => {
+    const control = await worker.registeredControl();
+    await control.request("attach", { room: "outage", user: "hal" });
+    const room = await worker.roomLink("outage");
+    await publishOverLink(room, "hal");
+    await media.close();
+    const lost = await room.until(() => room.notifications("mediaLost")[0], 10_000, "mediaLost after the KMS stayed down");
+    expect(String(lost.error)).toMatch(/down for 1500 ms/);
+    const health = await json(`${bridge.httpUrl}/health`);
+    expect(health.status).toBe(503);
+    expect(health.body.kms).toEqual([expect.objectContaining({ connected: false, state: "disconnected", pipelines: 0 })]);
+    const started = Date.now();
+    const refused = await failure(room.request("publish", { user: "hal", sdpOffer: "v=0\r\n", loopback: false, dataChannels: false }));
+    expect(refused.code).toBe(RoomCode.MEDIA_GENERIC);
+    expect(Date.now() - started).toBeLessThan(1000);
+
+    media = await startMediaServer({ port: mediaPort, webrtc: { loopbackOnly: true }, sessionGraceMs: 1000, log: () => {} });
+    await waitUntil(async () => (await json(`${bridge.httpUrl}/health`)).status === 200, 15_000, "the KMS back");
+    await publishOverLink(room, "hal");
+    expect(media.stats()).toMatchObject({ pipelines: 1, objects: 3 });
+    await room.request("releaseRoom", {});
+    expect(media.stats().objects).toBe(0);
+  });
 });
