@@ -1,15 +1,15 @@
 /**
- * The demo app in real Chromium against the real worker (wrangler dev):
+ * The demo app in real Chromium against the whole system (as npm start):
  * what a person sees for bad input, a taken name, a server that is down, a
  * denied camera, chat, leaving, eviction by /close and a dropped connection.
- * These are signalling paths; media is covered by media.test.ts.
+ * Media itself is checked in media.test.ts.
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startWranglerDev, type WranglerDev } from "../../scripts/wrangler-dev.ts";
 import { closeChromium } from "../helpers/chromium.ts";
 import { TcpProxy } from "../web/helpers/tcp-proxy.ts";
 import { buildWeb } from "./helpers/build.ts";
+import { startStack, type Stack } from "./helpers/stack.ts";
 import {
   chatLines,
   fillLogin,
@@ -25,7 +25,7 @@ import {
 } from "./helpers/demo.ts";
 
 const ADMIN_TOKEN = "e2e-admin";
-let dev: WranglerDev;
+let stack: Stack;
 let proxy: TcpProxy;
 let browser: Browser;
 const pages: Page[] = [];
@@ -36,7 +36,7 @@ function room(prefix: string): string {
   return `${prefix}-${process.pid}-${roomCounter}`;
 }
 
-async function page(url = dev.url): Promise<Page> {
+async function page(url = stack.url): Promise<Page> {
   const opened = await openDemo(browser, url);
   pages.push(opened);
   return opened;
@@ -44,20 +44,23 @@ async function page(url = dev.url): Promise<Page> {
 
 beforeAll(async () => {
   buildWeb();
-  dev = await startWranglerDev({ vars: { ADMIN_TOKEN, RECONNECT_WINDOW_SECONDS: "10" } });
-  proxy = await TcpProxy.start(dev.port);
+  stack = await startStack({ vars: { ADMIN_TOKEN, RECONNECT_WINDOW_SECONDS: "10" } });
+  proxy = await TcpProxy.start(stack.port);
   browser = await launch();
 });
 
 afterEach(async () => {
   proxy.refusing = false;
-  for (const opened of pages.splice(0)) await opened.context().close();
+  for (const opened of pages.splice(0)) {
+    await opened.evaluate(() => (window as unknown as { kurentoDemo: { room: { leave(): Promise<void> } | null } }).kurentoDemo.room?.leave()).catch(() => undefined);
+    await opened.context().close();
+  }
 });
 
 afterAll(async () => {
   if (browser) await closeChromium(browser);
   await proxy?.close();
-  await dev?.stop();
+  await stack?.stop();
 });
 
 describe("login form", () => {
@@ -116,7 +119,7 @@ describe("login form", () => {
     try {
       const context = await denying.newContext();
       const p = await context.newPage();
-      await p.goto(dev.url);
+      await p.goto(stack.url);
       const name = room("nocam");
       await fillLogin(p, "dora", name);
       await p.click("#joinBtn");
@@ -128,6 +131,8 @@ describe("login form", () => {
       expect(await p.isDisabled("#buttonPublish")).toBe(true);
       expect(await p.isDisabled("#buttonVideocam")).toBe(true);
       expect(await p.textContent("#roomTitle")).toBe(name);
+      await p.click("#buttonLeaveRoom");
+      await p.waitForSelector("#login:not([hidden])");
     } finally {
       await closeChromium(denying);
     }
@@ -180,7 +185,7 @@ describe("in the room", () => {
     await joinRoom(alice, "alice", name);
     const bob = await page();
     await joinRoom(bob, "bob", name);
-    const response = await fetch(`${dev.url}/close?room=${encodeURIComponent(name)}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const response = await fetch(`${stack.url}/close?room=${encodeURIComponent(name)}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(response.status).toBe(200);
     for (const p of [alice, bob]) {
       await p.waitForSelector("#notice:not([hidden])", { timeout: 10_000 });

@@ -59,7 +59,7 @@ function videoSelector(id: string): string {
 
 beforeAll(async () => {
   buildWeb();
-  stack = await startStack({ vars: { RECONNECT_WINDOW_SECONDS: "10" }, kmsLostAfterMs: 1000 });
+  stack = await startStack({ vars: { RECONNECT_WINDOW_SECONDS: "10" } });
   proxy = await TcpProxy.start(stack.port);
   browser = await launch();
 });

@@ -1,91 +1,50 @@
 /**
- * The whole stack as `npm start` runs it, on 127.0.0.1: the worker under
- * wrangler dev (real workerd), the embedded media server (werift, Kurento
- * protocol) and the media bridge between them. Nothing is mocked.
+ * The whole system as `npm start` runs it (scripts/system.ts: the worker
+ * under wrangler dev, the embedded media server, the media bridge), on
+ * 127.0.0.1 with loopback-only WebRTC. Nothing is mocked. Adds what the
+ * browser tests need: the worker's port (for a proxy in front of it) and a
+ * media server restart on the same port.
  */
-import { startBridge, loadConfig, type BridgeHandle } from "../../../bridge/main.ts";
 import { startMediaServer, type MediaServerHandle } from "../../../bridge/media-server/index.ts";
-import { startWranglerDev, type WranglerDev } from "../../../scripts/wrangler-dev.ts";
+import type { BridgeHandle } from "../../../bridge/main.ts";
+import { startSystem } from "../../../scripts/system.ts";
 import { freePort } from "../../helpers/ports.ts";
 
 export interface Stack {
   readonly url: string;
+  /** The worker's port. */
   readonly port: number;
-  readonly dev: WranglerDev;
-  readonly media: MediaServerHandle;
   readonly bridge: BridgeHandle;
   /** Stops the media server (everything it held is gone) and starts a fresh one on the same port. */
   restartMediaServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
-const BRIDGE_SECRET = "e2e-bridge-secret-0123456789abcdef";
-
 export interface StackOptions {
   /** Worker vars (wrangler `--var`). */
   readonly vars?: Record<string, string>;
-  /** How long the bridge waits for a dropped media server before reporting its media lost (default 5 s). */
-  readonly kmsLostAfterMs?: number;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const vars = options.vars ?? {};
-  const dev = await startWranglerDev({ vars: { BRIDGE_SECRET, ...vars } });
-  const mediaPort = await freePort();
-  let media: MediaServerHandle | undefined;
-  let bridge: BridgeHandle | undefined;
-  try {
-    media = await startMediaServer({ port: mediaPort, webrtc: { loopbackOnly: true }, log: () => {} });
-    bridge = await startBridge(
-      loadConfig({
-        WORKER_URL: dev.url,
-        BRIDGE_SECRET,
-        KMS_URIS: media.url,
-        BRIDGE_ID: "e2e-bridge",
-        BRIDGE_HTTP_PORT: "0",
-        LOG_LEVEL: "error",
-      }),
-      options.kmsLostAfterMs === undefined ? {} : { kmsLostAfterMs: options.kmsLostAfterMs },
-    );
-    await waitForBridge(dev.url);
-  } catch (error) {
-    await bridge?.stop();
-    await media?.close();
-    await dev.stop();
-    throw error;
-  }
-  let m = media;
-  const b = bridge;
+  const kmsPort = await freePort();
+  const system = await startSystem({ vars: options.vars ?? {}, kmsPort, mediaServerWebrtc: { loopbackOnly: true } });
+  let current: MediaServerHandle | null = system.mediaServer;
+  let replaced = false;
   return {
-    url: dev.url,
-    port: dev.port,
-    dev,
-    get media() {
-      return m;
-    },
-    bridge: b,
+    url: system.url,
+    port: system.worker.port,
+    bridge: system.bridge,
     async restartMediaServer() {
-      await m.close();
-      m = await startMediaServer({ port: mediaPort, webrtc: { loopbackOnly: true }, log: () => {} });
+      await current?.close();
+      current = await startMediaServer({ port: kmsPort, webrtc: { loopbackOnly: true }, log: () => undefined });
+      replaced = true;
     },
     async stop() {
       // Let the bridge finish releasing what departed users held before it stops.
       const deadline = Date.now() + 5000;
-      while (b.stats().pipelines > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      await b.stop();
-      await m.close();
-      await dev.stop();
+      while (system.bridge.stats().pipelines > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await system.stop();
+      if (replaced) await current?.close();
     },
   };
-}
-
-/** `/health` lists the bridge once it registered. */
-async function waitForBridge(url: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const body = (await (await fetch(`${url}/health`)).json()) as { bridges?: number };
-    if ((body.bridges ?? 0) > 0) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`no media bridge registered with ${url} within ${timeoutMs} ms`);
 }
