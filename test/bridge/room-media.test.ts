@@ -100,7 +100,7 @@ describe("room media through kurento-client and the embedded media server", () =
     await waitUntil(async () => {
       await deliver("alice", "alice", alice);
       return alice.peer.connectionState === "connected";
-    }, 15_000, "the publisher's peer connection");
+    }, 15_000, () => `the publisher's peer connection (state ${alice.peer.connectionState}, ICE ${alice.peer.iceConnectionState}, ${delivered} server candidates delivered, ${alice.candidates.length} local, queued ${room.stats().queuedCandidates})`);
     expect(delivered).toBeGreaterThan(0);
     expect(sent).toContain("alice");
 
@@ -113,7 +113,7 @@ describe("room media through kurento-client and the embedded media server", () =
       await waitUntil(async () => {
         await deliver("bob", "alice", bob);
         return bob.peer.connectionState === "connected" && packets() >= 10;
-      }, 20_000, "video from alice at bob");
+      }, 20_000, () => `video from alice at bob (bob ${bob.peer.connectionState}/${bob.peer.iceConnectionState}, ${packets()} packets, alice ${alice.peer.connectionState})`);
     } finally {
       media.stop();
     }

@@ -73,7 +73,7 @@ export class Link {
   }
 
   /** Waits until `predicate` returns something truthy (polls every 20 ms). */
-  async until<T>(predicate: () => T | undefined | false, timeoutMs: number, what: string): Promise<T> {
+  async until<T>(predicate: () => T | undefined | false, timeoutMs: number, what: string | (() => string)): Promise<T> {
     return waitUntil(predicate, timeoutMs, what);
   }
 
@@ -215,12 +215,12 @@ export class FakeWorker {
 }
 
 /** Polls `predicate` every 20 ms until it returns something truthy. */
-export async function waitUntil<T>(predicate: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+export async function waitUntil<T>(predicate: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, what: string | (() => string)): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await predicate();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${typeof what === "string" ? what : what()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
