@@ -150,6 +150,21 @@ describe("login form", () => {
   });
 });
 
+describe("static assets", () => {
+  it("serves the demo, the library bundle and the hat images the bridge points media servers at", async () => {
+    for (const [path, type] of [
+      ["/", "text/html"],
+      ["/kurento-room.js", "javascript"],
+      ["/img/mario-wings.png", "image/png"],
+      ["/img/wizard.png", "image/png"],
+    ] as const) {
+      const response = await fetch(`${stack.url}${path}`);
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get("content-type"), path).toContain(type);
+    }
+  });
+});
+
 describe("in the room", () => {
   it("chat goes both ways; joins and leaves show up; the hat button explains why it is off", async () => {
     const name = room("chat");
