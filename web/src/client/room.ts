@@ -530,7 +530,9 @@ export class Room extends Emitter<RoomEvents> {
   #onLost(info: CloseInfo): void {
     if (this.#state !== "connected") return; // joining, leaving or closed: those paths handle it
     if (this.#evicted) {
+      // Evicted, and the server closed the socket without a roomClosed: the stay is over all the same.
       this.#finish("evicted");
+      this.emit("room-closed", { room: this.name });
       return;
     }
     if (info.code === 4001) {
