@@ -5,10 +5,16 @@
  * kurento-client quirks handled here (docs/bridge.md lists them too):
  * - Its registry `reconnect-ws@0.1.0` stack crashes plain Node on the first
  *   frame; reconnect-ws.ts replaces it through the CommonJS cache.
- * - A failed `subscribe` (the first `.on(event)`) emits `'error'` on the media
- *   object, and `.on('error')` itself throws (`'error'` is not a Kurento event
- *   name), so an unlucky subscribe would kill the process: `guardObject`
- *   installs the `'error'` listener around that check.
+ * - A failed `subscribe`/`unsubscribe` (sent when the first listener of an
+ *   event is added / the last removed, and for every event when an object is
+ *   released) emits `'error'` on the media object; `.on('error')` throws
+ *   (`'error'` is not a Kurento event name) and `release()` removes every
+ *   listener anyway, so such a failure (KMS gone, or refusing to unsubscribe
+ *   from a released object) would kill the process: `guardObject` wraps the
+ *   object's own `emit` so an unheard `'error'` is logged instead.
+ * - Media objects are thenable: a promise resolved with one gets a *copy*
+ *   (`disguise.unthenable`) that shares the listener table by accident. The
+ *   bridge takes objects from callbacks, boxed, and keeps the originals.
  * - Explicit transactions are broken on Node ≥ 20: never used.
  * - Requests made while disconnected wait for the socket instead of failing:
  *   every call gets our own timeout (REQUEST_TIMEOUT_MS), calls are refused at
@@ -127,6 +133,17 @@ function invoke<T = void>(run: (callback: Callback) => unknown): Promise<T> {
   });
 }
 
+/** Like `invoke` for calls that give a media object: boxed, so no promise unwraps the (thenable) object into a copy. */
+function invokeObject<T extends KObject>(run: (callback: Callback) => unknown): Promise<{ readonly object: T }> {
+  return new Promise<{ readonly object: T }>((resolve, reject) => {
+    try {
+      run((error, result) => (error ? reject(error) : resolve({ object: result as T })));
+    } catch (error) {
+      reject(error);
+    }
+  });
+}
+
 function releaseQuietly(object: KObject): void {
   void invoke((callback) => object.release(callback)).catch(() => undefined);
 }
@@ -152,20 +169,26 @@ function classify(error: unknown, what: string): MediaServerError {
 }
 
 /**
- * Installs an `'error'` listener on a kurento-client media object. Its
- * `newListener` hook throws for any name outside the Kurento event list, so
- * the hook is set aside while the listener goes in.
+ * Makes an `'error'` nobody listens to harmless on a kurento-client media
+ * object: its own `emit` (which `release()` leaves alone) hands it to
+ * `onError` instead of throwing.
  */
 function guardObject(object: KObject, onError: (error: unknown) => void): void {
   const emitter = object as unknown as NodeJS.EventEmitter;
-  const hooks = emitter.listeners("newListener") as Array<(...args: unknown[]) => void>;
-  if (hooks.length > 1) return; // not the shape we know; leave it alone
-  emitter.removeAllListeners("newListener");
-  try {
-    emitter.on("error", onError);
-  } finally {
-    for (const hook of hooks) emitter.on("newListener", hook);
-  }
+  // A copy made by kurento-client's `unthenable` has a fixed `emit`; the bridge only guards originals.
+  if (Object.getOwnPropertyDescriptor(emitter, "emit")?.configurable === false) return;
+  const emit = emitter.emit;
+  Object.defineProperty(emitter, "emit", {
+    configurable: true,
+    writable: true,
+    value: function guardedEmit(this: NodeJS.EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === "error" && this.listenerCount("error") === 0) {
+        onError(args[0]);
+        return false;
+      }
+      return emit.call(this, event, ...args);
+    },
+  });
 }
 
 const iceCandidateEvent = z.object({
@@ -297,7 +320,8 @@ class KurentoConnection implements MediaServer {
   }
 
   private async refreshCapabilities(): Promise<void> {
-    const manager = await this.timed(invoke<KServerManager>((callback) => this.client.getServerManager(callback)), "getServerManager");
+    // getServerManager hands out a copy (no events are listened to on it).
+    const { object: manager } = await this.timed(invokeObject<KServerManager>((callback) => this.client.getServerManager(callback)), "getServerManager");
     const info = serverInfo.safeParse(await this.timed(invoke((callback) => manager.getInfo(callback)), "getInfo"));
     if (!info.success) return;
     this.supportsFilters = info.data.modules.some((module) =>
@@ -378,7 +402,7 @@ class KurentoConnection implements MediaServer {
   async createPipeline(): Promise<Pipeline> {
     const generation = this.generation;
     this.ensureUsable(generation, "create MediaPipeline");
-    const k = await this.timed(invoke<KPipeline>((callback) => this.client.create("MediaPipeline", callback)), "create MediaPipeline", releaseQuietly);
+    const { object: k } = await this.timed(invokeObject<KPipeline>((callback) => this.client.create("MediaPipeline", callback)), "create MediaPipeline", (late) => releaseQuietly(late.object));
     const handle = new PipelineHandle(this, k, generation);
     if (generation !== this.generation) {
       releaseQuietly(k);
@@ -518,35 +542,37 @@ class PipelineHandle implements Pipeline {
     this.connection = connection;
     this.k = k;
     this.generation = generation;
-    guardObject(k, () => undefined);
+    guardObject(k, (error) => connection.options.log?.("debug", "kurento-client object error", { type: "MediaPipeline", error: classify(error, "MediaPipeline").message }));
   }
 
   get id(): string {
     return this.k.id;
   }
 
-  private async create(type: string, params?: Record<string, unknown>): Promise<KElement> {
+  /** Boxed: an async function returning the (thenable) object itself would hand out a copy. */
+  private async create(type: string, params?: Record<string, unknown>): Promise<{ readonly object: KElement }> {
     if (this.released) throw new MediaServerError("gone", `create ${type}: the pipeline was released`);
     this.connection.ensureUsable(this.generation, `create ${type}`);
-    const k = (await this.connection.timed(invoke<KObject>((callback) => this.k.create(type, params ?? {}, callback)), `create ${type}`, releaseQuietly)) as KElement;
+    const box = await this.connection.timed(invokeObject<KElement>((callback) => this.k.create(type, params ?? {}, callback)), `create ${type}`, (late) => releaseQuietly(late.object));
     if (this.released || this.generation !== this.connection.generation) {
-      releaseQuietly(k);
+      releaseQuietly(box.object);
       throw new MediaServerError("gone", `create ${type}: the pipeline went away meanwhile`);
     }
-    return k;
+    return box;
   }
 
   async createWebRtcEndpoint(options: { readonly dataChannels: boolean }): Promise<WebRtcEndpoint> {
-    const k = await this.create("WebRtcEndpoint", options.dataChannels ? { useDataChannels: true } : undefined);
-    return new WebRtcHandle(this.connection, k, this.generation, "WebRtcEndpoint");
+    const { object } = await this.create("WebRtcEndpoint", options.dataChannels ? { useDataChannels: true } : undefined);
+    return new WebRtcHandle(this.connection, object, this.generation, "WebRtcEndpoint");
   }
 
   async createPassThrough(): Promise<MediaElement> {
-    return new ElementHandle(this.connection, await this.create("PassThrough"), this.generation, "PassThrough");
+    const { object } = await this.create("PassThrough");
+    return new ElementHandle(this.connection, object, this.generation, "PassThrough");
   }
 
   async createFaceOverlayFilter(options: FaceOverlayOptions): Promise<MediaElement> {
-    const k = (await this.create("FaceOverlayFilter")) as KFaceOverlayFilter;
+    const k = (await this.create("FaceOverlayFilter")).object as KFaceOverlayFilter;
     const handle = new ElementHandle(this.connection, k, this.generation, "FaceOverlayFilter");
     try {
       await handle.call("setOverlayedImage", (callback) => k.setOverlayedImage(options.imageUrl, options.offsetX, options.offsetY, options.width, options.height, callback));

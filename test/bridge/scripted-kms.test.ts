@@ -40,6 +40,7 @@ beforeAll(async () => {
 
 afterEach(async () => {
   kms.silent.clear();
+  kms.refuseUnsubscribe = false;
   await Promise.all(rooms.splice(0).map((room) => room.releaseRoom()));
 });
 
@@ -125,6 +126,22 @@ describe("against a scripted KMS, through the real kurento-client", () => {
     expect(elapsed).toBeLessThan(5000);
     // The endpoint, PassThrough and then the idle pipeline were released.
     await waitUntil(() => kms.objects.size === 0, 3000, "the half-made publisher released");
+  });
+
+  it("survives a KMS that refuses (or never answers) the unsubscribes kurento-client sends after a release", async () => {
+    const { room } = newRoom("strict-room");
+    kms.refuseUnsubscribe = true;
+    await room.handlers.publish({ user: "erin", sdpOffer: OFFER, loopback: false, dataChannels: false });
+    await room.handlers.subscribe({ user: "finn", sender: "erin", sdpOffer: OFFER });
+    await room.handlers.unsubscribe({ user: "finn", sender: "erin" });
+    await waitUntil(() => kms.requests.filter((request) => request.method === "unsubscribe").length >= 3, 3000, "unsubscribes after releasing finn's endpoint");
+    kms.refuseUnsubscribe = false;
+    kms.silent.add("unsubscribe");
+    await room.handlers.unpublish({ user: "erin" });
+    await waitUntil(() => kms.objects.size === 0, 3000, "everything released");
+    // The unanswered unsubscribes time out (800 ms) inside kurento-client; an unheard 'error' would fail this file.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect(kms.requests.filter((request) => request.method === "unsubscribe").length).toBeGreaterThanOrEqual(6);
   });
 
   it("registers the hat filter with the pool when its KMS can apply it", async () => {

@@ -29,6 +29,8 @@ export class ScriptedKms {
   readonly objects = new Map<string, string>();
   /** `invoke` operations (or other methods) that get no answer at all. */
   readonly silent = new Set<string>();
+  /** Answer `unsubscribe` with an error, as a strict server might for a released object. */
+  refuseUnsubscribe = false;
   private readonly sessionId = randomUUID();
   private readonly subscriptions = new Map<string, Set<string>>();
   private readonly sockets = new Set<WebSocket>();
@@ -108,6 +110,7 @@ export class ScriptedKms {
         return reply({ value: randomUUID() });
       }
       case "unsubscribe":
+        if (this.refuseUnsubscribe) return fail(40101, `unsubscribe: unknown object ${String(params.object)}`);
         return reply({});
       case "release": {
         const object = String(params.object);
