@@ -100,11 +100,13 @@ describe("seeing each other", () => {
   it("four users: every page decodes the three others", async () => {
     const users = ["ann", "ben", "cat", "dan"];
     const joined = await everyoneJoins(room("four"), users);
-    for (const [index, p] of joined.entries()) {
-      const others = users.filter((_, i) => i !== index).map((u) => `${u}_webcam`);
-      const streams = await waitForRemoteVideo(p, others);
+    // Twelve subscriptions on one machine: wait for all pages at once, generously (bounded).
+    const decoded = await Promise.all(
+      joined.map((p, index) => waitForRemoteVideo(p, users.filter((_, i) => i !== index).map((u) => `${u}_webcam`), 120_000)),
+    );
+    for (const [index, streams] of decoded.entries()) {
       expect(streams.map((s) => s.framesDecoded > 0)).toEqual([true, true, true]);
-      expect((await tiles(p)).sort()).toEqual(users.map((u) => `${u}_webcam`).sort());
+      expect((await tiles(joined[index]!)).sort()).toEqual(users.map((u) => `${u}_webcam`).sort());
     }
     // The seed's rule: four thumbnails are 14% wide each.
     const width = await joined[0]!.$eval("#participants", (el) => getComputedStyle(el).getPropertyValue("--thumb-width").trim());
@@ -113,7 +115,7 @@ describe("seeing each other", () => {
     await waitUntil(joined[0]!, "cat in the main view", async () => (await joined[0]!.textContent("#mainName")) === "cat");
     await joined[0]!.waitForTimeout(500);
     await screenshot(joined[0]!, "media-four-users");
-  });
+  }, 300_000);
 });
 
 describe("publishing and subscribing", () => {

@@ -56,7 +56,7 @@ export async function fillLogin(page: Page, user: string, room: string): Promise
 export async function joinRoom(page: Page, user: string, room: string): Promise<void> {
   await fillLogin(page, user, room);
   await page.click("#joinBtn");
-  await page.waitForSelector("#room:not([hidden])", { timeout: 20_000 });
+  await page.waitForSelector("#room:not([hidden])", { timeout: 45_000 });
 }
 
 /** The login form's error text, once it shows. */
@@ -130,7 +130,7 @@ export async function remoteFrames(page: Page): Promise<StreamFrames[]> {
 }
 
 /** Waits until the page decodes video from exactly `expected` remote streams (bounded). */
-export async function waitForRemoteVideo(page: Page, expected: readonly string[], timeoutMs = 45_000): Promise<StreamFrames[]> {
+export async function waitForRemoteVideo(page: Page, expected: readonly string[], timeoutMs = 60_000): Promise<StreamFrames[]> {
   const want = [...expected].sort();
   const deadline = Date.now() + timeoutMs;
   let last: StreamFrames[] = [];
