@@ -44,7 +44,7 @@ async function page(url = stack.url): Promise<Page> {
 
 beforeAll(async () => {
   buildWeb();
-  stack = await startStack({ vars: { ADMIN_TOKEN, RECONNECT_WINDOW_SECONDS: "10" } });
+  stack = await startStack({ vars: { ADMIN_TOKEN, RECONNECT_WINDOW_SECONDS: "5" } });
   proxy = await TcpProxy.start(stack.port);
   browser = await launch();
 });
@@ -183,6 +183,16 @@ describe("in the room", () => {
     expect((await chatLines(bob)).filter((l) => !l.startsWith("*"))).toEqual(["alice: hi bob", "You: hi alice <b>not bold</b>"]);
     expect(await alice.locator("#messages b").count()).toBe(0);
 
+    // Narrow screens: nothing sticks out sideways; every control stays reachable.
+    await alice.setViewportSize({ width: 390, height: 844 });
+    expect(await alice.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    for (const id of ["buttonLeaveRoom", "buttonPublish", "buttonFullscreen", "chatSend"]) {
+      const box = await alice.locator(`#${id}`).boundingBox();
+      expect(box && box.x >= 0 && box.x + box.width <= 390, id).toBe(true);
+    }
+    await screenshot(alice, "ui-mobile");
+    await alice.setViewportSize({ width: 1280, height: 800 });
+
     expect(await alice.isDisabled("#buttonHat")).toBe(true);
     expect(await alice.textContent("#hatReason")).toBe("Hat filter unavailable: the media server cannot apply it.");
     await screenshot(alice, "ui-chat");
@@ -247,6 +257,29 @@ describe("in the room", () => {
     expect((await roster(bob)).participants.sort()).toEqual(["alice", "bob"]);
     expect((await roster(alice)).participants.sort()).toEqual(["alice", "bob"]);
     expect(await bob.textContent("#peopleCount")).toBe("2 people");
+  });
+
+  it("a connection down longer than the seat is kept: the page says the place expired and offers to join again", async () => {
+    const name = room("expired");
+    const alice = await page(proxy.httpUrl);
+    await joinRoom(alice, "alice", name);
+    const bob = await page();
+    await joinRoom(bob, "bob", name);
+    proxy.refusing = true;
+    proxy.dropAll();
+    await waitUntil(bob, "bob to see alice's seat given up", async () => (await chatLines(bob)).includes("* alice left"), 20_000);
+    proxy.refusing = false;
+    await alice.waitForSelector("#notice:not([hidden])", { timeout: 20_000 });
+    expect(await alice.textContent("#noticeTitle")).toBe("Your place in the room expired");
+    expect(await alice.isVisible("#noticeRejoin")).toBe(true);
+    await screenshot(alice, "ui-session-expired");
+    await alice.click("#noticeRejoin");
+    await alice.waitForSelector("#room:not([hidden])", { timeout: 45_000 });
+    // Bob joined after alice: he sees her leave (the seat expired), then join again, once each.
+    await waitUntil(bob, "bob to see alice come back", async () => (await chatLines(bob)).includes("* alice joined"));
+    expect((await chatLines(bob)).filter((l) => l.startsWith("* alice"))).toEqual(["* alice left", "* alice joined"]);
+    expect((await roster(bob)).participants.sort()).toEqual(["alice", "bob"]);
+    expect((await roster(alice)).participants.sort()).toEqual(["alice", "bob"]);
   });
 
   it("joining and leaving quickly five times leaves the others with an exact roster", async () => {
