@@ -5,7 +5,7 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { closeChromium } from "../helpers/chromium.ts";
+import { closeChromium, mediaContext } from "../helpers/chromium.ts";
 import { TcpProxy } from "../web/helpers/tcp-proxy.ts";
 import { buildWeb } from "./helpers/build.ts";
 import { chatLines, joinRoom, launch, openDemo, remoteFrames, roster, screenshot, waitForRemoteVideo, waitUntil } from "./helpers/demo.ts";
@@ -303,18 +303,56 @@ describe("connection loss", () => {
   });
 });
 
+/** A page of the server's origin with the library exactly as served to applications (web/dist/kurento-room.js) as `window.kurentoLib`. */
+async function libraryPage(): Promise<Page> {
+  const context = await mediaContext(browser);
+  const p = await context.newPage();
+  pages.push(p);
+  await p.goto(`${stack.url}/getClientConfig`);
+  await p.addScriptTag({ type: "module", content: 'import * as lib from "/kurento-room.js"; window.kurentoLib = lib;' });
+  await p.waitForFunction(() => "kurentoLib" in window);
+  return p;
+}
+
 describe("the library bundle in a page", () => {
+  it("sendData goes over the published stream's DataChannel and comes back through the server loopback", async () => {
+    const p = await libraryPage();
+    const result = await p.evaluate(
+      async ({ roomName }) => {
+        const lib = (window as unknown as { kurentoLib: typeof import("../../web/src/client/index.ts") }).kurentoLib;
+        const kurento = new lib.KurentoRoom(`ws://${location.host}/room`);
+        const room = kurento.Room({ room: roomName, user: "dana", dataChannels: true });
+        const camera = kurento.Stream(room, { data: true });
+        camera.subscribeToMyRemote();
+        await camera.init();
+        await room.connect();
+        await camera.publish();
+        const received: string[] = [];
+        camera.on("data", ({ data }) => received.push(String(data)));
+        const errors: string[] = [];
+        for (let i = 0; i < 100 && received.length === 0; i++) {
+          try {
+            camera.sendData(`hello ${i}`);
+          } catch (error) {
+            errors.push((error as Error).message);
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const echoed = received[0] ?? "";
+        await room.leave();
+        return { echoed, notOpenYet: errors.every((m) => /data channel .* is not open/.test(m)) };
+      },
+      { roomName: room("data") },
+    );
+    expect(result.echoed).toMatch(/^hello \d+$/);
+    expect(result.notOpenYet).toBe(true);
+  });
+
   it("subscribeToStreams: false announces streams without receiving them until subscribe()", async () => {
     const name = room("manual");
     const [alice] = (await everyoneJoins(name, ["alice"])) as [Page];
     await waitUntil(alice, "alice to publish", async () => (await alice.textContent("#buttonPublish")) === "Unpublish");
-    const context = await browser.newContext();
-    const viewer = await context.newPage();
-    pages.push(viewer);
-    await viewer.goto(`${stack.url}/getClientConfig`);
-    // The library exactly as served to applications (web/dist/kurento-room.js).
-    await viewer.addScriptTag({ type: "module", content: 'import * as lib from "/kurento-room.js"; window.kurentoLib = lib;' });
-    await viewer.waitForFunction(() => "kurentoLib" in window);
+    const viewer = await libraryPage();
     const result = await viewer.evaluate(
       async ({ roomName }) => {
         const lib = (window as unknown as { kurentoLib: typeof import("../../web/src/client/index.ts") }).kurentoLib;
