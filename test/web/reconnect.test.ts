@@ -10,7 +10,7 @@ import { TcpProxy } from "./helpers/tcp-proxy.ts";
 import { joined, leaveAll, names, record, sleep, uniqueRoom, until } from "./support.ts";
 
 /** Seconds a dropped participant keeps its seat on this worker. */
-const WINDOW_SECONDS = 3;
+const WINDOW_SECONDS = 5;
 let dev: WranglerDev;
 let proxy: TcpProxy;
 
@@ -132,7 +132,7 @@ describe("a seat that expired", () => {
     const alice = await joined(proxy.httpUrl, roomName, "alice", { reconnect: { initialDelayMs: 200, maxDelayMs: 400, timeoutMs: 20_000 } });
     const bob = await joined(dev.url, roomName, "bob");
     const aliceLog = record(alice);
-    const bobLeft = bob.next("participant-left", { timeoutMs: 15_000 });
+    const bobLeft = bob.next("participant-left", { timeoutMs: 25_000 });
     proxy.refusing = true;
     proxy.dropAll();
     expect((await bobLeft).participant.getID()).toBe("alice");
