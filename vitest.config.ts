@@ -62,7 +62,7 @@ export default defineConfig({
           environment: "node",
           // Real Chromium pages against the whole stack: one file at a time.
           fileParallelism: false,
-          testTimeout: 120_000,
+          testTimeout: 180_000,
           hookTimeout: 180_000,
         },
       },

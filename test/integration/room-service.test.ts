@@ -272,11 +272,16 @@ describe("reconnection window (RECONNECT_WINDOW_SECONDS = 1)", () => {
     // anna's network drops (no close handshake); she comes back on a new socket.
     a.client.terminate();
     await a.client.closedWithin();
+    // While she is away, dora joins: the resumed session learns of her from the answer.
+    const d = await worker.join(room, "dora");
     const a2 = await worker.open(`/room/${room}`);
-    expect(await a2.request("connect", { sessionId: a.sessionId })).toStrictEqual({ sessionId: a.sessionId });
+    expect(await a2.request("connect", { sessionId: a.sessionId })).toStrictEqual({
+      value: [{ id: "ben" }, { id: "cleo" }, { id: "dora" }],
+      sessionId: a.sessionId,
+    });
     expect(await a2.request("ping")).toStrictEqual({ value: "pong", sessionId: a.sessionId });
     await a2.request("sendMessage", { message: "back again", userMessage: "anna", roomMessage: room });
-    for (const client of [a2, b.client, c.client]) {
+    for (const client of [a2, b.client, c.client, d.client]) {
       expect(await client.next("sendMessage")).toStrictEqual({ room, user: "anna", message: "back again" });
     }
     // She is still a member: a second join on her session is refused.
@@ -286,13 +291,13 @@ describe("reconnection window (RECONNECT_WINDOW_SECONDS = 1)", () => {
     a2.terminate();
     await a2.closedWithin();
     const a3 = await worker.open("/room");
-    expect(await a3.request("connect", { sessionId: a.sessionId })).toStrictEqual({ sessionId: a.sessionId });
+    expect(await a3.request("connect", { sessionId: a.sessionId })).toMatchObject({ sessionId: a.sessionId });
     await a3.request("sendMessage", { message: "via /room", userMessage: "anna", roomMessage: room });
     expect(await b.client.next("sendMessage")).toStrictEqual({ room, user: "anna", message: "via /room" });
 
     // Resuming on yet another socket while the old one is open supersedes it (close 4001).
     const a4 = await worker.open(`/room/${room}`);
-    expect(await a4.request("connect", { sessionId: a.sessionId })).toStrictEqual({ sessionId: a.sessionId });
+    expect(await a4.request("connect", { sessionId: a.sessionId })).toMatchObject({ sessionId: a.sessionId });
     expect((await a3.closedWithin()).code).toBe(4001);
     await a4.request("sendMessage", { message: "on a4", userMessage: "anna", roomMessage: room });
     expect(await b.client.next("sendMessage")).toStrictEqual({ room, user: "anna", message: "on a4" });
@@ -304,7 +309,7 @@ describe("reconnection window (RECONNECT_WINDOW_SECONDS = 1)", () => {
     // anna dropped twice, before cleo, and was never announced as gone
     // (had her seat expired, her participantLeft would have come first).
     expect(b.client.notifications.filter((n) => n.method === "participantLeft")).toEqual([]);
-    expect(await worker.roster(room)).toEqual(["anna", "ben"]);
+    expect(await worker.roster(room)).toEqual(["anna", "ben", "dora"]);
 
     // cleo's session is gone for good; so is a made-up one.
     const late = await worker.open(`/room/${room}`);
@@ -315,7 +320,7 @@ describe("reconnection window (RECONNECT_WINDOW_SECONDS = 1)", () => {
     expect((await lateLegacy.requestError("connect", { sessionId: c.sessionId })).code).toBe(INVALID_SESSION_CODE);
     // The failed resumes changed nothing, and the sockets still work.
     expect(await late.request("ping")).toMatchObject({ value: "pong" });
-    expect(await worker.roster(room)).toEqual(["anna", "ben"]);
+    expect(await worker.roster(room)).toEqual(["anna", "ben", "dora"]);
   });
 });
 

@@ -490,10 +490,21 @@ describe("reconnection window", () => {
     room.input({ type: "socketClosed", session: "b" });
     const out = room.req("b2", "connect", { sessionId: "b" });
     expect(out).toContainEqual({ kind: "bind", from: "b2", to: "b" });
-    expect(out).toContainEqual(expect.objectContaining({ kind: "reply", session: "b", result: { sessionId: "b" } }));
+    expect(out).toContainEqual(expect.objectContaining({ kind: "reply", session: "b", result: { value: [{ id: "alice" }], sessionId: "b" } }));
     expect(out).toContainEqual({ kind: "alarm", at: null });
     expect(findByUser(room.state, "bob")?.disconnectedAt).toBeNull();
     expect(resultOf(room.req("b", "sendMessage", { message: "back", userMessage: "bob", roomMessage: "r1" }))).toEqual({ sessionId: "b" });
+  });
+
+  it("connect tells a resumed session what it missed: who joined and who publishes now", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.input({ type: "socketClosed", session: "b" });
+    room.join("c", "carol");
+    room.publish("c");
+    const out = room.req("b2", "connect", { sessionId: "b" });
+    expect(resultOf(out)).toEqual({ value: [{ id: "alice" }, { id: "carol", streams: [{ id: "webcam" }] }], sessionId: "b" });
   });
 
   it("connect with an unknown session is 40007; without one it just answers", () => {

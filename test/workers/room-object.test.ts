@@ -94,7 +94,7 @@ describe("room Durable Object", () => {
     bob.ws.close(1001, "network change");
     const bob2 = await Client.open("/room/w5");
     const resumed = await bob2.request("connect", { sessionId: session });
-    expect(resumed.result).toEqual({ sessionId: session });
+    expect(resumed.result).toEqual({ value: [{ id: "alice" }], sessionId: session });
     const chat = await bob2.request("sendMessage", { message: "back", userMessage: "bob", roomMessage: "w5" });
     expect(chat.result).toEqual({ sessionId: session });
     await alice.waitFor((f) => f.method === "sendMessage" && f.params?.message === "back", "bob's message");

@@ -146,10 +146,7 @@ class StepBuilder {
     const refusal = this.ctx.hooks.authorizeJoin?.({ user: p.user, room, creating });
     if (refusal) return this.fail(session, id, refusal);
 
-    const peers: PeerDescriptor[] = [];
-    for (const other of this.state.participants.values()) {
-      peers.push(other.publish === "live" ? { id: other.user, streams: WEBCAM_STREAMS } : { id: other.user });
-    }
+    const peers = this.peersOf(session);
     this.putParticipant({
       session,
       user: p.user,
@@ -298,7 +295,18 @@ class StepBuilder {
     }
     this.effects.push({ kind: "bind", from: session, to: target });
     if (resumed.disconnectedAt !== null) this.putParticipant({ ...resumed, disconnectedAt: null });
-    this.reply(target, id, {});
+    // Notifications sent while the socket was gone are lost: the roster as it is
+    // now (like joinRoom's) lets the client catch up on joins, leaves and streams.
+    this.reply(target, id, { value: this.peersOf(target) });
+  }
+
+  peersOf(session: string): PeerDescriptor[] {
+    const peers: PeerDescriptor[] = [];
+    for (const other of this.state.participants.values()) {
+      if (other.session === session) continue;
+      peers.push(other.publish === "live" ? { id: other.user, streams: WEBCAM_STREAMS } : { id: other.user });
+    }
+    return peers;
   }
 
   // ── other inputs ──────────────────────────────────────────────────────────

@@ -108,7 +108,8 @@ export const results = {
   sendMessage: z.object(withSession),
   customRequest: z.looseObject(withSession),
   ping: z.object({ value: z.literal("pong"), ...withSession }),
-  connect: z.object(withSession),
+  /** After resuming a seat: the room as it is now (what the client missed while away). */
+  connect: z.object({ value: z.array(peerDescriptor).optional(), ...withSession }),
 } as const satisfies Record<RoomMethod, z.ZodType>;
 
 export type RoomResult<M extends RoomMethod> = z.infer<(typeof results)[M]>;

@@ -95,6 +95,9 @@ export interface RoomEvents {
 /** `connect`'s result; `value` (the roster) is used when a server sends it. */
 const connectResult = results.connect.extend({ value: z.array(peerDescriptor).optional() });
 
+/** Automatic subscriptions that failed on the media side are tried again this many times (0.5 s, 1 s, 2 s, 4 s). */
+const AUTO_SUBSCRIBE_RETRIES = 4;
+
 function usageError(message: string, code: number = RoomCode.USER_GENERIC): RpcRequestError {
   return new RpcRequestError(rpcError(code as typeof RoomCode.USER_GENERIC, message));
 }
@@ -331,10 +334,23 @@ export class Room extends Emitter<RoomEvents> {
     return stream.local ? stream.unpublish() : stream.unsubscribe();
   }
 
-  #autoSubscribe(stream: Stream): void {
+  /**
+   * Subscribes on its own, and tries again (with backoff) when the media side
+   * failed for a reason that may pass (a busy or restarting media server); a
+   * stream that is gone (102, 105) or a usage error is final.
+   */
+  #autoSubscribe(stream: Stream, attempt = 0): void {
     stream.subscribe().catch((error: unknown) => {
-      if (stream.disposed || this.#state !== "connected") return;
-      this.emit("error-media", { error: `Could not receive ${stream.getGlobalID()}: ${asRpcError(error).message}`, stream });
+      if (stream.disposed || this.#state !== "connected" || stream.status !== "idle") return;
+      const rpc = asRpcError(error);
+      const gone = rpc.code === RoomCode.USER_NOT_FOUND || rpc.code === RoomCode.USER_NOT_STREAMING || rpc.code === RoomCode.USER_GENERIC;
+      if (!gone && attempt < AUTO_SUBSCRIBE_RETRIES) {
+        setTimeout(() => {
+          if (!stream.disposed && this.#state === "connected" && stream.status === "idle") this.#autoSubscribe(stream, attempt + 1);
+        }, 500 * 2 ** attempt);
+        return;
+      }
+      this.emit("error-media", { error: `Could not receive ${stream.getGlobalID()}: ${rpc.message}`, stream });
     });
   }
 
