@@ -11,7 +11,7 @@
  */
 import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError } from "./protocol/errors.ts";
 import { decodeFrame, encodeError, encodeResult, type RequestId } from "./protocol/jsonrpc.ts";
-import { name as roomName } from "./protocol/room.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, name as roomName } from "./protocol/room.ts";
 import { ROOM_NAME_HEADER } from "./do/room-object.ts";
 import type { Env } from "./env.ts";
 import { roomOfSessionId } from "./session-id.ts";
@@ -73,6 +73,7 @@ export function relayLegacySocket(env: Env): Response {
 
   const handle = (data: Data): void => {
     if (upstream) return safeSend(upstream, data);
+    if (data === HEARTBEAT_REQUEST) return safeSend(server, HEARTBEAT_RESPONSE);
     if (connecting) {
       early.push(data);
       return;

@@ -51,7 +51,21 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Brows
 
 /** A context that may use camera and microphone. */
 export async function mediaContext(browser: Browser): Promise<BrowserContext> {
-  return browser.newContext({ permissions: ["camera", "microphone"] });
+  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+  // Several pages share two cores with the media server: cap the fake camera
+  // at 320×240, 15 fps (real capture and encoding, a quarter of the pixels),
+  // so a page's video is late because of the system under test, not the CPU.
+  await context.addInitScript(() => {
+    const devices = navigator.mediaDevices;
+    if (!devices?.getUserMedia) return;
+    const original = devices.getUserMedia.bind(devices);
+    devices.getUserMedia = (constraints?: MediaStreamConstraints) => {
+      if (!constraints?.video) return original(constraints);
+      const base = typeof constraints.video === "object" ? constraints.video : {};
+      return original({ ...constraints, video: { ...base, width: { ideal: 320 }, height: { ideal: 240 }, frameRate: { ideal: 15 } } });
+    };
+  });
+  return context;
 }
 
 /** Closes the browser, giving up after `timeoutMs` so a hung Chromium cannot hang a test run. */

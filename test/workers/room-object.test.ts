@@ -170,3 +170,19 @@ describe("REST routes", () => {
     expect((await SELF.fetch(`https://example.com/room/${tooLong}`, { headers: { Upgrade: "websocket" } })).status).toBe(400);
   });
 });
+
+describe("heartbeat", () => {
+  it("answers the client library's heartbeat frame with the exact pong frame, joined or not", async () => {
+    const { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE } = await import("../../worker/protocol/room.ts");
+    const raw: string[] = [];
+    const response = await SELF.fetch("https://example.com/room/hb", { headers: { Upgrade: "websocket" } });
+    const ws = response.webSocket;
+    if (!ws) throw new Error("no socket");
+    ws.accept();
+    ws.addEventListener("message", (event) => raw.push(event.data as string));
+    ws.send(HEARTBEAT_REQUEST);
+    for (let i = 0; i < 100 && raw.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(raw).toEqual([HEARTBEAT_RESPONSE]);
+    ws.close();
+  });
+});

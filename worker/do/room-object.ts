@@ -19,6 +19,7 @@ import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { RoomMediaLink } from "./room-media-link.ts";
 import { settingsOf, type Env } from "../env.ts";
 import { newSessionId } from "../session-id.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE } from "../protocol/room.ts";
 import { RoomStore } from "./room-store.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
 
@@ -61,6 +62,7 @@ export class RoomObject extends DurableObject<Env> {
       },
       settingsOf(env).mediaTimeoutMs,
     );
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE));
     const room = this.store.roomName();
     if (room !== null) this.state = this.store.load(room);
     for (const ws of ctx.getWebSockets()) {

@@ -88,6 +88,15 @@ export function isRoomMethod(method: string): method is RoomMethod {
   return Object.hasOwn(requestParams, method);
 }
 
+/**
+ * The client library's heartbeat: one exact frame that the room object answers
+ * with one exact frame *without waking up* (Durable Object WebSocket
+ * auto-response), so idle rooms stay hibernated. Ordinary `ping` requests
+ * (the original client's) are answered by the room as usual.
+ */
+export const HEARTBEAT_REQUEST = '{"jsonrpc":"2.0","method":"ping","id":"heartbeat"}';
+export const HEARTBEAT_RESPONSE = '{"id":"heartbeat","result":{"value":"pong"},"jsonrpc":"2.0"}';
+
 // ── Results ──────────────────────────────────────────────────────────────────
 export const streamDescriptor = z.object({ id: z.string() });
 export const peerDescriptor = z.object({

@@ -103,6 +103,10 @@ export interface StreamFrames {
   readonly status: string;
   readonly framesDecoded: number;
   readonly audioPackets: number;
+  /** For failure messages: video packets received, keyframe requests sent, the codec in use. */
+  readonly videoPackets: number;
+  readonly plisSent: number;
+  readonly codec: string;
 }
 
 /** For every remote stream the page has: its status and what its peer connection decoded so far. */
@@ -114,16 +118,29 @@ export async function remoteFrames(page: Page): Promise<StreamFrames[]> {
     for (const stream of streams) {
       let framesDecoded = 0;
       let audioPackets = 0;
+      let videoPackets = 0;
+      let plisSent = 0;
+      let codec = "";
+      const codecs = new Map<string, string>();
       const pc = stream.getWebRtcPeer();
       if (pc) {
         const stats = await pc.getStats();
-        stats.forEach((report: { type?: string; kind?: string; framesDecoded?: number; packetsReceived?: number }) => {
+        type Report = { id?: string; type?: string; kind?: string; framesDecoded?: number; packetsReceived?: number; pliCount?: number; codecId?: string; mimeType?: string };
+        stats.forEach((report: Report) => {
+          if (report.type === "codec" && report.id && report.mimeType) codecs.set(report.id, report.mimeType);
+        });
+        stats.forEach((report: Report) => {
           if (report.type !== "inbound-rtp") return;
-          if (report.kind === "video") framesDecoded += report.framesDecoded ?? 0;
+          if (report.kind === "video") {
+            framesDecoded += report.framesDecoded ?? 0;
+            videoPackets += report.packetsReceived ?? 0;
+            plisSent += report.pliCount ?? 0;
+            codec = (report.codecId && codecs.get(report.codecId)) || codec;
+          }
           if (report.kind === "audio") audioPackets += report.packetsReceived ?? 0;
         });
       }
-      out.push({ id: stream.getGlobalID(), status: stream.status, framesDecoded, audioPackets });
+      out.push({ id: stream.getGlobalID(), status: stream.status, framesDecoded, audioPackets, videoPackets, plisSent, codec });
     }
     return out;
   });

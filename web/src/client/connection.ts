@@ -10,7 +10,7 @@
 import type { z } from "zod";
 import { RoomCode, rpcError } from "../../../worker/protocol/errors.ts";
 import { describeIssues } from "../../../worker/protocol/jsonrpc.ts";
-import { results, type requestParams, type RoomMethod, type RoomResult } from "../../../worker/protocol/room.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, results, type requestParams, type RoomMethod, type RoomResult } from "../../../worker/protocol/room.ts";
 import { RpcPeer, RpcRequestError } from "../../../worker/protocol/rpc-peer.ts";
 
 /**
@@ -83,6 +83,8 @@ export class Connection {
   rpcParams: Record<string, unknown> = {};
   #socket: WebSocketLike | null = null;
   #heartbeat: ReturnType<typeof setInterval> | null = null;
+  #heartbeatAnswered = true;
+  #heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: ConnectionOptions, handlers: ConnectionHandlers) {
     this.options = options;
@@ -187,6 +189,12 @@ export class Connection {
     socket.onmessage = (event: unknown) => {
       if (this.#socket !== socket) return;
       const data = field(event, "data");
+      if (data === HEARTBEAT_RESPONSE) {
+        this.#heartbeatAnswered = true;
+        if (this.#heartbeatTimer !== null) clearTimeout(this.#heartbeatTimer);
+        this.#heartbeatTimer = null;
+        return;
+      }
       if (typeof data === "string") this.peer.receive(data);
       else if (data instanceof ArrayBuffer) this.peer.receive(data);
       else if (ArrayBuffer.isView(data)) this.peer.receive(new TextDecoder().decode(data));
@@ -226,28 +234,29 @@ export class Connection {
     this.#stopHeartbeat();
     const interval = this.options.heartbeatIntervalMs;
     if (interval <= 0) return;
-    let inFlight = false;
+    // The heartbeat frame is answered by the room object without waking it
+    // (HEARTBEAT_REQUEST/RESPONSE): idle rooms stay hibernated.
     this.#heartbeat = setInterval(() => {
-      if (inFlight || this.#socket !== socket) return;
-      inFlight = true;
-      this.peer
-        .request("ping", { interval }, this.options.heartbeatTimeoutMs)
-        .then(
-          () => undefined,
-          (error: unknown) => {
-            const timedOut = error instanceof RpcRequestError && error.code === RoomCode.TRANSPORT_RESPONSE;
-            if (timedOut && this.#socket === socket) this.drop("no answer to ping");
-          },
-        )
-        .finally(() => {
-          inFlight = false;
-        });
+      // One heartbeat in flight at a time: its own timer decides.
+      if (this.#socket !== socket || this.#heartbeatTimer !== null) return;
+      this.#heartbeatAnswered = false;
+      try {
+        socket.send(HEARTBEAT_REQUEST);
+      } catch {
+        return; // Closing: onclose reports it.
+      }
+      this.#heartbeatTimer = setTimeout(() => {
+        this.#heartbeatTimer = null;
+        if (!this.#heartbeatAnswered && this.#socket === socket) this.drop("no answer to ping");
+      }, this.options.heartbeatTimeoutMs);
     }, interval);
   }
 
   #stopHeartbeat(): void {
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
+    if (this.#heartbeatTimer !== null) clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = null;
   }
 }
 

@@ -4,6 +4,7 @@
  * unpublish, chat, the hat filter, choosing the main video from the
  * thumbnails), in plain TypeScript over the client library.
  */
+import { RoomCode } from "../../../worker/protocol/errors.ts";
 import { RpcRequestError } from "../../../worker/protocol/rpc-peer.ts";
 import { KurentoRoom, defaultRoomUri } from "../client/kurento-room.ts";
 import { getAllRooms, getClientConfig, type ClientConfig } from "../client/rest.ts";
@@ -23,6 +24,7 @@ interface Tile {
 }
 
 const HAT_FILTER = "hat";
+const MEDIA_GENERIC: number = RoomCode.MEDIA_GENERIC;
 
 function errorOf(error: unknown): RpcRequestError {
   if (error instanceof RpcRequestError) return error;
@@ -316,14 +318,20 @@ export class DemoApp {
     this.addTile(mirror);
   }
 
-  async publish(stream: Stream): Promise<void> {
+  /** Publishes; a media-side failure (a busy or restarting media server, code 301) is tried again twice. */
+  async publish(stream: Stream, retries = 2): Promise<void> {
     this.renderTile(stream);
     try {
       await stream.publish();
     } catch (error) {
       const failure = errorOf(error);
       // A publish cut by a reconnection is redone by the library once the session is back.
-      if (this.room?.state !== "reconnecting") this.showMediaError(`Could not publish your camera: ${failure.message}`);
+      if (this.room?.state === "reconnecting") return this.renderControls();
+      if (failure.code === MEDIA_GENERIC && retries > 0 && this.room?.state === "connected" && stream.status === "idle") {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        if (this.room?.state === "connected" && stream.status === "idle" && this.localStream === stream) return this.publish(stream, retries - 1);
+      }
+      this.showMediaError(`Could not publish your camera: ${failure.message}`);
     }
     this.renderTile(stream);
     this.renderControls();
