@@ -71,7 +71,20 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   const pid = child.pid;
   if (pid === undefined) throw new Error("wrangler dev did not start");
   let exited = false;
-  child.once("exit", () => (exited = true));
+  // If this process ends without stop() (a crash, a test runner giving up),
+  // take the detached group with it rather than leave workerd running.
+  const killGroup = (): void => {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  };
+  process.once("exit", killGroup);
+  child.once("exit", () => {
+    exited = true;
+    process.removeListener("exit", killGroup);
+  });
 
   const stop = async (): Promise<void> => {
     if (!exited) {
