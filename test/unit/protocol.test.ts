@@ -150,3 +150,20 @@ describe("frame size", () => {
     expect(big.kind === "invalid" && big.error.message).toMatch(/too large/);
   });
 });
+
+describe("join tokens", async () => {
+  const { signJoinToken, joinTokenProblem } = await import("../../worker/auth/join-token.ts");
+  const secret = "join-secret-for-tests";
+
+  it("let exactly that user into exactly that room until they expire", async () => {
+    const now = 1_800_000_000;
+    const token = await signJoinToken(secret, { user: "ana", room: "r1", ttlSeconds: 60, nowSeconds: now });
+    expect(await joinTokenProblem(secret, token, "ana", "r1", now)).toBeNull();
+    expect(await joinTokenProblem(secret, token, "bob", "r1", now)).toMatch(/not for user 'bob'/);
+    expect(await joinTokenProblem(secret, token, "ana", "r2", now)).toMatch(/room 'r2'/);
+    expect(await joinTokenProblem(secret, token, "ana", "r1", now + 61)).toMatch(/expired/);
+    expect(await joinTokenProblem("other-secret", token, "ana", "r1", now)).toMatch(/bad signature/);
+    expect(await joinTokenProblem(secret, undefined, "ana", "r1", now)).toMatch(/required/);
+    expect(await joinTokenProblem(secret, "v1.e30.x", "ana", "r1", now)).toMatch(/invalid join token/);
+  });
+});

@@ -21,6 +21,8 @@ import { settingsOf, type Env } from "../env.ts";
 import { newSessionId } from "../session-id.ts";
 import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE } from "../protocol/room.ts";
 import { RoomStore } from "./room-store.ts";
+import { joinTokenProblem } from "../auth/join-token.ts";
+import { RoomCode, rpcError } from "../protocol/errors.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
 
 /** What each socket remembers across hibernation. */
@@ -133,7 +135,20 @@ export class RoomObject extends DurableObject<Env> {
     const att = ws.deserializeAttachment() as SocketAttachment | null;
     if (!att) return;
     if (att.role === "bridge") return this.media.receive(message);
-    if (att.superseded || !this.state) return;
+    const secret = this.env.JOIN_TOKEN_SECRET;
+    if (!secret) return this.clientFrame(ws, message, null);
+    // Checking a join token is asynchronous: frames then go through one chain, so they keep their order.
+    this.clientChain = this.clientChain
+      .then(() => this.clientFrame(ws, message, secret))
+      .catch((error: unknown) => console.error(JSON.stringify({ msg: "client frame failed", error: String(error) })));
+    return this.clientChain;
+  }
+
+  clientChain: Promise<void> = Promise.resolve();
+
+  async clientFrame(ws: WebSocket, message: string | ArrayBuffer, joinTokenSecret: string | null): Promise<void> {
+    const att = ws.deserializeAttachment() as SocketAttachment | null;
+    if (!att || att.role !== "client" || att.superseded || !this.state) return;
     const frame = decodeFrame(message);
     switch (frame.kind) {
       case "invalid":
@@ -143,12 +158,27 @@ export class RoomObject extends DurableObject<Env> {
         // The room sends no requests to clients; a stray response is ignored.
         return;
       case "request":
-        this.run({ type: "request", session: att.session, id: frame.id, method: frame.method, params: frame.params });
+      case "notification": {
+        const id = frame.kind === "request" ? frame.id : null;
+        if (joinTokenSecret !== null && frame.method === "joinRoom") {
+          const problem = await this.joinTokenProblem(joinTokenSecret, frame.params);
+          if (problem !== null) {
+            if (id !== null) safeSend(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, problem)));
+            return;
+          }
+        }
+        this.run({ type: "request", session: att.session, id, method: frame.method, params: frame.params });
         return;
-      case "notification":
-        this.run({ type: "request", session: att.session, id: null, method: frame.method, params: frame.params });
-        return;
+      }
     }
+  }
+
+  /** With JOIN_TOKEN_SECRET set, joinRoom needs a token for that user and room (ill-typed params are left to the core's -32602). */
+  async joinTokenProblem(secret: string, params: unknown): Promise<string | null> {
+    if (typeof params !== "object" || params === null) return null;
+    const { user, room, token } = params as Record<string, unknown>;
+    if (typeof user !== "string" || typeof room !== "string") return null;
+    return joinTokenProblem(secret, typeof token === "string" ? token : undefined, user, room);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {

@@ -1,0 +1,36 @@
+/**
+ * Compact HMAC-SHA256 tokens: `v1.<base64url(JSON claims)>.<base64url(signature)>`.
+ * WebCrypto only, so the same code signs in Node (bridge, application
+ * servers) and verifies in the worker. What the claims mean is the caller's
+ * business (bridge-token.ts, join-token.ts).
+ */
+import { decodeBase64Url, encodeBase64Url } from "../base64url.ts";
+import { constantTimeEqual } from "./constant-time.ts";
+
+const VERSION = "v1";
+
+async function hmac(secret: string, data: string): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return encodeBase64Url(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data))));
+}
+
+export async function signToken(secret: string, claims: object): Promise<string> {
+  const encoded = `${VERSION}.${encodeBase64Url(new TextEncoder().encode(JSON.stringify(claims)))}`;
+  return `${encoded}.${await hmac(secret, encoded)}`;
+}
+
+/** The token's claims once its signature checks out (compared in constant time); nothing else is checked. */
+export async function openToken(secret: string, token: string): Promise<{ ok: true; claims: unknown } | { ok: false; reason: string }> {
+  const parts = token.split(".");
+  if (parts.length !== 3 || parts[0] !== VERSION) return { ok: false, reason: "malformed token" };
+  const [version, body, signature] = parts as [string, string, string];
+  const expected = await hmac(secret, `${version}.${body}`);
+  if (!constantTimeEqual(signature, expected)) return { ok: false, reason: "bad signature" };
+  const raw = decodeBase64Url(body);
+  if (!raw) return { ok: false, reason: "malformed token" };
+  try {
+    return { ok: true, claims: JSON.parse(new TextDecoder().decode(raw)) as unknown };
+  } catch {
+    return { ok: false, reason: "malformed token" };
+  }
+}
