@@ -223,8 +223,7 @@ class StepBuilder {
     if (!(senderName in me.subscriptions)) {
       return this.fail(session, id, rpcError(RoomCode.USER_GENERIC, `User '${me.user}' is not receiving media from '${senderName}'`));
     }
-    const { [senderName]: _dropped, ...rest } = me.subscriptions;
-    this.putParticipant({ ...me, subscriptions: rest });
+    this.putParticipant(withoutSubscription(me, senderName));
     this.media({ op: "unsubscribe", user: me.user, sender: senderName });
     this.reply(session, id, {});
   }
@@ -373,8 +372,7 @@ class StepBuilder {
         }
         const answer = sdpAnswerOf(outcome);
         if ("error" in answer) {
-          const { [sender]: _dropped, ...rest } = me.subscriptions;
-          this.putParticipant({ ...me, subscriptions: rest });
+          this.putParticipant(withoutSubscription(me, sender));
           return this.fail(session, id, answer.error);
         }
         this.putParticipant({ ...me, subscriptions: { ...me.subscriptions, [sender]: "live" } });
@@ -461,18 +459,10 @@ class StepBuilder {
   removeParticipant(me: Participant): void {
     const participants = new Map(this.state.participants);
     participants.delete(me.session);
-    for (const other of participants.values()) {
-      if (me.user in other.subscriptions) {
-        const { [me.user]: _dropped, ...rest } = other.subscriptions;
-        participants.set(other.session, { ...other, subscriptions: rest });
-      }
-    }
-    let pending = this.state.pending;
-    for (const [ref, entry] of pending) {
-      if (entry.session !== me.session) continue;
-      if (pending === this.state.pending) pending = new Map(pending);
-      (pending as Map<string, PendingMedia>).delete(ref);
-    }
+    dropSubscriptionsTo(participants, me.user);
+    // Its media requests in flight will find no asker: their results are ignored.
+    const pending = new Map(this.state.pending);
+    for (const [ref, entry] of this.state.pending) if (entry.session === me.session) pending.delete(ref);
     this.state = { ...this.state, participants, pending };
     this.media({ op: "releaseUser", user: me.user });
     this.broadcast(me.session, { method: "participantLeft", params: { name: me.user } });
@@ -485,12 +475,7 @@ class StepBuilder {
   stopPublishing(me: Participant): void {
     const participants = new Map(this.state.participants);
     participants.set(me.session, { ...me, publish: "none", loopback: false, attributes: {} });
-    for (const other of participants.values()) {
-      if (me.user in other.subscriptions) {
-        const { [me.user]: _dropped, ...rest } = other.subscriptions;
-        participants.set(other.session, { ...other, subscriptions: rest });
-      }
-    }
+    dropSubscriptionsTo(participants, me.user);
     this.state = { ...this.state, participants };
   }
 
@@ -523,6 +508,18 @@ class StepBuilder {
 
   broadcast(except: string | null, notification: Notification): void {
     this.effects.push({ kind: "broadcast", except, notification });
+  }
+}
+
+function withoutSubscription(p: Participant, sender: string): Participant {
+  const { [sender]: _dropped, ...rest } = p.subscriptions;
+  return { ...p, subscriptions: rest };
+}
+
+/** The stream of `user` is gone: nobody receives it any more. */
+function dropSubscriptionsTo(participants: Map<string, Participant>, user: string): void {
+  for (const other of participants.values()) {
+    if (user in other.subscriptions) participants.set(other.session, withoutSubscription(other, user));
   }
 }
 

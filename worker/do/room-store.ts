@@ -43,25 +43,17 @@ export class RoomStore {
     if (before.seq !== after.seq) {
       this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)`, String(after.seq));
     }
-    if (before.participants !== after.participants) {
-      for (const [session, p] of after.participants) {
-        if (before.participants.get(session) !== p) {
-          this.sql.exec(`INSERT OR REPLACE INTO participants (session, data) VALUES (?, ?)`, session, JSON.stringify(p));
-        }
-      }
-      for (const session of before.participants.keys()) {
-        if (!after.participants.has(session)) this.sql.exec(`DELETE FROM participants WHERE session = ?`, session);
-      }
+    if (before.participants !== after.participants) this.saveRows("participants", "session", before.participants, after.participants);
+    if (before.pending !== after.pending) this.saveRows("pending", "ref", before.pending, after.pending);
+  }
+
+  /** Writes the rows whose value changed (by reference) and deletes the keys that went away. */
+  saveRows<V>(table: "participants" | "pending", key: "session" | "ref", before: ReadonlyMap<string, V>, after: ReadonlyMap<string, V>): void {
+    for (const [k, value] of after) {
+      if (before.get(k) !== value) this.sql.exec(`INSERT OR REPLACE INTO ${table} (${key}, data) VALUES (?, ?)`, k, JSON.stringify(value));
     }
-    if (before.pending !== after.pending) {
-      for (const [ref, entry] of after.pending) {
-        if (before.pending.get(ref) !== entry) {
-          this.sql.exec(`INSERT OR REPLACE INTO pending (ref, data) VALUES (?, ?)`, ref, JSON.stringify(entry));
-        }
-      }
-      for (const ref of before.pending.keys()) {
-        if (!after.pending.has(ref)) this.sql.exec(`DELETE FROM pending WHERE ref = ?`, ref);
-      }
+    for (const k of before.keys()) {
+      if (!after.has(k)) this.sql.exec(`DELETE FROM ${table} WHERE ${key} = ?`, k);
     }
   }
 }
