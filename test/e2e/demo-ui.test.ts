@@ -4,20 +4,16 @@
  * denied camera, chat, leaving, eviction by /close and a dropped connection.
  * Media itself is checked in media.test.ts.
  */
-import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import { closeChromium } from "../helpers/chromium.ts";
-import { TcpProxy } from "../web/helpers/tcp-proxy.ts";
-import { buildWeb } from "./helpers/build.ts";
-import { startStack, type Stack } from "./helpers/stack.ts";
+import { demoSuite } from "./helpers/suite.ts";
 import {
   chatLines,
   fillLogin,
   joinRoom,
-  launch,
   launchDenyingCamera,
   loginError,
-  openDemo,
   roster,
   screenshot,
   sendChat,
@@ -25,44 +21,9 @@ import {
 } from "./helpers/demo.ts";
 
 const ADMIN_TOKEN = "e2e-admin";
-let stack: Stack;
-let proxy: TcpProxy;
-let browser: Browser;
-const pages: Page[] = [];
-let roomCounter = 0;
-
-function room(prefix: string): string {
-  roomCounter += 1;
-  return `${prefix}-${process.pid}-${roomCounter}`;
-}
-
-async function page(url = stack.url): Promise<Page> {
-  const opened = await openDemo(browser, url);
-  pages.push(opened);
-  return opened;
-}
-
-beforeAll(async () => {
-  buildWeb();
-  // The seat is kept 10 s (the default): long enough to resume on a loaded machine.
-  stack = await startStack({ vars: { ADMIN_TOKEN, RECONNECT_WINDOW_SECONDS: "10" } });
-  proxy = await TcpProxy.start(stack.port);
-  browser = await launch();
-});
-
-afterEach(async () => {
-  proxy.refusing = false;
-  for (const opened of pages.splice(0)) {
-    await opened.evaluate(() => (window as unknown as { kurentoDemo: { room: { leave(): Promise<void> } | null } }).kurentoDemo.room?.leave()).catch(() => undefined);
-    await opened.context().close();
-  }
-});
-
-afterAll(async () => {
-  if (browser) await closeChromium(browser);
-  await proxy?.close();
-  await stack?.stop();
-});
+// The seat is kept 10 s (the default): long enough to resume on a loaded machine.
+const suite = demoSuite({ ADMIN_TOKEN, RECONNECT_WINDOW_SECONDS: "10" });
+const { page, room } = suite;
 
 describe("login form", () => {
   it("refuses empty, blank and invalid names with a clear message, before contacting the server", async () => {
@@ -105,9 +66,9 @@ describe("login form", () => {
   });
 
   it("a server that is down is reported as unreachable", async () => {
-    const p = await page(proxy.httpUrl);
-    proxy.refusing = true;
-    proxy.dropAll();
+    const p = await page(suite.proxy.httpUrl);
+    suite.proxy.refusing = true;
+    suite.proxy.dropAll();
     await fillLogin(p, "alice", room("down"));
     await p.click("#joinBtn");
     expect(await loginError(p)).toBe("Can't reach the room server. Check your connection and try again.");
@@ -120,7 +81,7 @@ describe("login form", () => {
     try {
       const context = await denying.newContext();
       const p = await context.newPage();
-      await p.goto(stack.url);
+      await p.goto(suite.stack.url);
       const name = room("nocam");
       await fillLogin(p, "dora", name);
       await p.click("#joinBtn");
@@ -159,7 +120,7 @@ describe("static assets", () => {
       ["/img/mario-wings.png", "image/png"],
       ["/img/wizard.png", "image/png"],
     ] as const) {
-      const response = await fetch(`${stack.url}${path}`);
+      const response = await fetch(`${suite.stack.url}${path}`);
       expect(response.status, path).toBe(200);
       expect(response.headers.get("content-type"), path).toContain(type);
     }
@@ -211,7 +172,7 @@ describe("in the room", () => {
     await joinRoom(alice, "alice", name);
     const bob = await page();
     await joinRoom(bob, "bob", name);
-    const response = await fetch(`${stack.url}/close?room=${encodeURIComponent(name)}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const response = await fetch(`${suite.stack.url}/close?room=${encodeURIComponent(name)}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(response.status).toBe(200);
     for (const p of [alice, bob]) {
       await p.waitForSelector("#notice:not([hidden])", { timeout: 10_000 });
@@ -226,7 +187,7 @@ describe("in the room", () => {
 
   it("a dropped connection shows 'Reconnecting…', resumes, and nobody is duplicated", async () => {
     const name = room("drop");
-    const alice = await page(proxy.httpUrl);
+    const alice = await page(suite.proxy.httpUrl);
     await joinRoom(alice, "alice", name);
     const bob = await page();
     await joinRoom(bob, "bob", name);
@@ -238,12 +199,12 @@ describe("in the room", () => {
       app.room?.on("connection-state-changed", (e) => seen.push(e.state));
     });
     // Keep new connections out for a moment so the banner is on screen.
-    proxy.refusing = true;
-    proxy.dropAll();
+    suite.proxy.refusing = true;
+    suite.proxy.dropAll();
     await alice.waitForSelector("#reconnectBanner:not([hidden])", { timeout: 10_000 });
     expect(await alice.textContent("#connectionStatus")).toBe("Reconnecting…");
     await screenshot(alice, "ui-reconnecting");
-    proxy.refusing = false;
+    suite.proxy.refusing = false;
     await waitUntil(alice, "alice to reconnect", async () => (await chatLines(alice)).includes("* Reconnected"), 30_000);
     expect(await alice.isHidden("#reconnectBanner")).toBe(true);
     expect(await alice.textContent("#connectionStatus")).toBe("Connected");
@@ -262,14 +223,14 @@ describe("in the room", () => {
 
   it("a connection down longer than the seat is kept: the page says the place expired and offers to join again", async () => {
     const name = room("expired");
-    const alice = await page(proxy.httpUrl);
+    const alice = await page(suite.proxy.httpUrl);
     await joinRoom(alice, "alice", name);
     const bob = await page();
     await joinRoom(bob, "bob", name);
-    proxy.refusing = true;
-    proxy.dropAll();
+    suite.proxy.refusing = true;
+    suite.proxy.dropAll();
     await waitUntil(bob, "bob to see alice's seat given up", async () => (await chatLines(bob)).includes("* alice left"), 40_000);
-    proxy.refusing = false;
+    suite.proxy.refusing = false;
     await alice.waitForSelector("#notice:not([hidden])", { timeout: 20_000 });
     expect(await alice.textContent("#noticeTitle")).toBe("Your place in the room expired");
     expect(await alice.isVisible("#noticeRejoin")).toBe(true);

@@ -3,30 +3,14 @@
  * bridge → the embedded media server → other Chromium pages. Every remote
  * stream must decode frames (`framesDecoded > 0`).
  */
-import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { closeChromium, mediaContext } from "../helpers/chromium.ts";
-import { TcpProxy } from "../web/helpers/tcp-proxy.ts";
-import { buildWeb } from "./helpers/build.ts";
-import { chatLines, joinRoom, launch, openDemo, remoteFrames, roster, screenshot, waitForRemoteVideo, waitUntil } from "./helpers/demo.ts";
-import { startStack, type Stack } from "./helpers/stack.ts";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { mediaContext } from "../helpers/chromium.ts";
+import { chatLines, joinRoom, remoteFrames, roster, screenshot, waitForRemoteVideo, waitUntil } from "./helpers/demo.ts";
+import { demoSuite } from "./helpers/suite.ts";
 
-let stack: Stack;
-let proxy: TcpProxy;
-let browser: Browser;
-const pages: Page[] = [];
-let roomCounter = 0;
-
-function room(prefix: string): string {
-  roomCounter += 1;
-  return `${prefix}-${process.pid}-${roomCounter}`;
-}
-
-async function page(url = stack.url): Promise<Page> {
-  const opened = await openDemo(browser, url);
-  pages.push(opened);
-  return opened;
-}
+const suite = demoSuite({ RECONNECT_WINDOW_SECONDS: "10" });
+const { page, room } = suite;
 
 /** Opens a page per user and joins them one after the other. */
 async function everyoneJoins(name: string, users: readonly string[]): Promise<Page[]> {
@@ -56,28 +40,6 @@ async function tiles(p: Page): Promise<string[]> {
 function videoSelector(id: string): string {
   return `[id="video-${id}"]`;
 }
-
-beforeAll(async () => {
-  buildWeb();
-  stack = await startStack({ vars: { RECONNECT_WINDOW_SECONDS: "10" } });
-  proxy = await TcpProxy.start(stack.port);
-  browser = await launch();
-});
-
-afterEach(async () => {
-  proxy.refusing = false;
-  // Leave properly, so the media of this test is released before the next.
-  for (const opened of pages.splice(0)) {
-    await opened.evaluate(() => (window as unknown as { kurentoDemo: { room: { leave(): Promise<void> } | null } }).kurentoDemo.room?.leave()).catch(() => undefined);
-    await opened.context().close();
-  }
-});
-
-afterAll(async () => {
-  if (browser) await closeChromium(browser);
-  await proxy?.close();
-  await stack?.stop();
-});
 
 describe("seeing each other", () => {
   it("two users decode each other's video and hear each other's audio", async () => {
@@ -185,7 +147,7 @@ describe("publishing and subscribing", () => {
     expect((await remoteFrames(bob)).map((s) => s.id)).toEqual([]);
     // Only bob's publisher is left on the media server.
     await waitUntil(bob, "the bridge to hold bob's media only", async () => {
-      const held = stack.bridge.stats().rooms.find((r) => r.room === name);
+      const held = suite.stack.bridge.stats().rooms.find((r) => r.room === name);
       return held !== undefined && held.publishers === 1 && held.subscriptions === 0;
     });
     await joinRoom(alice, "alice", name);
@@ -251,7 +213,7 @@ describe("media loss", () => {
     expect(await rememberPeers(alice)).toBe(2);
     expect(await rememberPeers(bob)).toBe(2);
 
-    await stack.restartMediaServer();
+    await suite.stack.restartMediaServer();
     for (const p of [alice, bob]) {
       // The banner hides again once media is restored; its text stays.
       await waitUntil(p, "the media error to be shown", async () => ((await p.textContent("#mediaErrorText")) ?? "") !== "", 20_000);
@@ -279,19 +241,19 @@ describe("media loss", () => {
 describe("connection loss", () => {
   it("a dropped signalling connection resumes; media keeps flowing and nobody is duplicated", async () => {
     const name = room("drop");
-    const alice = await page(proxy.httpUrl);
+    const alice = await page(suite.proxy.httpUrl);
     await joinRoom(alice, "alice", name);
     const [bob] = (await everyoneJoins(name, ["bob"])) as [Page];
     await waitForRemoteVideo(alice, ["bob_webcam"]);
     await waitForRemoteVideo(bob, ["alice_webcam"]);
 
-    proxy.refusing = true;
-    proxy.dropAll();
+    suite.proxy.refusing = true;
+    suite.proxy.dropAll();
     await alice.waitForSelector("#reconnectBanner:not([hidden])", { timeout: 10_000 });
     // Media does not go through the signalling socket: it keeps flowing meanwhile.
     const during = await framesFrom(bob, "alice_webcam");
     await waitUntil(bob, "frames from alice while she reconnects", async () => (await framesFrom(bob, "alice_webcam")) > during + 5);
-    proxy.refusing = false;
+    suite.proxy.refusing = false;
     await waitUntil(alice, "alice to reconnect", async () => (await chatLines(alice)).includes("* Reconnected"), 30_000);
 
     const after = await framesFrom(alice, "bob_webcam");
@@ -305,10 +267,10 @@ describe("connection loss", () => {
 
 /** A page of the server's origin with the library exactly as served to applications (web/dist/kurento-room.js) as `window.kurentoLib`. */
 async function libraryPage(): Promise<Page> {
-  const context = await mediaContext(browser);
+  const context = await mediaContext(suite.browser);
   const p = await context.newPage();
-  pages.push(p);
-  await p.goto(`${stack.url}/getClientConfig`);
+  suite.closeAfterTest(p);
+  await p.goto(`${suite.stack.url}/getClientConfig`);
   await p.addScriptTag({ type: "module", content: 'import * as lib from "/kurento-room.js"; window.kurentoLib = lib;' });
   await p.waitForFunction(() => "kurentoLib" in window);
   return p;
