@@ -4,7 +4,9 @@
  * health/metrics port. `startBridge(config)` is what `npm run bridge`,
  * `npm start` and the tests call.
  */
-import type { FilterName, MediaEvent } from "../worker/protocol/bridge.ts";
+import type { FilterName, MediaEvent } from "../protocol/bridge.ts";
+import { CloseCode } from "../protocol/close-codes.ts";
+import { ATTACH_TIMEOUT_MS } from "../protocol/timeouts.ts";
 import type { BridgeConfig } from "./config.ts";
 import { ControlLink } from "./control-link.ts";
 import { type HealthBody, startHttpServer } from "./http.ts";
@@ -152,7 +154,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
       const link = openRoom(room);
       // A link waiting in backoff (say after a refused token) tries again now.
       if (!link.isOpen) link.retryNow();
-      await link.whenOpen(options.attachTimeoutMs ?? 15_000);
+      await link.whenOpen(options.attachTimeoutMs ?? ATTACH_TIMEOUT_MS);
     },
     onRegistered: () => {
       // Back after a drop: every room link waiting in backoff tries now.
@@ -238,7 +240,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
         await control?.stop();
         const links = [...rooms.values()];
         rooms.clear();
-        await Promise.all(links.map((link) => link.stop(1001, "bridge stopping")));
+        await Promise.all(links.map((link) => link.stop(CloseCode.GOING_AWAY, "bridge stopping")));
         // Release what the bridge holds on the media servers, but never hang on a dead one.
         await Promise.race([Promise.all(links.map((link) => link.media.releaseRoom())), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
         await pool.close();

@@ -9,16 +9,17 @@
  * `register` is sent again on the same socket when the filter capability
  * changes (a KMS came up later); the pool should treat it as an update.
  */
-import { controlParams, controlResults, type FilterName } from "../worker/protocol/bridge.ts";
-import { JsonRpcCode, RoomCode, rpcError } from "../worker/protocol/errors.ts";
-import { describeIssues } from "../worker/protocol/jsonrpc.ts";
-import { RpcPeer, RpcRequestError } from "../worker/protocol/rpc-peer.ts";
-import { CONTROL_AUDIENCE, signBridgeToken } from "../worker/auth/bridge-token.ts";
+import { controlParams, controlResults, type FilterName } from "../protocol/bridge.ts";
+import { JsonRpcCode, RoomCode, rpcError } from "../protocol/errors.ts";
+import { describeIssues } from "../protocol/jsonrpc.ts";
+import { RpcPeer, RpcRequestError } from "../protocol/rpc-peer.ts";
+import { CloseCode } from "../protocol/close-codes.ts";
+import { REGISTER_TIMEOUT_MS } from "../protocol/timeouts.ts";
+import { CONTROL_AUDIENCE, signBridgeToken } from "../protocol/tokens/bridge-token.ts";
 import { type KmsConfig, toWebSocketUrl } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { type BackoffOptions, ReconnectingSocket } from "./reconnecting-socket.ts";
 
-const REGISTER_TIMEOUT_MS = 10_000;
 
 export interface ControlLinkOptions {
   readonly workerUrl: string;
@@ -95,7 +96,7 @@ export class ControlLink {
 
   async stop(): Promise<void> {
     this.stopLoadTimer();
-    await this.socket.stop(1000, "bridge stopping");
+    await this.socket.stop(CloseCode.NORMAL, "bridge stopping");
     this.peer.closed("bridge stopping");
   }
 
@@ -148,7 +149,7 @@ export class ControlLink {
       this.options.onRegistered();
     } catch (error) {
       this.log.error("registration failed; reconnecting", { error: error instanceof Error ? error.message : String(error) });
-      this.socket.drop(4001, "registration failed");
+      this.socket.drop(CloseCode.REGISTRATION_FAILED, "registration failed");
     }
   }
 

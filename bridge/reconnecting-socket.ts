@@ -6,19 +6,12 @@
  */
 import { WebSocket, type RawData } from "ws";
 import type { Logger } from "./log.ts";
+import { backoffDelay, type BackoffOptions } from "../protocol/backoff.ts";
+import { CloseCode } from "../protocol/close-codes.ts";
 
-export interface BackoffOptions {
-  readonly minMs: number;
-  readonly maxMs: number;
-}
+export type { BackoffOptions };
 
 export const DEFAULT_BACKOFF: BackoffOptions = { minMs: 500, maxMs: 10_000 };
-
-/** The delay before attempt `attempt` (0-based): min·2^attempt capped at max, then 50–100 % of it. */
-export function backoffDelay(attempt: number, options: BackoffOptions, random: () => number = Math.random): number {
-  const base = Math.min(options.maxMs, options.minMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base * (0.5 + random() * 0.5));
-}
 
 export interface CloseInfo {
   readonly code: number;
@@ -84,7 +77,7 @@ export class ReconnectingSocket {
   }
 
   /** Closes for good; resolves once the socket is closed (bounded). */
-  async stop(code = 1000, reason = "bridge stopping"): Promise<void> {
+  async stop(code: number = CloseCode.NORMAL, reason = "bridge stopping"): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -107,7 +100,7 @@ export class ReconnectingSocket {
   }
 
   /** Drops the current connection (it reconnects). For tests and for a peer that misbehaves. */
-  drop(code = 4000, reason = "dropped by the bridge"): void {
+  drop(code: number = CloseCode.LINK_DROPPED, reason = "dropped by the bridge"): void {
     const socket = this.socket;
     if (socket?.readyState === WebSocket.OPEN) socket.close(code, reason);
     else socket?.terminate();

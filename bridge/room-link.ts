@@ -9,11 +9,12 @@
  * needs the bridge" (its media is released and the room forgotten); any other
  * close, or a failed attempt, reconnects with backoff and a fresh token.
  */
-import { mediaCommandParams, type MediaEvent, type MediaOp } from "../worker/protocol/bridge.ts";
-import { JsonRpcCode, rpcError } from "../worker/protocol/errors.ts";
-import { describeIssues } from "../worker/protocol/jsonrpc.ts";
-import { RpcPeer, RpcRequestError } from "../worker/protocol/rpc-peer.ts";
-import { roomAudience, signBridgeToken } from "../worker/auth/bridge-token.ts";
+import { mediaCommandParams, type MediaEvent, type MediaOp } from "../protocol/bridge.ts";
+import { JsonRpcCode, rpcError } from "../protocol/errors.ts";
+import { describeIssues } from "../protocol/jsonrpc.ts";
+import { RpcPeer, RpcRequestError } from "../protocol/rpc-peer.ts";
+import { CloseCode } from "../protocol/close-codes.ts";
+import { roomAudience, signBridgeToken } from "../protocol/tokens/bridge-token.ts";
 import { toWebSocketUrl } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { BridgeMetrics } from "./metrics.ts";
@@ -76,7 +77,7 @@ export class RoomLink {
       onMessage: (text) => this.peer.receive(text),
       onClose: ({ code, wasOpen }) => {
         this.peer.closed(`room link closed (${code})`);
-        if (wasOpen && code === 1000) {
+        if (wasOpen && code === CloseCode.NORMAL) {
           log.info("the room detached the bridge");
           this.detached = true;
           this.options.onDetached(this.room);

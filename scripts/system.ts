@@ -5,7 +5,7 @@
  * dials into the worker. Ready means the worker's /health counts the bridge.
  */
 import { randomBytes } from "node:crypto";
-import { startMediaServer, type MediaServerHandle, type WebRtcSettings } from "../bridge/media-server/index.ts";
+import { startMediaServer, type MediaServerHandle, type WebRtcSettings } from "../media-server/index.ts";
 import { loadConfig, startBridge, type BridgeHandle } from "../bridge/main.ts";
 import { startWranglerDev, type WranglerDev } from "./wrangler-dev.ts";
 

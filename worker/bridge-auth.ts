@@ -3,8 +3,8 @@
  * expired or misdirected token gets 401 and no socket. The accepting object
  * then claims the nonce (replays get 401 there).
  */
-import { bearerToken } from "./auth/constant-time.ts";
-import { verifyBridgeToken, type BridgeClaims } from "./auth/bridge-token.ts";
+import { bearerToken } from "../protocol/tokens/constant-time.ts";
+import { verifyBridgeToken, type BridgeClaims } from "../protocol/tokens/bridge-token.ts";
 import type { Env } from "./env.ts";
 import type { NonceLedger } from "./auth/nonce-ledger.ts";
 

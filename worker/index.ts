@@ -3,13 +3,14 @@
  * in the room Durable Objects; this file only validates and routes.
  */
 import { Hono } from "hono";
-import { bearerToken, constantTimeEqual } from "./auth/constant-time.ts";
+import { bearerToken, constantTimeEqual } from "../protocol/tokens/constant-time.ts";
 import { ROOM_NAME_HEADER } from "./do/room-object.ts";
 import { settingsOf, type Env } from "./env.ts";
 import { relayLegacySocket } from "./legacy-relay.ts";
-import { name as roomName } from "./protocol/room.ts";
-import { CONTROL_AUDIENCE, roomAudience } from "./auth/bridge-token.ts";
+import { name as roomName } from "../protocol/room.ts";
+import { CONTROL_AUDIENCE, roomAudience } from "../protocol/tokens/bridge-token.ts";
 import { authenticateBridge, forwardWithClaims } from "./bridge-auth.ts";
+import type { ClientConfigResponse, HealthResponse, RoomListResponse } from "../protocol/rest.ts";
 
 export { RoomObject } from "./do/room-object.ts";
 export { RoomDirectory } from "./do/room-directory.ts";
@@ -36,10 +37,10 @@ function isUpgrade(request: Request): boolean {
 app.get("/health", async (c) => {
   settingsOf(c.env); // a misconfiguration shows here first
   const { bridges } = await pool(c.env).summary();
-  return c.json({ status: "ok", bridges });
+  return c.json({ status: "ok", bridges } satisfies HealthResponse);
 });
 
-app.get("/getAllRooms", async (c) => c.json(await directory(c.env).list()));
+app.get("/getAllRooms", async (c) => c.json((await directory(c.env).list()) satisfies RoomListResponse));
 
 app.get("/getClientConfig", async (c) => {
   const settings = settingsOf(c.env);
@@ -49,7 +50,7 @@ app.get("/getClientConfig", async (c) => {
     loopbackAndLocal: settings.loopbackAndLocal,
     // Filters every attached media server can apply (the demo hides the hat button otherwise).
     filters,
-  });
+  } satisfies ClientConfigResponse);
 });
 
 app.get("/close", async (c) => {

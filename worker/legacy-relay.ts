@@ -9,9 +9,9 @@
  * A first `joinRoom` that the room refuses (duplicate name, creation not
  * allowed…) unties the socket again, so the client may try another room.
  */
-import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError } from "./protocol/errors.ts";
-import { decodeFrame, encodeError, encodeResult, type RequestId } from "./protocol/jsonrpc.ts";
-import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, name as roomName } from "./protocol/room.ts";
+import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError } from "../protocol/errors.ts";
+import { decodeFrame, encodeError, encodeResult, type RequestId } from "../protocol/jsonrpc.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, name as roomName } from "../protocol/room.ts";
 import { ROOM_NAME_HEADER } from "./do/room-object.ts";
 import type { Env } from "./env.ts";
 import { roomOfSessionId } from "./session-id.ts";

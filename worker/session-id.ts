@@ -3,7 +3,7 @@
  * `connect {sessionId}` (a resumed session) to the right room object without
  * any shared lookup table.
  */
-import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
+import { decodeBase64Url, encodeBase64Url } from "../protocol/tokens/base64url.ts";
 
 const SEPARATOR = ".";
 

@@ -1,12 +1,13 @@
 /**
  * The bridge's media servers: one connection per configured KMS, how many
- * pipelines each holds, and where a new room's pipeline goes (kms-selection).
+ * pipelines each holds, and where a new room's pipeline goes (the shared
+ * selection policy of protocol/media-server-selection.ts).
  */
 import type { KmsConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { RpcRequestError } from "../../worker/protocol/rpc-peer.ts";
-import { rpcError } from "../../worker/protocol/errors.ts";
-import { KmsSelector } from "./kms-selection.ts";
+import { RpcRequestError } from "../../protocol/rpc-peer.ts";
+import { rpcError } from "../../protocol/errors.ts";
+import { selectMediaServer } from "../../protocol/media-server-selection.ts";
 import { type MediaServer, type MediaServerFactory, type MediaServerState, type Pipeline, MediaServerError } from "./media-server.ts";
 
 export class KmsSlot {
@@ -27,6 +28,11 @@ export class KmsSlot {
   get connected(): boolean {
     return this.server.state === "connected";
   }
+
+  /** As the selection policy sees it. */
+  get available(): boolean {
+    return this.connected;
+  }
 }
 
 export interface KmsPoolOptions {
@@ -42,7 +48,8 @@ export interface KmsPoolOptions {
 
 export class KmsPool {
   readonly slots: KmsSlot[];
-  private readonly selector = new KmsSelector();
+  /** Where the next round-robin pick starts. */
+  private cursor = 0;
   private readonly options: KmsPoolOptions;
 
   constructor(options: KmsPoolOptions) {
@@ -91,8 +98,9 @@ export class KmsPool {
 
   /** Picks a KMS for `user` (FixedNKmsManager rules) and creates a pipeline there. */
   async allocate(user: string): Promise<{ slot: KmsSlot; pipeline: Pipeline }> {
-    const choice = this.selector.select(this.slots, user);
+    const choice = selectMediaServer(this.slots, user, this.cursor);
     if (!choice.ok) throw new RpcRequestError(rpcError(choice.code, choice.message));
+    this.cursor = choice.nextCursor;
     const slot = this.slots[choice.index]!;
     slot.pipelines += 1;
     this.options.log.debug("KMS chosen for a new pipeline", { kms: slot.uri, rule: choice.rule, user });

@@ -15,9 +15,9 @@
  * parallel. `releaseRoom` and a lost media server cut everything at once
  * (the epoch changes) and commands still running clean up after themselves.
  */
-import { RoomCode, rpcError, type ErrorCode } from "../../worker/protocol/errors.ts";
-import type { FilterName, MediaEvent, MediaOp, MediaResult, mediaCommandParams } from "../../worker/protocol/bridge.ts";
-import { RpcRequestError } from "../../worker/protocol/rpc-peer.ts";
+import { RoomCode, rpcError, type ErrorCode } from "../../protocol/errors.ts";
+import type { FilterName, MediaEvent, MediaOp, MediaResult, mediaCommandParams } from "../../protocol/bridge.ts";
+import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import type { HatConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { KmsPool, KmsSlot } from "./kms-pool.ts";

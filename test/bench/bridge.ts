@@ -9,7 +9,7 @@
  * real `wrangler dev` later.
  */
 import { performance } from "node:perf_hooks";
-import { startMediaServer } from "../../bridge/media-server/index.ts";
+import { startMediaServer } from "../../media-server/index.ts";
 import { startBridge } from "../../bridge/bridge.ts";
 import { loadConfig } from "../../bridge/config.ts";
 import { silentLogger } from "../../bridge/log.ts";

@@ -1,6 +1,6 @@
 // Benchmark of the embedded media server (not a test): one Chromium publisher
 // (fake camera, 640×480) forwarded to 1, 5 and 10 subscribers. The server runs
-// as a child process (`bridge/media-server/main.ts`) so its CPU and RSS are
+// as a child process (`media-server/main.ts`) so its CPU and RSS are
 // read from /proc for that process alone. Subscribers are werift peers in this
 // process (recvonly audio + video, counting the bytes they receive): cheaper
 // than Chromium pages, so 10 of them fit on a small machine, but they still
@@ -40,7 +40,7 @@ function sample(pid: number): Sample {
 }
 
 async function startServerProcess(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["bridge/media-server/main.ts"], {
+  const child = spawn(process.execPath, ["media-server/main.ts"], {
     env: { ...process.env, KMS_PORT: String(port), KMS_HOST: "127.0.0.1", KMS_ICE_LOOPBACK_ONLY: "1" },
     stdio: ["ignore", "inherit", "pipe"],
   });

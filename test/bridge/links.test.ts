@@ -6,12 +6,12 @@
  * refused tokens, detaching, a media-server restart and a KMS that is down.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MediaServerHandle, startMediaServer } from "../../bridge/media-server/index.ts";
+import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { type BridgeHandle, startBridge } from "../../bridge/main.ts";
 import { loadConfig } from "../../bridge/config.ts";
 import { createLogger, type Logger } from "../../bridge/log.ts";
-import { JsonRpcCode, RoomCode } from "../../worker/protocol/errors.ts";
-import { RpcRequestError } from "../../worker/protocol/rpc-peer.ts";
+import { JsonRpcCode, RoomCode } from "../../protocol/errors.ts";
+import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { freePort } from "../helpers/ports.ts";
 import { FakeWorker, type Link, waitUntil } from "./helpers/fake-worker.ts";
 import { expectValidAnswer, startSyntheticMedia, type TestPeer, testPeer } from "./helpers/peers.ts";

@@ -4,15 +4,15 @@
  * in for browsers: real SDP offers, trickle ICE both ways, RTP forwarded.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type MediaServerHandle, startMediaServer } from "../../bridge/media-server/index.ts";
+import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { silentLogger } from "../../bridge/log.ts";
 import { KmsPool } from "../../bridge/media/kms-pool.ts";
 import { connectKurentoMediaServer } from "../../bridge/media/kurento-media-server.ts";
 import { RoomMedia } from "../../bridge/media/room-media.ts";
 import { DEFAULT_HAT } from "../../bridge/config.ts";
-import type { MediaEvent } from "../../worker/protocol/bridge.ts";
-import { RoomCode } from "../../worker/protocol/errors.ts";
-import { RpcRequestError } from "../../worker/protocol/rpc-peer.ts";
+import type { MediaEvent } from "../../protocol/bridge.ts";
+import { RoomCode } from "../../protocol/errors.ts";
+import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { waitUntil } from "./helpers/fake-worker.ts";
 import { expectValidAnswer, startSyntheticMedia, type TestPeer, testPeer } from "./helpers/peers.ts";
 

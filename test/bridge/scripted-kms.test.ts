@@ -12,9 +12,9 @@ import { KmsPool } from "../../bridge/media/kms-pool.ts";
 import { connectKurentoMediaServer } from "../../bridge/media/kurento-media-server.ts";
 import { RoomMedia } from "../../bridge/media/room-media.ts";
 import { startBridge } from "../../bridge/bridge.ts";
-import type { MediaEvent } from "../../worker/protocol/bridge.ts";
-import { RoomCode } from "../../worker/protocol/errors.ts";
-import { RpcRequestError } from "../../worker/protocol/rpc-peer.ts";
+import type { MediaEvent } from "../../protocol/bridge.ts";
+import { RoomCode } from "../../protocol/errors.ts";
+import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { FakeWorker, waitUntil } from "./helpers/fake-worker.ts";
 import { ScriptedKms } from "./helpers/scripted-kms.ts";
 

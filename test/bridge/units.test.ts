@@ -5,20 +5,38 @@
  */
 import { describe, expect, it } from "vitest";
 import { ConfigError, DEFAULT_HAT, loadConfig, toWebSocketUrl } from "../../bridge/config.ts";
-import { allowsMore, isSpecialUser, type KmsCandidate, KmsSelector, loadOf } from "../../bridge/media/kms-selection.ts";
+import {
+  hasRoom,
+  isSpecialUser,
+  loadOf,
+  type SelectionCandidate,
+  selectMediaServer,
+} from "../../protocol/media-server-selection.ts";
 import { BridgeMetrics } from "../../bridge/metrics.ts";
-import { backoffDelay } from "../../bridge/reconnecting-socket.ts";
-import { RoomCode } from "../../worker/protocol/errors.ts";
+import { backoffDelay } from "../../protocol/backoff.ts";
+import { RoomCode } from "../../protocol/errors.ts";
 
 const SECRET = "0123456789abcdef-test-secret";
 
-function kms(pipelines: number, limit = 10, connected = true, uri = `ws://kms-${Math.random()}/kurento`): KmsCandidate {
-  return { uri, pipelines, limit, connected };
+function kms(pipelines: number, limit = 10, available = true): SelectionCandidate {
+  return { pipelines, limit, available };
+}
+
+/** Keeps the round-robin cursor between picks, as the bridge and the pool do. */
+function selectorOf() {
+  let cursor = 0;
+  return {
+    select(list: readonly SelectionCandidate[], user: string) {
+      const choice = selectMediaServer(list, user, cursor);
+      if (choice.ok) cursor = choice.nextCursor;
+      return choice;
+    },
+  };
 }
 
 describe("KMS selection (FixedNKmsManager rules)", () => {
   it("hands KMSes out round-robin", () => {
-    const selector = new KmsSelector();
+    const selector = selectorOf();
     const list = [kms(0), kms(0), kms(0)];
     const picks = Array.from({ length: 7 }, () => {
       const choice = selector.select(list, "alice");
@@ -29,14 +47,16 @@ describe("KMS selection (FixedNKmsManager rules)", () => {
     expect(picks).toEqual([0, 1, 2, 0, 1, 2, 0]);
   });
 
-  it("gives users whose name starts with 'special' (any case) the least-loaded KMS", () => {
-    const selector = new KmsSelector();
+  it("gives users whose name starts with 'special' (case-sensitive, like the original's String.startsWith) the least-loaded KMS", () => {
+    const selector = selectorOf();
     const list = [kms(7), kms(2), kms(5)];
-    for (const user of ["special", "specialUser", "SPECIAL-guest", "Special_1"]) {
+    for (const user of ["special", "specialUser", "special_1"]) {
       expect(isSpecialUser(user)).toBe(true);
-      expect(selector.select(list, user)).toEqual({ ok: true, index: 1, rule: "least-loaded" });
+      expect(selector.select(list, user)).toMatchObject({ ok: true, index: 1, rule: "least-loaded" });
     }
-    expect(isSpecialUser("notspecial")).toBe(false);
+    for (const user of ["notspecial", "Special_1", "SPECIAL-guest"]) {
+      expect(isSpecialUser(user)).toBe(false);
+    }
     // Round-robin ignores load: the next plain user still gets index 0.
     expect(selector.select(list, "bob")).toMatchObject({ ok: true, index: 0 });
   });
@@ -44,15 +64,15 @@ describe("KMS selection (FixedNKmsManager rules)", () => {
   it("measures load as pipelines ÷ limit, capped at 1", () => {
     expect(loadOf(kms(250, 1000))).toBe(0.25);
     expect(loadOf(kms(1500, 1000))).toBe(1);
-    expect(allowsMore(kms(999, 1000))).toBe(true);
-    expect(allowsMore(kms(1000, 1000))).toBe(false);
+    expect(hasRoom(kms(999, 1000))).toBe(true);
+    expect(hasRoom(kms(1000, 1000))).toBe(false);
     // Least loaded by ratio, not by count: 3/4 is more loaded than 5/100.
-    const selector = new KmsSelector();
+    const selector = selectorOf();
     expect(selector.select([kms(3, 4), kms(5, 100)], "specialX")).toMatchObject({ ok: true, index: 1 });
   });
 
   it("skips full and unreachable KMSes and refuses with 204 when none has room", () => {
-    const selector = new KmsSelector();
+    const selector = selectorOf();
     expect(selector.select([kms(10, 10), kms(0, 10, false), kms(3, 10)], "carol")).toMatchObject({ ok: true, index: 2 });
     const full = selector.select([kms(10, 10), kms(1, 1)], "dave");
     expect(full).toEqual({ ok: false, code: RoomCode.ROOM_CANNOT_BE_CREATED, message: "No resources left to create new room" });
@@ -60,7 +80,7 @@ describe("KMS selection (FixedNKmsManager rules)", () => {
   });
 
   it("answers 301 when no KMS is connected at all", () => {
-    const choice = new KmsSelector().select([kms(0, 10, false), kms(0, 10, false)], "frank");
+    const choice = selectorOf().select([kms(0, 10, false), kms(0, 10, false)], "frank");
     expect(choice).toMatchObject({ ok: false, code: RoomCode.MEDIA_GENERIC });
   });
 });

@@ -4,7 +4,7 @@
  * order.
  */
 import WebSocket from "ws";
-import { RpcPeer, RpcRequestError } from "../../worker/protocol/rpc-peer.ts";
+import { RpcPeer, RpcRequestError } from "../../protocol/rpc-peer.ts";
 
 export interface ReceivedNotification {
   readonly method: string;

@@ -4,8 +4,8 @@
  * follow a joinRoom keep their order while its token is checked.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signJoinToken } from "../../worker/auth/join-token.ts";
-import { RoomCode } from "../../worker/protocol/errors.ts";
+import { signJoinToken } from "../../protocol/tokens/join-token.ts";
+import { RoomCode } from "../../protocol/errors.ts";
 import { WorkerUnderTest } from "./support.ts";
 
 const SECRET = "integration-join-secret";

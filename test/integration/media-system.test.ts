@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSystem, waitForBridges, type System } from "../../scripts/system.ts";
 import { loadConfig, startBridge, type BridgeHandle } from "../../bridge/main.ts";
-import { RoomCode } from "../../worker/protocol/errors.ts";
+import { RoomCode } from "../../protocol/errors.ts";
 import { RoomTestClient } from "../helpers/room-client.ts";
 import { expectValidAnswer, startSyntheticMedia, testPeer, type Candidate, type TestPeer } from "../bridge/helpers/peers.ts";
 

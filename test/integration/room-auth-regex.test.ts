@@ -5,7 +5,7 @@
  * `AUTH_REGEX = "special.*"` and no ADMIN_TOKEN.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RoomCode } from "../../worker/protocol/errors.ts";
+import { RoomCode } from "../../protocol/errors.ts";
 import { WorkerUnderTest } from "./support.ts";
 
 let worker: WorkerUnderTest;

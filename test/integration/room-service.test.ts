@@ -8,7 +8,7 @@
  * routes. The reconnection window is 1 s here so expiry is quick to observe.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode } from "../../worker/protocol/errors.ts";
+import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode } from "../../protocol/errors.ts";
 import { RoomTestClient } from "../helpers/room-client.ts";
 import { expectRawError, notificationMethods, parse, rawThenPing, serverCloseFrame, WorkerUnderTest, type Frame } from "./support.ts";
 

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type MediaServerHandle, startMediaServer } from "../../bridge/media-server/index.ts";
+import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { connectKurento } from "./helpers/kurento.ts";
 import { RawKurentoClient } from "./helpers/raw-client.ts";
 import { createClientPeer, waitFor } from "./helpers/werift-peer.ts";

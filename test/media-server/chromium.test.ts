@@ -1,6 +1,6 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MediaServerHandle, startMediaServer } from "../../bridge/media-server/index.ts";
+import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { closeChromium, launchChromium, mediaContext } from "../helpers/chromium.ts";
 import { acceptAnswer, closePagePeer, offerFromPage, type ReceivedMedia, receivedMedia, startBlankPageServer } from "./helpers/browser.ts";
 import { connectKurento, type KurentoClient } from "./helpers/kurento.ts";

@@ -1,6 +1,6 @@
 import type { RTCDataChannel, RTCPeerConnection } from "werift";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MediaServerHandle, startMediaServer } from "../../bridge/media-server/index.ts";
+import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { connectKurento, iceCandidate, type KurentoClient, type KurentoWebRtcEndpoint } from "./helpers/kurento.ts";
 import { createClientPeer, waitFor } from "./helpers/werift-peer.ts";
 

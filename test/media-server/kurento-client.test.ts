@@ -1,6 +1,6 @@
 import type { RTCPeerConnection } from "werift";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MediaServerHandle, startMediaServer } from "../../bridge/media-server/index.ts";
+import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { connectKurento, iceCandidate, type KurentoClient, type KurentoWebRtcEndpoint } from "./helpers/kurento.ts";
 import { countMarkedPackets, createClientPeer, startSyntheticMedia, stripCandidates, waitFor } from "./helpers/werift-peer.ts";
 

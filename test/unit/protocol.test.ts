@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { decodeFrame, MAX_FRAME_BYTES } from "../../worker/protocol/jsonrpc.ts";
-import { requestParams, splitStreamId, notifications, results } from "../../worker/protocol/room.ts";
-import { JsonRpcCode } from "../../worker/protocol/errors.ts";
-import { constantTimeEqual, bearerToken } from "../../worker/auth/constant-time.ts";
+import { decodeFrame, MAX_FRAME_BYTES } from "../../protocol/jsonrpc.ts";
+import { requestParams, splitStreamId, notifications, results } from "../../protocol/room.ts";
+import { JsonRpcCode } from "../../protocol/errors.ts";
+import { constantTimeEqual, bearerToken } from "../../protocol/tokens/constant-time.ts";
 import { newSessionId, roomOfSessionId } from "../../worker/session-id.ts";
-import { RpcPeer, RpcRequestError } from "../../worker/protocol/rpc-peer.ts";
+import { RpcPeer, RpcRequestError } from "../../protocol/rpc-peer.ts";
 
 describe("decodeFrame", () => {
   it("decodes requests, notifications and responses", () => {
@@ -152,7 +152,7 @@ describe("frame size", () => {
 });
 
 describe("join tokens", async () => {
-  const { signJoinToken, joinTokenProblem } = await import("../../worker/auth/join-token.ts");
+  const { signJoinToken, joinTokenProblem } = await import("../../protocol/tokens/join-token.ts");
   const secret = "join-secret-for-tests";
 
   it("let exactly that user into exactly that room until they expire", async () => {

@@ -3,8 +3,8 @@ import { apply, findByUser } from "../../worker/core/room-core.ts";
 import { hatFilterHandler } from "../../worker/core/hat-filter.ts";
 import type { CoreContext, RoomHooks } from "../../worker/core/hooks.ts";
 import { emptyRoom, type Effect, type Input, type MediaOutcome, type RoomState } from "../../worker/core/types.ts";
-import { RoomCode, JsonRpcCode, INVALID_SESSION_CODE } from "../../worker/protocol/errors.ts";
-import type { MediaCommand } from "../../worker/protocol/bridge.ts";
+import { RoomCode, JsonRpcCode, INVALID_SESSION_CODE } from "../../protocol/errors.ts";
+import type { MediaCommand } from "../../protocol/bridge.ts";
 
 /** Drives the pure core like the Durable Object does, recording every effect. */
 class Room {

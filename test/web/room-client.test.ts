@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startWranglerDev, type WranglerDev } from "../../scripts/wrangler-dev.ts";
-import { RpcRequestError } from "../../worker/protocol/rpc-peer.ts";
+import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { freePort } from "../helpers/ports.ts";
 import { KurentoRoom } from "../../web/src/client/kurento-room.ts";
 import { getAllRooms, getClientConfig } from "../../web/src/client/rest.ts";

@@ -1,12 +1,12 @@
 /**
  * The worker's side of the media bridge link, inside workerd. The test plays
- * the bridge at the protocol seam (worker/protocol/bridge.ts): it dials
+ * the bridge at the protocol seam (protocol/bridge.ts): it dials
  * `/bridge/control` and `/bridge/rooms/:room` with signed tokens, exactly as
  * the Node bridge does; the real bridge is exercised in the integration tests.
  */
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { CONTROL_AUDIENCE, roomAudience, signBridgeToken } from "../../worker/auth/bridge-token.ts";
+import { CONTROL_AUDIENCE, roomAudience, signBridgeToken } from "../../protocol/tokens/bridge-token.ts";
 import { Client } from "./ws-client.ts";
 
 const SECRET = "test-bridge-secret";

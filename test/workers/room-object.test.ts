@@ -173,7 +173,7 @@ describe("REST routes", () => {
 
 describe("heartbeat", () => {
   it("answers the client library's heartbeat frame with the exact pong frame, joined or not", async () => {
-    const { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE } = await import("../../worker/protocol/room.ts");
+    const { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE } = await import("../../protocol/room.ts");
     const raw: string[] = [];
     const response = await SELF.fetch("https://example.com/room/hb", { headers: { Upgrade: "websocket" } });
     const ws = response.webSocket;

@@ -3,7 +3,7 @@
  * `customRequest {hat: true|false}` puts a FaceOverlayFilter ("hat") on the
  * caller's published video or removes it.
  */
-import { JsonRpcCode, RoomCode, rpcError } from "../protocol/errors.ts";
+import { JsonRpcCode, RoomCode, rpcError } from "../../protocol/errors.ts";
 import type { CustomRequestHandler } from "./hooks.ts";
 
 const HAT = "hat";

@@ -2,8 +2,8 @@
  * The seams through which an application customises the room core without
  * editing it, like the original SDK's RoomHandler / user control classes.
  */
-import type { RpcError } from "../protocol/errors.ts";
-import type { MediaCommand } from "../protocol/bridge.ts";
+import type { RpcError } from "../../protocol/errors.ts";
+import type { MediaCommand } from "../../protocol/bridge.ts";
 import type { Effect, Json, Participant, RoomState } from "./types.ts";
 
 export interface JoinRequest {

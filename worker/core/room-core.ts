@@ -7,9 +7,9 @@
  * (chat, ping, ICE) returns the same state object, so the adapter knows there
  * is nothing to persist.
  */
-import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError, type RpcError } from "../protocol/errors.ts";
-import type { RequestId } from "../protocol/jsonrpc.ts";
-import { describeIssues } from "../protocol/jsonrpc.ts";
+import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
+import type { RequestId } from "../../protocol/jsonrpc.ts";
+import { describeIssues } from "../../protocol/jsonrpc.ts";
 import {
   isRoomMethod,
   requestParams,
@@ -19,8 +19,8 @@ import {
   type PeerDescriptor,
   type RequestParams,
   type RoomMethod,
-} from "../protocol/room.ts";
-import type { MediaCommand, MediaEvent } from "../protocol/bridge.ts";
+} from "../../protocol/room.ts";
+import type { MediaCommand, MediaEvent } from "../../protocol/bridge.ts";
 import type { CoreContext } from "./hooks.ts";
 import type { Effect, Input, MediaOutcome, Participant, PendingMedia, RoomState, Step } from "./types.ts";
 

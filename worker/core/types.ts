@@ -2,10 +2,10 @@
  * Data of the room core (the Room SDK): its state, its inputs, its effects.
  * Everything here is plain, serialisable data; the core itself is pure.
  */
-import type { RpcError } from "../protocol/errors.ts";
-import type { RequestId } from "../protocol/jsonrpc.ts";
-import type { Notification } from "../protocol/room.ts";
-import type { MediaCommand, MediaEvent } from "../protocol/bridge.ts";
+import type { RpcError } from "../../protocol/errors.ts";
+import type { RequestId } from "../../protocol/jsonrpc.ts";
+import type { Notification } from "../../protocol/room.ts";
+import type { MediaCommand, MediaEvent } from "../../protocol/bridge.ts";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

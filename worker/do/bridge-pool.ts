@@ -2,20 +2,23 @@
  * The registry of media bridges (one object for the whole deployment).
  * Bridges dial in on `/bridge/control` and register their KMS capacity; a
  * room that needs media asks `assign()`, and the pool tells the chosen bridge
- * to `attach` (open `/bridge/rooms/:room`). Selection follows the original
- * demo's FixedNKmsManager (DESIGN §5): round-robin, but users whose name
- * starts with `special` get the least-loaded bridge; load = pipelines ÷ limit;
- * a full pool refuses with 204.
+ * to `attach` (open `/bridge/rooms/:room`). Selection is the shared policy
+ * of protocol/media-server-selection.ts (the original demo's FixedNKmsManager:
+ * round-robin, `special*` users to the least loaded, a full pool refuses
+ * with 204); the bridge uses the same function among its KMSes.
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { claimBridgeToken } from "../bridge-auth.ts";
 import type { Env } from "../env.ts";
-import { controlParams, controlResults, type FilterName } from "../protocol/bridge.ts";
-import { JsonRpcCode, RoomCode, rpcError, type RpcError } from "../protocol/errors.ts";
-import { describeIssues } from "../protocol/jsonrpc.ts";
-import { RpcPeer, RpcRequestError } from "../protocol/rpc-peer.ts";
+import { controlParams, controlResults, type FilterName } from "../../protocol/bridge.ts";
+import { JsonRpcCode, RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
+import { describeIssues } from "../../protocol/jsonrpc.ts";
+import { selectMediaServer } from "../../protocol/media-server-selection.ts";
+import { RpcPeer, RpcRequestError } from "../../protocol/rpc-peer.ts";
+import { CloseCode } from "../../protocol/close-codes.ts";
+import { ATTACH_REPLY_MARGIN_MS, ATTACH_TIMEOUT_MS } from "../../protocol/timeouts.ts";
 import { closeQuietly } from "../ws-util.ts";
 
 interface ControlAttachment {
@@ -32,8 +35,6 @@ interface BridgeRow {
 
 export type Assignment = { ok: true; bridgeId: string } | { ok: false; error: RpcError };
 
-const ATTACH_TIMEOUT_MS = 10_000;
-const SPECIAL_PREFIX = "special";
 
 export class BridgePool extends DurableObject<Env> {
   readonly sql: SqlStorage;
@@ -66,7 +67,7 @@ export class BridgePool extends DurableObject<Env> {
       // The bridge reconnected: its old socket is dead or dying.
       previous.ws.serializeAttachment({ bridgeId, superseded: true } satisfies ControlAttachment);
       previous.peer.closed("replaced by a new connection");
-      closeQuietly(previous.ws, 4001, "replaced by a new connection");
+      closeQuietly(previous.ws, CloseCode.BRIDGE_REPLACED, "replaced by a new connection");
     }
     this.ctx.acceptWebSocket(server, ["control"]);
     server.serializeAttachment({ bridgeId } satisfies ControlAttachment);
@@ -79,7 +80,7 @@ export class BridgePool extends DurableObject<Env> {
     return new RpcPeer(
       { send: (frame) => ws.send(frame) },
       {
-        timeoutMs: ATTACH_TIMEOUT_MS,
+        timeoutMs: ATTACH_TIMEOUT_MS + ATTACH_REPLY_MARGIN_MS,
         onRequest: (method, params) => this.onBridgeRequest(bridgeId, method, params),
         onNotification: (method, params) => this.onBridgeNotification(bridgeId, method, params),
       },
@@ -148,6 +149,16 @@ export class BridgePool extends DurableObject<Env> {
       .filter((b) => this.peers.has(b.id));
   }
 
+  /** The shared selection policy over the connected bridges; the round-robin cursor persists in `meta`. */
+  choose(bridges: BridgeRow[], user: string): BridgeRow | RpcError {
+    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'rr'`).toArray()[0];
+    const candidates = bridges.map((b) => ({ pipelines: b.pipelines, limit: b.capacity, available: true }));
+    const choice = selectMediaServer(candidates, user, row ? Number(row.value) : 0);
+    if (!choice.ok) return rpcError(choice.code, choice.code === RoomCode.ROOM_CANNOT_BE_CREATED ? "all media servers are full" : choice.message);
+    this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('rr', ?)`, String(choice.nextCursor));
+    return bridges[choice.index] as BridgeRow;
+  }
+
   /** Picks (or keeps) the room's bridge and has it attach; resolves once the bridge says it has opened the room link. */
   async assign(room: string, user: string): Promise<Assignment> {
     const bridges = this.connectedBridges();
@@ -155,9 +166,9 @@ export class BridgePool extends DurableObject<Env> {
     const current = this.sql.exec<{ bridge: string }>(`SELECT bridge FROM assignments WHERE room = ?`, room).toArray()[0];
     let chosen = current ? bridges.find((b) => b.id === current.bridge) : undefined;
     if (!chosen) {
-      const open = bridges.filter((b) => b.pipelines < b.capacity);
-      if (open.length === 0) return { ok: false, error: rpcError(RoomCode.ROOM_CANNOT_BE_CREATED, "all media servers are full") };
-      chosen = user.startsWith(SPECIAL_PREFIX) ? leastLoaded(open) : this.roundRobin(open);
+      const picked = this.choose(bridges, user);
+      if (!("id" in picked)) return { ok: false, error: picked };
+      chosen = picked;
       this.sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, chosen.id);
       // Count the new pipeline now, so concurrent assignments see it before the next load report.
       this.sql.exec(`UPDATE bridges SET pipelines = pipelines + 1 WHERE id = ?`, chosen.id);
@@ -188,17 +199,4 @@ export class BridgePool extends DurableObject<Env> {
     }
     return { bridges: bridges.length, filters: filters ?? [] };
   }
-
-  roundRobin(open: BridgeRow[]): BridgeRow {
-    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'rr'`).toArray()[0];
-    const next = (row ? Number(row.value) : 0) % open.length;
-    this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('rr', ?)`, String(next + 1));
-    return open[next] as BridgeRow;
-  }
-}
-
-function leastLoaded(open: BridgeRow[]): BridgeRow {
-  let best = open[0] as BridgeRow;
-  for (const b of open) if (b.pipelines / b.capacity < best.pipelines / best.capacity) best = b;
-  return best;
 }

@@ -8,9 +8,10 @@
  * arrives and the roster has been reconciled with `sync`.
  */
 import type { Input } from "../core/types.ts";
-import { mediaEventParams, mediaCommandResults, type MediaCommand, type MediaEvent, type MediaEventMethod } from "../protocol/bridge.ts";
-import { RoomCode, rpcError, type RpcError } from "../protocol/errors.ts";
-import { RpcPeer, RpcRequestError } from "../protocol/rpc-peer.ts";
+import { mediaEventParams, mediaCommandResults, type MediaCommand, type MediaEvent, type MediaEventMethod } from "../../protocol/bridge.ts";
+import { RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
+import { RpcPeer, RpcRequestError } from "../../protocol/rpc-peer.ts";
+import { CloseCode } from "../../protocol/close-codes.ts";
 import { closeQuietly } from "../ws-util.ts";
 import type { Assignment } from "./bridge-pool.ts";
 
@@ -63,7 +64,7 @@ export class RoomMediaLink {
     this.cancelLostTimer();
     if (this.socket && this.socket !== ws) {
       this.peer?.closed("replaced by a new bridge connection");
-      closeQuietly(this.socket, 4001, "replaced by a new bridge connection");
+      closeQuietly(this.socket, CloseCode.BRIDGE_REPLACED, "replaced by a new bridge connection");
     }
     this.socket = ws;
     const peer = this.peerFor(ws);
@@ -180,7 +181,7 @@ export class RoomMediaLink {
   releaseBridge(): void {
     const ws = this.socket;
     this.gone(ws as WebSocket, true);
-    if (ws) closeQuietly(ws, 1000, "room released");
+    if (ws) closeQuietly(ws, CloseCode.NORMAL, "room released");
     this.host.released();
   }
 

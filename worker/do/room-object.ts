@@ -12,17 +12,18 @@ import { apply } from "../core/room-core.ts";
 import type { CoreContext } from "../core/hooks.ts";
 import { appHooks } from "../app-hooks.ts";
 import type { Effect, Input, RoomState } from "../core/types.ts";
-import { decodeFrame, encodeError, encodeNotification, encodeResult } from "../protocol/jsonrpc.ts";
-import type { MediaCommand } from "../protocol/bridge.ts";
+import { decodeFrame, encodeError, encodeNotification, encodeResult } from "../../protocol/jsonrpc.ts";
+import type { MediaCommand } from "../../protocol/bridge.ts";
 import { claimBridgeToken } from "../bridge-auth.ts";
 import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { RoomMediaLink } from "./room-media-link.ts";
 import { settingsOf, type Env } from "../env.ts";
 import { newSessionId } from "../session-id.ts";
-import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE } from "../protocol/room.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE } from "../../protocol/room.ts";
 import { RoomStore } from "./room-store.ts";
-import { joinTokenProblem } from "../auth/join-token.ts";
-import { RoomCode, rpcError } from "../protocol/errors.ts";
+import { CloseCode } from "../../protocol/close-codes.ts";
+import { joinTokenProblem } from "../../protocol/tokens/join-token.ts";
+import { RoomCode, rpcError } from "../../protocol/errors.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
 
 /** What each socket remembers across hibernation. */
@@ -37,7 +38,6 @@ type SocketAttachment =
 
 export const ROOM_NAME_HEADER = "x-room-name";
 /** Close code for a socket whose session was resumed on another socket. */
-const CLOSE_SUPERSEDED = 4001;
 
 export class RoomObject extends DurableObject<Env> {
   readonly store: RoomStore;
@@ -303,7 +303,7 @@ export class RoomObject extends DurableObject<Env> {
     const previous = this.sockets.get(to);
     if (previous && previous !== ws) {
       previous.serializeAttachment({ role: "client", session: to, superseded: true } satisfies SocketAttachment);
-      closeQuietly(previous, CLOSE_SUPERSEDED, "session resumed on another connection");
+      closeQuietly(previous, CloseCode.SESSION_SUPERSEDED, "session resumed on another connection");
     }
     this.sockets.delete(from);
     this.sockets.set(to, ws);

@@ -9,8 +9,8 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
-import { CONTROL_AUDIENCE, roomAudience, verifyBridgeToken } from "../../../worker/auth/bridge-token.ts";
-import { RpcPeer } from "../../../worker/protocol/rpc-peer.ts";
+import { CONTROL_AUDIENCE, roomAudience, verifyBridgeToken } from "../../../protocol/tokens/bridge-token.ts";
+import { RpcPeer } from "../../../protocol/rpc-peer.ts";
 
 export interface Received {
   readonly method: string;

@@ -5,7 +5,7 @@
  * browser tests need: the worker's port (for a proxy in front of it) and a
  * media server restart on the same port.
  */
-import { startMediaServer, type MediaServerHandle } from "../../../bridge/media-server/index.ts";
+import { startMediaServer, type MediaServerHandle } from "../../../media-server/index.ts";
 import type { BridgeHandle } from "../../../bridge/main.ts";
 import { startSystem } from "../../../scripts/system.ts";
 import { freePort } from "../../helpers/ports.ts";

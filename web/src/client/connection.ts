@@ -8,10 +8,10 @@
  * (it knows the session id and whether a close was expected).
  */
 import type { z } from "zod";
-import { RoomCode, rpcError } from "../../../worker/protocol/errors.ts";
-import { describeIssues } from "../../../worker/protocol/jsonrpc.ts";
-import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, results, type requestParams, type RoomMethod, type RoomResult } from "../../../worker/protocol/room.ts";
-import { RpcPeer, RpcRequestError } from "../../../worker/protocol/rpc-peer.ts";
+import { RoomCode, rpcError } from "../../../protocol/errors.ts";
+import { describeIssues } from "../../../protocol/jsonrpc.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, results, type requestParams, type RoomMethod, type RoomResult } from "../../../protocol/room.ts";
+import { RpcPeer, RpcRequestError } from "../../../protocol/rpc-peer.ts";
 
 /**
  * What the library needs from a WebSocket: the browser's `WebSocket`, Node's

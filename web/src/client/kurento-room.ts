@@ -4,8 +4,8 @@
  * offers the original convenience calls (close, disconnectParticipant,
  * sendMessage, sendCustomRequest, setRpcParams). Promises replace callbacks.
  */
-import { RoomCode, rpcError } from "../../../worker/protocol/errors.ts";
-import { RpcRequestError } from "../../../worker/protocol/rpc-peer.ts";
+import { RoomCode, rpcError } from "../../../protocol/errors.ts";
+import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import { resolveWebSocket, type WebSocketConstructor } from "./connection.ts";
 import { Room, type ReconnectOptions, type RoomOptions } from "./room.ts";
 import type { Stream, StreamOptions } from "./stream.ts";

@@ -2,18 +2,11 @@
  * The server's REST API as typed calls: the room list and the client
  * configuration (loopback options, available media filters).
  */
-import { z } from "zod";
-import { describeIssues } from "../../../worker/protocol/jsonrpc.ts";
+import type { z } from "zod";
+import { describeIssues } from "../../../protocol/jsonrpc.ts";
+import { type ClientConfigResponse, clientConfigResponse, roomListResponse } from "../../../protocol/rest.ts";
 
-export const clientConfigSchema = z.object({
-  loopbackRemote: z.boolean().default(false),
-  loopbackAndLocal: z.boolean().default(false),
-  /** Media filters every attached media server can apply (e.g. "hat"). */
-  filters: z.array(z.string()).default([]),
-});
-export type ClientConfig = z.infer<typeof clientConfigSchema>;
-
-const roomList = z.array(z.string());
+export type ClientConfig = ClientConfigResponse;
 
 export type FetchLike = (input: string, init?: { headers?: Record<string, string> }) => Promise<{
   ok: boolean;
@@ -44,10 +37,10 @@ function defaultFetch(): FetchLike {
 
 /** `GET /getAllRooms`: the names of the open rooms. */
 export function getAllRooms(baseUrl: string, fetchImpl: FetchLike = defaultFetch()): Promise<string[]> {
-  return getJson(`${httpBase(baseUrl)}/getAllRooms`, roomList, fetchImpl);
+  return getJson(`${httpBase(baseUrl)}/getAllRooms`, roomListResponse, fetchImpl);
 }
 
 /** `GET /getClientConfig`. */
 export function getClientConfig(baseUrl: string, fetchImpl: FetchLike = defaultFetch()): Promise<ClientConfig> {
-  return getJson(`${httpBase(baseUrl)}/getClientConfig`, clientConfigSchema, fetchImpl);
+  return getJson(`${httpBase(baseUrl)}/getClientConfig`, clientConfigResponse, fetchImpl);
 }

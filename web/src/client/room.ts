@@ -5,8 +5,9 @@
  * restore media that did not survive).
  */
 import { z } from "zod";
-import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError } from "../../../worker/protocol/errors.ts";
-import { describeIssues } from "../../../worker/protocol/jsonrpc.ts";
+import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError } from "../../../protocol/errors.ts";
+import { CloseCode } from "../../../protocol/close-codes.ts";
+import { describeIssues } from "../../../protocol/jsonrpc.ts";
 import {
   name as nameSchema,
   notifications,
@@ -17,8 +18,8 @@ import {
   type PeerDescriptor,
   type RoomMethod,
   type RoomResult,
-} from "../../../worker/protocol/room.ts";
-import { RpcRequestError } from "../../../worker/protocol/rpc-peer.ts";
+} from "../../../protocol/room.ts";
+import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import { Connection, transportError, type CloseInfo, type ConnectionOptions, type RequestInput } from "./connection.ts";
 import { Emitter } from "./emitter.ts";
 import { Participant } from "./participant.ts";
@@ -551,7 +552,7 @@ export class Room extends Emitter<RoomEvents> {
       this.emit("room-closed", { room: this.name });
       return;
     }
-    if (info.code === 4001) {
+    if (info.code === CloseCode.SESSION_SUPERSEDED) {
       this.#finish("superseded");
       this.emit("error-room", { error: transportError("This session was resumed on another connection") });
       return;
@@ -596,7 +597,7 @@ export class Room extends Emitter<RoomEvents> {
           return;
         }
         lastError = failure.message;
-        this.#connection.close(1000, "resume failed");
+        this.#connection.close(CloseCode.NORMAL, "resume failed");
         continue;
       }
       if (this.#state !== "reconnecting") return;
@@ -697,7 +698,7 @@ export class Room extends Emitter<RoomEvents> {
     this.#closeReason = reason;
     this.#transition("closed");
     this.#wakeReconnect?.();
-    this.#connection.close(1000, reason);
+    this.#connection.close(CloseCode.NORMAL, reason);
     this.#queuedIce = [];
     for (const participant of this.#participants.values()) for (const stream of participant.takeStreams()) stream.dispose();
     this.#participants.clear();

@@ -5,9 +5,9 @@
  * both ways: local candidates go out once the offer has been sent, remote
  * candidates wait until the answer is applied.
  */
-import { RoomCode, rpcError } from "../../../worker/protocol/errors.ts";
-import type { RoomMethod, RoomResult } from "../../../worker/protocol/room.ts";
-import { RpcRequestError } from "../../../worker/protocol/rpc-peer.ts";
+import { RoomCode, rpcError } from "../../../protocol/errors.ts";
+import type { RoomMethod, RoomResult } from "../../../protocol/room.ts";
+import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import type { RequestInput } from "./connection.ts";
 import { Emitter } from "./emitter.ts";
 import type { Participant } from "./participant.ts";

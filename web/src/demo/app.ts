@@ -4,8 +4,8 @@
  * unpublish, chat, the hat filter, choosing the main video from the
  * thumbnails), in plain TypeScript over the client library.
  */
-import { RoomCode } from "../../../worker/protocol/errors.ts";
-import { RpcRequestError } from "../../../worker/protocol/rpc-peer.ts";
+import { RoomCode } from "../../../protocol/errors.ts";
+import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import { KurentoRoom, defaultRoomUri } from "../client/kurento-room.ts";
 import { getAllRooms, getClientConfig, type ClientConfig } from "../client/rest.ts";
 import type { Room, RoomConnectedEvent } from "../client/room.ts";

@@ -2,9 +2,9 @@
  * What the demo tells people: form validation (the server's name rules) and
  * a sentence for every way joining or staying can fail.
  */
-import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode } from "../../../worker/protocol/errors.ts";
-import { MAX_NAME_LENGTH, name as nameSchema } from "../../../worker/protocol/room.ts";
-import type { RpcRequestError } from "../../../worker/protocol/rpc-peer.ts";
+import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode } from "../../../protocol/errors.ts";
+import { MAX_NAME_LENGTH, name as nameSchema } from "../../../protocol/room.ts";
+import type { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import type { CloseReason } from "../client/state.ts";
 
 /** Null when `value` is a valid name; otherwise the sentence to show. */

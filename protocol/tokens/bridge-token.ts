@@ -1,6 +1,6 @@
 /**
- * Short-lived tokens that authenticate a bridge's WebSocket to the worker
- * (DESIGN §4): HMAC-SHA256 over the claims with the shared BRIDGE_SECRET.
+ * Short-lived tokens that authenticate a bridge's WebSocket to the worker:
+ * HMAC-SHA256 over the claims with the shared BRIDGE_SECRET.
  * WebCrypto only, so the same code signs in the bridge (Node) and verifies
  * in the worker.
  *
@@ -9,12 +9,11 @@
  * socket (it remembers nonces until they expire).
  */
 import { z } from "zod";
-import { encodeBase64Url } from "../base64url.ts";
+import { encodeBase64Url } from "./base64url.ts";
 import { openToken, signToken } from "./signed-token.ts";
+import { MAX_BRIDGE_TOKEN_TTL_SECONDS, TOKEN_CLOCK_SKEW_SECONDS } from "../timeouts.ts";
 
-export const MAX_TOKEN_TTL_SECONDS = 60;
-/** Clock difference tolerated between bridge and edge. */
-const CLOCK_SKEW_SECONDS = 5;
+export const MAX_TOKEN_TTL_SECONDS = MAX_BRIDGE_TOKEN_TTL_SECONDS;
 
 export const bridgeClaims = z.object({
   /** The bridge's id. */
@@ -58,7 +57,7 @@ export async function verifyBridgeToken(
   if (!parsed.success) return { ok: false, reason: "malformed claims" };
   const claims = parsed.data;
   if (claims.aud !== audience) return { ok: false, reason: "token is for another purpose" };
-  if (claims.exp <= nowSeconds - CLOCK_SKEW_SECONDS) return { ok: false, reason: "expired token" };
-  if (claims.exp > nowSeconds + MAX_TOKEN_TTL_SECONDS + CLOCK_SKEW_SECONDS) return { ok: false, reason: "token lives too long" };
+  if (claims.exp <= nowSeconds - TOKEN_CLOCK_SKEW_SECONDS) return { ok: false, reason: "expired token" };
+  if (claims.exp > nowSeconds + MAX_TOKEN_TTL_SECONDS + TOKEN_CLOCK_SKEW_SECONDS) return { ok: false, reason: "token lives too long" };
   return { ok: true, claims };
 }

@@ -4,7 +4,7 @@
  * servers) and verifies in the worker. What the claims mean is the caller's
  * business (bridge-token.ts, join-token.ts).
  */
-import { decodeBase64Url, encodeBase64Url } from "../base64url.ts";
+import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
 import { constantTimeEqual } from "./constant-time.ts";
 
 const VERSION = "v1";
