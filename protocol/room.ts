@@ -140,7 +140,13 @@ export const notifications = {
   sendMessage: z.object({ room: z.string(), user: z.string(), message: z.string() }),
   iceCandidate: iceCandidateParams,
   roomClosed: z.object({ room: z.string() }),
-  mediaError: z.object({ error: z.string() }),
+  /**
+   * `streams`: the stream ids (`<user>_webcam`) whose media is gone for this
+   * client: its own published stream and/or streams it received. Absent (an
+   * old server, or a room-wide failure): all of the client's media is gone.
+   * An addition to the original protocol; old clients ignore it.
+   */
+  mediaError: z.object({ error: z.string(), streams: z.array(z.string()).optional() }),
 } as const;
 
 export type NotificationMethod = keyof typeof notifications;
