@@ -5,11 +5,14 @@
  */
 import { z } from "zod";
 import type { RoomConfig } from "./core/hooks.ts";
+import type { BridgePool } from "./do/bridge-pool.ts";
+import type { RoomDirectory } from "./do/room-directory.ts";
+import type { RoomObject } from "./do/room-object.ts";
 
 export interface Env {
-  ROOM: DurableObjectNamespace<import("./do/room-object.ts").RoomObject>;
-  DIRECTORY: DurableObjectNamespace<import("./do/room-directory.ts").RoomDirectory>;
-  POOL: DurableObjectNamespace<import("./do/bridge-pool.ts").BridgePool>;
+  ROOM: DurableObjectNamespace<RoomObject>;
+  DIRECTORY: DurableObjectNamespace<RoomDirectory>;
+  POOL: DurableObjectNamespace<BridgePool>;
   MEDIA_TIMEOUT_MS?: string;
   AUTH_REGEX?: string;
   LOOPBACK_REMOTE?: string;
