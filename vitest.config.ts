@@ -1,11 +1,12 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// One config, three kinds of test (DESIGN §9):
+// One config, four kinds of test (README "Tests"):
 // - unit: plain Node, the pure room core, schemas, tokens;
 // - workers: inside workerd, the Durable Objects through real WebSocket upgrades;
 // - integration: Node processes talking to real servers over 127.0.0.1
-//   (wrangler dev, the bridge, the embedded media server, Chromium).
+//   (wrangler dev, the bridge, the embedded media server);
+// - e2e: real Chromium against the whole stack.
 export default defineConfig({
   test: {
     // Two cores: integration and browser files start real servers and

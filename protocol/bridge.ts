@@ -1,7 +1,8 @@
 /**
  * The bridge protocol (Room DO / BridgePool ⇄ media bridge), JSON-RPC 2.0 over
  * WebSocket in both directions. Commands are coarse, idempotent and
- * room-scoped: the room never handles Kurento object ids (DESIGN §4).
+ * room-scoped: the room never handles Kurento object ids, so a bridge restart
+ * or a move to another media server changes nothing on the room side.
  *
  * The room core emits exactly these commands through its `MediaPort`.
  */

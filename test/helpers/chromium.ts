@@ -1,11 +1,11 @@
 import { existsSync } from "node:fs";
 import { type Browser, type BrowserContext, chromium } from "playwright-core";
 
-/** Debian's package (`apt-get install chromium`); never a Playwright download (DESIGN §7). */
+/** Debian's package (`apt-get install chromium`); never a Playwright download (the machine reaches only the npm and Debian registries). */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 /**
- * DESIGN §7 flags: fake camera and microphone without a permission prompt, no
+ * Flags: fake camera and microphone without a permission prompt, no
  * background traffic; plus what WebRTC on 127.0.0.1 needs (loopback
  * candidates, real IPs instead of mDNS names).
  */
