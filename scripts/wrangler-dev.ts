@@ -2,16 +2,23 @@
  * Starts the worker under `wrangler dev` (real workerd) as its own process
  * group, waits for `GET /health`, and stops the whole group (workerd
  * included) on `stop()`. Used by `npm start` and the integration tests.
+ *
+ * Options never appear on a command line: wrangler reads secrets and vars
+ * from a `.dev.vars` file beside its configuration, so each run gets a
+ * private directory (0700) holding a copy of wrangler.toml (paths made
+ * absolute) and a `.dev.vars` (0600) with exactly the vars given. A
+ * developer's own `.dev.vars` in the repository is therefore never read here.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 export interface WranglerDevOptions {
+  /** A fixed port; a free one (retried if another process takes it first) when omitted. */
   port?: number;
-  /** Extra or overridden vars (`--var KEY:VALUE`). */
+  /** Vars and secrets for the worker (written to a private `.dev.vars`; they override wrangler.toml's vars). */
   vars?: Record<string, string>;
   /** Where Durable Object storage lives; a fresh temp dir when omitted. */
   persistTo?: string;
@@ -46,20 +53,81 @@ export const OFFLINE_ENV = {
   WRANGLER_HIDE_BANNER: "true",
 } as const;
 
+const REPO_ROOT = resolve(import.meta.dirname, "..");
+
+/**
+ * wrangler.toml with `main` and the assets directory made absolute, so the
+ * copy works from any directory. When the web app has not been built (a test
+ * that needs no pages), the assets come from an empty directory instead of
+ * failing: such tests must not depend on another step having run.
+ */
+function relocatedConfig(emptyAssets: string): string {
+  let text = readFileSync(join(REPO_ROOT, "wrangler.toml"), "utf8");
+  for (const key of ["main", "directory"]) {
+    const pattern = new RegExp(`^(${key}\\s*=\\s*)"([^"]+)"`, "m");
+    const match = pattern.exec(text);
+    if (!match) throw new Error(`wrangler.toml has no ${key} = "…" line to relocate`);
+    let target = resolve(REPO_ROOT, match[2] as string);
+    if (key === "directory" && !existsSync(target)) {
+      mkdirSync(emptyAssets);
+      target = emptyAssets;
+    }
+    text = text.replace(pattern, `$1${JSON.stringify(target)}`);
+  }
+  return text;
+}
+
+/** One dotenv line (exported for its unit test). Single quotes keep the value literal (dotenv expands nothing inside them). */
+export function devVarLine(key: string, value: string): string {
+  if (!/^[A-Z_][A-Z0-9_]*$/i.test(key)) throw new Error(`invalid worker option name: ${key}`);
+  if (/[\r\n]/.test(value)) throw new Error(`worker option ${key} must be one line`);
+  for (const quote of ["'", "`"]) if (!value.includes(quote)) return `${key}=${quote}${value}${quote}\n`;
+  if (!/["\\]/.test(value)) return `${key}="${value}"\n`;
+  throw new Error(`worker option ${key} mixes every quote character; dotenv cannot carry it`);
+}
+
+function devVars(vars: Record<string, string>): string {
+  return Object.entries(vars)
+    .map(([key, value]) => devVarLine(key, value))
+    .join("");
+}
+
+const PORT_TAKEN = /EADDRINUSE|address already in use/i;
+
 export async function startWranglerDev(options: WranglerDevOptions = {}): Promise<WranglerDev> {
+  // A port picked free can be taken by another process before wrangler binds
+  // it; then wrangler exits and we try again with fresh ports.
+  const attempts = options.port === undefined ? 3 : 1;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      if (attempt >= attempts || !(error instanceof PortTakenError)) throw error;
+    }
+  }
+}
+
+class PortTakenError extends Error {}
+
+async function startOnce(options: WranglerDevOptions): Promise<WranglerDev> {
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
-  const tempDir = options.persistTo ? null : mkdtempSync(join(tmpdir(), "room-state-"));
-  const persistTo = options.persistTo ?? (tempDir as string);
+  const configDir = mkdtempSync(join(tmpdir(), "room-worker-"));
+  chmodSync(configDir, 0o700);
+  const configPath = join(configDir, "wrangler.toml");
+  writeFileSync(configPath, relocatedConfig(join(configDir, "no-assets")));
+  writeFileSync(join(configDir, ".dev.vars"), devVars(options.vars ?? {}), { mode: 0o600 });
+  const tempDir = options.persistTo ? null : join(configDir, "state");
+  const persistTo = options.persistTo ? resolve(options.persistTo) : (tempDir as string);
   const args = [
     "wrangler", "dev",
+    "--config", configPath,
     "--ip", "127.0.0.1",
     "--port", String(port),
     "--inspector-port", String(inspectorPort),
     "--persist-to", persistTo,
     "--log-level", "warn",
   ];
-  for (const [key, value] of Object.entries(options.vars ?? {})) args.push("--var", `${key}:${value}`);
   const child: ChildProcess = spawn("npx", args, {
     detached: true, // own process group: stop() ends workerd too
     stdio: options.inheritOutput ? ["ignore", "inherit", "inherit"] : ["ignore", "pipe", "pipe"],
@@ -108,7 +176,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
         });
       });
     }
-    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    rmSync(configDir, { recursive: true, force: true });
   };
 
   const url = `http://127.0.0.1:${port}`;
@@ -124,5 +192,6 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
     await new Promise((r) => setTimeout(r, 250));
   }
   await stop();
+  if (exited && PORT_TAKEN.test(output)) throw new PortTakenError(`port ${port} or ${inspectorPort} was taken:\n${output}`);
   throw new Error(`wrangler dev did not become healthy on ${url}:\n${output}`);
 }
