@@ -4,7 +4,7 @@
  * `/bridge/control` and `/bridge/rooms/:room` with signed tokens, exactly as
  * the Node bridge does; the real bridge is exercised in the integration tests.
  */
-import { SELF } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { CONTROL_AUDIENCE, roomAudience, signBridgeToken } from "../../protocol/tokens/bridge-token.ts";
 import { Client } from "./ws-client.ts";
@@ -74,6 +74,25 @@ describe("bridge authentication", () => {
     });
     expect(other.error?.message).toContain("token");
     control.ws.close();
+  });
+});
+
+describe("no bridge registered yet", () => {
+  it("a media request while no bridge is registered gets 301; once a bridge registers, the next one succeeds", async () => {
+    const alice = await Client.open("/room/m6");
+    await alice.request("joinRoom", { user: "alice", room: "m6" });
+    const refused = await alice.request("publishVideo", { sdpOffer: "v=0", doLoopback: false });
+    expect(refused.error?.code).toBe(301);
+    const control = await connectBridge("bridge-6");
+    const publishing = alice.request("publishVideo", { sdpOffer: "v=0 again", doLoopback: false });
+    const link = await attachRoom(control, "m6", "bridge-6");
+    link.reply((await link.incoming("sync")).id, { held: [] });
+    const publish = await link.incoming("publish");
+    link.reply(publish.id, { sdpAnswer: "v=0 ok" });
+    expect((await publishing).result).toMatchObject({ sdpAnswer: "v=0 ok" });
+    control.ws.close();
+    link.ws.close();
+    alice.ws.close();
   });
 });
 
@@ -221,4 +240,38 @@ describe("media through an attached bridge", () => {
     control.ws.close();
     alice.ws.close();
   });
+
+  it("a failed pool call leaves nothing behind: a bridge link that opens later serves the room's media", async () => {
+    const control = await connectBridge("bridge-5");
+    const pool = env.POOL.get(env.POOL.idFromName("pool"));
+    const poolSql = (statement: string) => runInDurableObject(pool, (_instance, state) => void state.storage.sql.exec(statement));
+    const alice = await Client.open("/room/m5");
+    await alice.request("joinRoom", { user: "alice", room: "m5" });
+
+    // The pool call itself fails (here: its storage throws), so no bridge is told to attach.
+    await poolSql("ALTER TABLE assignments RENAME TO assignments_unavailable");
+    try {
+      const failed = await alice.request("publishVideo", { sdpOffer: "v=0", doLoopback: false });
+      expect(failed.error?.code).toBe(301);
+    } finally {
+      await poolSql("ALTER TABLE assignments_unavailable RENAME TO assignments");
+    }
+
+    // The bridge's room link (re)connects on its own, as a bridge's reconnecting link does.
+    const link = await Client.open("/bridge/rooms/m5", { Authorization: `Bearer ${await token(roomAudience("m5"), "bridge-5")}` });
+    const sync = await link.incoming("sync");
+    expect(sync.params).toEqual({ users: ["alice"] });
+    link.reply(sync.id, { held: [] });
+
+    // Media commands now go to that link (before the fix: each failed with the pool's old error).
+    const again = alice.request("publishVideo", { sdpOffer: "v=0 again", doLoopback: false });
+    const first = await Promise.race([again.then((answer) => ({ answer })), link.incoming("publish").then((publish) => ({ publish }))]);
+    if ("answer" in first) expect.fail(`answered without reaching the bridge: ${JSON.stringify(first.answer)}`);
+    link.reply(first.publish.id, { sdpAnswer: "v=0 again ok" });
+    expect((await again).result).toMatchObject({ sdpAnswer: "v=0 again ok" });
+    control.ws.close();
+    link.ws.close();
+    alice.ws.close();
+  });
+
 });

@@ -6,9 +6,26 @@
  * When a command needs media and no bridge is attached, the link asks the
  * BridgePool for one and holds commands (in order) until the bridge's socket
  * arrives and the roster has been reconciled with `sync`.
+ *
+ * The link's whole state is one field, changed only by `#transition`:
+ *
+ *   idle ──▶ summoning ──▶ syncing ──▶ attached
+ *    ▲  ▲        │            │  ▲        │
+ *    │  └────────┘            │  └────────┤ (a newer socket replaces the old one)
+ *    │                        ▼           ▼
+ *    └──────────────── waitingForReturn ◀─┘ (the socket dropped unexpectedly)
+ *
+ * Every state that holds commands owns the one promise they wait on; a state
+ * that is left settles it, so no later state can inherit a spent promise.
  */
 import type { Input } from "../core/types.ts";
-import { mediaEventParams, mediaCommandResults, type MediaCommand, type MediaEvent, type MediaEventMethod } from "../../protocol/bridge.ts";
+import {
+  mediaCommandResults,
+  mediaEventParams,
+  type MediaCommand,
+  type MediaEvent,
+  type MediaEventMethod,
+} from "../../protocol/bridge.ts";
 import { RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
 import { RpcPeer, RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
@@ -30,183 +47,249 @@ export interface MediaLinkHost {
   log(fields: Record<string, unknown>): void;
 }
 
+type Timer = ReturnType<typeof setTimeout>;
+
+/** Commands wait on `promise`; it settles once, when the state that owns it is left. */
 interface Waiter {
   readonly promise: Promise<RpcPeer>;
   resolve(peer: RpcPeer): void;
   reject(error: RpcRequestError): void;
 }
 
+export type LinkState =
+  /** No bridge, nothing waiting. */
+  | { readonly kind: "idle" }
+  /** The bridge dropped; `lostTimer` declares the room's media lost unless a bridge attaches first. */
+  | { readonly kind: "waitingForReturn"; readonly lostTimer: Timer }
+  /**
+   * The pool was asked for a bridge; commands wait on `waiter`. `timer` gives up after the media
+   * timeout; `lostTimer` is still running when the summon follows a drop.
+   */
+  | { readonly kind: "summoning"; readonly waiter: Waiter; readonly timer: Timer; readonly lostTimer: Timer | null }
+  /** A bridge socket arrived; `sync` is in flight and commands wait on `waiter`. */
+  | { readonly kind: "syncing"; readonly socket: WebSocket; readonly peer: RpcPeer; readonly waiter: Waiter }
+  /** Synced: `ready` is resolved (commands chain on it so they keep their order). */
+  | { readonly kind: "attached"; readonly socket: WebSocket; readonly peer: RpcPeer; readonly ready: Promise<RpcPeer> };
+
+type LinkStateKind = LinkState["kind"];
+
+const ALLOWED: Readonly<Record<LinkStateKind, readonly LinkStateKind[]>> = {
+  idle: ["summoning", "syncing", "attached"],
+  waitingForReturn: ["idle", "summoning", "syncing"],
+  summoning: ["idle", "waitingForReturn", "syncing"],
+  syncing: ["idle", "waitingForReturn", "syncing", "attached"],
+  attached: ["idle", "waitingForReturn", "syncing"],
+};
+
 export class RoomMediaLink {
-  readonly host: MediaLinkHost;
-  readonly timeoutMs: number;
-  socket: WebSocket | null = null;
-  peer: RpcPeer | null = null;
-  /** Resolves once a bridge is attached and synced; shared so queued commands keep their order. */
-  ready: Promise<RpcPeer> | null = null;
-  waiter: Waiter | null = null;
-  /** Runs out when a dropped bridge has not come back: its media is then gone. */
-  lostTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #host: MediaLinkHost;
+  readonly #timeoutMs: number;
+  #state: LinkState = { kind: "idle" };
 
   constructor(host: MediaLinkHost, timeoutMs: number) {
-    this.host = host;
-    this.timeoutMs = timeoutMs;
+    this.#host = host;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** For tests and logs: the state's name. */
+  get state(): LinkStateKind {
+    return this.#state.kind;
   }
 
   /** After hibernation: the bridge socket is still open, nothing to reconcile. */
   adopt(ws: WebSocket): void {
-    this.socket = ws;
-    this.peer = this.peerFor(ws);
-    this.ready = Promise.resolve(this.peer);
+    const peer = this.#peerFor(ws);
+    this.#transition({ kind: "attached", socket: ws, peer, ready: Promise.resolve(peer) });
   }
 
   /** A bridge opened `/bridge/rooms/:room`: reconcile, then release the commands waiting for it. */
   attach(ws: WebSocket): void {
-    this.cancelLostTimer();
-    if (this.socket && this.socket !== ws) {
-      this.peer?.closed("replaced by a new bridge connection");
-      closeQuietly(this.socket, CloseCode.BRIDGE_REPLACED, "replaced by a new bridge connection");
+    const previous = this.#state;
+    if ((previous.kind === "syncing" || previous.kind === "attached") && previous.socket !== ws) {
+      previous.peer.closed("replaced by a new bridge connection");
+      closeQuietly(previous.socket, CloseCode.BRIDGE_REPLACED, "replaced by a new bridge connection");
     }
-    this.socket = ws;
-    const peer = this.peerFor(ws);
-    this.peer = peer;
-    const waiter = this.waiter ?? newWaiter();
-    this.waiter = null;
-    this.ready = waiter.promise;
-    const { users, withMedia } = this.host.roster();
-    peer
-      .request("sync", { users })
-      .then((result) => {
+    const peer = this.#peerFor(ws);
+    // Commands held while summoning now wait for this socket's sync.
+    const waiter = previous.kind === "summoning" ? previous.waiter : newWaiter();
+    this.#transition({ kind: "syncing", socket: ws, peer, waiter });
+    const { users, withMedia } = this.#host.roster();
+    peer.request("sync", { users }).then(
+      (result) => {
         const parsed = mediaCommandResults.sync.safeParse(result);
         const held = parsed.success ? parsed.data.held : [];
         const lost = withMedia.filter((u) => !held.includes(u));
+        if (this.#isSyncing(peer)) this.#transition({ kind: "attached", socket: ws, peer, ready: waiter.promise });
         if (lost.length > 0) {
-          this.host.deliver({
-            type: "mediaEvent",
-            event: { event: "mediaLost", users: lost, error: "The media connection was lost; publish and subscribe again" },
-          });
+          const error = "The media connection was lost; publish and subscribe again";
+          this.#host.deliver({ type: "mediaEvent", event: { event: "mediaLost", users: lost, error } });
         }
         waiter.resolve(peer);
-      })
-      .catch((error: unknown) => waiter.reject(asRpcRequestError(error)));
+      },
+      (error: unknown) => {
+        // The commands held for this sync fail; later ones use the socket as it is (never a spent promise).
+        if (this.#isSyncing(peer)) this.#transition({ kind: "attached", socket: ws, peer, ready: Promise.resolve(peer) });
+        waiter.reject(asRpcRequestError(error));
+      },
+    );
   }
 
   receive(frame: string | ArrayBuffer): void {
-    this.peer?.receive(frame);
+    const state = this.#state;
+    if (state.kind === "syncing" || state.kind === "attached") state.peer.receive(frame);
   }
 
   /**
    * The bridge socket closed: requests in flight fail now; the next command
    * summons a bridge again. A bridge that comes back within the grace period
    * reconciles with `sync`; otherwise everyone's media counts as lost, so
-   * clients are told to publish and subscribe again.
+   * clients are told to publish and subscribe again. `expected`: the room
+   * released its bridge itself, nothing is lost.
    */
   gone(ws: WebSocket, expected = false): void {
-    if (ws !== this.socket) return;
-    this.peer?.closed("media bridge disconnected");
-    this.socket = null;
-    this.peer = null;
-    this.ready = null;
-    if (expected) return;
-    this.cancelLostTimer();
-    this.lostTimer = setTimeout(() => {
-      this.lostTimer = null;
-      if (this.socket) return;
-      this.host.deliver({
-        type: "mediaEvent",
-        event: { event: "mediaLost", error: "The media bridge was lost; publish and subscribe again" },
-      });
-    }, BRIDGE_RETURN_GRACE_MS);
-  }
-
-  cancelLostTimer(): void {
-    if (this.lostTimer) clearTimeout(this.lostTimer);
-    this.lostTimer = null;
-  }
-
-  isAttached(): boolean {
-    return this.socket !== null;
+    const state = this.#state;
+    if ((state.kind !== "syncing" && state.kind !== "attached") || state.socket !== ws) return;
+    state.peer.closed("media bridge disconnected");
+    if (expected) return this.#transition({ kind: "idle" });
+    this.#transition({ kind: "waitingForReturn", lostTimer: this.#startLostTimer() });
   }
 
   send(command: MediaCommand, ref: string | null): void {
-    const ready = this.ready ?? (ref !== null || command.op === "addIceCandidate" ? this.summon(commandUser(command)) : null);
+    const ready = this.#readyPromise(ref !== null || command.op === "addIceCandidate" ? commandUser(command) : null);
     if (ready === null) {
       // Nothing holds media for this room, and this command needs none.
-      if (command.op === "releaseRoom") this.host.released();
+      if (command.op === "releaseRoom") this.#host.released();
       return;
     }
     const { op, ...params } = command;
     ready
-      .then((peer) => peer.request(op, params, this.timeoutMs))
+      .then((peer) => peer.request(op, params, this.#timeoutMs))
       .then(
         (value) => {
-          if (ref !== null) this.host.deliver({ type: "mediaResult", ref, outcome: { ok: true, value } });
-          if (op === "releaseRoom") this.releaseBridge();
+          if (ref !== null) this.#host.deliver({ type: "mediaResult", ref, outcome: { ok: true, value } });
+          if (op === "releaseRoom") this.#releaseBridge();
         },
         (error: unknown) => {
           const rpc = toRpcError(error);
-          if (ref !== null) this.host.deliver({ type: "mediaResult", ref, outcome: { ok: false, error: rpc } });
-          else this.host.log({ msg: "media command failed", op, code: rpc.code, error: rpc.message });
-          if (op === "releaseRoom") this.releaseBridge();
+          if (ref !== null) this.#host.deliver({ type: "mediaResult", ref, outcome: { ok: false, error: rpc } });
+          else this.#host.log({ msg: "media command failed", op, code: rpc.code, error: rpc.message });
+          if (op === "releaseRoom") this.#releaseBridge();
         },
       );
   }
 
-  summon(user: string): Promise<RpcPeer> {
+  /** What a command waits on; `summonFor` (a user) summons a bridge when none is coming. */
+  #readyPromise(summonFor: string | null): Promise<RpcPeer> | null {
+    const state = this.#state;
+    switch (state.kind) {
+      case "attached":
+        return state.ready;
+      case "syncing":
+      case "summoning":
+        return state.waiter.promise;
+      case "idle":
+      case "waitingForReturn":
+        return summonFor === null ? null : this.#summon(summonFor);
+    }
+  }
+
+  #summon(user: string): Promise<RpcPeer> {
     const waiter = newWaiter();
-    this.waiter = waiter;
-    this.ready = waiter.promise;
+    const lostTimer = this.#state.kind === "waitingForReturn" ? this.#state.lostTimer : null;
     const timer = setTimeout(() => {
-      if (this.waiter === waiter) this.waiter = null;
-      if (this.ready === waiter.promise) this.ready = null;
-      waiter.reject(new RpcRequestError(rpcError(RoomCode.MEDIA_GENERIC, `no media bridge attached within ${this.timeoutMs} ms`)));
-    }, this.timeoutMs);
-    waiter.promise.then(() => clearTimeout(timer), () => clearTimeout(timer));
-    this.host.assign(user).then(
+      this.#summonFailed(waiter, rpcError(RoomCode.MEDIA_GENERIC, `no media bridge attached within ${this.#timeoutMs} ms`));
+    }, this.#timeoutMs);
+    this.#transition({ kind: "summoning", waiter, timer, lostTimer });
+    this.#host.assign(user).then(
       (assignment) => {
-        if (assignment.ok) return; // the bridge's socket arrives through attach()
-        clearTimeout(timer);
-        if (this.waiter === waiter) this.waiter = null;
-        if (this.ready === waiter.promise) this.ready = null;
-        waiter.reject(new RpcRequestError(assignment.error));
+        // Success: the bridge's socket arrives through attach().
+        if (!assignment.ok) this.#summonFailed(waiter, assignment.error);
       },
-      (error: unknown) => {
-        clearTimeout(timer);
-        if (this.ready === waiter.promise) this.ready = null;
-        waiter.reject(asRpcRequestError(error));
-      },
+      (error: unknown) => this.#summonFailed(waiter, asRpcRequestError(error)),
     );
     return waiter.promise;
   }
 
-  releaseBridge(): void {
-    const ws = this.socket;
-    this.gone(ws as WebSocket, true);
-    if (ws) closeQuietly(ws, CloseCode.NORMAL, "room released");
-    this.host.released();
+  /**
+   * The summon behind `waiter` failed: its commands fail, and the link goes back
+   * to where it was, so the next command (or a bridge socket) starts afresh. If a
+   * bridge socket already arrived, the failure no longer matters.
+   */
+  #summonFailed(waiter: Waiter, error: RpcError | RpcRequestError): void {
+    const state = this.#state;
+    if (state.kind !== "summoning" || state.waiter !== waiter) return;
+    this.#transition(state.lostTimer ? { kind: "waitingForReturn", lostTimer: state.lostTimer } : { kind: "idle" });
+    waiter.reject(error instanceof RpcRequestError ? error : new RpcRequestError(error));
   }
 
-  peerFor(ws: WebSocket): RpcPeer {
+  #startLostTimer(): Timer {
+    const timer = setTimeout(() => {
+      const state = this.#state;
+      if (state.kind === "waitingForReturn" && state.lostTimer === timer) this.#transition({ kind: "idle" });
+      else if (state.kind === "summoning" && state.lostTimer === timer) this.#transition({ ...state, lostTimer: null });
+      else return; // a bridge attached meanwhile: `sync` reconciles
+      this.#host.deliver({
+        type: "mediaEvent",
+        event: { event: "mediaLost", error: "The media bridge was lost; publish and subscribe again" },
+      });
+    }, BRIDGE_RETURN_GRACE_MS);
+    return timer;
+  }
+
+  #releaseBridge(): void {
+    const state = this.#state;
+    if (state.kind === "syncing" || state.kind === "attached") {
+      this.gone(state.socket, true);
+      closeQuietly(state.socket, CloseCode.NORMAL, "room released");
+    }
+    this.#host.released();
+  }
+
+  #isSyncing(peer: RpcPeer): boolean {
+    return this.#state.kind === "syncing" && this.#state.peer === peer;
+  }
+
+  /** The one place the state changes: checks the move and stops the timers the new state does not keep. */
+  #transition(next: LinkState): void {
+    const previous = this.#state;
+    if (!ALLOWED[previous.kind].includes(next.kind)) {
+      throw new Error(`media link: no transition from ${previous.kind} to ${next.kind}`);
+    }
+    const kept = timersOf(next);
+    for (const timer of timersOf(previous)) if (!kept.includes(timer)) clearTimeout(timer);
+    this.#state = next;
+  }
+
+  #peerFor(ws: WebSocket): RpcPeer {
     return new RpcPeer(
       { send: (frame) => ws.send(frame) },
-      {
-        timeoutMs: this.timeoutMs,
-        onNotification: (method, params) => this.onEvent(method, params),
-      },
+      { timeoutMs: this.#timeoutMs, onNotification: (method, params) => this.#onEvent(method, params) },
     );
   }
 
-  onEvent(method: string, params: unknown): void {
+  #onEvent(method: string, params: unknown): void {
     if (!Object.hasOwn(mediaEventParams, method)) {
-      this.host.log({ msg: "unknown bridge event", method });
+      this.#host.log({ msg: "unknown bridge event", method });
       return;
     }
     const event = method as MediaEventMethod;
     const parsed = mediaEventParams[event].safeParse(params);
     if (!parsed.success) {
-      this.host.log({ msg: "malformed bridge event", method });
+      this.#host.log({ msg: "malformed bridge event", method });
       return;
     }
-    this.host.deliver({ type: "mediaEvent", event: { event, ...parsed.data } as MediaEvent });
+    this.#host.deliver({ type: "mediaEvent", event: { event, ...parsed.data } as MediaEvent });
+  }
+}
+
+function timersOf(state: LinkState): Timer[] {
+  switch (state.kind) {
+    case "waitingForReturn":
+      return [state.lostTimer];
+    case "summoning":
+      return state.lostTimer ? [state.timer, state.lostTimer] : [state.timer];
+    default:
+      return [];
   }
 }
 
@@ -227,12 +310,14 @@ function newWaiter(): Waiter {
 }
 
 function asRpcRequestError(error: unknown): RpcRequestError {
-  return error instanceof RpcRequestError ? error : new RpcRequestError(rpcError(RoomCode.MEDIA_GENERIC, String(error)));
+  if (error instanceof RpcRequestError) return error;
+  return new RpcRequestError(rpcError(RoomCode.MEDIA_GENERIC, String(error)));
 }
 
 /** What the client sees: the bridge's own error, or a link failure as a media error (301). */
 function toRpcError(error: unknown): RpcError {
   const e = asRpcRequestError(error);
-  const linkFailure = e.code === RoomCode.TRANSPORT || e.code === RoomCode.TRANSPORT_REQUEST || e.code === RoomCode.TRANSPORT_RESPONSE;
+  const linkFailure =
+    e.code === RoomCode.TRANSPORT || e.code === RoomCode.TRANSPORT_REQUEST || e.code === RoomCode.TRANSPORT_RESPONSE;
   return { code: linkFailure ? RoomCode.MEDIA_GENERIC : e.code, message: e.message };
 }
