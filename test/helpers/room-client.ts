@@ -80,7 +80,7 @@ export class RoomTestClient {
   }
 
   /** Waits for the next frame that is a response to nothing (e.g. an error with id null). */
-  async nextFrame(predicate: (frame: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> {
+  async nextFrame(predicate: (frame: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> {
     let seen = 0;
     return this.waitFor(() => {
       for (; seen < this.frames.length; seen++) {
@@ -92,7 +92,7 @@ export class RoomTestClient {
   }
 
   /** Removes and returns the first queued notification of `method`, waiting for it if needed. */
-  async next(method: string, timeoutMs = 5000): Promise<Record<string, unknown>> {
+  async next(method: string, timeoutMs = 20_000): Promise<Record<string, unknown>> {
     return this.waitFor(() => {
       const index = this.notifications.findIndex((n) => n.method === method);
       if (index < 0) return undefined;
@@ -135,7 +135,7 @@ export class RoomTestClient {
   }
 
   /** Waits for the close, failing after `timeoutMs`. */
-  closedWithin(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+  closedWithin(timeoutMs = 20_000): Promise<{ code: number; reason: string }> {
     return this.waitFor(() => this.closeEvent ?? undefined, timeoutMs, "the socket to close");
   }
 

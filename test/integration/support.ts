@@ -73,7 +73,7 @@ export class WorkerUnderTest {
    * updated in the background (waitUntil) after the join/leave reply, so a
    * read right after a reply may be one step behind.
    */
-  async waitForRooms(predicate: (rooms: string[]) => boolean, timeoutMs = 5000): Promise<string[]> {
+  async waitForRooms(predicate: (rooms: string[]) => boolean, timeoutMs = 20_000): Promise<string[]> {
     const deadline = Date.now() + timeoutMs;
     let rooms = await this.rooms();
     while (!predicate(rooms)) {
