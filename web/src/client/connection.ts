@@ -8,10 +8,12 @@
  * (it knows the session id and whether a close was expected).
  */
 import type { z } from "zod";
+import { CloseCode } from "../../../protocol/close-codes.ts";
 import { RoomCode, rpcError } from "../../../protocol/errors.ts";
 import { describeIssues } from "../../../protocol/jsonrpc.ts";
 import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, results, type requestParams, type RoomMethod, type RoomResult } from "../../../protocol/room.ts";
 import { RpcPeer, RpcRequestError } from "../../../protocol/rpc-peer.ts";
+import { RoomClientError } from "./errors.ts";
 
 /**
  * What the library needs from a WebSocket: the browser's `WebSocket`, Node's
@@ -31,6 +33,9 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 const OPEN = 1;
+
+/** RFC 6455's code for a connection that ended without a close frame (reported locally, never sent). */
+const ABNORMAL_CLOSURE = 1006;
 
 export type RequestInput<M extends RoomMethod> = z.input<(typeof requestParams)[M]>;
 
@@ -62,8 +67,9 @@ export function resolveWebSocket(given: WebSocketConstructor | undefined): WebSo
   if (given) return given;
   const global = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (typeof global === "function") return global;
-  throw new RpcRequestError(
-    rpcError(RoomCode.TRANSPORT, "No WebSocket implementation: pass one as the `WebSocket` option (e.g. the `ws` package in Node)"),
+  throw new RoomClientError(
+    "unsupported",
+    "No WebSocket implementation: pass one as the `WebSocket` option (e.g. the `ws` package in Node)",
   );
 }
 
@@ -160,7 +166,7 @@ export class Connection {
   }
 
   /** Closes the current socket on purpose: no `onLost`, pending requests fail. */
-  close(code = 1000, reason = "closed by the client"): void {
+  close(code: number = CloseCode.NORMAL, reason = "closed by the client"): void {
     const socket = this.#socket;
     this.#socket = null;
     this.#stopHeartbeat();
@@ -177,12 +183,12 @@ export class Connection {
   /**
    * Gives up on the current socket as if the network dropped it (used when
    * the heartbeat goes unanswered): `onLost` fires now, not after the
-   * browser's close handshake times out.
+   * browser's close handshake times out. Reported as LINK_DROPPED: this end dropped the link to dial again.
    */
   drop(reason: string): void {
     const socket = this.#socket;
     if (!socket) return;
-    this.#lost(socket, { code: 4000, reason });
+    this.#lost(socket, { code: CloseCode.LINK_DROPPED, reason });
   }
 
   #wire(socket: WebSocketLike): void {
@@ -202,7 +208,7 @@ export class Connection {
     socket.onclose = (event: unknown) => {
       const code = field(event, "code");
       const reason = field(event, "reason");
-      this.#lost(socket, { code: typeof code === "number" ? code : 1006, reason: typeof reason === "string" ? reason : "" });
+      this.#lost(socket, { code: typeof code === "number" ? code : ABNORMAL_CLOSURE, reason: typeof reason === "string" ? reason : "" });
     };
     // An error is followed by a close; the close is what counts.
     socket.onerror = () => undefined;

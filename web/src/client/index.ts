@@ -10,7 +10,14 @@
  *   camera.init();
  */
 export { KurentoRoom, DEFAULT_RECONNECT, defaultRoomUri, roomSocketUrl, type KurentoRoomOptions } from "./kurento-room.ts";
-export { Room, type RoomConnectedEvent, type RoomEvents, type RoomOptions, type ReconnectOptions } from "./room.ts";
+export {
+  Room,
+  type MediaErrorEvent,
+  type RoomConnectedEvent,
+  type RoomEvents,
+  type RoomOptions,
+  type ReconnectOptions,
+} from "./room.ts";
 export { Participant } from "./participant.ts";
 export { Stream, DEFAULT_STREAM_ID, type StreamEvents, type StreamOptions, type StreamStatus } from "./stream.ts";
 export { Emitter, type Listener, type NextOptions } from "./emitter.ts";
@@ -18,5 +25,8 @@ export { canTransition, CONNECTION_STATES, type CloseReason, type ConnectionStat
 export { getAllRooms, getClientConfig, httpBase, type ClientConfig } from "./rest.ts";
 export { clientConfigResponse as clientConfigSchema } from "../../../protocol/rest.ts";
 export type { WebSocketConstructor, WebSocketLike } from "./connection.ts";
+/** A server's error answer, or a transport failure (protocol codes). */
 export { RpcRequestError } from "../../../protocol/rpc-peer.ts";
+/** A call the library refused on its own (a `reason`, no protocol code). */
+export { RoomClientError, type RoomClientErrorReason } from "./errors.ts";
 export { INVALID_SESSION_CODE, JsonRpcCode, RoomCode } from "../../../protocol/errors.ts";

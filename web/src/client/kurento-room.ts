@@ -4,9 +4,8 @@
  * offers the original convenience calls (close, disconnectParticipant,
  * sendMessage, sendCustomRequest, setRpcParams). Promises replace callbacks.
  */
-import { RoomCode, rpcError } from "../../../protocol/errors.ts";
-import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import { resolveWebSocket, type WebSocketConstructor } from "./connection.ts";
+import { RoomClientError } from "./errors.ts";
 import { Room, type ReconnectOptions, type RoomOptions } from "./room.ts";
 import type { Stream, StreamOptions } from "./stream.ts";
 
@@ -57,8 +56,8 @@ export function defaultRoomUri(): string {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/room`;
 }
 
-function noRoom(): RpcRequestError {
-  return new RpcRequestError(rpcError(RoomCode.USER_NOT_FOUND, "No room: create one with Room(options) first"));
+function noRoom(): RoomClientError {
+  return new RoomClientError("no-room", "No room: create one with Room(options) first");
 }
 
 export class KurentoRoom {

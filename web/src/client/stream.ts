@@ -1,18 +1,26 @@
 /**
  * A media stream in the room: the local camera and microphone (published with
  * `publish()`), or a remote participant's published stream (received with
- * `subscribe()`). Each negotiation is one RTCPeerConnection with trickle ICE
- * both ways: local candidates go out once the offer has been sent, remote
- * candidates wait until the answer is applied.
+ * `subscribe()`). This file holds what the application calls and the
+ * stream's state; each negotiation is a PeerSession (negotiation.ts), the
+ * DOM is the StreamRenderer's (rendering.ts), the DataChannel the
+ * DataChannelLink's (data-channel.ts).
+ *
+ * Over 400 lines for a reason: Stream is the original KurentoRoom.js object,
+ * and its ~40 public methods (most a line or two) stay on it.
  */
-import { RoomCode, rpcError } from "../../../protocol/errors.ts";
-import type { RoomMethod, RoomResult } from "../../../protocol/room.ts";
+import { RoomCode } from "../../../protocol/errors.ts";
+import { streamIdOf, WEBCAM_STREAM, type RoomMethod, type RoomResult } from "../../../protocol/room.ts";
 import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import type { RequestInput } from "./connection.ts";
+import { DataChannelLink } from "./data-channel.ts";
 import { Emitter } from "./emitter.ts";
+import { cancelled, RoomClientError } from "./errors.ts";
+import { PeerSession } from "./negotiation.ts";
 import type { Participant } from "./participant.ts";
+import { StreamRenderer } from "./rendering.ts";
 
-export const DEFAULT_STREAM_ID = "webcam";
+export const DEFAULT_STREAM_ID = WEBCAM_STREAM;
 
 export interface StreamOptions {
   /** Stream id (default `webcam`, the only one the server accepts for publishing). */
@@ -54,17 +62,8 @@ export interface StreamHost {
   iceFailed(stream: Stream): void;
 }
 
-function cancelled(what: string): RpcRequestError {
-  return new RpcRequestError(rpcError(RoomCode.GENERIC, `${what} was cancelled: the stream was released meanwhile`));
-}
-
-function usageError(message: string): RpcRequestError {
-  return new RpcRequestError(rpcError(RoomCode.USER_GENERIC, message));
-}
-
-interface VideoBinding {
-  readonly video: HTMLVideoElement;
-  readonly thumbnailId: string | undefined;
+function wrongKind(message: string): RoomClientError {
+  return new RoomClientError("wrong-stream-kind", message);
 }
 
 export class Stream extends Emitter<StreamEvents> {
@@ -73,24 +72,17 @@ export class Stream extends Emitter<StreamEvents> {
   readonly #host: StreamHost;
   readonly #participant: Participant;
   readonly #id: string;
+  readonly #renderer: StreamRenderer;
+  readonly #channel = new DataChannelLink();
   #status: StreamStatus = "idle";
   /** What the application asked for (publish/subscribe), kept across reconnections. */
   #wanted = false;
   #userMedia: MediaStream | null = null;
   #remoteMedia: MediaStream | null = null;
-  #pc: RTCPeerConnection | null = null;
-  #channel: RTCDataChannel | null = null;
-  #generation = 0;
-  #signalled = false;
-  #localCandidates: RTCIceCandidateInit[] = [];
-  #lastLocalCandidate: RTCIceCandidateInit | null = null;
-  #remoteDescriptionSet = false;
-  #remoteCandidates: RTCIceCandidateInit[] = [];
+  #session: PeerSession | null = null;
   #showMyRemote = false;
   #mirrored = false;
   #disposed = false;
-  readonly #videos: VideoBinding[] = [];
-  readonly #elements: HTMLElement[] = [];
 
   constructor(host: StreamHost, participant: Participant, local: boolean, options: StreamOptions = {}) {
     super();
@@ -100,6 +92,7 @@ export class Stream extends Emitter<StreamEvents> {
     this.options = options;
     this.#id = options.id ?? DEFAULT_STREAM_ID;
     if (options.mediaStream) this.#userMedia = options.mediaStream;
+    this.#renderer = new StreamRenderer(this);
   }
 
   // ── identity ──────────────────────────────────────────────────────────────
@@ -109,7 +102,7 @@ export class Stream extends Emitter<StreamEvents> {
 
   /** `<user>_<id>`, e.g. `alice_webcam`: the stream's name in the protocol. */
   getGlobalID(): string {
-    return `${this.#participant.getID()}_${this.#id}`;
+    return streamIdOf(this.#participant.getID(), this.#id);
   }
 
   getParticipant(): Participant {
@@ -129,13 +122,17 @@ export class Stream extends Emitter<StreamEvents> {
     return this.#wanted;
   }
 
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
   // ── media access ──────────────────────────────────────────────────────────
   /**
    * Asks for the camera and microphone; emits `access-accepted` or
    * `access-denied` (and resolves / rejects the same way).
    */
   async init(): Promise<MediaStream> {
-    if (!this.local) throw usageError("init() is for local streams");
+    if (!this.local) throw wrongKind("init() is for local streams");
     const promise = this.#acquire();
     promise.catch(() => undefined); // The event reports it; an ignored promise is not an unhandled rejection.
     return promise;
@@ -146,7 +143,10 @@ export class Stream extends Emitter<StreamEvents> {
       let media = this.#userMedia;
       if (!media) {
         const devices = (globalThis as { navigator?: { mediaDevices?: MediaDevices } }).navigator?.mediaDevices;
-        if (!devices?.getUserMedia) throw new Error("getUserMedia is not available here (not a browser, or not a secure context)");
+        if (!devices?.getUserMedia) {
+          const why = "getUserMedia is not available here (not a browser, or not a secure context)";
+          throw new RoomClientError("unsupported", why);
+        }
         media = await devices.getUserMedia({
           audio: this.options.audio ?? true,
           video: this.options.video ?? { width: { ideal: 640 }, frameRate: { ideal: 15 } },
@@ -158,7 +158,7 @@ export class Stream extends Emitter<StreamEvents> {
         this.#userMedia = media;
       }
       this.emit("access-accepted", { stream: this, mediaStream: media });
-      this.#refreshVideos();
+      this.#renderer.refresh();
       return media;
     } catch (error) {
       const failure = error instanceof Error ? error : new Error(String(error));
@@ -182,7 +182,7 @@ export class Stream extends Emitter<StreamEvents> {
     this.#showMyRemote = true;
     this.#mirrored = true;
     if (media) this.#userMedia = media;
-    this.#refreshVideos();
+    this.#renderer.refresh();
   }
 
   isLocalMirrored(): boolean {
@@ -211,7 +211,7 @@ export class Stream extends Emitter<StreamEvents> {
 
   /** The current peer connection (the original `getWebRtcPeer()`). */
   getWebRtcPeer(): RTCPeerConnection | null {
-    return this.#pc;
+    return this.#session?.pc ?? null;
   }
 
   // ── mute ──────────────────────────────────────────────────────────────────
@@ -232,13 +232,11 @@ export class Stream extends Emitter<StreamEvents> {
   }
 
   isAudioMuted(): boolean {
-    const tracks = this.#userMedia?.getAudioTracks() ?? [];
-    return tracks.length > 0 && tracks.every((t) => !t.enabled);
+    return allDisabled(this.#userMedia?.getAudioTracks() ?? []);
   }
 
   isVideoMuted(): boolean {
-    const tracks = this.#userMedia?.getVideoTracks() ?? [];
-    return tracks.length > 0 && tracks.every((t) => !t.enabled);
+    return allDisabled(this.#userMedia?.getVideoTracks() ?? []);
   }
 
   /** The original demo's property spelling. */
@@ -261,55 +259,55 @@ export class Stream extends Emitter<StreamEvents> {
   // ── publish / subscribe ───────────────────────────────────────────────────
   /** Publishes the local media (call `init()` first). Resolves once the server's answer is applied. */
   async publish(): Promise<void> {
-    if (!this.local) throw usageError("publish() is for the local stream; use subscribe() for remote ones");
-    if (this.#mirrored) throw usageError("a mirror stream cannot be published");
-    if (!this.#userMedia) throw usageError("call init() before publish()");
-    if (this.#status !== "idle") throw usageError(`stream ${this.getGlobalID()} is already ${this.#status === "live" ? "published" : "being published"}`);
+    if (!this.local) throw wrongKind("publish() is for the local stream; use subscribe() for remote ones");
+    this.#checkUsable("publish()");
+    if (this.#mirrored) throw new RoomClientError("mirror-stream", "a mirror stream cannot be published");
+    if (!this.#userMedia) throw new RoomClientError("not-initialized", "call init() before publish()");
+    if (this.#status !== "idle") {
+      const state = this.#status === "live" ? "published" : "being published";
+      throw new RoomClientError("already-active", `stream ${this.getGlobalID()} is already ${state}`);
+    }
     this.#wanted = true;
     await this.negotiate();
   }
 
   /** Receives this remote stream. Resolves once the server's answer is applied. */
   async subscribe(): Promise<void> {
-    if (this.local) throw usageError("subscribe() is for remote streams");
-    if (this.#status !== "idle") throw usageError(`already ${this.#status === "live" ? "subscribed to" : "subscribing to"} ${this.getGlobalID()}`);
+    if (this.local) throw wrongKind("subscribe() is for remote streams");
+    this.#checkUsable("subscribe()");
+    if (this.#status !== "idle") {
+      const state = this.#status === "live" ? "subscribed to" : "subscribing to";
+      throw new RoomClientError("already-active", `already ${state} ${this.getGlobalID()}`);
+    }
     this.#wanted = true;
     await this.negotiate();
   }
 
   /** Stops publishing; the camera stays on (publish again at will). */
   async unpublish(): Promise<void> {
-    if (!this.local) throw usageError("unpublish() is for the local stream");
-    this.#wanted = false;
-    const wasActive = this.#status !== "idle";
-    this.#closePeer();
-    if (wasActive) {
-      try {
-        await this.#host.request("unpublishVideo", {});
-      } catch (error) {
-        // 105: the server already dropped it (media lost); nothing left to undo.
-        if (!(error instanceof RpcRequestError && error.code === RoomCode.USER_NOT_STREAMING)) throw error;
-      } finally {
-        this.#host.released(this);
-      }
-    }
+    if (!this.local) throw wrongKind("unpublish() is for the local stream");
+    // 105: the server already dropped it (media lost); nothing left to undo.
+    await this.#stop(() => this.#host.request("unpublishVideo", {}), RoomCode.USER_NOT_STREAMING);
   }
 
   /** Stops receiving this remote stream; its video elements stay (empty) until disposed. */
   async unsubscribe(): Promise<void> {
-    if (this.local) throw usageError("unsubscribe() is for remote streams");
+    if (this.local) throw wrongKind("unsubscribe() is for remote streams");
+    // 101: not receiving (already gone on the server).
+    await this.#stop(() => this.#host.request("unsubscribeFromVideo", { sender: this.getGlobalID() }), RoomCode.USER_GENERIC);
+  }
+
+  async #stop(release: () => Promise<unknown>, alreadyGone: number): Promise<void> {
     this.#wanted = false;
     const wasActive = this.#status !== "idle";
     this.#closePeer();
-    if (wasActive) {
-      try {
-        await this.#host.request("unsubscribeFromVideo", { sender: this.getGlobalID() });
-      } catch (error) {
-        // 101: not receiving (already gone on the server).
-        if (!(error instanceof RpcRequestError && error.code === RoomCode.USER_GENERIC)) throw error;
-      } finally {
-        this.#host.released(this);
-      }
+    if (!wasActive) return;
+    try {
+      await release();
+    } catch (error) {
+      if (!(error instanceof RpcRequestError && error.code === alreadyGone)) throw error;
+    } finally {
+      this.#host.released(this);
     }
   }
 
@@ -318,77 +316,57 @@ export class Stream extends Emitter<StreamEvents> {
    * subscribe, and by the room to recover media after a loss.
    */
   async negotiate(): Promise<void> {
+    this.#checkUsable("negotiate()");
     const Peer = (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
-    if (!Peer) throw usageError("WebRTC (RTCPeerConnection) is not available here");
+    if (!Peer) throw new RoomClientError("unsupported", "WebRTC (RTCPeerConnection) is not available here");
+    const sendMedia = this.local ? this.#userMedia : null;
+    if (this.local && !sendMedia) throw new RoomClientError("not-initialized", "no local media");
     this.#closePeer();
-    const generation = ++this.#generation;
-    const current = (): boolean => generation === this.#generation && !this.#disposed;
-    const pc = new Peer(this.#host.rtcConfiguration);
-    this.#pc = pc;
-    this.#status = "negotiating";
-    const endpointName = this.local ? this.#host.localUser() : this.#participant.getID();
-
-    pc.onicecandidate = (event) => {
-      if (!current() || !event.candidate || !event.candidate.candidate) return;
-      const candidate = event.candidate.toJSON();
-      this.#lastLocalCandidate = candidate;
-      if (this.#signalled) this.#host.sendIceCandidate(endpointName, candidate);
-      else this.#localCandidates.push(candidate);
-    };
-    pc.oniceconnectionstatechange = () => {
-      if (!current()) return;
-      const state = pc.iceConnectionState;
-      this.emit("ice-state-changed", { stream: this, state });
-      if (state === "failed" && this.#status === "live") this.#host.iceFailed(this);
-    };
-    pc.ontrack = (event) => {
-      if (!current()) return;
-      const media = this.#remoteMedia ?? new MediaStream();
-      if (!media.getTracks().includes(event.track)) media.addTrack(event.track);
-      this.#remoteMedia = media;
-      this.emit("media-changed", { stream: this, mediaStream: this.getDisplayedMediaStream() });
-      this.#refreshVideos();
-    };
-
-    if (this.local) {
-      const media = this.#userMedia;
-      if (!media) throw usageError("no local media");
-      const direction: RTCRtpTransceiverDirection = this.#showMyRemote ? "sendrecv" : "sendonly";
-      for (const track of media.getTracks()) pc.addTransceiver(track, { direction, streams: [media] });
-      if (this.options.data) this.#openChannel(pc.createDataChannel(this.getGlobalID()));
-    } else {
-      if (this.options.recvAudio ?? true) pc.addTransceiver("audio", { direction: "recvonly" });
-      if (this.options.recvVideo ?? true) pc.addTransceiver("video", { direction: "recvonly" });
-    }
-
-    const what = this.local ? "publishing" : `subscribing to ${this.getGlobalID()}`;
-    try {
-      const offer = await pc.createOffer();
-      await pc.setLocalDescription(offer);
-      if (!current()) throw cancelled(what);
-      const sdpOffer = offer.sdp ?? "";
-      const answered = this.local
-        ? this.#host.request("publishVideo", { sdpOffer, doLoopback: this.#showMyRemote })
-        : this.#host.request("receiveVideoFrom", { sender: this.getGlobalID(), sdpOffer });
-      // The request is on the wire: candidates may follow it now (same socket, in order).
-      this.#signalled = true;
-      for (const candidate of this.#localCandidates.splice(0)) this.#host.sendIceCandidate(endpointName, candidate);
-      const { sdpAnswer } = await answered;
-      if (!current()) {
-        // Unpublished / unsubscribed while the server was working: undo what it built.
+    const host = this.#host;
+    const endpointName = this.local ? host.localUser() : this.#participant.getID();
+    const session: PeerSession = new PeerSession(Peer, {
+      rtcConfiguration: host.rtcConfiguration,
+      streamId: this.getGlobalID(),
+      what: this.local ? "publishing" : `subscribing to ${this.getGlobalID()}`,
+      sendMedia,
+      loopback: this.#showMyRemote,
+      recvAudio: this.options.recvAudio ?? true,
+      recvVideo: this.options.recvVideo ?? true,
+      dataChannelLabel: this.local && this.options.data ? this.getGlobalID() : null,
+      offer: (sdpOffer) =>
+        this.local
+          ? host.request("publishVideo", { sdpOffer, doLoopback: this.#showMyRemote })
+          : host.request("receiveVideoFrom", { sender: this.getGlobalID(), sdpOffer }),
+      sendCandidate: (candidate) => host.sendIceCandidate(endpointName, candidate),
+      // Unpublished / unsubscribed while the server was working: undo what it built.
+      staleAnswer: () => {
         if (!this.#wanted && !this.#disposed) this.#releaseOnServer();
-        throw cancelled(what);
-      }
-      await pc.setRemoteDescription({ type: "answer", sdp: sdpAnswer });
-      if (!current()) throw cancelled(what);
-      this.#remoteDescriptionSet = true;
-      for (const candidate of this.#remoteCandidates.splice(0)) await this.#addRemote(pc, candidate);
+      },
+      onTrack: (track) => this.#addRemoteTrack(track),
+      onIceState: (state) => {
+        this.emit("ice-state-changed", { stream: this, state });
+        if (state === "failed" && this.#status === "live" && this.#session === session) host.iceFailed(this);
+      },
+      onDataChannel: (channel) => this.#channel.attach(channel, (data) => this.emit("data", { stream: this, data })),
+    });
+    this.#session = session;
+    this.#status = "negotiating";
+    try {
+      await session.run();
       this.#status = "live";
-      this.#host.negotiated(this);
+      host.negotiated(this);
     } catch (error) {
-      if (current()) this.#closePeer();
+      if (this.#session === session) this.#closePeer();
       throw error;
     }
+  }
+
+  #addRemoteTrack(track: MediaStreamTrack): void {
+    const media = this.#remoteMedia ?? new MediaStream();
+    if (!media.getTracks().includes(track)) media.addTrack(track);
+    this.#remoteMedia = media;
+    this.emit("media-changed", { stream: this, mediaStream: this.getDisplayedMediaStream() });
+    this.#renderer.refresh();
   }
 
   #releaseOnServer(): void {
@@ -400,67 +378,30 @@ export class Stream extends Emitter<StreamEvents> {
 
   /** A candidate the server gathered for this stream's endpoint. */
   addRemoteCandidate(candidate: RTCIceCandidateInit): void {
-    const pc = this.#pc;
-    if (!pc) return;
-    if (!this.#remoteDescriptionSet) {
-      this.#remoteCandidates.push(candidate);
-      return;
-    }
-    void this.#addRemote(pc, candidate);
+    this.#session?.addRemoteCandidate(candidate);
   }
 
-  async #addRemote(pc: RTCPeerConnection, candidate: RTCIceCandidateInit): Promise<void> {
-    try {
-      await pc.addIceCandidate(candidate);
-    } catch (error) {
-      console.warn(`kurento-room: ${this.getGlobalID()}: ICE candidate refused`, error);
-    }
-  }
-
-  /** The last local candidate gathered (the room uses it to ask whether the server still has the endpoint). */
-  get lastLocalCandidate(): RTCIceCandidateInit | null {
-    return this.#lastLocalCandidate;
+  #checkUsable(call: string): void {
+    if (this.#disposed) throw new RoomClientError("disposed", `${call}: stream ${this.getGlobalID()} was disposed`);
   }
 
   // ── data channel ──────────────────────────────────────────────────────────
-  #openChannel(channel: RTCDataChannel): void {
-    this.#channel = channel;
-    channel.onmessage = (event: MessageEvent) => {
-      const data: unknown = event.data;
-      if (typeof data === "string" || data instanceof ArrayBuffer) this.emit("data", { stream: this, data });
-    };
-  }
-
   /** Sends on the published stream's DataChannel (needs `data: true` and an open channel). */
   sendData(data: string | ArrayBuffer): void {
-    const channel = this.#channel;
-    if (!this.local || !this.options.data) throw usageError("sendData() needs a local stream created with data: true");
-    if (!channel || channel.readyState !== "open") {
-      throw usageError(`the data channel of ${this.getGlobalID()} is not open${channel ? ` (${channel.readyState})` : ""}`);
+    if (!this.local || !this.options.data) {
+      throw new RoomClientError("data-channel", "sendData() needs a local stream created with data: true");
     }
-    if (typeof data === "string") channel.send(data);
-    else channel.send(data);
+    this.#channel.send(data, this.getGlobalID());
   }
 
-  // ── playback ──────────────────────────────────────────────────────────────
+  // ── playback (rendering.ts) ───────────────────────────────────────────────
   /**
    * Appends a `<video>` (autoplay, no controls, muted for local streams) to
    * `parentElement` (an element or its id). The element with id
    * `thumbnailId`, if given, is shown once there is media to play.
    */
   playOnlyVideo(parentElement: string | HTMLElement, thumbnailId?: string, options: { id?: string } = {}): HTMLVideoElement {
-    const parent = typeof parentElement === "string" ? document.getElementById(parentElement) : parentElement;
-    if (!parent) throw usageError(`no element '${String(parentElement)}' to play ${this.getGlobalID()} in`);
-    const video = document.createElement("video");
-    video.id = options.id ?? `video-${this.getGlobalID()}`;
-    video.autoplay = true;
-    video.playsInline = true;
-    video.controls = false;
-    video.muted = this.local;
-    this.#videos.push({ video, thumbnailId });
-    parent.appendChild(video);
-    this.#bind({ video, thumbnailId });
-    return video;
+    return this.#renderer.playOnlyVideo(parentElement, thumbnailId, options);
   }
 
   /**
@@ -469,74 +410,26 @@ export class Stream extends Emitter<StreamEvents> {
    * video in it.
    */
   playThumbnail(thumbnailId: string): HTMLElement {
-    const host = document.getElementById(thumbnailId);
-    if (!host) throw usageError(`no element '${thumbnailId}' for the thumbnail of ${this.getGlobalID()}`);
-    const container = document.createElement("div");
-    container.className = "participant";
-    container.id = this.getGlobalID();
-    const name = document.createElement("div");
-    name.className = "name";
-    name.id = `name-${this.getGlobalID()}`;
-    name.textContent = this.getGlobalID();
-    container.appendChild(name);
-    host.appendChild(container);
-    this.#elements.push(container);
-    this.playOnlyVideo(container, thumbnailId);
-    return container;
+    return this.#renderer.playThumbnail(thumbnailId);
   }
 
   /** Stops showing the stream in `video` and removes the element. */
   stopPlaying(video: HTMLVideoElement): void {
-    const index = this.#videos.findIndex((b) => b.video === video);
-    if (index >= 0) this.#videos.splice(index, 1);
-    video.srcObject = null;
-    video.remove();
-  }
-
-  #refreshVideos(): void {
-    for (const binding of this.#videos) this.#bind(binding);
-  }
-
-  #bind(binding: VideoBinding): void {
-    const media = this.getDisplayedMediaStream();
-    const { video, thumbnailId } = binding;
-    if (video.srcObject !== media) video.srcObject = media;
-    if (!media) return;
-    if (thumbnailId) {
-      const thumb = document.getElementById(thumbnailId);
-      if (thumb) thumb.style.removeProperty("display");
-    }
-    // Autoplay with sound needs a user gesture; fall back to muted playback rather than none.
-    video.play().catch((error: unknown) => {
-      if (error instanceof DOMException && error.name === "NotAllowedError" && !video.muted) {
-        video.muted = true;
-        void video.play().catch(() => undefined);
-      }
-    });
+    this.#renderer.stopPlaying(video);
   }
 
   // ── teardown ──────────────────────────────────────────────────────────────
   #closePeer(): void {
-    this.#generation++;
-    const pc = this.#pc;
-    this.#pc = null;
-    this.#channel = null;
+    const session = this.#session;
+    this.#session = null;
+    this.#channel.detach();
     this.#status = "idle";
-    this.#signalled = false;
-    this.#localCandidates = [];
-    this.#remoteCandidates = [];
-    this.#remoteDescriptionSet = false;
-    if (pc) {
-      pc.onicecandidate = null;
-      pc.ontrack = null;
-      pc.oniceconnectionstatechange = null;
-      pc.close();
-    }
+    session?.close();
     if (this.#remoteMedia) {
       for (const track of this.#remoteMedia.getTracks()) track.stop();
       this.#remoteMedia = null;
       this.emit("media-changed", { stream: this, mediaStream: this.getDisplayedMediaStream() });
-      this.#refreshVideos();
+      this.#renderer.refresh();
     }
   }
 
@@ -553,17 +446,13 @@ export class Stream extends Emitter<StreamEvents> {
     this.#disposed = true;
     this.#wanted = false;
     this.#closePeer();
-    for (const { video } of this.#videos.splice(0)) {
-      video.srcObject = null;
-      video.remove();
-    }
-    for (const element of this.#elements.splice(0)) element.remove();
+    this.#renderer.clear();
     if (this.local && !this.#mirrored && !options.keepLocalMedia) {
       for (const track of this.#userMedia?.getTracks() ?? []) track.stop();
     }
   }
+}
 
-  get disposed(): boolean {
-    return this.#disposed;
-  }
+function allDisabled(tracks: readonly MediaStreamTrack[]): boolean {
+  return tracks.length > 0 && tracks.every((t) => !t.enabled);
 }

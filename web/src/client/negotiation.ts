@@ -1,0 +1,132 @@
+/**
+ * One WebRTC negotiation with the server: a fresh RTCPeerConnection, the SDP
+ * offer sent as `publishVideo` / `receiveVideoFrom`, the answer applied, and
+ * trickle ICE both ways (local candidates go out once the offer is on the
+ * wire; the server's wait until the answer is applied). Closing the session
+ * makes everything it still had in flight moot (`cancelled`).
+ */
+import { cancelled } from "./errors.ts";
+
+export interface NegotiationSpec {
+  readonly rtcConfiguration: RTCConfiguration;
+  /** The stream's id (`alice_webcam`), for messages. */
+  readonly streamId: string;
+  /** What is being negotiated, for messages: `publishing`, `subscribing to bob_webcam`. */
+  readonly what: string;
+  /** Local media to send (publishing), or null (receiving). */
+  readonly sendMedia: MediaStream | null;
+  /** Publishing: also receive (the server's loopback). */
+  readonly loopback: boolean;
+  /** Receiving: which kinds. */
+  readonly recvAudio: boolean;
+  readonly recvVideo: boolean;
+  /** Publishing: a DataChannel with this label, or null. */
+  readonly dataChannelLabel: string | null;
+  /** Sends the offer (`publishVideo` / `receiveVideoFrom`); resolves with the server's answer. */
+  offer(sdpOffer: string): Promise<{ sdpAnswer: string }>;
+  sendCandidate(candidate: RTCIceCandidateInit): void;
+  /** The answer came after the session was closed: undo what the server built, if nobody wants it. */
+  staleAnswer(): void;
+  onTrack(track: MediaStreamTrack): void;
+  onIceState(state: RTCIceConnectionState): void;
+  onDataChannel(channel: RTCDataChannel): void;
+}
+
+export class PeerSession {
+  readonly pc: RTCPeerConnection;
+  readonly #spec: NegotiationSpec;
+  #closed = false;
+  /** The offer is on the wire: local candidates may follow it. */
+  #signalled = false;
+  #localCandidates: RTCIceCandidateInit[] = [];
+  #remoteDescriptionSet = false;
+  #remoteCandidates: RTCIceCandidateInit[] = [];
+
+  constructor(Peer: typeof RTCPeerConnection, spec: NegotiationSpec) {
+    this.#spec = spec;
+    const pc = new Peer(spec.rtcConfiguration);
+    this.pc = pc;
+    pc.onicecandidate = (event) => {
+      if (this.#closed || !event.candidate || !event.candidate.candidate) return;
+      const candidate = event.candidate.toJSON();
+      if (this.#signalled) spec.sendCandidate(candidate);
+      else this.#localCandidates.push(candidate);
+    };
+    pc.oniceconnectionstatechange = () => {
+      if (!this.#closed) spec.onIceState(pc.iceConnectionState);
+    };
+    pc.ontrack = (event) => {
+      if (!this.#closed) spec.onTrack(event.track);
+    };
+    const media = spec.sendMedia;
+    if (media) {
+      const direction: RTCRtpTransceiverDirection = spec.loopback ? "sendrecv" : "sendonly";
+      for (const track of media.getTracks()) pc.addTransceiver(track, { direction, streams: [media] });
+      if (spec.dataChannelLabel !== null) spec.onDataChannel(pc.createDataChannel(spec.dataChannelLabel));
+    } else {
+      if (spec.recvAudio) pc.addTransceiver("audio", { direction: "recvonly" });
+      if (spec.recvVideo) pc.addTransceiver("video", { direction: "recvonly" });
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Offer, answer, queued candidates; rejects with `cancelled` when the session is closed meanwhile. */
+  async run(): Promise<void> {
+    const { pc } = this;
+    const spec = this.#spec;
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.#check();
+    const answered = spec.offer(offer.sdp ?? "");
+    // The request is on the wire: candidates may follow it now (same socket, in order).
+    this.#signalled = true;
+    for (const candidate of this.#localCandidates.splice(0)) spec.sendCandidate(candidate);
+    const { sdpAnswer } = await answered;
+    if (this.#closed) {
+      spec.staleAnswer();
+      throw cancelled(spec.what);
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp: sdpAnswer });
+    this.#check();
+    this.#remoteDescriptionSet = true;
+    for (const candidate of this.#remoteCandidates.splice(0)) await this.#addRemote(candidate);
+    this.#check();
+  }
+
+  /** A candidate the server gathered for this endpoint. */
+  addRemoteCandidate(candidate: RTCIceCandidateInit): void {
+    if (this.#closed) return;
+    if (!this.#remoteDescriptionSet) {
+      this.#remoteCandidates.push(candidate);
+      return;
+    }
+    void this.#addRemote(candidate);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#localCandidates = [];
+    this.#remoteCandidates = [];
+    const { pc } = this;
+    pc.onicecandidate = null;
+    pc.ontrack = null;
+    pc.oniceconnectionstatechange = null;
+    pc.close();
+  }
+
+  #check(): void {
+    if (this.#closed) throw cancelled(this.#spec.what);
+  }
+
+  async #addRemote(candidate: RTCIceCandidateInit): Promise<void> {
+    try {
+      await this.pc.addIceCandidate(candidate);
+    } catch (error) {
+      console.warn(`kurento-room: ${this.#spec.streamId}: ICE candidate refused`, error);
+    }
+  }
+}
