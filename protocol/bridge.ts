@@ -6,7 +6,7 @@
  *
  * The room core emits exactly these commands through its `MediaPort`.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { name, iceCandidateParams } from "./room.ts";
 
 const sdp = z.string().min(1).max(256 * 1024);

@@ -3,7 +3,7 @@
  * (clients ⇄ room, room ⇄ bridge). Decoding never throws: a bad frame becomes
  * a value describing the error to send back, so a socket stays usable.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { JsonRpcCode, rpcError, type RpcError } from "./errors.ts";
 
 /** Frames larger than this are refused before parsing (an SDP offer is ~5–20 kB). */

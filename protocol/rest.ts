@@ -2,7 +2,7 @@
  * The worker's REST API: the shape of every answer, so the worker can
  * `satisfies` what it sends and clients can validate what they get.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** `GET /getAllRooms`: the names of the open rooms. */
 export const roomListResponse = z.array(z.string());

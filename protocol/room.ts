@@ -6,7 +6,7 @@
  * merges application fields (a `token`, say) into every request, so unknown
  * keys are dropped, never rejected. Missing or ill-typed fields are errors.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 export const MAX_NAME_LENGTH = 128;
 export const MAX_MESSAGE_LENGTH = 64 * 1024;

@@ -3,7 +3,7 @@
  * Every option is a wrangler var or secret; README.md lists them with the
  * key of the original `kurento-room-demo.conf.json` each replaces.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { RoomConfig } from "./core/hooks.ts";
 import type { BridgePool } from "./do/bridge-pool.ts";
 import type { RoomDirectory } from "./do/room-directory.ts";

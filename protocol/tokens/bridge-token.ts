@@ -8,7 +8,7 @@
  * The single-use nonce is enforced by the Durable Object that accepts the
  * socket (it remembers nonces until they expire).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { encodeBase64Url } from "./base64url.ts";
 import { openToken, signToken } from "./signed-token.ts";
 import { MAX_BRIDGE_TOKEN_TTL_SECONDS, TOKEN_CLOCK_SKEW_SECONDS } from "../timeouts.ts";

@@ -4,7 +4,7 @@
  * `token` param (the original client's `setRpcParams({token})` does exactly
  * that). Not single-use: a user may leave and join again while it is valid.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { openToken, signToken } from "./signed-token.ts";
 
 const joinClaims = z.object({ sub: z.string(), room: z.string(), exp: z.number().int() });

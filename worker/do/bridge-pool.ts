@@ -8,7 +8,7 @@
  * with 204); the bridge uses the same function among its KMSes.
  */
 import { DurableObject } from "cloudflare:workers";
-import { z } from "zod";
+import * as z from "zod";
 import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { claimBridgeToken } from "../bridge-auth.ts";
 import type { Env } from "../env.ts";
