@@ -1,6 +1,4 @@
-import { existsSync } from "node:fs";
-import { createRequire, Module } from "node:module";
-import path from "node:path";
+import { createRequire } from "node:module";
 
 // The real, unmodified kurento-client package (CommonJS, untyped); these
 // interfaces describe only what the tests call.
@@ -45,8 +43,6 @@ export interface KurentoClient {
   getServerManager(): Promise<KurentoMediaObject & { getInfo(): Promise<Record<string, unknown>>; getPipelines(): Promise<unknown[]> }>;
   close(): void;
   on(event: string, listener: (...args: unknown[]) => void): void;
-  /** The reconnect-ws emitter; see connectKurento. */
-  readonly _re: { on(event: "error", listener: (error: unknown) => void): void };
 }
 
 interface KurentoModule {
@@ -57,45 +53,15 @@ interface KurentoModule {
 const require = createRequire(import.meta.url);
 
 /**
- * With the reconnect-ws 0.1.0 override, kurento-client talks through ws@0.7.2
- * (via websocket-stream), which loads `bufferutil` and `utf-8-validate` when
- * present and expects their 1.x API. This install has 4.x/6.x at the top level
- * (for ws@8), so every masked frame it sends dies with "Cannot read properties
- * of undefined (reading 'mask')". Pinning ws@0.7.2's own pure-JS fallbacks in
- * the require cache, before kurento-client loads, avoids that.
+ * Loaded as any application would: the package.json `overrides` give
+ * kurento-client our ws@8 reconnect-ws (packages/reconnect-ws), the same
+ * transport the bridge uses.
  */
-function pinLegacyWsFallbacks(): void {
-  let wsDir: string;
-  try {
-    const reconnectWs = path.dirname(require.resolve("reconnect-ws/package.json"));
-    const websocketStream = path.dirname(require.resolve("websocket-stream/package.json", { paths: [reconnectWs] }));
-    wsDir = path.dirname(require.resolve("ws/package.json", { paths: [websocketStream] }));
-  } catch {
-    return;
-  }
-  for (const [helper, fallback] of [["BufferUtil.js", "BufferUtil.fallback.js"], ["Validation.js", "Validation.fallback.js"]] as const) {
-    const target = path.join(wsDir, "lib", helper);
-    const fallbackPath = path.join(wsDir, "lib", fallback);
-    if (!existsSync(fallbackPath) || require.cache[target]) continue;
-    const pinned = new Module(target);
-    pinned.filename = target;
-    pinned.loaded = true;
-    pinned.exports = require(fallbackPath);
-    require.cache[target] = pinned;
-  }
-}
-
-pinLegacyWsFallbacks();
 export const kurento = require("kurento-client") as KurentoModule;
 
-/**
- * Connects like an application would. The `_re` error listener is needed with
- * the reconnect-ws 0.1.0 override: without one, a refused connection is an
- * unhandled 'error' that kills the process.
- */
+/** Connects like an application would; a refused connection rejects after `failAfter` retries. */
 export async function connectKurento(url: string, options: Record<string, unknown> = {}): Promise<KurentoClient> {
   const client = kurento(url, { failAfter: 3, ...options });
-  client._re.on("error", () => {});
   await client;
   return client;
 }
