@@ -2,10 +2,20 @@
  * What the demo tells people: form validation (the server's name rules) and
  * a sentence for every way joining or staying can fail.
  */
-import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode } from "../../../protocol/errors.ts";
+import { JsonRpcCode, RoomCode } from "../../../protocol/errors.ts";
 import { MAX_NAME_LENGTH, name as nameSchema } from "../../../protocol/room.ts";
-import type { RpcRequestError } from "../../../protocol/rpc-peer.ts";
+import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import type { CloseReason } from "../client/state.ts";
+
+/**
+ * Any failure as an RpcRequestError, for the sentences below: a server's or
+ * transport error as it is; anything else (a RoomClientError, a browser
+ * error) with its message and the generic code 999.
+ */
+export function errorOf(error: unknown): RpcRequestError {
+  if (error instanceof RpcRequestError) return error;
+  return new RpcRequestError({ code: RoomCode.GENERIC, message: error instanceof Error ? error.message : String(error) });
+}
 
 /** Null when `value` is a valid name; otherwise the sentence to show. */
 export function nameProblem(value: string, what: "your name" | "a room name"): string | null {
@@ -75,8 +85,4 @@ export function closedNotice(reason: CloseReason, room: string, error?: RpcReque
     case "left":
       return { title: "Left the room", text: `You left “${room}”.`, rejoin: true };
   }
-}
-
-export function isTransient(error: RpcRequestError): boolean {
-  return error.code === RoomCode.TRANSPORT || error.code === RoomCode.TRANSPORT_REQUEST || error.code === INVALID_SESSION_CODE;
 }

@@ -1,0 +1,138 @@
+/**
+ * The control bar: microphone, camera, publish, the hat filter, full screen;
+ * and the per-thumbnail Subscribe / Unsubscribe.
+ */
+import type { Stream } from "../client/stream.ts";
+import type { DemoApp } from "./app.ts";
+import { show } from "./dom.ts";
+import { errorOf } from "./messages.ts";
+
+const HAT_FILTER = "hat";
+
+export class Controls {
+  readonly #app: DemoApp;
+  hatOn = false;
+
+  constructor(app: DemoApp) {
+    this.#app = app;
+  }
+
+  bind(): void {
+    const ui = this.#app.ui;
+    ui.buttonVolume.addEventListener("click", () => this.toggleAudio());
+    ui.buttonVideocam.addEventListener("click", () => this.toggleVideo());
+    ui.buttonPublish.addEventListener("click", () => void this.togglePublish());
+    ui.buttonHat.addEventListener("click", () => void this.toggleHat());
+    ui.buttonFullscreen.addEventListener("click", () => void this.toggleFullscreen());
+    document.addEventListener("fullscreenchange", () => {
+      ui.buttonFullscreen.textContent = document.fullscreenElement ? "Exit full screen" : "Full screen";
+    });
+  }
+
+  render(): void {
+    const ui = this.#app.ui;
+    const local = this.#app.localStream;
+    const hasCamera = local !== null;
+    for (const button of [ui.buttonVolume, ui.buttonVideocam, ui.buttonPublish]) {
+      button.disabled = !hasCamera;
+      button.title = hasCamera ? "" : "You joined without a camera";
+    }
+    const audioMuted = local?.isAudioMuted() ?? false;
+    const videoMuted = local?.isVideoMuted() ?? false;
+    ui.buttonVolume.textContent = audioMuted ? "Unmute mic" : "Mute mic";
+    ui.buttonVolume.setAttribute("aria-pressed", String(audioMuted));
+    ui.buttonVolume.classList.toggle("toggle-off", audioMuted);
+    ui.buttonVideocam.textContent = videoMuted ? "Start camera" : "Stop camera";
+    ui.buttonVideocam.setAttribute("aria-pressed", String(videoMuted));
+    ui.buttonVideocam.classList.toggle("toggle-off", videoMuted);
+    ui.buttonPublish.textContent = local && local.status !== "idle" ? "Unpublish" : "Publish";
+    this.renderHat();
+  }
+
+  toggleAudio(): void {
+    const local = this.#app.localStream;
+    if (!local) return;
+    local.muteAudio(!local.isAudioMuted());
+    this.render();
+  }
+
+  toggleVideo(): void {
+    const local = this.#app.localStream;
+    if (!local) return;
+    local.muteVideo(!local.isVideoMuted());
+    this.render();
+    this.#app.tiles.render(local);
+  }
+
+  async togglePublish(): Promise<void> {
+    const app = this.#app;
+    const local = app.localStream;
+    if (!local) return;
+    app.ui.buttonPublish.disabled = true;
+    try {
+      if (local.status !== "idle") {
+        await local.unpublish();
+        this.hatOn = false;
+      } else {
+        await app.roomView.publish(local);
+      }
+    } catch (error) {
+      app.roomView.showMediaError(`Could not unpublish: ${errorOf(error).message}`);
+    } finally {
+      app.tiles.render(local);
+      this.render();
+    }
+  }
+
+  async toggleSubscription(stream: Stream): Promise<void> {
+    try {
+      if (stream.status !== "idle") await stream.unsubscribe();
+      else await stream.subscribe();
+    } catch (error) {
+      const what = stream.status === "idle" ? "receive" : "stop receiving";
+      this.#app.roomView.showMediaError(`Could not ${what} ${stream.getParticipant().getID()}: ${errorOf(error).message}`);
+    }
+    this.#app.tiles.render(stream);
+  }
+
+  renderHat(): void {
+    const app = this.#app;
+    const ui = app.ui;
+    const available = app.config.filters.includes(HAT_FILTER);
+    const publishing = app.localStream?.status === "live";
+    ui.buttonHat.disabled = !available || !publishing;
+    ui.buttonHat.textContent = this.hatOn ? "Remove hat" : "Hat";
+    ui.buttonHat.setAttribute("aria-pressed", String(this.hatOn));
+    const reason = !available
+      ? "Hat filter unavailable: the media server cannot apply it."
+      : publishing
+        ? ""
+        : "Publish your camera to wear a hat.";
+    ui.buttonHat.title = reason;
+    ui.hatReason.textContent = reason;
+    show(ui.hatReason, reason !== "");
+  }
+
+  async toggleHat(): Promise<void> {
+    const room = this.#app.room;
+    if (!room) return;
+    const wanted = !this.hatOn;
+    this.#app.ui.buttonHat.disabled = true;
+    try {
+      await room.sendCustomRequest({ hat: wanted });
+      this.hatOn = wanted;
+    } catch (error) {
+      this.#app.roomView.showMediaError(`Could not ${wanted ? "put on" : "remove"} the hat: ${errorOf(error).message}`);
+    }
+    this.renderHat();
+  }
+
+  async toggleFullscreen(): Promise<void> {
+    try {
+      if (document.fullscreenElement) await document.exitFullscreen();
+      else await document.documentElement.requestFullscreen();
+    } catch (error) {
+      this.#app.roomView.showMediaError(`Full screen is not available: ${errorOf(error).message}`);
+    }
+  }
+}
