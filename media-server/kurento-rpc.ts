@@ -1,16 +1,16 @@
-import { ErrorCodes, KurentoError, toErrorBody } from "./errors.ts";
+import { KurentoError, toErrorBody } from "./errors.ts";
 import { createObject } from "./object-types.ts";
 import type { MediaObject, MediaServerContext } from "./objects/media-object.ts";
 import { ServerManager } from "./objects/server-manager.ts";
 import {
-  describeIssues,
+  decodeFrame,
+  errorFrame,
   isRpcMethod,
   type MethodParams,
   methodParamSchemas,
   parseParams,
   type RequestFrame,
-  requestFrameSchema,
-  responseFrameSchema,
+  resultFrame,
   type RpcMethod,
 } from "./protocol.ts";
 import { type Connection, Session } from "./session.ts";
@@ -63,29 +63,13 @@ export class KurentoRpc {
 
   /** Handles one text frame; returns the reply frame, or undefined when none is due (notifications, stray responses). */
   async handleText(connection: ClientConnection, text: string): Promise<unknown> {
-    let frame: unknown;
+    const decoded = decodeFrame(text);
+    if (decoded.kind === "ignored") return undefined;
+    if (decoded.kind === "invalid") return decoded.reply;
+    const { id } = decoded.request;
     try {
-      frame = JSON.parse(text);
-    } catch (error) {
-      return errorFrame(null, { code: ErrorCodes.PARSE_ERROR, message: `Parse error: ${error instanceof Error ? error.message : "invalid JSON"}`, data: { type: "PARSE_ERROR" } });
-    }
-    if (Array.isArray(frame)) {
-      return errorFrame(null, { code: ErrorCodes.INVALID_REQUEST, message: "Invalid Request: batch requests are not supported by the Kurento protocol", data: { type: "INVALID_REQUEST" } });
-    }
-    if (typeof frame !== "object" || frame === null) {
-      return errorFrame(null, { code: ErrorCodes.INVALID_REQUEST, message: "Invalid Request: a frame must be a JSON-RPC 2.0 object", data: { type: "INVALID_REQUEST" } });
-    }
-    if (!("method" in frame) && responseFrameSchema.safeParse(frame).success) return undefined;
-    const request = requestFrameSchema.safeParse(frame);
-    if (!request.success) {
-      const rawId = (frame as { id?: unknown }).id;
-      const id = typeof rawId === "number" || typeof rawId === "string" ? rawId : null;
-      return errorFrame(id, { code: ErrorCodes.INVALID_REQUEST, message: `Invalid Request: ${describeIssues(request.error)}`, data: { type: "INVALID_REQUEST" } });
-    }
-    const { id } = request.data;
-    try {
-      const result = await this.execute(connection, request.data);
-      return id === undefined ? undefined : { jsonrpc: "2.0", id, result };
+      const result = await this.execute(connection, decoded.request);
+      return id === undefined ? undefined : resultFrame(id, result);
     } catch (error) {
       return id === undefined ? undefined : errorFrame(id, toErrorBody(error));
     }
@@ -204,11 +188,7 @@ export class KurentoRpc {
     invoke: async (params, call) => {
       call.session();
       const object = this.object(params.object);
-      const operation = object.operations()[params.operation];
-      if (!operation) {
-        throw new KurentoError("MEDIA_OBJECT_METHOD_NOT_FOUND", `${object.typeName} has no operation "${params.operation}" in the embedded media server`);
-      }
-      const value = await operation(params.operationParams);
+      const value = await object.invoke(params.operation, params.operationParams);
       return value === undefined ? {} : { value };
     },
     subscribe: (params, call) => {
@@ -243,10 +223,10 @@ export class KurentoRpc {
           const resolvedParams = resolveReferences(operation.params ?? {}, ids);
           const result = await this.execute(call.connection, { method: operation.method, params: { ...resolvedParams, sessionId: call.session().id } });
           ids.push(typeof result.value === "string" ? result.value : undefined);
-          results.push({ jsonrpc: "2.0", id: replyId, result });
+          results.push(resultFrame(replyId, result));
         } catch (error) {
           ids.push(undefined);
-          results.push({ jsonrpc: "2.0", id: replyId, error: toErrorBody(error) });
+          results.push(errorFrame(replyId, toErrorBody(error)));
         }
       }
       return { value: results };
@@ -273,8 +253,4 @@ function resolveReferences(params: Record<string, unknown>, ids: Array<string | 
     }
   }
   return resolved;
-}
-
-function errorFrame(id: number | string | null, error: unknown) {
-  return { jsonrpc: "2.0", id, error };
 }

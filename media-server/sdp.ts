@@ -26,19 +26,3 @@ export function withoutCandidates(sdp: string): string {
     .filter((line) => !line.startsWith("a=candidate:") && line !== "a=end-of-candidates")
     .join("\r\n");
 }
-
-export type Direction = "sendrecv" | "sendonly" | "recvonly" | "inactive";
-
-/** The direction an answer takes for an offered one, as KMS answers it. */
-export function answeringDirection(offered: Direction): Direction {
-  switch (offered) {
-    case "sendrecv":
-      return "sendrecv";
-    case "sendonly":
-      return "recvonly";
-    case "recvonly":
-      return "sendonly";
-    case "inactive":
-      return "inactive";
-  }
-}

@@ -4,6 +4,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { DEFAULT_WEBRTC_SETTINGS, type MediaServerOptions } from "./config.ts";
 import { type ClientConnection, KurentoRpc, type RpcStats } from "./kurento-rpc.ts";
 import type { MediaServerContext } from "./objects/media-object.ts";
+import { encodeFrame } from "./protocol.ts";
 import { ObjectRegistry } from "./registry.ts";
 
 export interface MediaServerHandle {
@@ -52,18 +53,18 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
       closed: false,
       sessions: new Set(),
       send(frame) {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));
+        if (ws.readyState === ws.OPEN) ws.send(encodeFrame(frame));
       },
     };
     // kurento-client's websocket-stream transport sends JSON in binary frames; KMS reads both kinds as UTF-8 text.
     ws.on("message", (data) => {
       const text = Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data as ArrayBuffer).toString("utf8");
-      rpc.handleText(connection, text).then(
-        (reply) => {
+      // A reply that cannot be sent (or serialised) is logged; it must not take the process down.
+      rpc.handleText(connection, text)
+        .then((reply) => {
           if (reply !== undefined) connection.send(reply);
-        },
-        (error: unknown) => log(`unhandled error serving a frame: ${error instanceof Error ? error.stack : String(error)}`),
-      );
+        })
+        .catch((error: unknown) => log(`unhandled error serving a frame: ${error instanceof Error ? error.stack : String(error)}`));
     });
     ws.on("close", () => rpc.disconnected(connection));
     ws.on("error", (error) => log(`socket error: ${error.message}`));

@@ -43,10 +43,6 @@ export class Session implements EventSink, ObjectOwner {
     this.subscriptions.delete(subscriptionId);
   }
 
-  get objectCount(): number {
-    return this.objects.size;
-  }
-
   /** The socket went away: end the session unless someone resumes it within `graceMs`. */
   detach(graceMs: number, onExpired: () => void): void {
     this.connection = undefined;

@@ -3,7 +3,8 @@ import { KurentoError } from "../errors.ts";
 import { FlowMonitor, type FlowState } from "../media-flow.ts";
 import { MEDIA_TYPES, type MediaType, mediaTypeSchema } from "../protocol.ts";
 import type { ForwardedRtp, MediaKind } from "../rtp-forwarding.ts";
-import { MediaObject, type MediaServerContext, type OperationTable, operation } from "./media-object.ts";
+import { MEDIA_OBJECT_OPERATIONS, MediaObject, type MediaServerContext } from "./media-object.ts";
+import { type OperationTable, operation, operationTable } from "./operations.ts";
 
 export const MEDIA_ELEMENT_EVENTS = [
   "Error",
@@ -72,34 +73,6 @@ export abstract class MediaElement extends MediaObject {
   /** A sink asks this element for a fresh keyframe. */
   abstract requestKeyframe(): void;
 
-  override operations(): OperationTable {
-    return {
-      ...super.operations(),
-      connect: operation("connect", connectionParams, ({ sink, mediaType }) => {
-        this.connect(this.resolveSink(sink), mediaType ?? undefined);
-      }),
-      disconnect: operation("disconnect", connectionParams, ({ sink, mediaType }) => {
-        this.disconnect(this.resolveSink(sink), mediaType ?? undefined);
-      }),
-      getSourceConnections: operation("getSourceConnections", connectionQuery, ({ mediaType }) =>
-        [...this.sources].filter(([type]) => !mediaType || type === mediaType).map(([type, source]) => connectionData(source, this, type)),
-      ),
-      getSinkConnections: operation("getSinkConnections", connectionQuery, ({ mediaType }) =>
-        [...this.sinks].filter(([type]) => !mediaType || type === mediaType)
-          .flatMap(([type, sinks]) => [...sinks].map((sink) => connectionData(this, sink, type))),
-      ),
-      isMediaFlowingIn: operation("isMediaFlowingIn", z.object({ mediaType: mediaTypeSchema, sinkMediaDescription: z.string().nullish() }), ({ mediaType }) =>
-        mediaType !== "DATA" && this.flowIn.isFlowing(mediaType),
-      ),
-      isMediaFlowingOut: operation("isMediaFlowingOut", z.object({ mediaType: mediaTypeSchema, sourceMediaDescription: z.string().nullish() }), ({ mediaType }) =>
-        mediaType !== "DATA" && this.flowOut.isFlowing(mediaType),
-      ),
-      // Nothing is ever transcoded: RTP is forwarded as it arrives.
-      isMediaTranscoding: operation("isMediaTranscoding", z.object({ mediaType: mediaTypeSchema, binName: z.string().nullish() }), () => false),
-      getStats: operation("getStats", z.object({ mediaType: mediaTypeSchema.nullish() }), () => ({})),
-    };
-  }
-
   connect(sink: MediaElement, mediaType?: MediaType): void {
     if (sink.pipeline() !== this.pipeline()) {
       throw new KurentoError("CONNECT_ERROR", `Cannot connect ${this.id} to ${sink.id}: they belong to different pipelines`);
@@ -129,6 +102,29 @@ export abstract class MediaElement extends MediaObject {
 
   sinksOf(type: MediaType): ReadonlySet<MediaElement> {
     return this.sinks.get(type) ?? new Set();
+  }
+
+  /** Links into this element, as `getSourceConnections` reports them; all media types when none is given. */
+  sourceConnections(mediaType?: MediaType) {
+    return [...this.sources]
+      .filter(([type]) => !mediaType || type === mediaType)
+      .map(([type, source]) => connectionData(source, this, type));
+  }
+
+  /** Links out of this element, as `getSinkConnections` reports them; all media types when none is given. */
+  sinkConnections(mediaType?: MediaType) {
+    return [...this.sinks]
+      .filter(([type]) => !mediaType || type === mediaType)
+      .flatMap(([type, sinks]) => [...sinks].map((sink) => connectionData(this, sink, type)));
+  }
+
+  /** Data never counts as flowing: only RTP is tracked. */
+  isMediaFlowingIn(mediaType: MediaType): boolean {
+    return mediaType !== "DATA" && this.flowIn.isFlowing(mediaType);
+  }
+
+  isMediaFlowingOut(mediaType: MediaType): boolean {
+    return mediaType !== "DATA" && this.flowOut.isFlowing(mediaType);
   }
 
   sweepFlow(now: number): void {
@@ -167,14 +163,6 @@ export abstract class MediaElement extends MediaObject {
     this.emitEvent("ElementDisconnected", { sink: sink.id, mediaType: type, sourceMediaDescription: "default", sinkMediaDescription: "default" });
   }
 
-  private resolveSink(id: string): MediaElement {
-    const sink = this.context.registry.get(id);
-    if (!(sink instanceof MediaElement)) {
-      throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", `${id} is a ${sink.typeName}, not a media element; only media elements can be connected`);
-    }
-    return sink;
-  }
-
   private emitFlow(event: "MediaFlowInStateChanged" | "MediaFlowOutStateChanged", state: FlowState, mediaType: "AUDIO" | "VIDEO"): void {
     this.emitEvent(event, { state, padName: "default", mediaType });
   }
@@ -192,3 +180,38 @@ function connectionData(source: MediaElement, sink: MediaElement, type: MediaTyp
   };
 }
 
+
+/** The element a `connect`/`disconnect` names as its sink. */
+function sinkNamed(source: MediaElement, id: string): MediaElement {
+  const sink = source.context.registry.get(id);
+  if (!(sink instanceof MediaElement)) {
+    throw new KurentoError(
+      "MEDIA_OBJECT_ILLEGAL_PARAM_ERROR",
+      `${id} is a ${sink.typeName}, not a media element; only media elements can be connected`,
+    );
+  }
+  return sink;
+}
+
+/** Operations of every media element (kurento.MediaElement), on top of the MediaObject ones; built once. */
+export const MEDIA_ELEMENT_OPERATIONS: OperationTable<MediaElement> = operationTable<MediaElement>(MEDIA_OBJECT_OPERATIONS, {
+  connect: operation(connectionParams, (element, { sink, mediaType }) => {
+    element.connect(sinkNamed(element, sink), mediaType ?? undefined);
+  }),
+  disconnect: operation(connectionParams, (element, { sink, mediaType }) => {
+    element.disconnect(sinkNamed(element, sink), mediaType ?? undefined);
+  }),
+  getSourceConnections: operation(connectionQuery, (element, { mediaType }) => element.sourceConnections(mediaType ?? undefined)),
+  getSinkConnections: operation(connectionQuery, (element, { mediaType }) => element.sinkConnections(mediaType ?? undefined)),
+  isMediaFlowingIn: operation(
+    z.object({ mediaType: mediaTypeSchema, sinkMediaDescription: z.string().nullish() }),
+    (element, { mediaType }) => element.isMediaFlowingIn(mediaType),
+  ),
+  isMediaFlowingOut: operation(
+    z.object({ mediaType: mediaTypeSchema, sourceMediaDescription: z.string().nullish() }),
+    (element, { mediaType }) => element.isMediaFlowingOut(mediaType),
+  ),
+  // Nothing is ever transcoded: RTP is forwarded as it arrives.
+  isMediaTranscoding: operation(z.object({ mediaType: mediaTypeSchema, binName: z.string().nullish() }), () => false),
+  getStats: operation(z.object({ mediaType: mediaTypeSchema.nullish() }), () => ({})),
+});

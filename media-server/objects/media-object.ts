@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { KurentoError } from "../errors.ts";
-import { parseParams } from "../protocol.ts";
+import { eventFrame } from "../protocol.ts";
 import type { ObjectRegistry } from "../registry.ts";
 import type { WebRtcSettings } from "../webrtc-config.ts";
+import { noParams, type OperationTable, operation, operationTable, type RawParams } from "./operations.ts";
 
 /** What every media object can reach: the registry and the server's settings. */
 export interface MediaServerContext {
@@ -23,16 +24,6 @@ export interface ObjectOwner {
   forget(object: MediaObject): void;
 }
 
-export type Operation = (rawParams: Record<string, unknown> | undefined) => unknown;
-export type OperationTable = Record<string, Operation>;
-
-/** Binds an operation's zod schema to its implementation; the name is only for error messages. */
-export function operation<S extends z.ZodType>(name: string, schema: S, run: (params: z.infer<S>) => unknown): Operation {
-  return (raw) => run(parseParams(schema, raw, name));
-}
-
-export const noParams = z.object({}).loose();
-
 interface Subscription {
   type: string;
   sink: EventSink;
@@ -51,10 +42,12 @@ export abstract class MediaObject {
   readonly creationTime = Math.floor(Date.now() / 1000);
   owner: ObjectOwner | undefined;
   released = false;
+  /** KMS's `name` property; the id until set. */
+  name: string;
+  /** Whether events carry the object's tags (KMS's `sendTagsInEvents` property). */
+  sendTagsInEvents = false;
 
-  private name: string;
   private readonly tags = new Map<string, string>();
-  private sendTagsInEvents = false;
   private readonly subscriptions = new Map<string, Subscription>();
 
   constructor(context: MediaServerContext, id: string, parent: MediaObject | undefined) {
@@ -74,36 +67,8 @@ export abstract class MediaObject {
     return `kurento.${this.typeName}`;
   }
 
-  /** Each class extends its parent's table; `satisfies` in subclasses keeps names checked. */
-  operations(): OperationTable {
-    return {
-      getName: operation("getName", noParams, () => this.name),
-      setName: operation("setName", z.object({ name: z.string().max(1000) }), ({ name }) => {
-        this.name = name;
-      }),
-      getCreationTime: operation("getCreationTime", noParams, () => this.creationTime),
-      getParent: operation("getParent", noParams, () => this.parent?.id ?? null),
-      getMediaPipeline: operation("getMediaPipeline", noParams, () => this.pipeline().id),
-      getChildren: operation("getChildren", noParams, () => [...this.children].map((child) => child.id)),
-      getChilds: operation("getChilds", noParams, () => [...this.children].map((child) => child.id)),
-      getSendTagsInEvents: operation("getSendTagsInEvents", noParams, () => this.sendTagsInEvents),
-      setSendTagsInEvents: operation("setSendTagsInEvents", z.object({ sendTagsInEvents: z.boolean() }), ({ sendTagsInEvents }) => {
-        this.sendTagsInEvents = sendTagsInEvents;
-      }),
-      addTag: operation("addTag", z.object({ key: z.string().max(1000), value: z.string().max(10_000) }), ({ key, value }) => {
-        this.tags.set(key, value);
-      }),
-      removeTag: operation("removeTag", z.object({ key: z.string() }), ({ key }) => {
-        this.tags.delete(key);
-      }),
-      getTag: operation("getTag", z.object({ key: z.string() }), ({ key }) => {
-        const value = this.tags.get(key);
-        if (value === undefined) throw new KurentoError("MEDIA_OBJECT_TAG_KEY_NOT_FOUND", `Tag "${key}" not found on ${this.id}`);
-        return value;
-      }),
-      getTags: operation("getTags", noParams, () => this.tagList()),
-    };
-  }
+  /** Runs a Kurento operation on this object; each concrete type dispatches through its own table. */
+  abstract invoke(operation: string, params: RawParams): unknown;
 
   pipeline(): MediaObject {
     let object: MediaObject = this;
@@ -124,13 +89,6 @@ export abstract class MediaObject {
     return this.subscriptions.delete(subscriptionId);
   }
 
-  /** Drops a session's subscriptions when the session ends. */
-  dropSubscriptionsOf(sink: EventSink): void {
-    for (const [subscriptionId, subscription] of this.subscriptions) {
-      if (subscription.sink === sink) this.subscriptions.delete(subscriptionId);
-    }
-  }
-
   emitEvent(type: string, fields: Record<string, unknown> = {}): void {
     if (this.released) return;
     const now = Date.now();
@@ -142,7 +100,7 @@ export abstract class MediaObject {
       type,
       ...fields,
     };
-    const frame = { jsonrpc: "2.0", method: "onEvent", params: { value: { data, object: this.id, type } } };
+    const frame = eventFrame(this.id, type, data);
     for (const subscription of this.subscriptions.values()) {
       if (subscription.type === type) subscription.sink.notify(frame);
     }
@@ -167,7 +125,48 @@ export abstract class MediaObject {
 
   protected abstract dispose(): Promise<void> | void;
 
-  private tagList(): Array<{ key: string; value: string }> {
+  setTag(key: string, value: string): void {
+    this.tags.set(key, value);
+  }
+
+  removeTag(key: string): void {
+    this.tags.delete(key);
+  }
+
+  tag(key: string): string {
+    const value = this.tags.get(key);
+    if (value === undefined) throw new KurentoError("MEDIA_OBJECT_TAG_KEY_NOT_FOUND", `Tag "${key}" not found on ${this.id}`);
+    return value;
+  }
+
+  tagList(): Array<{ key: string; value: string }> {
     return [...this.tags].map(([key, value]) => ({ key, value }));
   }
 }
+
+const childIds = (object: MediaObject) => [...object.children].map((child) => child.id);
+
+/** Operations every media object has (kurento.MediaObject); built once, extended by each subtype's table. */
+export const MEDIA_OBJECT_OPERATIONS: OperationTable<MediaObject> = operationTable<MediaObject>(undefined, {
+  getName: operation(noParams, (object) => object.name),
+  setName: operation(z.object({ name: z.string().max(1000) }), (object, { name }) => {
+    object.name = name;
+  }),
+  getCreationTime: operation(noParams, (object) => object.creationTime),
+  getParent: operation(noParams, (object) => object.parent?.id ?? null),
+  getMediaPipeline: operation(noParams, (object) => object.pipeline().id),
+  getChildren: operation(noParams, childIds),
+  getChilds: operation(noParams, childIds),
+  getSendTagsInEvents: operation(noParams, (object) => object.sendTagsInEvents),
+  setSendTagsInEvents: operation(z.object({ sendTagsInEvents: z.boolean() }), (object, { sendTagsInEvents }) => {
+    object.sendTagsInEvents = sendTagsInEvents;
+  }),
+  addTag: operation(z.object({ key: z.string().max(1000), value: z.string().max(10_000) }), (object, { key, value }) => {
+    object.setTag(key, value);
+  }),
+  removeTag: operation(z.object({ key: z.string() }), (object, { key }) => {
+    object.removeTag(key);
+  }),
+  getTag: operation(z.object({ key: z.string() }), (object, { key }) => object.tag(key)),
+  getTags: operation(noParams, (object) => object.tagList()),
+});

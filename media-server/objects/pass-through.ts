@@ -1,6 +1,7 @@
 import type { ForwardedRtp, MediaKind } from "../rtp-forwarding.ts";
-import { MEDIA_ELEMENT_EVENTS, MediaElement, mediaTypeOf } from "./media-element.ts";
+import { MEDIA_ELEMENT_EVENTS, MEDIA_ELEMENT_OPERATIONS, MediaElement, mediaTypeOf } from "./media-element.ts";
 import { MediaObject, type MediaServerContext } from "./media-object.ts";
+import { invokeOperation, type RawParams } from "./operations.ts";
 
 /** Forwards whatever reaches it to its sinks; keyframe requests go on to its own source. */
 export class PassThrough extends MediaElement {
@@ -10,6 +11,10 @@ export class PassThrough extends MediaElement {
 
   constructor(context: MediaServerContext, pipeline: MediaObject) {
     super(context, MediaObject.childId(pipeline, "PassThrough"), pipeline);
+  }
+
+  invoke(name: string, params: RawParams): unknown {
+    return invokeOperation(MEDIA_ELEMENT_OPERATIONS, this, name, params);
   }
 
   acceptRtp(kind: MediaKind, rtp: ForwardedRtp): void {

@@ -1,26 +1,29 @@
 import { z } from "zod";
-import { MediaObject, type MediaServerContext, noParams, type OperationTable, operation } from "./media-object.ts";
+import { MEDIA_OBJECT_OPERATIONS, MediaObject, type MediaServerContext } from "./media-object.ts";
+import { invokeOperation, noParams, type OperationTable, operation, operationTable, type RawParams } from "./operations.ts";
 
 /** Holds elements; releasing it releases them. Nothing else happens at this level in a forwarding server. */
 export class MediaPipeline extends MediaObject {
   readonly typeName = "MediaPipeline";
   readonly hierarchy = ["kurento.MediaObject"] as const;
   readonly events = ["Error"] as const;
-  private latencyStats = false;
+  /** KMS's `latencyStats` property: accepted and reported, nothing is measured. */
+  latencyStats = false;
 
   constructor(context: MediaServerContext) {
     super(context, MediaObject.childId(undefined, "MediaPipeline"), undefined);
   }
 
-  override operations(): OperationTable {
-    return {
-      ...super.operations(),
-      getLatencyStats: operation("getLatencyStats", noParams, () => this.latencyStats),
-      setLatencyStats: operation("setLatencyStats", z.object({ latencyStats: z.boolean() }), ({ latencyStats }) => {
-        this.latencyStats = latencyStats;
-      }),
-    };
+  invoke(name: string, params: RawParams): unknown {
+    return invokeOperation(PIPELINE_OPERATIONS, this, name, params);
   }
 
   protected override dispose(): void {}
 }
+
+const PIPELINE_OPERATIONS: OperationTable<MediaPipeline> = operationTable<MediaPipeline>(MEDIA_OBJECT_OPERATIONS, {
+  getLatencyStats: operation(noParams, (pipeline) => pipeline.latencyStats),
+  setLatencyStats: operation(z.object({ latencyStats: z.boolean() }), (pipeline, { latencyStats }) => {
+    pipeline.latencyStats = latencyStats;
+  }),
+});

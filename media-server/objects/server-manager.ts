@@ -1,9 +1,10 @@
 import os from "node:os";
 import { z } from "zod";
 import { KurentoError } from "../errors.ts";
-import { MediaObject, type MediaServerContext, noParams, type OperationTable, operation } from "./media-object.ts";
+import { MEDIA_OBJECT_OPERATIONS, MediaObject, type MediaServerContext } from "./media-object.ts";
+import { invokeOperation, noParams, type OperationTable, operation, operationTable, type RawParams } from "./operations.ts";
 
-export const SERVER_MANAGER_ID = "manager_ServerManager";
+const SERVER_MANAGER_ID = "manager_ServerManager";
 const REPORTED_VERSION = "7.2.0";
 
 /** Server-wide facts the manager reports; the server supplies them. */
@@ -17,45 +18,51 @@ export class ServerManager extends MediaObject {
   readonly typeName = "ServerManager";
   readonly hierarchy = ["kurento.MediaObject"] as const;
   readonly events = ["Error", "ObjectCreated", "ObjectDestroyed"] as const;
-  private readonly facts: ServerFacts;
+  readonly facts: ServerFacts;
 
   constructor(context: MediaServerContext, facts: ServerFacts) {
     super(context, SERVER_MANAGER_ID, undefined);
     this.facts = facts;
   }
 
-  override operations(): OperationTable {
-    return {
-      ...super.operations(),
-      getInfo: operation("getInfo", noParams, () => ({
-        __module__: "kurento",
-        __type__: "ServerInfo",
-        version: REPORTED_VERSION,
-        modules: ["core", "elements", "filters"].map((name) => ({
-          __module__: "kurento",
-          __type__: "ModuleInfo",
-          version: REPORTED_VERSION,
-          name,
-          generationTime: "embedded",
-          factories: name === "core" ? ["MediaPipeline", "PassThrough"] : name === "elements" ? ["WebRtcEndpoint"] : [],
-        })),
-        type: "KMS",
-        capabilities: ["transactions"],
-      })),
-      getPipelines: operation("getPipelines", noParams, () => this.facts.pipelineIds()),
-      getSessions: operation("getSessions", noParams, () => this.facts.sessionIds()),
-      getMetadata: operation("getMetadata", noParams, () => ""),
-      getCpuCount: operation("getCpuCount", noParams, () => os.availableParallelism()),
-      getUsedMemory: operation("getUsedMemory", noParams, () => Math.round(process.memoryUsage().rss / 1024)),
-      getUsedCpu: operation("getUsedCpu", z.object({ interval: z.number().int().min(1).max(60_000) }), ({ interval }) => measureCpu(interval)),
-      getKmd: operation("getKmd", z.object({ moduleName: z.string() }), ({ moduleName }) => {
-        throw new KurentoError("MEDIA_OBJECT_OPERATION_NOT_SUPPORTED", `The embedded media server has no module descriptors (asked for "${moduleName}")`);
-      }),
-    };
+  invoke(name: string, params: RawParams): unknown {
+    return invokeOperation(SERVER_MANAGER_OPERATIONS, this, name, params);
   }
 
   protected override dispose(): void {}
 }
+
+const SERVER_INFO = {
+  __module__: "kurento",
+  __type__: "ServerInfo",
+  version: REPORTED_VERSION,
+  modules: ["core", "elements", "filters"].map((name) => ({
+    __module__: "kurento",
+    __type__: "ModuleInfo",
+    version: REPORTED_VERSION,
+    name,
+    generationTime: "embedded",
+    factories: name === "core" ? ["MediaPipeline", "PassThrough"] : name === "elements" ? ["WebRtcEndpoint"] : [],
+  })),
+  type: "KMS",
+  capabilities: ["transactions"],
+} as const;
+
+const SERVER_MANAGER_OPERATIONS: OperationTable<ServerManager> = operationTable<ServerManager>(MEDIA_OBJECT_OPERATIONS, {
+  getInfo: operation(noParams, () => SERVER_INFO),
+  getPipelines: operation(noParams, (manager) => manager.facts.pipelineIds()),
+  getSessions: operation(noParams, (manager) => manager.facts.sessionIds()),
+  getMetadata: operation(noParams, () => ""),
+  getCpuCount: operation(noParams, () => os.availableParallelism()),
+  getUsedMemory: operation(noParams, () => Math.round(process.memoryUsage().rss / 1024)),
+  getUsedCpu: operation(z.object({ interval: z.number().int().min(1).max(60_000) }), (_, { interval }) => measureCpu(interval)),
+  getKmd: operation(z.object({ moduleName: z.string() }), (_, { moduleName }) => {
+    throw new KurentoError(
+      "MEDIA_OBJECT_OPERATION_NOT_SUPPORTED",
+      `The embedded media server has no module descriptors (asked for "${moduleName}")`,
+    );
+  }),
+});
 
 /** Share of all cores used by this process over `intervalMs`, in percent, as KMS reports it. */
 async function measureCpu(intervalMs: number): Promise<number> {

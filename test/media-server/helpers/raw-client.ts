@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import type WebSocketType from "ws";
 
-// vitest resolves `import "ws"` to its browser stub (DESIGN §7); load the Node build.
+// vitest resolves `import "ws"` to ws's "browser" export (browser.js, which only throws); load the Node build.
 const WebSocket = createRequire(import.meta.url)("ws") as typeof WebSocketType;
 
 export interface ReplyFrame {
