@@ -345,6 +345,25 @@ describe("publish and subscribe", () => {
     expect(all).toEqual([{ kind: "broadcast", except: null, notification: { method: "mediaError", params: { error: "ERR: pipeline" } } }]);
   });
 
+  it("passes the streams a bridge mediaError names through to the client", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    const streams = ["alice_webcam", "bob_webcam"];
+    const own = room.input({ type: "mediaEvent", event: { event: "mediaError", user: "alice", error: "ERR: element", streams } });
+    expect(own).toEqual([
+      { kind: "notify", session: "a", notification: { method: "mediaError", params: { error: "ERR: element", streams } } },
+    ]);
+    const all = room.input({ type: "mediaEvent", event: { event: "mediaError", error: "ERR: pipeline", streams: ["bob_webcam"] } });
+    expect(all).toEqual([
+      {
+        kind: "broadcast",
+        except: null,
+        notification: { method: "mediaError", params: { error: "ERR: pipeline", streams: ["bob_webcam"] } },
+      },
+    ]);
+  });
+
   it("ignores a media result for a request whose asker has left", () => {
     const room = new Room();
     room.join("a", "alice");
@@ -560,7 +579,9 @@ describe("media lost (media server restart, bridge replaced)", () => {
     room.publish("a");
     room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), { ok: true, value: { sdpAnswer: "x" } });
     const out = room.input({ type: "mediaEvent", event: { event: "mediaLost", error: "media server restarted" } });
-    expect(notificationsTo(out, room, "a", "mediaError")).toEqual([{ method: "mediaError", params: { error: "media server restarted" } }]);
+    expect(notificationsTo(out, room, "a", "mediaError")).toEqual([
+      { method: "mediaError", params: { error: "media server restarted", streams: ["alice_webcam"] } },
+    ]);
     expect(notificationsTo(out, room, "b", "mediaError")).toHaveLength(1);
     expect(notificationsTo(out, room, "c", "mediaError")).toHaveLength(0); // carol had no media
     expect(notificationsTo(out, room, "b", "participantUnpublished")).toEqual([{ method: "participantUnpublished", params: { name: "alice" } }]);
@@ -568,6 +589,41 @@ describe("media lost (media server restart, bridge replaced)", () => {
     expect(findByUser(room.state, "bob")?.subscriptions).toEqual({});
     // alice can publish again
     expect(resultOf(room.publish("a"))).toMatchObject({ sdpAnswer: "v=0 answer" });
+  });
+
+  it("names, for each participant, the stream ids it lost: its own published stream and the senders it received", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.join("c", "carol");
+    room.publish("a");
+    room.publish("b");
+    const answer = { ok: true, value: { sdpAnswer: "x" } } as const;
+    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), answer);
+    room.completeMedia(room.req("c", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), answer);
+    room.completeMedia(room.req("c", "receiveVideoFrom", { sender: "bob_webcam", sdpOffer: "v=0" }), answer);
+    const out = room.input({ type: "mediaEvent", event: { event: "mediaLost", error: "restart" } });
+    const streamsOf = (session: string) =>
+      notificationsTo(out, room, session, "mediaError").map((n) => (n.params as { streams?: string[] }).streams);
+    expect(streamsOf("a")).toEqual([["alice_webcam"]]);
+    expect(streamsOf("b")).toEqual([["bob_webcam", "alice_webcam"]]);
+    expect(streamsOf("c")).toEqual([["alice_webcam", "bob_webcam"]]);
+  });
+
+  it("a loss limited to some users names only their streams; a subscriber of theirs hears participantUnpublished", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.publish("a");
+    room.publish("b");
+    const answer = { ok: true, value: { sdpAnswer: "x" } } as const;
+    room.completeMedia(room.req("a", "receiveVideoFrom", { sender: "bob_webcam", sdpOffer: "v=0" }), answer);
+    const out = room.input({ type: "mediaEvent", event: { event: "mediaLost", users: ["bob"], error: "lost" } });
+    expect(notificationsTo(out, room, "b", "mediaError")).toEqual([{ method: "mediaError", params: { error: "lost", streams: ["bob_webcam"] } }]);
+    expect(notificationsTo(out, room, "a", "mediaError")).toEqual([]);
+    expect(notificationsTo(out, room, "a", "participantUnpublished")).toEqual([
+      { method: "participantUnpublished", params: { name: "bob" } },
+    ]);
   });
 
   it("only touches the users named", () => {

@@ -1,0 +1,139 @@
+/**
+ * One step of the room core: the state being changed and the effects
+ * produced so far, with the primitives every handler uses (answer, notify,
+ * seat or unseat a participant, ask for media). The handlers themselves live
+ * by concern in membership.ts, media-requests.ts and bridge-events.ts.
+ *
+ * State is immutable and shared structurally: an input that changes nothing
+ * (chat, ping, ICE) leaves the same state object, so the adapter knows there
+ * is nothing to persist.
+ */
+import { RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
+import type { RequestId } from "../../protocol/jsonrpc.ts";
+import { WEBCAM_STREAM, type Notification } from "../../protocol/room.ts";
+import type { MediaCommand } from "../../protocol/bridge.ts";
+import type { CoreContext } from "./hooks.ts";
+import type { Effect, Participant, PendingMedia, RoomState, Step } from "./types.ts";
+
+/** What `participantPublished` and the roster say a publisher sends: its one webcam stream. */
+export const WEBCAM_STREAMS = [{ id: WEBCAM_STREAM }];
+
+export class StepBuilder {
+  state: RoomState;
+  readonly effects: Effect[] = [];
+  readonly initial: RoomState;
+  readonly ctx: CoreContext;
+
+  constructor(state: RoomState, ctx: CoreContext) {
+    this.state = state;
+    this.initial = state;
+    this.ctx = ctx;
+  }
+
+  /** The step's result; names the next alarm when the earliest seat expiry moved. */
+  finish(): Step {
+    if (this.state !== this.initial) {
+      const windowMs = this.ctx.config.reconnectWindowMs;
+      const before = nextDeadline(this.initial, windowMs);
+      const after = nextDeadline(this.state, windowMs);
+      if (before !== after) this.effects.push({ kind: "alarm", at: after });
+    }
+    return { state: this.state, effects: this.effects };
+  }
+
+  /** The session's participant, or an error answer (and undefined) when it has not joined. */
+  member(session: string, id: RequestId | null): Participant | undefined {
+    const me = this.state.participants.get(session);
+    if (!me) this.fail(session, id, rpcError(RoomCode.USER_NOT_FOUND, "This session has not joined a room (send joinRoom first)"));
+    return me;
+  }
+
+  putParticipant(p: Participant): void {
+    const participants = new Map(this.state.participants);
+    participants.set(p.session, p);
+    this.state = { ...this.state, participants };
+  }
+
+  /** Leaves the room: others forget the user's stream, media is released, the last one out closes the room. */
+  removeParticipant(me: Participant): void {
+    const participants = new Map(this.state.participants);
+    participants.delete(me.session);
+    dropSubscriptionsTo(participants, me.user);
+    // Its media requests in flight will find no asker: their results are ignored.
+    const pending = new Map(this.state.pending);
+    for (const [ref, entry] of this.state.pending) if (entry.session === me.session) pending.delete(ref);
+    this.state = { ...this.state, participants, pending };
+    this.media({ op: "releaseUser", user: me.user });
+    this.broadcast(me.session, { method: "participantLeft", params: { name: me.user } });
+    if (participants.size === 0) {
+      this.media({ op: "releaseRoom" });
+      this.effects.push({ kind: "directory", open: false });
+    }
+  }
+
+  stopPublishing(me: Participant): void {
+    const participants = new Map(this.state.participants);
+    participants.set(me.session, { ...me, publish: "none", loopback: false, attributes: {} });
+    dropSubscriptionsTo(participants, me.user);
+    this.state = { ...this.state, participants };
+  }
+
+  /** A media command whose result answers a client request: remembered (persisted) until it comes back. */
+  mediaRequest(pending: PendingMedia, command: MediaCommand): void {
+    const seq = this.state.seq + 1;
+    const ref = `${pending.session}#${seq}`;
+    const pendingMap = new Map(this.state.pending);
+    pendingMap.set(ref, pending);
+    this.state = { ...this.state, seq, pending: pendingMap };
+    this.effects.push({ kind: "media", command, ref });
+  }
+
+  /** A media command nobody waits for. */
+  media(command: MediaCommand): void {
+    this.effects.push({ kind: "media", command, ref: null });
+  }
+
+  reply(session: string, id: RequestId | null, result: Record<string, unknown>): void {
+    if (id === null) return;
+    this.effects.push({ kind: "reply", session, id, result: { ...result, sessionId: session } });
+  }
+
+  fail(session: string, id: RequestId | null, error: RpcError): void {
+    if (id === null) return;
+    this.effects.push({ kind: "error", session, id, error });
+  }
+
+  notify(session: string, notification: Notification): void {
+    this.effects.push({ kind: "notify", session, notification });
+  }
+
+  broadcast(except: string | null, notification: Notification): void {
+    this.effects.push({ kind: "broadcast", except, notification });
+  }
+}
+
+/** Earliest moment a dropped participant's seat expires, or null. */
+export function nextDeadline(state: RoomState, windowMs: number): number | null {
+  let at: number | null = null;
+  for (const p of state.participants.values()) {
+    if (p.disconnectedAt !== null && (at === null || p.disconnectedAt + windowMs < at)) at = p.disconnectedAt + windowMs;
+  }
+  return at;
+}
+
+export function findByUser(state: RoomState, user: string): Participant | undefined {
+  for (const p of state.participants.values()) if (p.user === user) return p;
+  return undefined;
+}
+
+export function withoutSubscription(p: Participant, sender: string): Participant {
+  const { [sender]: _dropped, ...rest } = p.subscriptions;
+  return { ...p, subscriptions: rest };
+}
+
+/** The stream of `user` is gone: nobody receives it any more. */
+function dropSubscriptionsTo(participants: Map<string, Participant>, user: string): void {
+  for (const other of participants.values()) {
+    if (user in other.subscriptions) participants.set(other.session, withoutSubscription(other, user));
+  }
+}
