@@ -2,12 +2,14 @@
  * A WebSocket the bridge dials and keeps dialling (ws@8): exponential backoff
  * with jitter between attempts, fresh headers (a new single-use token) for
  * every attempt, a readable log line when the worker refuses the upgrade
- * (401: bad token), and a ping heartbeat that notices a dead peer.
+ * (401: bad token), and a ping heartbeat that notices a dead peer. Its state
+ * is one field changed by one transition function (link-state.ts).
  */
 import { WebSocket, type RawData } from "ws";
 import type { Logger } from "./log.ts";
 import { backoffDelay, type BackoffOptions } from "../protocol/backoff.ts";
 import { CloseCode } from "../protocol/close-codes.ts";
+import { initialLinkState, type LinkEvent, type LinkState, socketOf, transition } from "./link-state.ts";
 
 export type { BackoffOptions };
 
@@ -38,15 +40,14 @@ export interface ReconnectingSocketOptions {
 
 export class ReconnectingSocket {
   private readonly options: ReconnectingSocketOptions;
-  private socket: WebSocket | undefined;
+  /** The one state field (link-state.ts); everything else below is an effect of it. */
+  private state: LinkState<WebSocket> = initialLinkState();
+  /** Runs in `backoff`. */
   private timer: NodeJS.Timeout | undefined;
+  /** Runs in `open`. */
   private heartbeat: NodeJS.Timeout | undefined;
-  private attempt = 0;
-  private stopped = false;
-  private openedAt = 0;
   private lastSeen = 0;
-  private connecting = false;
-  /** Successful opens so far. */
+  /** Successful opens so far (a connection's identity for the control link). */
   opens = 0;
 
   constructor(options: ReconnectingSocketOptions) {
@@ -54,35 +55,30 @@ export class ReconnectingSocket {
   }
 
   get isOpen(): boolean {
-    return this.socket?.readyState === WebSocket.OPEN;
+    return this.state.kind === "open" && this.state.socket.readyState === WebSocket.OPEN;
   }
 
+  /** Starts dialling (once; `stop` is final). */
   start(): void {
-    this.stopped = false;
-    if (!this.socket && !this.timer && !this.connecting) void this.dial();
+    if (this.apply({ type: "start" }).kind === "preparing") void this.dial();
   }
 
   /** Skips the current backoff wait (e.g. the control link came back). */
   retryNow(): void {
-    if (this.stopped || this.socket || this.connecting) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    void this.dial();
+    const from = this.state;
+    if (this.apply({ type: "retry" }) !== from) void this.dial();
   }
 
   send(text: string): void {
-    const socket = this.socket;
+    const socket = socketOf(this.state);
     if (!socket || socket.readyState !== WebSocket.OPEN) throw new Error(`${this.options.name} link is not open`);
     socket.send(text);
   }
 
   /** Closes for good; resolves once the socket is closed (bounded). */
   async stop(code: number = CloseCode.NORMAL, reason = "bridge stopping"): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.stopHeartbeat();
-    const socket = this.socket;
+    const socket = socketOf(this.state);
+    this.apply({ type: "stop" });
     if (!socket) return;
     if (socket.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
@@ -101,31 +97,55 @@ export class ReconnectingSocket {
 
   /** Drops the current connection (it reconnects). For tests and for a peer that misbehaves. */
   drop(code: number = CloseCode.LINK_DROPPED, reason = "dropped by the bridge"): void {
-    const socket = this.socket;
+    const socket = socketOf(this.state);
     if (socket?.readyState === WebSocket.OPEN) socket.close(code, reason);
     else socket?.terminate();
   }
 
+  /** Applies `event` and the effects of leaving and entering states; returns the new state. */
+  private apply(event: LinkEvent<WebSocket>): LinkState<WebSocket> {
+    const from = this.state;
+    const to = transition(from, event);
+    if (to === from) return to;
+    this.state = to;
+    if (from.kind === "backoff") {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (from.kind === "open") this.stopHeartbeat();
+    if (to.kind === "open") {
+      this.opens += 1;
+      this.lastSeen = Date.now();
+      this.startHeartbeat(to.socket);
+    }
+    if (to.kind === "backoff") {
+      const delay = backoffDelay(to.step, this.options.backoff ?? DEFAULT_BACKOFF);
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.retryNow();
+      }, delay);
+    }
+    return to;
+  }
+
   private async dial(): Promise<void> {
-    this.timer = undefined;
-    if (this.stopped) return;
-    this.connecting = true;
     let headers: Record<string, string>;
     try {
       headers = await this.options.headers();
     } catch (error) {
-      this.connecting = false;
+      if (this.state.kind !== "preparing") return;
       this.options.log.error("could not prepare the connection", { link: this.options.name, error });
-      this.schedule();
+      this.apply({ type: "prepareFailed" });
       return;
     }
-    this.connecting = false;
-    if (this.stopped) return;
+    // Stopped meanwhile: no socket.
+    if (this.state.kind !== "preparing") return;
     const socket = new WebSocket(this.options.url, { headers, handshakeTimeout: 10_000, maxPayload: 1024 * 1024 });
-    this.socket = socket;
+    this.apply({ type: "dial", socket });
     let wasOpen = false;
     let refused: { status: number; body: string } | undefined;
     let lastError = "";
+    const current = (): boolean => socketOf(this.state) === socket;
 
     socket.on("unexpected-response", (request, response) => {
       const chunks: Buffer[] = [];
@@ -144,11 +164,9 @@ export class ReconnectingSocket {
     });
     socket.on("open", () => {
       wasOpen = true;
-      this.opens += 1;
-      this.openedAt = Date.now();
-      this.lastSeen = Date.now();
-      this.startHeartbeat(socket);
-      this.options.log.info("link open", { link: this.options.name, attempt: this.attempt });
+      if (!current()) return;
+      this.apply({ type: "opened", at: Date.now() });
+      this.options.log.info("link open", { link: this.options.name, attempt: this.state.retries });
       this.options.onOpen();
     });
     socket.on("message", (data: RawData) => {
@@ -163,18 +181,20 @@ export class ReconnectingSocket {
       lastError = error.message;
     });
     socket.on("close", (code, reasonBuffer) => {
-      if (this.socket === socket) this.socket = undefined;
-      this.stopHeartbeat();
       const reason = reasonBuffer.toString("utf8");
       if (wasOpen) {
-        // A connection that lived a while resets the backoff; one that flaps does not.
-        if (Date.now() - this.openedAt > 5000) this.attempt = 0;
         this.options.log.warn("link closed", { link: this.options.name, code, reason });
       } else if (!refused) {
-        this.options.log.warn("could not connect", { link: this.options.name, url: this.options.url, attempt: this.attempt, error: lastError || `closed (${code})` });
+        const error = lastError || `closed (${code})`;
+        this.options.log.warn("could not connect", {
+          link: this.options.name,
+          url: this.options.url,
+          attempt: this.state.retries,
+          error,
+        });
       }
       const again = this.options.onClose({ code, reason, wasOpen });
-      if (again && !this.stopped) this.schedule();
+      if (current()) this.apply({ type: "closed", at: Date.now(), reconnect: again });
     });
   }
 
@@ -194,13 +214,6 @@ export class ReconnectingSocket {
     } else {
       this.options.log.error("the worker refused the WebSocket upgrade", fields);
     }
-  }
-
-  private schedule(): void {
-    if (this.stopped || this.timer) return;
-    const delay = backoffDelay(this.attempt, this.options.backoff ?? DEFAULT_BACKOFF);
-    this.attempt += 1;
-    this.timer = setTimeout(() => void this.dial(), delay);
   }
 
   private startHeartbeat(socket: WebSocket): void {
