@@ -17,7 +17,7 @@ export interface Pages {
   readonly contexts: BrowserContext[];
 }
 
-/** Chromium with the fake camera (DESIGN §7 flags). */
+/** Chromium with the fake camera and microphone (no permission prompt). */
 export function launch(): Promise<Browser> {
   return launchChromium();
 }
