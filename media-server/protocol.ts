@@ -56,7 +56,8 @@ export function decodeFrame(text: string): DecodedFrame {
   if (!request.success) {
     const rawId = (frame as { id?: unknown }).id;
     const id = typeof rawId === "number" || typeof rawId === "string" ? rawId : null;
-    return invalid(id, ErrorCodes.INVALID_REQUEST, "INVALID_REQUEST", `Invalid Request: ${describeIssues(request.error)}`);
+    const reason = describeIssues(request.error);
+    return invalid(id, ErrorCodes.INVALID_REQUEST, "INVALID_REQUEST", `Invalid Request: ${reason}`);
   }
   return { kind: "request", request: request.data };
 }
@@ -120,7 +121,8 @@ export const methodParamSchemas = {
   unsubscribe: z.object({ object: objectId, subscription: z.string().min(1).max(200), sessionId: sessionId.optional() }),
   release: z.object({ object: objectId, sessionId: sessionId.optional() }),
   transaction: z.object({
-    operations: z.array(z.object({ method: z.string().min(1).max(100), params: paramBag.optional(), id: jsonRpcId.optional() }))
+    operations: z
+      .array(z.object({ method: z.string().min(1).max(100), params: paramBag.optional(), id: jsonRpcId.optional() }))
       .max(1000),
     sessionId: sessionId.optional(),
   }),

@@ -64,7 +64,9 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
         .then((reply) => {
           if (reply !== undefined) connection.send(reply);
         })
-        .catch((error: unknown) => log(`unhandled error serving a frame: ${error instanceof Error ? error.stack : String(error)}`));
+        .catch((error: unknown) => {
+          log(`unhandled error serving a frame: ${error instanceof Error ? error.stack : String(error)}`);
+        });
     });
     ws.on("close", () => rpc.disconnected(connection));
     ws.on("error", (error) => log(`socket error: ${error.message}`));

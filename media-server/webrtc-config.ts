@@ -1,6 +1,6 @@
 import {
   type PeerConfig,
-  RTCRtpCodecParameters,
+  type RTCRtpCodecParameters,
   useFIR,
   useH264,
   useNACK,

@@ -4,7 +4,7 @@ import { FlowMonitor, type FlowState } from "../media-flow.ts";
 import { MEDIA_TYPES, type MediaType, mediaTypeSchema } from "../protocol.ts";
 import type { ForwardedRtp, MediaKind } from "../rtp-forwarding.ts";
 import { MEDIA_OBJECT_OPERATIONS, MediaObject, type MediaServerContext } from "./media-object.ts";
-import { type OperationTable, operation, operationTable } from "./operations.ts";
+import { operation, operationTable } from "./operations.ts";
 
 export const MEDIA_ELEMENT_EVENTS = [
   "Error",
@@ -194,15 +194,19 @@ function sinkNamed(source: MediaElement, id: string): MediaElement {
 }
 
 /** Operations of every media element (kurento.MediaElement), on top of the MediaObject ones; built once. */
-export const MEDIA_ELEMENT_OPERATIONS: OperationTable<MediaElement> = operationTable<MediaElement>(MEDIA_OBJECT_OPERATIONS, {
+export const MEDIA_ELEMENT_OPERATIONS = operationTable<MediaElement>(MEDIA_OBJECT_OPERATIONS, {
   connect: operation(connectionParams, (element, { sink, mediaType }) => {
     element.connect(sinkNamed(element, sink), mediaType ?? undefined);
   }),
   disconnect: operation(connectionParams, (element, { sink, mediaType }) => {
     element.disconnect(sinkNamed(element, sink), mediaType ?? undefined);
   }),
-  getSourceConnections: operation(connectionQuery, (element, { mediaType }) => element.sourceConnections(mediaType ?? undefined)),
-  getSinkConnections: operation(connectionQuery, (element, { mediaType }) => element.sinkConnections(mediaType ?? undefined)),
+  getSourceConnections: operation(connectionQuery, (element, { mediaType }) =>
+    element.sourceConnections(mediaType ?? undefined),
+  ),
+  getSinkConnections: operation(connectionQuery, (element, { mediaType }) =>
+    element.sinkConnections(mediaType ?? undefined),
+  ),
   isMediaFlowingIn: operation(
     z.object({ mediaType: mediaTypeSchema, sinkMediaDescription: z.string().nullish() }),
     (element, { mediaType }) => element.isMediaFlowingIn(mediaType),

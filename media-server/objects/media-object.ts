@@ -4,7 +4,7 @@ import { KurentoError } from "../errors.ts";
 import { eventFrame } from "../protocol.ts";
 import type { ObjectRegistry } from "../registry.ts";
 import type { WebRtcSettings } from "../webrtc-config.ts";
-import { noParams, type OperationTable, operation, operationTable, type RawParams } from "./operations.ts";
+import { noParams, operation, operationTable, type RawParams } from "./operations.ts";
 
 /** What every media object can reach: the registry and the server's settings. */
 export interface MediaServerContext {
@@ -135,7 +135,9 @@ export abstract class MediaObject {
 
   tag(key: string): string {
     const value = this.tags.get(key);
-    if (value === undefined) throw new KurentoError("MEDIA_OBJECT_TAG_KEY_NOT_FOUND", `Tag "${key}" not found on ${this.id}`);
+    if (value === undefined) {
+      throw new KurentoError("MEDIA_OBJECT_TAG_KEY_NOT_FOUND", `Tag "${key}" not found on ${this.id}`);
+    }
     return value;
   }
 
@@ -147,7 +149,7 @@ export abstract class MediaObject {
 const childIds = (object: MediaObject) => [...object.children].map((child) => child.id);
 
 /** Operations every media object has (kurento.MediaObject); built once, extended by each subtype's table. */
-export const MEDIA_OBJECT_OPERATIONS: OperationTable<MediaObject> = operationTable<MediaObject>(undefined, {
+export const MEDIA_OBJECT_OPERATIONS = operationTable<MediaObject>(undefined, {
   getName: operation(noParams, (object) => object.name),
   setName: operation(z.object({ name: z.string().max(1000) }), (object, { name }) => {
     object.name = name;
@@ -161,9 +163,9 @@ export const MEDIA_OBJECT_OPERATIONS: OperationTable<MediaObject> = operationTab
   setSendTagsInEvents: operation(z.object({ sendTagsInEvents: z.boolean() }), (object, { sendTagsInEvents }) => {
     object.sendTagsInEvents = sendTagsInEvents;
   }),
-  addTag: operation(z.object({ key: z.string().max(1000), value: z.string().max(10_000) }), (object, { key, value }) => {
-    object.setTag(key, value);
-  }),
+  addTag: operation(z.object({ key: z.string().max(1000), value: z.string().max(10_000) }), (object, { key, value }) =>
+    object.setTag(key, value),
+  ),
   removeTag: operation(z.object({ key: z.string() }), (object, { key }) => {
     object.removeTag(key);
   }),

@@ -15,14 +15,20 @@ export type Operation<T> = (target: T, raw: RawParams, name: string) => unknown;
 export type OperationTable<T> = ReadonlyMap<string, Operation<T>>;
 
 /** Binds an operation's zod schema (built once, with the table) to what it does. */
-export function operation<T, S extends z.ZodType>(schema: S, run: (target: T, params: z.infer<S>) => unknown): Operation<T> {
+export function operation<T, S extends z.ZodType>(
+  schema: S,
+  run: (target: T, params: z.infer<S>) => unknown,
+): Operation<T> {
   return (target, raw, name) => run(target, parseParams(schema, raw, name));
 }
 
 export const noParams = z.object({}).loose();
 
-/** A type's table: its parent's operations plus its own (an own operation replaces an inherited one of the same name). */
-export function operationTable<T>(parent: OperationTable<T> | undefined, own: Record<string, Operation<T>>): OperationTable<T> {
+/** A type's table: its parent's operations plus its own (an own one replaces an inherited one of the same name). */
+export function operationTable<T>(
+  parent: OperationTable<T> | undefined,
+  own: Record<string, Operation<T>>,
+): OperationTable<T> {
   return new Map([...(parent ?? []), ...Object.entries(own)]);
 }
 
@@ -35,7 +41,10 @@ export function invokeOperation<T extends { readonly typeName: string }>(
 ): unknown {
   const run = table.get(name);
   if (!run) {
-    throw new KurentoError("MEDIA_OBJECT_METHOD_NOT_FOUND", `${target.typeName} has no operation "${name}" in the embedded media server`);
+    throw new KurentoError(
+      "MEDIA_OBJECT_METHOD_NOT_FOUND",
+      `${target.typeName} has no operation "${name}" in the embedded media server`,
+    );
   }
   return run(target, raw, name);
 }

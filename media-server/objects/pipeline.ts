@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { MEDIA_OBJECT_OPERATIONS, MediaObject, type MediaServerContext } from "./media-object.ts";
-import { invokeOperation, noParams, type OperationTable, operation, operationTable, type RawParams } from "./operations.ts";
+import { invokeOperation, noParams, operation, operationTable, type RawParams } from "./operations.ts";
 
 /** Holds elements; releasing it releases them. Nothing else happens at this level in a forwarding server. */
 export class MediaPipeline extends MediaObject {
@@ -21,7 +21,7 @@ export class MediaPipeline extends MediaObject {
   protected override dispose(): void {}
 }
 
-const PIPELINE_OPERATIONS: OperationTable<MediaPipeline> = operationTable<MediaPipeline>(MEDIA_OBJECT_OPERATIONS, {
+const PIPELINE_OPERATIONS = operationTable<MediaPipeline>(MEDIA_OBJECT_OPERATIONS, {
   getLatencyStats: operation(noParams, (pipeline) => pipeline.latencyStats),
   setLatencyStats: operation(z.object({ latencyStats: z.boolean() }), (pipeline, { latencyStats }) => {
     pipeline.latencyStats = latencyStats;

@@ -2,7 +2,7 @@ import os from "node:os";
 import { z } from "zod";
 import { KurentoError } from "../errors.ts";
 import { MEDIA_OBJECT_OPERATIONS, MediaObject, type MediaServerContext } from "./media-object.ts";
-import { invokeOperation, noParams, type OperationTable, operation, operationTable, type RawParams } from "./operations.ts";
+import { invokeOperation, noParams, operation, operationTable, type RawParams } from "./operations.ts";
 
 const SERVER_MANAGER_ID = "manager_ServerManager";
 const REPORTED_VERSION = "7.2.0";
@@ -48,14 +48,16 @@ const SERVER_INFO = {
   capabilities: ["transactions"],
 } as const;
 
-const SERVER_MANAGER_OPERATIONS: OperationTable<ServerManager> = operationTable<ServerManager>(MEDIA_OBJECT_OPERATIONS, {
+const SERVER_MANAGER_OPERATIONS = operationTable<ServerManager>(MEDIA_OBJECT_OPERATIONS, {
   getInfo: operation(noParams, () => SERVER_INFO),
   getPipelines: operation(noParams, (manager) => manager.facts.pipelineIds()),
   getSessions: operation(noParams, (manager) => manager.facts.sessionIds()),
   getMetadata: operation(noParams, () => ""),
   getCpuCount: operation(noParams, () => os.availableParallelism()),
   getUsedMemory: operation(noParams, () => Math.round(process.memoryUsage().rss / 1024)),
-  getUsedCpu: operation(z.object({ interval: z.number().int().min(1).max(60_000) }), (_, { interval }) => measureCpu(interval)),
+  getUsedCpu: operation(z.object({ interval: z.number().int().min(1).max(60_000) }), (_, { interval }) =>
+    measureCpu(interval),
+  ),
   getKmd: operation(z.object({ moduleName: z.string() }), (_, { moduleName }) => {
     throw new KurentoError(
       "MEDIA_OBJECT_OPERATION_NOT_SUPPORTED",

@@ -99,12 +99,30 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
     const unknownOperation = await raw.call("invoke", { object: endpoint, operation: "makeCoffee" });
     expect(unknownOperation.error).toMatchObject({ code: 40105 });
     expect(unknownOperation.error?.message).toContain("makeCoffee");
+    // Names every object inherits are not operations either.
+    for (const inherited of ["toString", "constructor", "hasOwnProperty", "__proto__"]) {
+      const reply = await raw.call("invoke", { object: endpoint, operation: inherited });
+      expect(reply.error, inherited).toMatchObject({ code: 40105 });
+    }
 
     const unknownEvent = await raw.call("subscribe", { object: endpoint, type: "Teleported" });
     expect(unknownEvent.error).toMatchObject({ code: 40106 });
 
     await raw.value("release", { object: pipeline });
     expect(server.stats().objects).toBe(0);
+  });
+
+  it("answers createDataChannel like KMS, with no value, and keeps serving", async () => {
+    const raw = await newClient();
+    const pipeline = String(await raw.value("create", { type: "MediaPipeline", constructorParams: {} }));
+    const endpoint = String(
+      await raw.value("create", { type: "WebRtcEndpoint", constructorParams: { mediaPipeline: pipeline, useDataChannels: true } }),
+    );
+    const created = await raw.call("invoke", { object: endpoint, operation: "createDataChannel", operationParams: { label: "x" } });
+    expect(created.error).toBeUndefined();
+    expect(created.result).not.toHaveProperty("value");
+    expect(await raw.call("ping", {})).toMatchObject({ result: { value: "pong" } });
+    await raw.value("release", { object: pipeline });
   });
 
   it("answers unknown object ids with 40101 and a second release with 40101 too", async () => {

@@ -50,7 +50,8 @@ export class DataChannels {
   accept(label: string, message: string | Buffer): void {
     if (!this.host.useDataChannels || !this.hooks.isNegotiated() || !this.pc.sctpTransport) return;
     let channel = [...this.channels].find(
-      (candidate) => candidate.label === label && candidate.readyState !== "closed" && candidate.readyState !== "closing",
+      (candidate) =>
+        candidate.label === label && candidate.readyState !== "closed" && candidate.readyState !== "closing",
     );
     if (!channel) channel = this.create({ label });
     if (channel.readyState === "open") {
@@ -68,7 +69,9 @@ export class DataChannels {
     }
     const channel = this.pc.createDataChannel(params.label ?? "", {
       ordered: params.ordered ?? true,
-      ...(params.maxPacketLifeTime != null && params.maxPacketLifeTime >= 0 ? { maxPacketLifeTime: params.maxPacketLifeTime } : {}),
+      ...(params.maxPacketLifeTime != null && params.maxPacketLifeTime >= 0
+        ? { maxPacketLifeTime: params.maxPacketLifeTime }
+        : {}),
       ...(params.maxRetransmits != null && params.maxRetransmits >= 0 ? { maxRetransmits: params.maxRetransmits } : {}),
       protocol: params.protocol ?? "",
     });
@@ -78,7 +81,8 @@ export class DataChannels {
 
   close(channelId: number): void {
     const channel = [...this.channels].find((candidate) => candidate.id === channelId);
-    if (!channel) throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", `${this.host.id} has no data channel ${channelId}`);
+    if (!channel)
+      throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", `${this.host.id} has no data channel ${channelId}`);
     channel.close();
   }
 

@@ -7,7 +7,10 @@ import { acceptsRemoteCandidate } from "../../webrtc-config.ts";
 import type { MediaServerContext } from "../media-object.ts";
 
 type NegotiationState = "none" | "offer-generated" | "negotiated";
-type SdpFailure = "SDP_END_POINT_PROCESS_OFFER_ERROR" | "SDP_END_POINT_GENERATE_OFFER_ERROR" | "SDP_END_POINT_PROCESS_ANSWER_ERROR";
+type SdpFailure =
+  | "SDP_END_POINT_PROCESS_OFFER_ERROR"
+  | "SDP_END_POINT_GENERATE_OFFER_ERROR"
+  | "SDP_END_POINT_PROCESS_ANSWER_ERROR";
 export type IceCandidate = z.infer<typeof iceCandidateSchema>;
 
 /** What negotiation needs from its endpoint. */
@@ -60,7 +63,8 @@ export class Negotiation {
       this.flushCandidates();
     });
     pc.iceGatheringStateChange.subscribe((state) => {
-      if (state === "gathering") host.emitEvent("IceComponentStateChanged", { streamId: 0, componentId: 1, state: "GATHERING" });
+      if (state === "gathering")
+        host.emitEvent("IceComponentStateChanged", { streamId: 0, componentId: 1, state: "GATHERING" });
       if (state === "complete") {
         this.gatheringDone = true;
         this.flushCandidates();
@@ -102,7 +106,10 @@ export class Negotiation {
 
   async generateOffer(receiveAudio: boolean, receiveVideo: boolean): Promise<string> {
     if (this.negotiation !== "none") {
-      throw new KurentoError("SDP_END_POINT_ALREADY_NEGOTIATED", `${this.host.id} has already negotiated (or generated an offer)`);
+      throw new KurentoError(
+        "SDP_END_POINT_ALREADY_NEGOTIATED",
+        `${this.host.id} has already negotiated (or generated an offer)`,
+      );
     }
     return this.exclusively(async () => {
       try {
@@ -123,10 +130,16 @@ export class Negotiation {
 
   async processAnswer(answer: string): Promise<string> {
     if (this.negotiation === "none") {
-      throw new KurentoError("SDP_END_POINT_NOT_OFFER_GENERATED", `${this.host.id} has not generated an offer; call generateOffer first`);
+      throw new KurentoError(
+        "SDP_END_POINT_NOT_OFFER_GENERATED",
+        `${this.host.id} has not generated an offer; call generateOffer first`,
+      );
     }
     if (this.negotiation === "negotiated") {
-      throw new KurentoError("SDP_END_POINT_ANSWER_ALREADY_PROCCESED", `${this.host.id} has already processed an answer`);
+      throw new KurentoError(
+        "SDP_END_POINT_ANSWER_ALREADY_PROCCESED",
+        `${this.host.id} has already processed an answer`,
+      );
     }
     assertParsableSdp(answer, "SDP answer");
     return this.exclusively(async () => {
@@ -169,7 +182,10 @@ export class Negotiation {
       });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      throw new KurentoError("ICE_ADD_CANDIDATE_ERROR", `Cannot add ICE candidate ${JSON.stringify(candidate.candidate.slice(0, 120))}: ${reason}`);
+      throw new KurentoError(
+        "ICE_ADD_CANDIDATE_ERROR",
+        `Cannot add ICE candidate ${JSON.stringify(candidate.candidate.slice(0, 120))}: ${reason}`,
+      );
     }
   }
 
@@ -198,13 +214,18 @@ export class Negotiation {
     return pair ? [pair] : [];
   }
 
-  /** Two SDP operations interleaving on one werift connection would corrupt its state; the second caller gets an error instead. */
+  /**
+   * Two SDP operations interleaving on one werift connection would corrupt
+   * its state; the second caller gets an error instead.
+   */
   private async exclusively<T>(work: () => Promise<T>): Promise<T> {
-    if (this.sdpBusy) throw new KurentoError("SDP_END_POINT_PROCESS_OFFER_ERROR", `${this.host.id} is already processing an SDP`);
+    if (this.sdpBusy)
+      throw new KurentoError("SDP_END_POINT_PROCESS_OFFER_ERROR", `${this.host.id} is already processing an SDP`);
     this.sdpBusy = true;
     try {
       const result = await work();
-      if (this.host.released) throw new KurentoError("MEDIA_OBJECT_NOT_FOUND", `${this.host.id} was released during SDP negotiation`);
+      if (this.host.released)
+        throw new KurentoError("MEDIA_OBJECT_NOT_FOUND", `${this.host.id} was released during SDP negotiation`);
       return result;
     } finally {
       this.sdpBusy = false;
@@ -213,7 +234,8 @@ export class Negotiation {
 
   private sdpFailure(type: SdpFailure, what: string, error: unknown): KurentoError {
     if (error instanceof KurentoError) return error;
-    if (this.host.released) return new KurentoError("MEDIA_OBJECT_NOT_FOUND", `${this.host.id} was released during SDP negotiation`);
+    if (this.host.released)
+      return new KurentoError("MEDIA_OBJECT_NOT_FOUND", `${this.host.id} was released during SDP negotiation`);
     return new KurentoError(type, `Error ${what}: ${error instanceof Error ? error.message : String(error)}`);
   }
 
@@ -226,7 +248,9 @@ export class Negotiation {
     while (this.emittedCandidates < this.localCandidates.length) {
       const candidate = this.localCandidates[this.emittedCandidates++];
       if (!candidate) continue;
-      this.host.emitEvent("IceCandidateFound", { candidate: { __module__: "kurento", __type__: "IceCandidate", ...candidate } });
+      this.host.emitEvent("IceCandidateFound", {
+        candidate: { __module__: "kurento", __type__: "IceCandidate", ...candidate },
+      });
     }
     if (this.gatheringDone && !this.gatheringDoneEmitted) {
       this.gatheringDoneEmitted = true;

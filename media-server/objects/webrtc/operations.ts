@@ -1,10 +1,13 @@
 import { z } from "zod";
 import { iceCandidateSchema } from "../../protocol.ts";
 import { MEDIA_ELEMENT_OPERATIONS } from "../media-element.ts";
-import { noParams, type Operation, type OperationTable, operation, operationTable } from "../operations.ts";
+import { noParams, type Operation, operation, operationTable } from "../operations.ts";
 import type { WebRtcEndpoint } from "../webrtc-endpoint.ts";
 
-/** Bandwidth settings in kbps; 0 means "no limit". Names are KMS property names (the setter's parameter is the same name). */
+/**
+ * Bandwidth settings in kbps; 0 means "no limit". Names are KMS property
+ * names (the setter's parameter is the same name).
+ */
 export const BANDWIDTH_PROPERTIES = [
   "maxVideoSendBandwidth",
   "minVideoSendBandwidth",
@@ -19,7 +22,10 @@ export const BANDWIDTH_PROPERTIES = [
 ] as const;
 export type BandwidthProperty = (typeof BANDWIDTH_PROPERTIES)[number];
 
-/** Accepted and remembered so applications configured for KMS keep working; this server only gathers host candidates. */
+/**
+ * Accepted and remembered so applications configured for KMS keep working;
+ * this server only gathers host candidates.
+ */
 const NETWORK_PROPERTIES = {
   stunServerAddress: z.string().max(1000),
   stunServerPort: z.number().int().min(0).max(65535),
@@ -33,7 +39,10 @@ const NETWORK_PROPERTIES = {
 export type NetworkProperty = keyof typeof NETWORK_PROPERTIES;
 
 const offerOptionsSchema = z.object({
-  options: z.object({ offerToReceiveAudio: z.boolean().optional(), offerToReceiveVideo: z.boolean().optional() }).loose().nullish(),
+  options: z
+    .object({ offerToReceiveAudio: z.boolean().optional(), offerToReceiveVideo: z.boolean().optional() })
+    .loose()
+    .nullish(),
 });
 
 const dataChannelSchema = z.object({
@@ -52,9 +61,12 @@ function bandwidthOperations(): Record<string, Operation<WebRtcEndpoint>> {
   for (const name of BANDWIDTH_PROPERTIES) {
     const suffix = capitalised(name);
     operations[`get${suffix}`] = operation(noParams, (endpoint) => endpoint.bandwidth.get(name) ?? 0);
-    operations[`set${suffix}`] = operation(z.object({ [name]: z.number().int().min(0).max(10_000_000) }), (endpoint, params) => {
-      endpoint.bandwidth.set(name, Number(params[name]));
-    });
+    operations[`set${suffix}`] = operation(
+      z.object({ [name]: z.number().int().min(0).max(10_000_000) }),
+      (endpoint, params) => {
+        endpoint.bandwidth.set(name, Number(params[name]));
+      },
+    );
   }
   return operations;
 }
@@ -79,12 +91,16 @@ function networkOperations(): Record<string, Operation<WebRtcEndpoint>> {
  * ones. Built once at module load; each entry hands its validated params to
  * the endpoint's negotiation, data channels or settings.
  */
-export const WEBRTC_ENDPOINT_OPERATIONS: OperationTable<WebRtcEndpoint> = operationTable<WebRtcEndpoint>(MEDIA_ELEMENT_OPERATIONS, {
-  processOffer: operation(z.object({ offer: z.string() }), (endpoint, { offer }) => endpoint.negotiation.processOffer(offer)),
+export const WEBRTC_ENDPOINT_OPERATIONS = operationTable<WebRtcEndpoint>(MEDIA_ELEMENT_OPERATIONS, {
+  processOffer: operation(z.object({ offer: z.string() }), (endpoint, { offer }) =>
+    endpoint.negotiation.processOffer(offer),
+  ),
   generateOffer: operation(offerOptionsSchema, (endpoint, { options }) =>
     endpoint.negotiation.generateOffer(options?.offerToReceiveAudio !== false, options?.offerToReceiveVideo !== false),
   ),
-  processAnswer: operation(z.object({ answer: z.string() }), (endpoint, { answer }) => endpoint.negotiation.processAnswer(answer)),
+  processAnswer: operation(z.object({ answer: z.string() }), (endpoint, { answer }) =>
+    endpoint.negotiation.processAnswer(answer),
+  ),
   getLocalSessionDescriptor: operation(noParams, (endpoint) => endpoint.negotiation.localDescriptor()),
   getRemoteSessionDescriptor: operation(noParams, (endpoint) => endpoint.negotiation.remoteDescriptor()),
   gatherCandidates: operation(noParams, (endpoint) => {

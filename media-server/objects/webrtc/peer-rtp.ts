@@ -8,10 +8,17 @@ import {
 import { type ForwardedRtp, KeyframeRequester, type MediaKind, rembPacket, sameCodec } from "../../rtp-forwarding.ts";
 
 const PLI_MIN_INTERVAL_MS = 300;
-/** RTCP payload-specific feedback format of a Full Intra Request (RFC 5104); werift parses FIR but does not export its class. */
+/** RTCP payload-specific feedback format of a Full Intra Request (RFC 5104); werift parses FIR but exports no class. */
 const FIR_FORMAT = 4;
 const REMB_INTERVAL_MS = 1000;
-const NON_MEDIA_CODECS = new Set(["video/rtx", "video/red", "video/ulpfec", "audio/red", "audio/cn", "audio/telephone-event"]);
+const NON_MEDIA_CODECS = new Set([
+  "video/rtx",
+  "video/red",
+  "video/ulpfec",
+  "audio/red",
+  "audio/cn",
+  "audio/telephone-event",
+]);
 
 /** The endpoint side of the RTP path: the media graph and the endpoint's state, which only the endpoint can reach. */
 export interface PeerRtpHooks {
@@ -67,7 +74,8 @@ export class PeerRtp {
     const ssrc = rtp.packet.header.ssrc;
     const previous = this.lastSourceSsrc.get(kind);
     if (previous !== ssrc) {
-      // A new stream (another source, or the publisher restarted): keep the peer's sequence numbers and timestamps continuous.
+      // A new stream (another source, or the publisher restarted): keep the peer's sequence numbers
+      // and timestamps continuous.
       if (previous !== undefined) transceiver.sender.replaceRTP(rtp.packet.header, true, kind === "video" ? 3000 : 960);
       this.lastSourceSsrc.set(kind, ssrc);
     }
@@ -96,7 +104,8 @@ export class PeerRtp {
         this.watchedSenders.add(transceiver);
         transceiver.sender.onPictureLossIndication.subscribe(() => this.hooks.keyframeWanted());
         transceiver.sender.onRtcp.subscribe((packet) => {
-          if (packet instanceof RtcpPayloadSpecificFeedback && packet.feedback.count === FIR_FORMAT) this.hooks.keyframeWanted();
+          if (packet instanceof RtcpPayloadSpecificFeedback && packet.feedback.count === FIR_FORMAT)
+            this.hooks.keyframeWanted();
         });
       }
     }
@@ -144,6 +153,8 @@ export class PeerRtp {
     const ssrc = this.publisherVideoSsrc;
     if (!transceiver || ssrc === undefined || !this.hooks.isConnected()) return;
     const kbps = this.hooks.rembKbps();
-    transceiver.dtlsTransport.sendRtcp([rembPacket(transceiver.receiver.rtcpSsrc, [ssrc], kbps * 1000)]).catch(() => {});
+    transceiver.dtlsTransport
+      .sendRtcp([rembPacket(transceiver.receiver.rtcpSsrc, [ssrc], kbps * 1000)])
+      .catch(() => {});
   }
 }
