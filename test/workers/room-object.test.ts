@@ -12,6 +12,16 @@ function roomStub(room: string) {
   return env.ROOM.get(env.ROOM.idFromName(room));
 }
 
+/** The roster as the object stored it (its rows in SQLite). */
+function storedRoster(room: string) {
+  return runInDurableObject(roomStub(room), (_instance: RoomObject, state) =>
+    state.storage.sql
+      .exec<{ data: string }>("SELECT data FROM participants")
+      .toArray()
+      .map((r) => JSON.parse(r.data) as { user: string; disconnectedAt: number | null }),
+  );
+}
+
 describe("room Durable Object", () => {
   it("joins two users over real upgrades and tells the first one about the second", async () => {
     const alice = await Client.open("/room/w1");
@@ -36,8 +46,7 @@ describe("room Durable Object", () => {
     await evictDurableObject(stub);
 
     // The object comes back from SQLite and the sockets' attachments.
-    const count = await runInDurableObject(stub, (instance: RoomObject) => instance.state?.participants.size);
-    expect(count).toBe(2);
+    expect((await storedRoster("w2")).length).toBe(2);
     const chat = await alice.request("sendMessage", { message: "still here", userMessage: "alice", roomMessage: "w2" });
     expect(chat.result).toEqual({ sessionId: aliceSession });
     const heard = await bob.waitFor((f) => f.method === "sendMessage", "the chat message");
@@ -59,6 +68,40 @@ describe("room Durable Object", () => {
     alice.ws.close();
   });
 
+  it("reads rows and socket attachments written before they carried a version (v0)", async () => {
+    const alice = await Client.open("/room/w9");
+    const aliceSession = (await alice.request("joinRoom", { user: "alice", room: "w9" })).result?.sessionId;
+    const stub = roomStub("w9");
+    await runInDurableObject(stub, (_instance: RoomObject, state) => {
+      // Exactly what the code before versioning wrote: no `v`.
+      const bob = { session: "w9_old-bob", user: "bob", publish: "none", loopback: false, dataChannels: false };
+      Object.assign(bob, { subscriptions: {}, attributes: {}, disconnectedAt: null });
+      state.storage.sql.exec("INSERT INTO participants (session, data) VALUES (?, ?)", bob.session, JSON.stringify(bob));
+      const pending = { session: "w9_old-bob", id: 7, op: "publish" };
+      state.storage.sql.exec("INSERT INTO pending (ref, data) VALUES (?, ?)", "w9_old-bob#1", JSON.stringify(pending));
+      for (const ws of state.getWebSockets()) ws.serializeAttachment({ role: "client", session: aliceSession });
+    });
+    await evictDurableObject(stub);
+
+    // alice's socket is still hers (old attachment), bob's seat is back (old row).
+    const chat = await alice.request("sendMessage", { message: "hi", userMessage: "alice", roomMessage: "w9" });
+    expect(chat.result).toEqual({ sessionId: aliceSession });
+    const carol = await Client.open("/room/w9");
+    expect((await carol.request("joinRoom", { user: "carol", room: "w9" })).result?.value).toEqual([{ id: "alice" }, { id: "bob" }]);
+    const bob = await Client.open("/room/w9");
+    expect((await bob.request("connect", { sessionId: "w9_old-bob" })).result).toMatchObject({ sessionId: "w9_old-bob" });
+    // Rows written from now on carry the version.
+    await bob.request("sendMessage", { message: "back", userMessage: "bob", roomMessage: "w9" });
+    const versions = await runInDurableObject(stub, (_instance: RoomObject, state) =>
+      state.storage.sql
+        .exec<{ data: string }>("SELECT data FROM participants")
+        .toArray()
+        .map((r) => (JSON.parse(r.data) as { v?: number }).v),
+    );
+    expect(versions).toContain(1);
+    for (const c of [alice, bob, carol]) c.ws.close();
+  });
+
   it("holds a dropped user's seat until the alarm after the window, then tells the others", async () => {
     const alice = await Client.open("/room/w4");
     await alice.request("joinRoom", { user: "alice", room: "w4" });
@@ -68,9 +111,7 @@ describe("room Durable Object", () => {
     const stub = roomStub("w4");
     // Wait until the object has seen the close (the seat is marked, not freed).
     for (let i = 0; i < 50; i++) {
-      const marked = await runInDurableObject(stub, (instance: RoomObject) =>
-        [...(instance.state?.participants.values() ?? [])].some((p) => p.user === "bob" && p.disconnectedAt !== null),
-      );
+      const marked = (await storedRoster("w4")).some((p) => p.user === "bob" && p.disconnectedAt !== null);
       if (marked) break;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -81,8 +122,7 @@ describe("room Durable Object", () => {
     await runDurableObjectAlarm(stub);
     const left = await alice.waitFor((f) => f.method === "participantLeft", "participantLeft");
     expect(left.params).toEqual({ name: "bob" });
-    const remaining = await runInDurableObject(stub, (instance: RoomObject) => [...(instance.state?.participants.values() ?? [])].map((p) => p.user));
-    expect(remaining).toEqual(["alice"]);
+    expect((await storedRoster("w4")).map((p) => p.user)).toEqual(["alice"]);
     alice.ws.close();
   });
 

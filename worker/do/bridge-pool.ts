@@ -20,16 +20,13 @@ import { RpcPeer, RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { ATTACH_REPLY_MARGIN_MS, ATTACH_TIMEOUT_MS } from "../../protocol/timeouts.ts";
 import { closeQuietly } from "../ws-util.ts";
-
-interface ControlAttachment {
-  bridgeId: string;
-  superseded?: boolean;
-}
+import { readBridgeFilters, readControlAttachment, writeBridgeFilters, writeControlAttachment } from "./persisted.ts";
 
 interface BridgeRow {
   id: string;
   capacity: number;
   pipelines: number;
+  /** JSON, read with readBridgeFilters. */
   filters: string;
 }
 
@@ -37,143 +34,143 @@ export type Assignment = { ok: true; bridgeId: string } | { ok: false; error: Rp
 
 
 export class BridgePool extends DurableObject<Env> {
-  readonly sql: SqlStorage;
-  readonly nonces: NonceLedger;
+  readonly #sql: SqlStorage;
+  readonly #nonces: NonceLedger;
   /** bridgeId → request helper on its control socket (rebuilt after hibernation). */
-  readonly peers = new Map<string, { ws: WebSocket; peer: RpcPeer }>();
+  readonly #peers = new Map<string, { ws: WebSocket; peer: RpcPeer }>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    this.nonces = new NonceLedger(this.sql);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS bridges (
+    this.#sql = ctx.storage.sql;
+    this.#nonces = new NonceLedger(this.#sql);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS bridges (
       id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, pipelines INTEGER NOT NULL, filters TEXT NOT NULL)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS assignments (room TEXT PRIMARY KEY, bridge TEXT NOT NULL)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS assignments (room TEXT PRIMARY KEY, bridge TEXT NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     for (const ws of ctx.getWebSockets()) {
-      const att = ws.deserializeAttachment() as ControlAttachment | null;
-      if (att && !att.superseded) this.peers.set(att.bridgeId, { ws, peer: this.peerFor(ws) });
+      const att = readControlAttachment(ws);
+      if (att && !att.superseded) this.#peers.set(att.bridgeId, { ws, peer: this.#peerFor(ws) });
     }
   }
 
   override async fetch(request: Request): Promise<Response> {
-    const claimed = claimBridgeToken(request, this.nonces);
+    const claimed = claimBridgeToken(request, this.#nonces);
     if (claimed instanceof Response) return claimed;
     const { bridgeId } = claimed;
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    const previous = this.peers.get(bridgeId);
+    const previous = this.#peers.get(bridgeId);
     if (previous) {
       // The bridge reconnected: its old socket is dead or dying.
-      previous.ws.serializeAttachment({ bridgeId, superseded: true } satisfies ControlAttachment);
+      writeControlAttachment(previous.ws, { bridgeId, superseded: true });
       previous.peer.closed("replaced by a new connection");
       closeQuietly(previous.ws, CloseCode.BRIDGE_REPLACED, "replaced by a new connection");
     }
     this.ctx.acceptWebSocket(server, ["control"]);
-    server.serializeAttachment({ bridgeId } satisfies ControlAttachment);
-    this.peers.set(bridgeId, { ws: server, peer: this.peerFor(server) });
+    writeControlAttachment(server, { bridgeId });
+    this.#peers.set(bridgeId, { ws: server, peer: this.#peerFor(server) });
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  peerFor(ws: WebSocket): RpcPeer {
-    const bridgeId = (ws.deserializeAttachment() as ControlAttachment | null)?.bridgeId ?? "";
+  #peerFor(ws: WebSocket): RpcPeer {
+    const bridgeId = (readControlAttachment(ws))?.bridgeId ?? "";
     return new RpcPeer(
       { send: (frame) => ws.send(frame) },
       {
         timeoutMs: ATTACH_TIMEOUT_MS + ATTACH_REPLY_MARGIN_MS,
-        onRequest: (method, params) => this.onBridgeRequest(bridgeId, method, params),
-        onNotification: (method, params) => this.onBridgeNotification(bridgeId, method, params),
+        onRequest: (method, params) => this.#onBridgeRequest(bridgeId, method, params),
+        onNotification: (method, params) => this.#onBridgeNotification(bridgeId, method, params),
       },
     );
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const att = ws.deserializeAttachment() as ControlAttachment | null;
+    const att = readControlAttachment(ws);
     if (!att || att.superseded) return;
-    let entry = this.peers.get(att.bridgeId);
+    let entry = this.#peers.get(att.bridgeId);
     if (!entry || entry.ws !== ws) {
-      entry = { ws, peer: this.peerFor(ws) };
-      this.peers.set(att.bridgeId, entry);
+      entry = { ws, peer: this.#peerFor(ws) };
+      this.#peers.set(att.bridgeId, entry);
     }
     entry.peer.receive(message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.controlGone(ws);
+    this.#controlGone(ws);
     closeQuietly(ws, code, reason);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    this.controlGone(ws);
+    this.#controlGone(ws);
   }
 
-  controlGone(ws: WebSocket): void {
-    const att = ws.deserializeAttachment() as ControlAttachment | null;
+  #controlGone(ws: WebSocket): void {
+    const att = readControlAttachment(ws);
     if (!att || att.superseded) return;
-    const entry = this.peers.get(att.bridgeId);
+    const entry = this.#peers.get(att.bridgeId);
     if (entry?.ws === ws) {
       entry.peer.closed("bridge disconnected");
-      this.peers.delete(att.bridgeId);
+      this.#peers.delete(att.bridgeId);
     }
   }
 
-  onBridgeRequest(bridgeId: string, method: string, params: unknown): unknown {
+  #onBridgeRequest(bridgeId: string, method: string, params: unknown): unknown {
     if (method !== "register") throw new RpcRequestError(rpcError(JsonRpcCode.METHOD_NOT_FOUND, `Method not found: ${method}`));
     const parsed = controlParams.register.safeParse(params);
     if (!parsed.success) throw new RpcRequestError(rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for register: ${describeIssues(parsed.error)}`));
     const r = parsed.data;
     if (r.bridgeId !== bridgeId) throw new RpcRequestError(rpcError(JsonRpcCode.INVALID_PARAMS, "bridgeId differs from the token's bridge id"));
     const capacity = r.kms.reduce((sum, k) => sum + k.limit, 0);
-    this.sql.exec(
+    this.#sql.exec(
       `INSERT OR REPLACE INTO bridges (id, capacity, pipelines, filters) VALUES (?, ?, ?, ?)`,
       bridgeId,
       capacity,
       r.rooms.length,
-      JSON.stringify(r.filters),
+      writeBridgeFilters(r.filters),
     );
-    for (const room of r.rooms) this.sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, bridgeId);
+    for (const room of r.rooms) this.#sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, bridgeId);
     return { accepted: true } satisfies z.infer<typeof controlResults.register>;
   }
 
-  onBridgeNotification(bridgeId: string, method: string, params: unknown): void {
+  #onBridgeNotification(bridgeId: string, method: string, params: unknown): void {
     if (method !== "load") return;
     const parsed = controlParams.load.safeParse(params);
     if (!parsed.success) return;
-    this.sql.exec(`UPDATE bridges SET pipelines = ? WHERE id = ?`, parsed.data.pipelines, bridgeId);
+    this.#sql.exec(`UPDATE bridges SET pipelines = ? WHERE id = ?`, parsed.data.pipelines, bridgeId);
   }
 
-  connectedBridges(): BridgeRow[] {
-    return this.sql
+  #connectedBridges(): BridgeRow[] {
+    return this.#sql
       .exec<{ id: string; capacity: number; pipelines: number; filters: string }>(`SELECT id, capacity, pipelines, filters FROM bridges ORDER BY id`)
       .toArray()
-      .filter((b) => this.peers.has(b.id));
+      .filter((b) => this.#peers.has(b.id));
   }
 
   /** The shared selection policy over the connected bridges; the round-robin cursor persists in `meta`. */
-  choose(bridges: BridgeRow[], user: string): BridgeRow | RpcError {
-    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'rr'`).toArray()[0];
+  #choose(bridges: BridgeRow[], user: string): BridgeRow | RpcError {
+    const row = this.#sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'rr'`).toArray()[0];
     const candidates = bridges.map((b) => ({ pipelines: b.pipelines, limit: b.capacity, available: true }));
     const choice = selectMediaServer(candidates, user, row ? Number(row.value) : 0);
     if (!choice.ok) return rpcError(choice.code, choice.code === RoomCode.ROOM_CANNOT_BE_CREATED ? "all media servers are full" : choice.message);
-    this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('rr', ?)`, String(choice.nextCursor));
+    this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('rr', ?)`, String(choice.nextCursor));
     return bridges[choice.index] as BridgeRow;
   }
 
   /** Picks (or keeps) the room's bridge and has it attach; resolves once the bridge says it has opened the room link. */
   async assign(room: string, user: string): Promise<Assignment> {
-    const bridges = this.connectedBridges();
+    const bridges = this.#connectedBridges();
     if (bridges.length === 0) return { ok: false, error: rpcError(RoomCode.MEDIA_GENERIC, "no media bridge attached") };
-    const current = this.sql.exec<{ bridge: string }>(`SELECT bridge FROM assignments WHERE room = ?`, room).toArray()[0];
+    const current = this.#sql.exec<{ bridge: string }>(`SELECT bridge FROM assignments WHERE room = ?`, room).toArray()[0];
     let chosen = current ? bridges.find((b) => b.id === current.bridge) : undefined;
     if (!chosen) {
-      const picked = this.choose(bridges, user);
+      const picked = this.#choose(bridges, user);
       if (!("id" in picked)) return { ok: false, error: picked };
       chosen = picked;
-      this.sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, chosen.id);
+      this.#sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, chosen.id);
       // Count the new pipeline now, so concurrent assignments see it before the next load report.
-      this.sql.exec(`UPDATE bridges SET pipelines = pipelines + 1 WHERE id = ?`, chosen.id);
+      this.#sql.exec(`UPDATE bridges SET pipelines = pipelines + 1 WHERE id = ?`, chosen.id);
     }
-    const entry = this.peers.get(chosen.id);
+    const entry = this.#peers.get(chosen.id);
     if (!entry) return { ok: false, error: rpcError(RoomCode.MEDIA_GENERIC, "no media bridge attached") };
     try {
       await entry.peer.request("attach", { room, user });
@@ -186,15 +183,15 @@ export class BridgePool extends DurableObject<Env> {
 
   /** The room released its media: forget the assignment. */
   async release(room: string): Promise<void> {
-    this.sql.exec(`DELETE FROM assignments WHERE room = ?`, room);
+    this.#sql.exec(`DELETE FROM assignments WHERE room = ?`, room);
   }
 
   async summary(): Promise<{ bridges: number; filters: FilterName[] }> {
-    const bridges = this.connectedBridges();
+    const bridges = this.#connectedBridges();
     // A filter is offered only when every bridge can apply it: a room may land on any.
     let filters: FilterName[] | null = null;
     for (const b of bridges) {
-      const own = JSON.parse(b.filters) as FilterName[];
+      const own = readBridgeFilters(b.filters);
       filters = filters === null ? own : filters.filter((f) => own.includes(f));
     }
     return { bridges: bridges.length, filters: filters ?? [] };

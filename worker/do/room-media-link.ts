@@ -33,7 +33,7 @@ import { closeQuietly } from "../ws-util.ts";
 import type { Assignment } from "./bridge-pool.ts";
 
 /** How long a dropped bridge link may take to come back before the room's media counts as lost. */
-export const BRIDGE_RETURN_GRACE_MS = 3000;
+const BRIDGE_RETURN_GRACE_MS = 3000;
 
 export interface MediaLinkHost {
   /** Feeds an input to the room core. */
@@ -56,7 +56,7 @@ interface Waiter {
   reject(error: RpcRequestError): void;
 }
 
-export type LinkState =
+type LinkState =
   /** No bridge, nothing waiting. */
   | { readonly kind: "idle" }
   /** The bridge dropped; `lostTimer` declares the room's media lost unless a bridge attaches first. */
@@ -89,11 +89,6 @@ export class RoomMediaLink {
   constructor(host: MediaLinkHost, timeoutMs: number) {
     this.#host = host;
     this.#timeoutMs = timeoutMs;
-  }
-
-  /** For tests and logs: the state's name. */
-  get state(): LinkStateKind {
-    return this.#state.kind;
   }
 
   /** After hibernation: the bridge socket is still open, nothing to reconcile. */

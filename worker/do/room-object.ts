@@ -13,7 +13,6 @@ import type { CoreContext } from "../core/hooks.ts";
 import { appHooks } from "../app-hooks.ts";
 import type { Effect, Input, RoomState } from "../core/types.ts";
 import { decodeFrame, encodeError, encodeNotification, encodeResult } from "../../protocol/jsonrpc.ts";
-import type { MediaCommand } from "../../protocol/bridge.ts";
 import { claimBridgeToken } from "../bridge-auth.ts";
 import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { RoomMediaLink } from "./room-media-link.ts";
@@ -25,64 +24,57 @@ import { CloseCode } from "../../protocol/close-codes.ts";
 import { joinTokenProblem } from "../../protocol/tokens/join-token.ts";
 import { RoomCode, rpcError } from "../../protocol/errors.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
+import { readSocketAttachment, writeSocketAttachment } from "./persisted.ts";
 
-/** What each socket remembers across hibernation. */
-type SocketAttachment =
-  | {
-      role: "client";
-      session: string;
-      /** Replaced by a socket that resumed its session (or closed by us): its close means nothing. */
-      superseded?: boolean;
-    }
-  | { role: "bridge"; bridgeId: string };
-
+/** The worker names the room in this header: an object id alone does not say which room it is. */
 export const ROOM_NAME_HEADER = "x-room-name";
-/** Close code for a socket whose session was resumed on another socket. */
 
 export class RoomObject extends DurableObject<Env> {
-  readonly store: RoomStore;
-  readonly nonces: NonceLedger;
-  readonly media: RoomMediaLink;
-  state: RoomState | null = null;
+  readonly #store: RoomStore;
+  readonly #nonces: NonceLedger;
+  readonly #media: RoomMediaLink;
+  #state: RoomState | null = null;
   /** session id → its live socket; rebuilt from attachments after hibernation. */
-  readonly sockets = new Map<string, WebSocket>();
+  readonly #sockets = new Map<string, WebSocket>();
   /** Inputs produced while carrying out effects (e.g. an immediate media failure). */
-  readonly queue: Input[] = [];
-  running = false;
+  readonly #queue: Input[] = [];
+  #running = false;
+  /** With join tokens, frames wait on one chain so they keep their order while a token is checked. */
+  #clientChain: Promise<void> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.store = new RoomStore(ctx.storage.sql);
-    this.nonces = new NonceLedger(ctx.storage.sql);
-    this.media = new RoomMediaLink(
+    this.#store = new RoomStore(ctx.storage.sql);
+    this.#nonces = new NonceLedger(ctx.storage.sql);
+    this.#media = new RoomMediaLink(
       {
-        deliver: (input) => this.run(input),
-        roster: () => this.roster(),
-        assign: (user) => this.pool().assign(this.state?.room ?? "", user),
-        released: () => this.ctx.waitUntil(this.pool().release(this.state?.room ?? "")),
-        log: (fields) => console.log(JSON.stringify({ room: this.state?.room, ...fields })),
+        deliver: (input) => this.#run(input),
+        roster: () => this.#roster(),
+        assign: (user) => this.#pool().assign(this.#state?.room ?? "", user),
+        released: () => this.ctx.waitUntil(this.#pool().release(this.#state?.room ?? "")),
+        log: (fields) => console.log(JSON.stringify({ room: this.#state?.room, ...fields })),
       },
       settingsOf(env).mediaTimeoutMs,
     );
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE));
-    const room = this.store.roomName();
-    if (room !== null) this.state = this.store.load(room);
+    const room = this.#store.roomName();
+    if (room !== null) this.#state = this.#store.load(room);
     for (const ws of ctx.getWebSockets()) {
-      const att = ws.deserializeAttachment() as SocketAttachment | null;
+      const att = readSocketAttachment(ws);
       if (!att) continue;
-      if (att.role === "bridge") this.media.adopt(ws);
-      else if (!att.superseded) this.sockets.set(att.session, ws);
+      if (att.role === "bridge") this.#media.adopt(ws);
+      else if (!att.superseded) this.#sockets.set(att.session, ws);
     }
   }
 
-  pool() {
+  #pool() {
     return this.env.POOL.get(this.env.POOL.idFromName("pool"));
   }
 
-  roster(): { users: string[]; withMedia: string[] } {
+  #roster(): { users: string[]; withMedia: string[] } {
     const users: string[] = [];
     const withMedia: string[] = [];
-    for (const p of this.state?.participants.values() ?? []) {
+    for (const p of this.#state?.participants.values() ?? []) {
       users.push(p.user);
       if (p.publish === "live" || Object.values(p.subscriptions).includes("live")) withMedia.push(p.user);
     }
@@ -92,63 +84,56 @@ export class RoomObject extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const room = request.headers.get(ROOM_NAME_HEADER);
     if (!room) return new Response("missing room name", { status: 400 });
-    this.bindRoom(room);
+    this.#bindRoom(room);
     const url = new URL(request.url);
     if (url.pathname === "/close") {
-      const hadParticipants = (this.state?.participants.size ?? 0) > 0;
+      const hadParticipants = (this.#state?.participants.size ?? 0) > 0;
       if (!hadParticipants) return Response.json({ error: `Room '${room}' not found` }, { status: 404 });
-      this.run({ type: "close", reason: "closed by the administrator" });
+      this.#run({ type: "close", reason: "closed by the administrator" });
       return Response.json({ room, closed: true });
     }
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
-    if (url.pathname.startsWith("/bridge/")) return this.acceptBridge(request);
+    if (url.pathname.startsWith("/bridge/")) return this.#acceptBridge(request);
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     const session = newSessionId(room);
     this.ctx.acceptWebSocket(server, ["client"]);
-    server.serializeAttachment({ role: "client", session } satisfies SocketAttachment);
-    this.sockets.set(session, server);
+    writeSocketAttachment(server, { role: "client", session });
+    this.#sockets.set(session, server);
     return new Response(null, { status: 101, webSocket: client });
   }
 
   /** The worker has verified the bridge's token; the nonce must be new. */
-  acceptBridge(request: Request): Response {
-    const claimed = claimBridgeToken(request, this.nonces);
+  #acceptBridge(request: Request): Response {
+    const claimed = claimBridgeToken(request, this.#nonces);
     if (claimed instanceof Response) return claimed;
     const { bridgeId } = claimed;
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, ["bridge"]);
-    server.serializeAttachment({ role: "bridge", bridgeId } satisfies SocketAttachment);
-    this.media.attach(server);
+    writeSocketAttachment(server, { role: "bridge", bridgeId });
+    this.#media.attach(server);
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  /** Number of participants (seated, connected or not): for tests and the directory. */
-  async participantCount(): Promise<number> {
-    return this.state?.participants.size ?? 0;
-  }
-
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const att = ws.deserializeAttachment() as SocketAttachment | null;
+    const att = readSocketAttachment(ws);
     if (!att) return;
-    if (att.role === "bridge") return this.media.receive(message);
+    if (att.role === "bridge") return this.#media.receive(message);
     const secret = this.env.JOIN_TOKEN_SECRET;
-    if (!secret) return this.clientFrame(ws, message, null);
+    if (!secret) return this.#clientFrame(ws, message, null);
     // Checking a join token is asynchronous: frames then go through one chain, so they keep their order.
-    this.clientChain = this.clientChain
-      .then(() => this.clientFrame(ws, message, secret))
+    this.#clientChain = this.#clientChain
+      .then(() => this.#clientFrame(ws, message, secret))
       .catch((error: unknown) => console.error(JSON.stringify({ msg: "client frame failed", error: String(error) })));
-    return this.clientChain;
+    return this.#clientChain;
   }
 
-  clientChain: Promise<void> = Promise.resolve();
-
-  async clientFrame(ws: WebSocket, message: string | ArrayBuffer, joinTokenSecret: string | null): Promise<void> {
-    const att = ws.deserializeAttachment() as SocketAttachment | null;
-    if (!att || att.role !== "client" || att.superseded || !this.state) return;
+  async #clientFrame(ws: WebSocket, message: string | ArrayBuffer, joinTokenSecret: string | null): Promise<void> {
+    const att = readSocketAttachment(ws);
+    if (!att || att.role !== "client" || att.superseded || !this.#state) return;
     const frame = decodeFrame(message);
     switch (frame.kind) {
       case "invalid":
@@ -161,20 +146,20 @@ export class RoomObject extends DurableObject<Env> {
       case "notification": {
         const id = frame.kind === "request" ? frame.id : null;
         if (joinTokenSecret !== null && frame.method === "joinRoom") {
-          const problem = await this.joinTokenProblem(joinTokenSecret, frame.params);
+          const problem = await this.#joinTokenProblem(joinTokenSecret, frame.params);
           if (problem !== null) {
             if (id !== null) safeSend(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, problem)));
             return;
           }
         }
-        this.run({ type: "request", session: att.session, id, method: frame.method, params: frame.params });
+        this.#run({ type: "request", session: att.session, id, method: frame.method, params: frame.params });
         return;
       }
     }
   }
 
   /** With JOIN_TOKEN_SECRET set, joinRoom needs a token for that user and room (ill-typed params are left to the core's -32602). */
-  async joinTokenProblem(secret: string, params: unknown): Promise<string | null> {
+  async #joinTokenProblem(secret: string, params: unknown): Promise<string | null> {
     if (typeof params !== "object" || params === null) return null;
     const { user, room, token } = params as Record<string, unknown>;
     if (typeof user !== "string" || typeof room !== "string") return null;
@@ -182,88 +167,88 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.socketGone(ws);
+    this.#socketGone(ws);
     closeQuietly(ws, code, reason);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    this.socketGone(ws);
+    this.#socketGone(ws);
   }
 
   override async alarm(): Promise<void> {
-    this.run({ type: "tick" });
+    this.#run({ type: "tick" });
   }
 
-  socketGone(ws: WebSocket): void {
-    const att = ws.deserializeAttachment() as SocketAttachment | null;
+  #socketGone(ws: WebSocket): void {
+    const att = readSocketAttachment(ws);
     if (!att) return;
-    if (att.role === "bridge") return this.media.gone(ws);
+    if (att.role === "bridge") return this.#media.gone(ws);
     if (att.superseded) return;
-    if (this.sockets.get(att.session) === ws) this.sockets.delete(att.session);
-    this.run({ type: "socketClosed", session: att.session });
+    if (this.#sockets.get(att.session) === ws) this.#sockets.delete(att.session);
+    this.#run({ type: "socketClosed", session: att.session });
   }
 
-  bindRoom(room: string): void {
-    if (this.state) return;
-    this.store.setRoomName(room);
-    this.state = this.store.load(room);
+  #bindRoom(room: string): void {
+    if (this.#state) return;
+    this.#store.setRoomName(room);
+    this.#state = this.#store.load(room);
   }
 
-  coreContext(): CoreContext {
+  #coreContext(): CoreContext {
     return { now: Date.now(), config: settingsOf(this.env).room, hooks: appHooks };
   }
 
   /** Applies an input and everything it leads to, in order; persistence is synchronous SQLite. */
-  run(input: Input): void {
-    this.queue.push(input);
-    if (this.running) return;
-    this.running = true;
+  #run(input: Input): void {
+    this.#queue.push(input);
+    if (this.#running) return;
+    this.#running = true;
     try {
-      for (let next = this.queue.shift(); next; next = this.queue.shift()) {
-        const before = this.state;
+      for (let next = this.#queue.shift(); next; next = this.#queue.shift()) {
+        const before = this.#state;
         if (!before) continue;
-        const step = apply(before, next, this.coreContext());
-        this.store.save(before, step.state);
-        this.state = step.state;
+        const step = apply(before, next, this.#coreContext());
+        this.#store.save(before, step.state);
+        this.#state = step.state;
         for (const effect of step.effects) {
-          this.perform(effect);
+          this.#perform(effect);
           if (appHooks.observe) observeSafely(step.state.room, effect);
         }
       }
     } finally {
-      this.running = false;
+      this.#running = false;
     }
   }
 
-  perform(effect: Effect): void {
+  #perform(effect: Effect): void {
     switch (effect.kind) {
       case "reply":
-        this.sendTo(effect.session, encodeResult(effect.id, effect.result));
+        this.#sendTo(effect.session, encodeResult(effect.id, effect.result));
         return;
       case "error":
-        this.sendTo(effect.session, encodeError(effect.id, effect.error));
+        this.#sendTo(effect.session, encodeError(effect.id, effect.error));
         return;
       case "notify":
-        this.sendTo(effect.session, encodeNotification(effect.notification.method, effect.notification.params));
+        this.#sendTo(effect.session, encodeNotification(effect.notification.method, effect.notification.params));
         return;
       case "broadcast":
-        this.broadcast(effect.except, encodeNotification(effect.notification.method, effect.notification.params));
+        this.#broadcast(effect.except, encodeNotification(effect.notification.method, effect.notification.params));
         return;
       case "close": {
-        const ws = this.sockets.get(effect.session);
-        this.sockets.delete(effect.session);
+        const ws = this.#sockets.get(effect.session);
+        this.#sockets.delete(effect.session);
         if (ws) {
           // Mark it first: its close event must not start a reconnection window.
-          ws.serializeAttachment({ role: "client", session: effect.session, superseded: true } satisfies SocketAttachment);
+          writeSocketAttachment(ws, { role: "client", session: effect.session, superseded: true });
           closeQuietly(ws, effect.code, effect.reason);
         }
         return;
       }
       case "bind":
-        this.bind(effect.from, effect.to);
+        this.#bind(effect.from, effect.to);
         return;
       case "media":
-        this.sendMedia(effect.command, effect.ref);
+        this.#media.send(effect.command, effect.ref);
         return;
       case "alarm":
         if (effect.at === null) void this.ctx.storage.deleteAlarm();
@@ -271,43 +256,39 @@ export class RoomObject extends DurableObject<Env> {
         return;
       case "directory": {
         const directory = this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("directory"));
-        const room = this.state?.room ?? "";
+        const room = this.#state?.room ?? "";
         this.ctx.waitUntil(effect.open ? directory.add(room) : directory.remove(room));
         return;
       }
     }
   }
 
-  sendMedia(command: MediaCommand, ref: string | null): void {
-    this.media.send(command, ref);
-  }
-
-  sendTo(session: string, frame: string): void {
-    const ws = this.sockets.get(session);
+  #sendTo(session: string, frame: string): void {
+    const ws = this.#sockets.get(session);
     if (ws) safeSend(ws, frame);
   }
 
-  broadcast(except: string | null, frame: string): void {
-    const state = this.state;
+  #broadcast(except: string | null, frame: string): void {
+    const state = this.#state;
     if (!state) return;
     for (const p of state.participants.values()) {
       if (p.session === except || p.disconnectedAt !== null) continue;
-      const ws = this.sockets.get(p.session);
+      const ws = this.#sockets.get(p.session);
       if (ws) safeSend(ws, frame);
     }
   }
 
-  bind(from: string, to: string): void {
-    const ws = this.sockets.get(from);
+  #bind(from: string, to: string): void {
+    const ws = this.#sockets.get(from);
     if (!ws) return;
-    const previous = this.sockets.get(to);
+    const previous = this.#sockets.get(to);
     if (previous && previous !== ws) {
-      previous.serializeAttachment({ role: "client", session: to, superseded: true } satisfies SocketAttachment);
+      writeSocketAttachment(previous, { role: "client", session: to, superseded: true });
       closeQuietly(previous, CloseCode.SESSION_SUPERSEDED, "session resumed on another connection");
     }
-    this.sockets.delete(from);
-    this.sockets.set(to, ws);
-    ws.serializeAttachment({ role: "client", session: to } satisfies SocketAttachment);
+    this.#sockets.delete(from);
+    this.#sockets.set(to, ws);
+    writeSocketAttachment(ws, { role: "client", session: to });
   }
 }
 

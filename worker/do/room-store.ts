@@ -5,35 +5,38 @@
  */
 import type { Participant, PendingMedia, RoomState } from "../core/types.ts";
 import { emptyRoom } from "../core/types.ts";
+import { readParticipantRow, readPendingRow, writeRow } from "./persisted.ts";
 
 export class RoomStore {
-  readonly sql: SqlStorage;
+  readonly #sql: SqlStorage;
 
   constructor(sql: SqlStorage) {
-    this.sql = sql;
+    this.#sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS participants (session TEXT PRIMARY KEY, data TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS pending (ref TEXT PRIMARY KEY, data TEXT NOT NULL)`);
   }
 
   roomName(): string | null {
-    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'room'`).toArray()[0];
+    const row = this.#sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'room'`).toArray()[0];
     return row ? row.value : null;
   }
 
   setRoomName(room: string): void {
-    this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('room', ?)`, room);
+    this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('room', ?)`, room);
   }
 
   load(room: string): RoomState {
-    const seqRow = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'seq'`).toArray()[0];
+    const seqRow = this.#sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'seq'`).toArray()[0];
     const participants = new Map<string, Participant>();
-    for (const row of this.sql.exec<{ session: string; data: string }>(`SELECT session, data FROM participants`)) {
-      participants.set(row.session, JSON.parse(row.data) as Participant);
+    for (const row of this.#sql.exec<{ session: string; data: string }>(`SELECT session, data FROM participants`)) {
+      const participant = readParticipantRow(row.data);
+      if (participant) participants.set(row.session, participant);
     }
     const pending = new Map<string, PendingMedia>();
-    for (const row of this.sql.exec<{ ref: string; data: string }>(`SELECT ref, data FROM pending`)) {
-      pending.set(row.ref, JSON.parse(row.data) as PendingMedia);
+    for (const row of this.#sql.exec<{ ref: string; data: string }>(`SELECT ref, data FROM pending`)) {
+      const entry = readPendingRow(row.data);
+      if (entry) pending.set(row.ref, entry);
     }
     return { ...emptyRoom(room), seq: seqRow ? Number(seqRow.value) : 0, participants, pending };
   }
@@ -41,19 +44,27 @@ export class RoomStore {
   save(before: RoomState, after: RoomState): void {
     if (before === after) return;
     if (before.seq !== after.seq) {
-      this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)`, String(after.seq));
+      this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)`, String(after.seq));
     }
-    if (before.participants !== after.participants) this.saveRows("participants", "session", before.participants, after.participants);
-    if (before.pending !== after.pending) this.saveRows("pending", "ref", before.pending, after.pending);
+    if (before.participants !== after.participants) {
+      this.#saveRows("participants", "session", before.participants, after.participants);
+    }
+    if (before.pending !== after.pending) this.#saveRows("pending", "ref", before.pending, after.pending);
   }
 
   /** Writes the rows whose value changed (by reference) and deletes the keys that went away. */
-  saveRows<V>(table: "participants" | "pending", key: "session" | "ref", before: ReadonlyMap<string, V>, after: ReadonlyMap<string, V>): void {
+  #saveRows<V extends Participant | PendingMedia>(
+    table: "participants" | "pending",
+    key: "session" | "ref",
+    before: ReadonlyMap<string, V>,
+    after: ReadonlyMap<string, V>,
+  ): void {
     for (const [k, value] of after) {
-      if (before.get(k) !== value) this.sql.exec(`INSERT OR REPLACE INTO ${table} (${key}, data) VALUES (?, ?)`, k, JSON.stringify(value));
+      if (before.get(k) === value) continue;
+      this.#sql.exec(`INSERT OR REPLACE INTO ${table} (${key}, data) VALUES (?, ?)`, k, writeRow(value));
     }
     for (const k of before.keys()) {
-      if (!after.has(k)) this.sql.exec(`DELETE FROM ${table} WHERE ${key} = ?`, k);
+      if (!after.has(k)) this.#sql.exec(`DELETE FROM ${table} WHERE ${key} = ?`, k);
     }
   }
 }

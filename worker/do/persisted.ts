@@ -1,0 +1,108 @@
+/**
+ * Everything the Durable Objects keep across hibernation and restarts, with
+ * the zod schema each is read back through: the room roster and pending media
+ * requests (rows), the pool's bridge rows, and the sockets' attachments.
+ *
+ * What is written carries a version, `v: 1`. Rows and attachments written
+ * before versions existed have no `v`: they are read as version 0 and
+ * migrated (the fields were the same, only `v` was missing), so an object
+ * deployed over old storage keeps its rooms and sockets.
+ */
+import * as z from "zod";
+import { filterName, type FilterName } from "../../protocol/bridge.ts";
+import type { Json, Participant, PendingMedia } from "../core/types.ts";
+
+const json = z.json() as z.ZodType<Json>;
+
+const participantFields = {
+  session: z.string(),
+  user: z.string(),
+  publish: z.enum(["none", "pending", "live"]),
+  loopback: z.boolean(),
+  dataChannels: z.boolean(),
+  subscriptions: z.record(z.string(), z.enum(["pending", "live"])),
+  attributes: z.record(z.string(), json),
+  disconnectedAt: z.number().nullable(),
+};
+
+const pendingFields = {
+  session: z.string(),
+  id: z.union([z.string(), z.number()]).nullable(),
+  op: z.enum(["publish", "subscribe", "custom"]),
+  sender: z.string().optional(),
+  data: json.optional(),
+};
+
+/** A room socket: a client's (its session; `superseded` once replaced or closed by the room) or the bridge's. */
+const socketFields = z.discriminatedUnion("role", [
+  z.object({ role: z.literal("client"), session: z.string(), superseded: z.boolean().optional() }),
+  z.object({ role: z.literal("bridge"), bridgeId: z.string() }),
+]);
+
+/** A bridge's control socket on the pool (`superseded` once a newer connection of that bridge took over). */
+const controlFields = z.object({ bridgeId: z.string(), superseded: z.boolean().optional() });
+
+export type SocketAttachment = z.infer<typeof socketFields>;
+export type ControlAttachment = z.infer<typeof controlFields>;
+
+const VERSION = { v: z.literal(1) };
+
+/** Version 1 (with `v`) or version 0 (the same fields, no `v`); `v` is dropped from what is returned. */
+function versioned<T>(schema: z.ZodType<T>): z.ZodType<T> {
+  return z.union([
+    z.intersection(z.object(VERSION), schema).transform(({ v: _v, ...rest }) => rest as T),
+    schema,
+  ]) as unknown as z.ZodType<T>;
+}
+
+const participantRow = versioned<Participant>(z.object(participantFields));
+const pendingRow = versioned<PendingMedia>(z.object(pendingFields) as z.ZodType<PendingMedia>);
+const socketAttachment = versioned<SocketAttachment>(socketFields);
+const controlAttachment = versioned<ControlAttachment>(controlFields);
+/** The `filters` column of the pool's bridge rows: `{v: 1, filters}`; version 0 was the bare array. */
+const bridgeFilters = z.union([
+  z.object({ ...VERSION, filters: z.array(filterName) }).transform((row) => row.filters),
+  z.array(filterName),
+]);
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function orNull<T>(schema: z.ZodType<T>, raw: unknown, what: string): T | null {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  console.error(JSON.stringify({ msg: `unreadable ${what}, ignored`, error: parsed.error.message }));
+  return null;
+}
+
+export const readParticipantRow = (text: string): Participant | null =>
+  orNull(participantRow, parseJson(text), "participant row");
+export const readPendingRow = (text: string): PendingMedia | null => orNull(pendingRow, parseJson(text), "pending row");
+export const writeRow = (value: Participant | PendingMedia): string => JSON.stringify({ v: 1, ...value });
+
+/** A socket's attachment; null when it has none (or one no version can read). */
+export function readSocketAttachment(ws: WebSocket): SocketAttachment | null {
+  const raw: unknown = ws.deserializeAttachment();
+  return raw === null || raw === undefined ? null : orNull(socketAttachment, raw, "socket attachment");
+}
+
+export function writeSocketAttachment(ws: WebSocket, attachment: SocketAttachment): void {
+  ws.serializeAttachment({ v: 1, ...attachment });
+}
+
+export function readControlAttachment(ws: WebSocket): ControlAttachment | null {
+  const raw: unknown = ws.deserializeAttachment();
+  return raw === null || raw === undefined ? null : orNull(controlAttachment, raw, "control attachment");
+}
+
+export function writeControlAttachment(ws: WebSocket, attachment: ControlAttachment): void {
+  ws.serializeAttachment({ v: 1, ...attachment });
+}
+
+export const readBridgeFilters = (text: string): FilterName[] => orNull(bridgeFilters, parseJson(text), "bridge filters") ?? [];
+export const writeBridgeFilters = (filters: readonly FilterName[]): string => JSON.stringify({ v: 1, filters });
