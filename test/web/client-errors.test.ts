@@ -9,7 +9,11 @@ import { describe, expect, it } from "vitest";
 import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { KurentoRoom, RoomClientError } from "../../web/src/client/index.ts";
 
-const FAKE_MEDIA = { getTracks: () => [], getAudioTracks: () => [], getVideoTracks: () => [] } as unknown as MediaStream;
+const FAKE_MEDIA = {
+  getTracks: () => [],
+  getAudioTracks: () => [],
+  getVideoTracks: () => [],
+} as unknown as MediaStream;
 
 function setup() {
   const kurento = new KurentoRoom("ws://127.0.0.1:9/room", { WebSocket, heartbeatIntervalMs: 0 });

@@ -45,7 +45,8 @@ describe("the recovery decision", () => {
 
   it("reconnects at once, then with a doubling delay up to the cap", () => {
     const options = { timeoutMs: 30_000, initialDelayMs: 250, maxDelayMs: 2000 };
-    expect([1, 2, 3, 4, 5, 6].map((attempt) => reconnectDelay(attempt, options))).toEqual([0, 250, 500, 1000, 2000, 2000]);
+    const delays = [1, 2, 3, 4, 5, 6].map((attempt) => reconnectDelay(attempt, options));
+    expect(delays).toEqual([0, 250, 500, 1000, 2000, 2000]);
   });
 });
 
@@ -73,7 +74,11 @@ class FakePeer {
   }
 }
 
-const FAKE_MEDIA = { getTracks: () => [], getAudioTracks: () => [], getVideoTracks: () => [] } as unknown as MediaStream;
+const FAKE_MEDIA = {
+  getTracks: () => [],
+  getAudioTracks: () => [],
+  getVideoTracks: () => [],
+} as unknown as MediaStream;
 
 interface Seen {
   readonly method: string;
@@ -193,7 +198,8 @@ describe("mediaError", () => {
     // Each stream is released before it is negotiated again.
     expect(requests.indexOf("unpublishVideo")).toBeLessThan(requests.indexOf("publishVideo"));
     for (const sender of ["bob_webcam", "carol_webcam"]) {
-      expect(requests.indexOf(`unsubscribeFromVideo ${sender}`)).toBeLessThan(requests.indexOf(`receiveVideoFrom ${sender}`));
+      const released = requests.indexOf(`unsubscribeFromVideo ${sender}`);
+      expect(released).toBeLessThan(requests.indexOf(`receiveVideoFrom ${sender}`));
     }
     expect(room.getStreams().every((s) => s.status === "live")).toBe(true);
   });

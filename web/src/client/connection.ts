@@ -208,7 +208,10 @@ export class Connection {
     socket.onclose = (event: unknown) => {
       const code = field(event, "code");
       const reason = field(event, "reason");
-      this.#lost(socket, { code: typeof code === "number" ? code : ABNORMAL_CLOSURE, reason: typeof reason === "string" ? reason : "" });
+      this.#lost(socket, {
+        code: typeof code === "number" ? code : ABNORMAL_CLOSURE,
+        reason: typeof reason === "string" ? reason : "",
+      });
     };
     // An error is followed by a close; the close is what counts.
     socket.onerror = () => undefined;

@@ -29,7 +29,11 @@ export class StreamRenderer {
     this.#stream = stream;
   }
 
-  playOnlyVideo(parentElement: string | HTMLElement, thumbnailId?: string, options: { id?: string } = {}): HTMLVideoElement {
+  playOnlyVideo(
+    parentElement: string | HTMLElement,
+    thumbnailId?: string,
+    options: { id?: string } = {},
+  ): HTMLVideoElement {
     const gid = this.#stream.getGlobalID();
     const parent = typeof parentElement === "string" ? document.getElementById(parentElement) : parentElement;
     if (!parent) throw new RoomClientError("no-element", `no element '${String(parentElement)}' to play ${gid} in`);

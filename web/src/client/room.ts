@@ -4,6 +4,9 @@
  * notifications (notifications.ts), media recovery (media-recovery.ts) and
  * the reconnection loop (reconnect.ts). Its connection state changes in one
  * place (`#transition`).
+ *
+ * A little over 400 lines for a reason: Room is the original KurentoRoom.js
+ * object; its public methods and the wiring of the parts above stay here.
  */
 import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError } from "../../../protocol/errors.ts";
 import { CloseCode } from "../../../protocol/close-codes.ts";
@@ -15,7 +18,12 @@ import { autoSubscribe } from "./auto-subscribe.ts";
 import { Emitter } from "./emitter.ts";
 import { asRpcError, messageOf, RoomClientError } from "./errors.ts";
 import { MediaRecovery } from "./media-recovery.ts";
-import { dispatchNotification, notificationHandlers, reconcileRoster, type NotificationHandlers } from "./notifications.ts";
+import {
+  dispatchNotification,
+  notificationHandlers,
+  reconcileRoster,
+  type NotificationHandlers,
+} from "./notifications.ts";
 import type { Participant } from "./participant.ts";
 import { connectResult, reconnectLoop, WakeableSleep } from "./reconnect.ts";
 import type { ReconnectOptions, RoomConnectedEvent, RoomEnvironment, RoomEvents, RoomOptions } from "./room-types.ts";
@@ -23,7 +31,14 @@ import { Roster } from "./roster.ts";
 import { canSend, canTransition, type CloseReason, type ConnectionState } from "./state.ts";
 import { Stream, type StreamHost, type StreamOptions } from "./stream.ts";
 
-export type { MediaErrorEvent, ReconnectOptions, RoomConnectedEvent, RoomEnvironment, RoomEvents, RoomOptions } from "./room-types.ts";
+export type {
+  MediaErrorEvent,
+  ReconnectOptions,
+  RoomConnectedEvent,
+  RoomEnvironment,
+  RoomEvents,
+  RoomOptions,
+} from "./room-types.ts";
 
 /** Timeout of the `leaveRoom` request: leaving never hangs on a silent server. */
 const LEAVE_TIMEOUT_MS = 5000;
@@ -72,7 +87,8 @@ export class Room extends Emitter<RoomEvents> {
       released: (stream) => this.#released(stream),
       iceFailed: (stream) => this.#recovery.iceFailed(stream),
     };
-    this.#roster = new Roster(options.user, emit, (participant, id) => new Stream(this.#host, participant, false, { id }));
+    const remoteStream = (participant: Participant, id: string) => new Stream(this.#host, participant, false, { id });
+    this.#roster = new Roster(options.user, emit, remoteStream);
     this.#recovery = new MediaRecovery({
       enabled: env.autoRecoverMedia,
       emit,
@@ -179,7 +195,8 @@ export class Room extends Emitter<RoomEvents> {
 
   async #join(): Promise<RoomConnectedEvent> {
     if (this.#state !== "new") {
-      throw new RoomClientError("room-closed", "connect() was called on a closed room: create a new Room to join again");
+      const message = "connect() was called on a closed room: create a new Room to join again";
+      throw new RoomClientError("room-closed", message);
     }
     for (const [field, value] of [["user", this.user], ["room", this.name]] as const) {
       const checked = nameSchema.safeParse(value);
@@ -333,7 +350,7 @@ export class Room extends Emitter<RoomEvents> {
       case "resumed":
         this.#transition("connected");
         if (outcome.roster) reconcileRoster(outcome.roster, this.user, this.#roster, this.#handlers);
-        for (const { endpointName, candidate } of this.#queuedIce.splice(0)) this.#sendIceCandidate(endpointName, candidate);
+        for (const queued of this.#queuedIce.splice(0)) this.#sendIceCandidate(queued.endpointName, queued.candidate);
         this.emit("reconnected", { room: this.name });
         this.#recovery.resumed();
         return;

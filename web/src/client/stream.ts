@@ -294,7 +294,8 @@ export class Stream extends Emitter<StreamEvents> {
   async unsubscribe(): Promise<void> {
     if (this.local) throw wrongKind("unsubscribe() is for remote streams");
     // 101: not receiving (already gone on the server).
-    await this.#stop(() => this.#host.request("unsubscribeFromVideo", { sender: this.getGlobalID() }), RoomCode.USER_GENERIC);
+    const release = () => this.#host.request("unsubscribeFromVideo", { sender: this.getGlobalID() });
+    await this.#stop(release, RoomCode.USER_GENERIC);
   }
 
   async #stop(release: () => Promise<unknown>, alreadyGone: number): Promise<void> {
@@ -400,7 +401,11 @@ export class Stream extends Emitter<StreamEvents> {
    * `parentElement` (an element or its id). The element with id
    * `thumbnailId`, if given, is shown once there is media to play.
    */
-  playOnlyVideo(parentElement: string | HTMLElement, thumbnailId?: string, options: { id?: string } = {}): HTMLVideoElement {
+  playOnlyVideo(
+    parentElement: string | HTMLElement,
+    thumbnailId?: string,
+    options: { id?: string } = {},
+  ): HTMLVideoElement {
     return this.#renderer.playOnlyVideo(parentElement, thumbnailId, options);
   }
 

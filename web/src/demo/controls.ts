@@ -90,7 +90,8 @@ export class Controls {
       else await stream.subscribe();
     } catch (error) {
       const what = stream.status === "idle" ? "receive" : "stop receiving";
-      this.#app.roomView.showMediaError(`Could not ${what} ${stream.getParticipant().getID()}: ${errorOf(error).message}`);
+      const who = stream.getParticipant().getID();
+      this.#app.roomView.showMediaError(`Could not ${what} ${who}: ${errorOf(error).message}`);
     }
     this.#app.tiles.render(stream);
   }

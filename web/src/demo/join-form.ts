@@ -26,7 +26,9 @@ export class JoinForm {
       void this.join(true);
     });
     ui.joinWithoutCamera.addEventListener("click", () => void this.join(false));
-    for (const input of [ui.name, ui.roomName]) input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
+    for (const input of [ui.name, ui.roomName]) {
+      input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
+    }
     ui.refreshRooms.addEventListener("click", () => void this.loadRooms());
   }
 

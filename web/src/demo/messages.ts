@@ -14,7 +14,8 @@ import type { CloseReason } from "../client/state.ts";
  */
 export function errorOf(error: unknown): RpcRequestError {
   if (error instanceof RpcRequestError) return error;
-  return new RpcRequestError({ code: RoomCode.GENERIC, message: error instanceof Error ? error.message : String(error) });
+  const message = error instanceof Error ? error.message : String(error);
+  return new RpcRequestError({ code: RoomCode.GENERIC, message });
 }
 
 /** Null when `value` is a valid name; otherwise the sentence to show. */

@@ -64,9 +64,8 @@ export class RoomView {
     });
     room.on("stream-added", ({ stream }) => tiles.add(stream));
     room.on("stream-removed", ({ stream }) => tiles.remove(stream));
-    for (const name of ["stream-subscribed", "stream-unsubscribed", "stream-recovered", "stream-unpublished"] as const) {
-      room.on(name, ({ stream }) => tiles.render(stream));
-    }
+    const rerendering = ["stream-subscribed", "stream-unsubscribed", "stream-recovered", "stream-unpublished"] as const;
+    for (const name of rerendering) room.on(name, ({ stream }) => tiles.render(stream));
     room.on("stream-recovered", ({ stream }) => {
       // The media error that caused it is resolved for this stream.
       show(app.ui.mediaBanner, false);
