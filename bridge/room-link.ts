@@ -19,7 +19,8 @@ import { toWebSocketUrl } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { BridgeMetrics } from "./metrics.ts";
 import { type BackoffOptions, ReconnectingSocket } from "./reconnecting-socket.ts";
-import { type RoomMedia, toRpcError } from "./media/room-media.ts";
+import { toRpcError } from "./media/room-errors.ts";
+import type { RoomMedia } from "./media/room-media.ts";
 
 /** Events kept while the link is down, sent when it is back (oldest dropped first). */
 const MAX_OUTBOX = 500;

@@ -215,7 +215,7 @@ export function describeError(event: Record<string, unknown>): string {
 export function hasFaceOverlayFilter(info: unknown): boolean | undefined {
   const parsed = serverInfo.safeParse(info);
   if (!parsed.success) return undefined;
-  return parsed.data.modules.some((module) =>
-    (module.factories ?? []).some((factory) => factory === "FaceOverlayFilter" || factory.endsWith(".FaceOverlayFilter")),
-  );
+  const isFaceOverlay = (factory: string): boolean =>
+    factory === "FaceOverlayFilter" || factory.endsWith(".FaceOverlayFilter");
+  return parsed.data.modules.some((module) => (module.factories ?? []).some(isFaceOverlay));
 }

@@ -170,7 +170,8 @@ class KurentoConnection implements MediaServer, ObjectOwner {
     } else if (this.orphans.length) {
       const orphans = this.orphans;
       this.orphans = [];
-      this.log("info", "the old media session came back; releasing the media given up for lost", { pipelines: orphans.length });
+      const pipelines = orphans.length;
+      this.log("info", "the old media session came back; releasing the media given up for lost", { pipelines });
       for (const pipeline of orphans) releaseQuietly(pipeline);
     }
     try {
@@ -240,9 +241,12 @@ class KurentoConnection implements MediaServer, ObjectOwner {
       throw new MediaServerError("unreachable", `${what}: the bridge closed its connection to ${this.uri}`);
     }
     if (generation !== this.generation) {
-      throw new MediaServerError("gone", `${what}: the media server lost this object (it restarted or the connection dropped)`);
+      const why = "the media server lost this object (it restarted or the connection dropped)";
+      throw new MediaServerError("gone", `${what}: ${why}`);
     }
-    if (kind !== "connected") throw new MediaServerError("unreachable", `${what}: no connection to the media server ${this.uri}`);
+    if (kind !== "connected") {
+      throw new MediaServerError("unreachable", `${what}: no connection to the media server ${this.uri}`);
+    }
   }
 
   timed<T>(promise: Promise<T>, what: string, onLate?: (value: T) => void): Promise<T> {

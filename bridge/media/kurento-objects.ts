@@ -52,7 +52,8 @@ export interface ObjectOwner {
 }
 
 function logObjectError(owner: ObjectOwner, type: string): (error: unknown) => void {
-  return (error) => owner.options.log?.("debug", "kurento-client object error", { type, error: classify(error, type).message });
+  return (error) =>
+    owner.options.log?.("debug", "kurento-client object error", { type, error: classify(error, type).message });
 }
 
 export class ElementHandle implements MediaElement {
@@ -133,11 +134,12 @@ export class WebRtcHandle extends ElementHandle implements WebRtcEndpoint {
 
   async setBandwidth(bandwidth: Bandwidth): Promise<void> {
     const k = this.k;
+    const { maxVideoRecvKbps, minVideoRecvKbps, maxVideoSendKbps, minVideoSendKbps } = bandwidth;
     await Promise.all([
-      this.call("setMaxVideoRecvBandwidth", (callback) => k.setMaxVideoRecvBandwidth(bandwidth.maxVideoRecvKbps, callback)),
-      this.call("setMinVideoRecvBandwidth", (callback) => k.setMinVideoRecvBandwidth(bandwidth.minVideoRecvKbps, callback)),
-      this.call("setMaxVideoSendBandwidth", (callback) => k.setMaxVideoSendBandwidth(bandwidth.maxVideoSendKbps, callback)),
-      this.call("setMinVideoSendBandwidth", (callback) => k.setMinVideoSendBandwidth(bandwidth.minVideoSendKbps, callback)),
+      this.call("setMaxVideoRecvBandwidth", (callback) => k.setMaxVideoRecvBandwidth(maxVideoRecvKbps, callback)),
+      this.call("setMinVideoRecvBandwidth", (callback) => k.setMinVideoRecvBandwidth(minVideoRecvKbps, callback)),
+      this.call("setMaxVideoSendBandwidth", (callback) => k.setMaxVideoSendBandwidth(maxVideoSendKbps, callback)),
+      this.call("setMinVideoSendBandwidth", (callback) => k.setMinVideoSendBandwidth(minVideoSendKbps, callback)),
     ]);
   }
 
@@ -191,7 +193,8 @@ export class PipelineHandle implements Pipeline {
   }
 
   async createWebRtcEndpoint(options: { readonly dataChannels: boolean }): Promise<WebRtcEndpoint> {
-    const { object } = await this.create("WebRtcEndpoint", options.dataChannels ? { useDataChannels: true } : undefined);
+    const params = options.dataChannels ? { useDataChannels: true } : undefined;
+    const { object } = await this.create("WebRtcEndpoint", params);
     return new WebRtcHandle(this.owner, object, this.generation, "WebRtcEndpoint");
   }
 
@@ -228,7 +231,9 @@ export class PipelineHandle implements Pipeline {
       await this.owner.timed(invoke((callback) => this.k.release(callback)), "MediaPipeline.release");
     } catch (error) {
       const failure = classify(error, "release");
-      if (failure.failure !== "gone") this.owner.options.log?.("debug", "pipeline release failed", { error: failure.message });
+      if (failure.failure !== "gone") {
+        this.owner.options.log?.("debug", "pipeline release failed", { error: failure.message });
+      }
     }
   }
 

@@ -86,26 +86,47 @@ describe("against a scripted KMS, through the real kurento-client", () => {
     await waitUntil(() => kms.objects.size === 0, 3000, "everything released");
   });
 
-  it("sends an element's Error event to its owner and a pipeline's to everyone", async () => {
+  it("sends an element's Error event to its owner, naming the stream it carries, and a pipeline's to everyone", async () => {
     const { room, events } = newRoom("error-events");
     await room.handlers.publish({ user: "bob", sdpOffer: OFFER, loopback: false, dataChannels: false });
     await room.handlers.subscribe({ user: "carol", sender: "bob", sdpOffer: OFFER });
     const [pipeline] = kms.idsOf("MediaPipeline");
     const [bobEndpoint, carolEndpoint] = kms.idsOf("WebRtcEndpoint");
+    const [bobPassThrough] = kms.idsOf("PassThrough");
     await waitUntil(() => {
       try {
         kms.raiseError(carolEndpoint!, "carol's endpoint broke", 40401);
+        kms.raiseError(bobEndpoint!, "bob's endpoint broke");
+        kms.raiseError(bobPassThrough!, "bob's PassThrough broke");
         kms.raiseError(pipeline!, "pipeline broke");
         return true;
       } catch {
         return false; // subscriptions still on their way
       }
     }, 3000, "Error subscriptions");
-    await waitUntil(() => events.filter((event) => event.event === "mediaError").length >= 2, 3000, "two mediaError events");
+    await waitUntil(() => events.filter((event) => event.event === "mediaError").length >= 4, 3000, "four mediaError events");
     const errors = events.filter((event) => event.event === "mediaError");
-    expect(errors).toContainEqual({ event: "mediaError", user: "carol", error: expect.stringContaining("carol's endpoint broke") });
+    // A subscription's endpoint carries the sender's stream; a publisher's chain its own.
+    expect(errors).toContainEqual({
+      event: "mediaError",
+      user: "carol",
+      error: expect.stringContaining("carol's endpoint broke"),
+      streams: ["bob_webcam"],
+    });
+    expect(errors).toContainEqual({
+      event: "mediaError",
+      user: "bob",
+      error: expect.stringContaining("bob's endpoint broke"),
+      streams: ["bob_webcam"],
+    });
+    expect(errors).toContainEqual({
+      event: "mediaError",
+      user: "bob",
+      error: expect.stringContaining("bob's PassThrough broke"),
+      streams: ["bob_webcam"],
+    });
     expect(errors).toContainEqual({ event: "mediaError", error: expect.stringContaining("pipeline broke") });
-    expect(bobEndpoint).toBeDefined();
+    expect(errors).toHaveLength(4);
   });
 
   it("fails a command with 301 after REQUEST_TIMEOUT_MS when the KMS stops answering, and cleans up", async () => {

@@ -4,7 +4,13 @@
  * to one KMS (bridge/media/kurento-connection-state.ts).
  */
 import { describe, expect, it } from "vitest";
-import { initialLinkState, type LinkEvent, type LinkState, STABLE_AFTER_MS, transition as link } from "../../bridge/link-state.ts";
+import {
+  initialLinkState,
+  type LinkEvent,
+  type LinkState,
+  STABLE_AFTER_MS,
+  transition as link,
+} from "../../bridge/link-state.ts";
 import {
   hasBeenUp,
   INITIAL_KMS_STATE,
@@ -41,7 +47,11 @@ describe("link state (ReconnectingSocket)", () => {
     );
     expect(failedTwice).toEqual({ kind: "backoff", retries: 2, step: 1 });
     // A failure to prepare the headers backs off the same way.
-    expect(runLink([{ type: "retry" }, { type: "prepareFailed" }], failedTwice)).toEqual({ kind: "backoff", retries: 3, step: 2 });
+    expect(runLink([{ type: "retry" }, { type: "prepareFailed" }], failedTwice)).toEqual({
+      kind: "backoff",
+      retries: 3,
+      step: 2,
+    });
 
     const open = runLink([{ type: "retry" }, { type: "dial", socket: a }, { type: "opened", at: 100 }], failedTwice);
     expect(open).toEqual({ kind: "open", retries: 2, socket: a, openedAt: 100 });

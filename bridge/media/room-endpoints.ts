@@ -1,0 +1,58 @@
+/**
+ * What every WebRtcEndpoint of a room gets: the original's bandwidth limits,
+ * and its events (ICE candidates, media state, errors) forwarded to the room
+ * while it is still the current endpoint of its name.
+ */
+import type { MediaEvent } from "../../protocol/bridge.ts";
+import { streamIdOf } from "../../protocol/room.ts";
+import type { Bandwidth, WebRtcEndpoint } from "./media-server.ts";
+
+/**
+ * The original's limits (kurento-room-sdk MediaEndpoint, set on every
+ * WebRtcEndpoint it creates): video 300–600 kbps both ways.
+ */
+export const ORIGINAL_BANDWIDTH: Bandwidth = {
+  maxVideoRecvKbps: 600,
+  minVideoRecvKbps: 300,
+  maxVideoSendKbps: 600,
+  minVideoSendKbps: 300,
+};
+
+/** Limits are advice: a server without them still carries media, so a failure is only reported. */
+export async function applyBandwidth(
+  endpoint: WebRtcEndpoint,
+  bandwidth: Bandwidth,
+  onFailure: (message: string) => void,
+): Promise<void> {
+  try {
+    await endpoint.setBandwidth(bandwidth);
+  } catch (error) {
+    onFailure(error instanceof Error ? error.message : String(error));
+  }
+}
+
+export interface EndpointOwner {
+  /** Who holds the endpoint. */
+  readonly user: string;
+  /** The endpoint's name: whose stream it carries (the user's own for a publisher, the sender's for a subscription). */
+  readonly name: string;
+  /** Still the endpoint of that name (not replaced or released)? Events of an old one are dropped. */
+  readonly current: () => boolean;
+  readonly emit: (event: MediaEvent) => void;
+}
+
+export function watchEndpoint(endpoint: WebRtcEndpoint, owner: EndpointOwner): void {
+  const { user, name, current, emit } = owner;
+  endpoint.onIceCandidate((candidate) => {
+    if (!current()) return;
+    const { candidate: text, sdpMid, sdpMLineIndex } = candidate;
+    emit({ event: "iceCandidate", user, endpoint: name, candidate: text, sdpMid, sdpMLineIndex });
+  });
+  endpoint.onMediaState((state) => {
+    if (current()) emit({ event: "mediaState", user, endpoint: name, state });
+  });
+  endpoint.onError((error) => {
+    // The stream the endpoint carries is the one that failed.
+    if (current()) emit({ event: "mediaError", user, error, streams: [streamIdOf(name)] });
+  });
+}
