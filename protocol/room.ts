@@ -82,8 +82,6 @@ export const requestParams = {
 export type RoomMethod = keyof typeof requestParams;
 export type RequestParams<M extends RoomMethod> = z.output<(typeof requestParams)[M]>;
 
-export const ROOM_METHODS = Object.keys(requestParams) as RoomMethod[];
-
 export function isRoomMethod(method: string): method is RoomMethod {
   return Object.hasOwn(requestParams, method);
 }

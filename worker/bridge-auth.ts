@@ -9,9 +9,9 @@ import type { Env } from "./env.ts";
 import type { NonceLedger } from "./auth/nonce-ledger.ts";
 
 /** Headers by which the worker hands verified claims to the accepting object. */
-export const BRIDGE_ID_HEADER = "x-bridge-id";
-export const TOKEN_NONCE_HEADER = "x-token-nonce";
-export const TOKEN_EXP_HEADER = "x-token-exp";
+const BRIDGE_ID_HEADER = "x-bridge-id";
+const TOKEN_NONCE_HEADER = "x-token-nonce";
+const TOKEN_EXP_HEADER = "x-token-exp";
 
 export type BridgeAuth = { ok: true; claims: BridgeClaims } | { ok: false; response: Response };
 

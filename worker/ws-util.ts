@@ -1,4 +1,5 @@
 /** Socket operations that may race with the peer going away; failures are expected and harmless. */
+import { CloseCode } from "../protocol/close-codes.ts";
 
 export function safeSend(ws: WebSocket, data: string | ArrayBuffer): void {
   try {
@@ -8,9 +9,9 @@ export function safeSend(ws: WebSocket, data: string | ArrayBuffer): void {
   }
 }
 
-/** 1005/1006/1015 describe a close but may not be sent in one. */
-export function sendableCloseCode(code: number): number {
-  return code === 1005 || code === 1006 || code === 1015 ? 1000 : code;
+/** 1005 (no status), 1006 (abnormal) and 1015 (TLS failure) describe a close but may not be sent in one. */
+function sendableCloseCode(code: number): number {
+  return code === 1005 || code === 1006 || code === 1015 ? CloseCode.NORMAL : code;
 }
 
 export function closeQuietly(ws: WebSocket, code: number, reason: string): void {
