@@ -32,7 +32,7 @@ export interface BridgeOptions {
   readonly kmsLostAfterMs?: number;
   /** Longest wait for the KMSes before the first `register`. Default 3 s. */
   readonly settleMs?: number;
-  /** Longest wait for a room link to open when attaching. Default 15 s. */
+  /** Longest wait for a room link to open when attaching. Default ATTACH_TIMEOUT_MS (10 s, protocol/timeouts.ts). */
   readonly attachTimeoutMs?: number;
   /** Video bandwidth limits per endpoint; default the original's (300–600 kbps). */
   readonly bandwidth?: Bandwidth;

@@ -33,10 +33,6 @@ export class BridgeMetrics {
     }
   }
 
-  commandCount(op: string): number {
-    return this.commands.get(op)?.count ?? 0;
-  }
-
   /** Prometheus text format (version 0.0.4). */
   render(gauges: ReadonlyArray<{ name: string; help: string; type?: "gauge" | "counter"; samples: ReadonlyArray<{ labels?: Record<string, string>; value: number }> }>): string {
     const lines: string[] = [];

@@ -1,7 +1,9 @@
 /**
- * The small media-server interface the bridge is written against (DESIGN §8).
- * kurento-media-server.ts implements it with kurento-client; nothing else in
- * the bridge knows Kurento object ids, error codes or client quirks.
+ * The small media-server interface the bridge is written against, so that
+ * kurento-client (an untyped CommonJS package with quirks of its own) stays in
+ * one corner: kurento-media-server.ts implements it (kurento-adapter.ts is the
+ * only file that loads kurento-client); nothing else in the bridge knows
+ * Kurento object ids, error codes or client quirks.
  */
 
 export interface IceCandidate {
