@@ -5,9 +5,14 @@
  * Kurento Media Servers instead of the embedded one. Ctrl-C stops everything.
  *
  * Environment: PORT (worker, default 8787), KMS_PORT (embedded media server,
- * default 8888), KMS_URIS, BRIDGE_SECRET (random per run when unset), and any
- * bridge variable (KMS_LIMIT, REQUEST_TIMEOUT_MS, HAT_*, LOG_LEVEL).
+ * default 8888), KMS_URIS, every worker option (worker/options.ts:
+ * ADMIN_TOKEN, AUTH_REGEX, …; ADMIN_TOKEN and BRIDGE_SECRET are random per run
+ * when unset) and any bridge variable (KMS_LIMIT, REQUEST_TIMEOUT_MS, HAT_*,
+ * LOG_LEVEL). Secrets reach the worker through a private file, never a
+ * command line.
  */
+import { randomBytes } from "node:crypto";
+import { WORKER_OPTIONS } from "../worker/options.ts";
 import { startSystem } from "./system.ts";
 
 function port(name: string, fallback: number): number {
@@ -27,9 +32,18 @@ for (const key of ["KMS_LIMIT", "REQUEST_TIMEOUT_MS", "HAT_URL", "HAT_OFFSET_X",
   if (value) bridgeEnv[key] = value;
 }
 
+const workerVars: Record<string, string> = {};
+for (const key of WORKER_OPTIONS) {
+  const value = process.env[key];
+  if (value !== undefined && value !== "") workerVars[key] = value;
+}
+const generatedAdminToken = workerVars.ADMIN_TOKEN === undefined;
+if (generatedAdminToken) workerVars.ADMIN_TOKEN = randomBytes(24).toString("base64url");
+
 let system: Awaited<ReturnType<typeof startSystem>>;
 try {
   system = await startSystem({
+    vars: workerVars,
     port: port("PORT", 8787),
     kmsPort: port("KMS_PORT", 8888),
     kmsUris,
@@ -43,7 +57,11 @@ try {
 }
 
 const media = system.mediaServer ? `embedded media server ${system.mediaServer.url}` : `KMS ${kmsUris.join(", ")}`;
-console.log(`\nRoom service ready: open ${system.url}/  (${media}; bridge health ${system.bridge.httpUrl}/health; Ctrl-C to stop)\n`);
+console.log(`\nRoom service ready: open ${system.url}/  (${media}; bridge health ${system.bridge.httpUrl}/health; Ctrl-C to stop)`);
+if (generatedAdminToken) {
+  console.log(`Admin token for this run (set ADMIN_TOKEN to choose one): ${workerVars.ADMIN_TOKEN}`);
+}
+console.log("");
 
 let stopping = false;
 async function shutdown(): Promise<void> {

@@ -8,19 +8,12 @@ import type { RoomConfig } from "./core/hooks.ts";
 import type { BridgePool } from "./do/bridge-pool.ts";
 import type { RoomDirectory } from "./do/room-directory.ts";
 import type { RoomObject } from "./do/room-object.ts";
+import type { WorkerOption } from "./options.ts";
 
-export interface Env {
+export interface Env extends Partial<Record<WorkerOption, string>> {
   ROOM: DurableObjectNamespace<RoomObject>;
   DIRECTORY: DurableObjectNamespace<RoomDirectory>;
   POOL: DurableObjectNamespace<BridgePool>;
-  MEDIA_TIMEOUT_MS?: string;
-  AUTH_REGEX?: string;
-  LOOPBACK_REMOTE?: string;
-  LOOPBACK_AND_LOCAL?: string;
-  RECONNECT_WINDOW_SECONDS?: string;
-  ADMIN_TOKEN?: string;
-  BRIDGE_SECRET?: string;
-  JOIN_TOKEN_SECRET?: string;
 }
 
 const flag = z

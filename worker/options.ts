@@ -1,0 +1,17 @@
+/**
+ * Every option the worker reads: wrangler vars and secrets. `npm start`
+ * passes each one that is set in its environment to the local worker, so a
+ * new option is one entry here (and a row in README's table). This file
+ * imports nothing, so Node scripts can read it.
+ */
+export const WORKER_OPTIONS = [
+  "AUTH_REGEX",
+  "LOOPBACK_REMOTE",
+  "LOOPBACK_AND_LOCAL",
+  "RECONNECT_WINDOW_SECONDS",
+  "MEDIA_TIMEOUT_MS",
+  "ADMIN_TOKEN",
+  "BRIDGE_SECRET",
+  "JOIN_TOKEN_SECRET",
+] as const;
+export type WorkerOption = (typeof WORKER_OPTIONS)[number];
