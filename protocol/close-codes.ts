@@ -10,7 +10,7 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** The peer broke the rules of the link (reserved for rate limits and abuse). */
   POLICY_VIOLATION: 1008,
-  /** Bridge → worker: the bridge dropped its own link to dial again (stale heartbeat, resume unanswered). */
+  /** A peer (a bridge or a client) dropped its own link to dial again: stale heartbeat, resume unanswered. */
   LINK_DROPPED: 4000,
   /** Room → client: the session was resumed on another socket; this one must not reconnect. */
   SESSION_SUPERSEDED: 4001,
