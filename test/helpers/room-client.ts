@@ -101,6 +101,20 @@ export class RoomTestClient {
     }, timeoutMs, `notification ${method}`);
   }
 
+  /** The first notification `method` whose params satisfy `match` (earlier ones of that method stay queued). */
+  async nextWhere(
+    method: string,
+    match: (params: Record<string, unknown>) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<Record<string, unknown>> {
+    return this.waitFor(() => {
+      const index = this.notifications.findIndex((n) => n.method === method && match(n.params));
+      if (index < 0) return undefined;
+      const [found] = this.notifications.splice(index, 1);
+      return found?.params;
+    }, timeoutMs, `notification ${method} matching ${match.toString()}`);
+  }
+
   count(method: string): number {
     return this.notifications.filter((n) => n.method === method).length;
   }

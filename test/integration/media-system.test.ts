@@ -86,11 +86,23 @@ function feedServerCandidates(client: RoomTestClient, endpoint: string, peer: Te
  */
 function candidateSender(client: RoomTestClient, endpointName: string) {
   const answers: Array<Promise<unknown>> = [];
+  // Candidates gathered before the offer went out wait for it, as a browser
+  // client's would: the room knows no endpoint before publish/subscribe.
+  let held: Candidate[] | null = [];
+  const send = (c: Candidate): void => {
+    const answer = client.request("onIceCandidate", { endpointName, ...c });
+    answer.catch(() => undefined); // inspected by accepted(); never an unhandled rejection
+    answers.push(answer);
+  };
   return {
     send: (c: Candidate): void => {
-      const answer = client.request("onIceCandidate", { endpointName, ...c });
-      answer.catch(() => undefined); // inspected by accepted(); never an unhandled rejection
-      answers.push(answer);
+      if (held) held.push(c);
+      else send(c);
+    },
+    offerSent: (): void => {
+      const waiting = held ?? [];
+      held = null;
+      for (const c of waiting) send(c);
     },
     accepted: async (): Promise<number> => {
       const results = await Promise.all(answers.slice());
@@ -109,7 +121,9 @@ async function negotiate(
   const sender = candidateSender(client, endpointName);
   const peer = testPeer(direction, sender.send);
   const offer = await peer.offer();
-  const { sdpAnswer } = await request(offer);
+  const answered = request(offer);
+  sender.offerSent();
+  const { sdpAnswer } = await answered;
   expectValidAnswer(sdpAnswer, direction === "sendonly" ? /a=recvonly/ : /a=sendonly/);
   await peer.answer(sdpAnswer);
   const feed = feedServerCandidates(client, endpointName, peer);
@@ -246,7 +260,9 @@ describe("media through worker, bridge and media server", () => {
       const carol = await RoomTestClient.connect(wsUrl("/room/media-restart"));
       const carolJoin = await carol.request<{ value: unknown[] }>("joinRoom", { user: "carol", room: "media-restart" });
       expect(carolJoin.value).toEqual([{ id: "alice" }, { id: "bob" }]);
-      for (const member of [alice, bob]) expect(await member.next("participantJoined")).toEqual({ id: "carol" });
+      for (const member of [alice, bob]) {
+        expect(await member.nextWhere("participantJoined", (p) => p.id === "carol")).toEqual({ id: "carol" });
+      }
 
       // Alice publishes again: the room summons the new bridge.
       const live = await publish(alice, "alice");
