@@ -12,7 +12,7 @@
  * and only the bridge's adapter loads `kurento-client` (tests that drive a
  * media server with the real client load it through one helper).
  */
-const KURENTO_ADAPTER = "^bridge/media/kurento/";
+const KURENTO_ADAPTER = "^bridge/media/kurento-adapter\\.ts$";
 const KURENTO_TEST_LOADERS = "^test/(media-server/helpers/kurento|bench/bridge)\\.ts$";
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -72,7 +72,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: "node_modules" },
-    exclude: { path: "^(node_modules|web/dist|\\.wrangler|test-artifacts)/" },
+    exclude: { path: "^(web/dist|\\.wrangler|test-artifacts)/" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.node.json" },
     enhancedResolveOptions: {

@@ -178,7 +178,14 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
   function roomStats(): RoomStats[] {
     return [...rooms.values()].map((link) => {
       const media = link.media.stats();
-      return { room: link.room, linkOpen: link.isOpen, kms: media.kms, publishers: media.publishers, subscriptions: media.subscriptions, held: link.media.heldUsers() };
+      return {
+        room: link.room,
+        linkOpen: link.isOpen,
+        kms: media.kms,
+        publishers: media.publishers,
+        subscriptions: media.subscriptions,
+        held: link.media.heldUsers(),
+      };
     });
   }
 
@@ -208,13 +215,41 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
     const links = [...rooms.values()];
     return metrics.render([
       { name: "bridge_rooms", help: "Rooms attached to this bridge.", samples: [{ value: rooms.size }] },
-      { name: "bridge_room_links_open", help: "Room links currently open.", samples: [{ value: links.filter((link) => link.isOpen).length }] },
-      { name: "bridge_pipelines", help: "Media pipelines this bridge holds.", samples: [{ value: pool.totalPipelines }] },
-      { name: "bridge_endpoints", help: "WebRtcEndpoints this bridge holds (publishers and subscriptions).", samples: [{ value: endpoints() }] },
-      { name: "bridge_control_connected", help: "1 when the control link is open and registered.", samples: [{ value: control?.registered ? 1 : 0 }] },
-      { name: "bridge_kms_connections", help: "Media servers this bridge is connected to.", samples: [{ value: kms.filter((entry) => entry.connected).length }] },
-      { name: "bridge_kms_connected", help: "1 when the bridge is connected to this media server.", samples: kms.map((entry) => ({ labels: { uri: entry.uri }, value: entry.connected ? 1 : 0 })) },
-      { name: "bridge_kms_pipelines", help: "Pipelines on this media server held by this bridge.", samples: kms.map((entry) => ({ labels: { uri: entry.uri }, value: entry.pipelines })) },
+      {
+        name: "bridge_room_links_open",
+        help: "Room links currently open.",
+        samples: [{ value: links.filter((link) => link.isOpen).length }],
+      },
+      {
+        name: "bridge_pipelines",
+        help: "Media pipelines this bridge holds.",
+        samples: [{ value: pool.totalPipelines }],
+      },
+      {
+        name: "bridge_endpoints",
+        help: "WebRtcEndpoints this bridge holds (publishers and subscriptions).",
+        samples: [{ value: endpoints() }],
+      },
+      {
+        name: "bridge_control_connected",
+        help: "1 when the control link is open and registered.",
+        samples: [{ value: control?.registered ? 1 : 0 }],
+      },
+      {
+        name: "bridge_kms_connections",
+        help: "Media servers this bridge is connected to.",
+        samples: [{ value: kms.filter((entry) => entry.connected).length }],
+      },
+      {
+        name: "bridge_kms_connected",
+        help: "1 when the bridge is connected to this media server.",
+        samples: kms.map((entry) => ({ labels: { uri: entry.uri }, value: entry.connected ? 1 : 0 })),
+      },
+      {
+        name: "bridge_kms_pipelines",
+        help: "Pipelines on this media server held by this bridge.",
+        samples: kms.map((entry) => ({ labels: { uri: entry.uri }, value: entry.pipelines })),
+      },
     ]);
   }
 
@@ -242,7 +277,10 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
         rooms.clear();
         await Promise.all(links.map((link) => link.stop(CloseCode.GOING_AWAY, "bridge stopping")));
         // Release what the bridge holds on the media servers, but never hang on a dead one.
-        await Promise.race([Promise.all(links.map((link) => link.media.releaseRoom())), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+        await Promise.race([
+          Promise.all(links.map((link) => link.media.releaseRoom())),
+          new Promise((resolve) => setTimeout(resolve, 3000).unref()),
+        ]);
         await pool.close();
         await http.close();
         log.info("media bridge stopped");

@@ -106,7 +106,10 @@ const kmsUris = z
       ctx.addIssue({ code: "custom", message: "looks like JSON but is not an array of strings" });
       return z.NEVER;
     }
-    return text.split(",").map((item) => item.trim()).filter(Boolean);
+    return text
+      .split(",")
+      .map((item) => item.trim())
+      .filter(Boolean);
   })
   .pipe(z.array(kmsUri).min(1, "needs at least one URI").max(64, "at most 64 URIs"))
   .refine((uris) => new Set(uris).size === uris.length, "lists the same URI twice");
@@ -125,7 +128,10 @@ const envSchema = z.object({
     .optional(),
   BRIDGE_SECRET: z
     .string({ error: "is required (the shared secret the worker also has as BRIDGE_SECRET)" })
-    .min(MIN_SECRET_LENGTH, `must be at least ${MIN_SECRET_LENGTH} characters (use a long random string, e.g. openssl rand -hex 32)`),
+    .min(
+      MIN_SECRET_LENGTH,
+      `must be at least ${MIN_SECRET_LENGTH} characters (use a long random string, e.g. openssl rand -hex 32)`,
+    ),
   KMS_URIS: kmsUris.default([DEFAULT_KMS_URI]),
   KMS_LIMIT: int(1, 1_000_000).default(DEFAULT_KMS_LIMIT),
   REQUEST_TIMEOUT_MS: int(100, 600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
@@ -153,7 +159,11 @@ const envSchema = z.object({
 export const CONFIG_KEYS = Object.keys(envSchema.shape) as Array<keyof typeof envSchema.shape>;
 
 export function defaultBridgeId(): string {
-  const host = os.hostname().replace(/[^\w.-]/g, "-").slice(0, 100) || "localhost";
+  const host =
+    os
+      .hostname()
+      .replace(/[^\w.-]/g, "-")
+      .slice(0, 100) || "localhost";
   return `bridge-${host}`;
 }
 
@@ -171,7 +181,10 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
       parsed.error.issues.map((issue) => {
         const key = issue.path.map(String).join(".") || "environment";
         const value = typeof issue.path[0] === "string" ? input[issue.path[0]] : undefined;
-        const shown = value === undefined || issue.path[0] === "BRIDGE_SECRET" ? "" : ` (got '${value.length > 80 ? `${value.slice(0, 80)}…` : value}')`;
+        const shown =
+          value === undefined || issue.path[0] === "BRIDGE_SECRET"
+            ? ""
+            : ` (got '${value.length > 80 ? `${value.slice(0, 80)}…` : value}')`;
         return `${key}: ${issue.message}${shown}`;
       }),
     );

@@ -20,7 +20,6 @@ import { type KmsConfig, toWebSocketUrl } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { type BackoffOptions, ReconnectingSocket } from "./reconnecting-socket.ts";
 
-
 export interface ControlLinkOptions {
   readonly workerUrl: string;
   readonly bridgeId: string;
@@ -68,7 +67,9 @@ export class ControlLink {
     this.socket = new ReconnectingSocket({
       name: CONTROL_AUDIENCE,
       url: `${toWebSocketUrl(options.workerUrl)}/bridge/control`,
-      headers: async () => ({ Authorization: `Bearer ${await signBridgeToken(options.secret, { bridgeId: options.bridgeId, audience: CONTROL_AUDIENCE })}` }),
+      headers: async () => ({
+        Authorization: `Bearer ${await signBridgeToken(options.secret, { bridgeId: options.bridgeId, audience: CONTROL_AUDIENCE })}`,
+      }),
       ...(options.backoff ? { backoff: options.backoff } : {}),
       ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
       log: options.log,
@@ -139,7 +140,11 @@ export class ControlLink {
       const accepted = controlResults.register.safeParse(result);
       if (!accepted.success) throw new Error(`unexpected register answer: ${JSON.stringify(result)?.slice(0, 200)}`);
       this.lastFilters = filters.join(",");
-      this.log.info("registered with the bridge pool", { bridgeId: this.options.bridgeId, rooms: params.rooms.length, filters });
+      this.log.info("registered with the bridge pool", {
+        bridgeId: this.options.bridgeId,
+        rooms: params.rooms.length,
+        filters,
+      });
       if (!fresh) return;
       this.registered = true;
       this.registrations += 1;
@@ -148,7 +153,9 @@ export class ControlLink {
       this.startLoadTimer();
       this.options.onRegistered();
     } catch (error) {
-      this.log.error("registration failed; reconnecting", { error: error instanceof Error ? error.message : String(error) });
+      this.log.error("registration failed; reconnecting", {
+        error: error instanceof Error ? error.message : String(error),
+      });
       this.socket.drop(CloseCode.REGISTRATION_FAILED, "registration failed");
     }
   }
@@ -166,14 +173,27 @@ export class ControlLink {
 
   private async handle(method: string, params: unknown): Promise<unknown> {
     if (method !== "attach") {
-      throw new RpcRequestError(rpcError(JsonRpcCode.METHOD_NOT_FOUND, `Method not found: ${method} (the bridge's control link handles attach)`));
+      throw new RpcRequestError(
+        rpcError(
+          JsonRpcCode.METHOD_NOT_FOUND,
+          `Method not found: ${method} (the bridge's control link handles attach)`,
+        ),
+      );
     }
     const parsed = controlParams.attach.safeParse(params ?? {});
-    if (!parsed.success) throw new RpcRequestError(rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for attach: ${describeIssues(parsed.error)}`));
+    if (!parsed.success)
+      throw new RpcRequestError(
+        rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for attach: ${describeIssues(parsed.error)}`),
+      );
     try {
       await this.options.attach(parsed.data.room, parsed.data.user);
     } catch (error) {
-      throw new RpcRequestError(rpcError(RoomCode.MEDIA_GENERIC, `Could not attach room ${parsed.data.room}: ${error instanceof Error ? error.message : String(error)}`));
+      throw new RpcRequestError(
+        rpcError(
+          RoomCode.MEDIA_GENERIC,
+          `Could not attach room ${parsed.data.room}: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
     }
     return controlResults.attach.parse({});
   }

@@ -15,7 +15,14 @@ export interface HealthBody {
   readonly rooms: number;
   readonly pipelines: number;
   readonly endpoints: number;
-  readonly kms: ReadonlyArray<{ readonly uri: string; readonly connected: boolean; readonly state: string; readonly pipelines: number; readonly limit: number; readonly filters: boolean }>;
+  readonly kms: ReadonlyArray<{
+    readonly uri: string;
+    readonly connected: boolean;
+    readonly state: string;
+    readonly pipelines: number;
+    readonly limit: number;
+    readonly filters: boolean;
+  }>;
 }
 
 export interface HttpServerOptions {
@@ -38,17 +45,27 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     try {
       if (request.method === "GET" && path === "/health") {
         const body = options.health();
-        response.writeHead(body.status === "ok" ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
+        response.writeHead(body.status === "ok" ? 200 : 503, {
+          "content-type": "application/json",
+          "cache-control": "no-store",
+        });
         response.end(JSON.stringify(body));
         return;
       }
       if (request.method === "GET" && path === "/metrics") {
-        response.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" });
+        response.writeHead(200, {
+          "content-type": "text/plain; version=0.0.4; charset=utf-8",
+          "cache-control": "no-store",
+        });
         response.end(options.metrics());
         return;
       }
       response.writeHead(404, { "content-type": "application/json" });
-      response.end(JSON.stringify({ error: `Not found: ${request.method} ${path} (this is the media bridge: GET /health, GET /metrics)` }));
+      response.end(
+        JSON.stringify({
+          error: `Not found: ${request.method} ${path} (this is the media bridge: GET /health, GET /metrics)`,
+        }),
+      );
     } catch (error) {
       options.log.error("health/metrics request failed", { path, error });
       response.writeHead(500, { "content-type": "application/json" });

@@ -7,15 +7,15 @@
  * the entry point.
  */
 import { fileURLToPath } from "node:url";
-import { ConfigError, loadConfig } from "./config.ts";
+import { type BridgeConfig, ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
-import { startBridge } from "./bridge.ts";
+import { type BridgeHandle, startBridge } from "./bridge.ts";
 
 export { startBridge, type BridgeHandle, type BridgeOptions, type BridgeStats } from "./bridge.ts";
 export { loadConfig, ConfigError, type BridgeConfig } from "./config.ts";
 
 async function main(): Promise<void> {
-  let config;
+  let config: BridgeConfig;
   try {
     config = loadConfig(process.env);
   } catch (error) {
@@ -27,15 +27,19 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ level: config.logLevel });
   // A stray exception must not take the bridge down silently.
-  process.on("unhandledRejection", (reason) => log.error("unhandled promise rejection", { error: reason instanceof Error ? reason : String(reason) }));
-  let bridge;
+  process.on("unhandledRejection", (reason) =>
+    log.error("unhandled promise rejection", { error: reason instanceof Error ? reason : String(reason) }),
+  );
+  let bridge: BridgeHandle;
   try {
     bridge = await startBridge(config, { logger: log });
   } catch (error) {
     log.error("the bridge could not start", { error: error instanceof Error ? error : String(error) });
     process.exit(1);
   }
-  process.stdout.write(`media bridge ${bridge.bridgeId}: health at ${bridge.httpUrl}/health, metrics at ${bridge.httpUrl}/metrics\n`);
+  process.stdout.write(
+    `media bridge ${bridge.bridgeId}: health at ${bridge.httpUrl}/health, metrics at ${bridge.httpUrl}/metrics\n`,
+  );
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

@@ -14,7 +14,8 @@ class Histogram {
   observe(seconds: number): void {
     this.count += 1;
     this.sum += seconds;
-    for (let i = 0; i < LATENCY_BUCKETS_SECONDS.length; i++) if (seconds <= LATENCY_BUCKETS_SECONDS[i]!) this.counts[i]! += 1;
+    for (let i = 0; i < LATENCY_BUCKETS_SECONDS.length; i++)
+      if (seconds <= LATENCY_BUCKETS_SECONDS[i]!) this.counts[i]! += 1;
   }
 }
 
@@ -25,7 +26,10 @@ export class BridgeMetrics {
   /** One media command on a room link, answered (ok or not) after `seconds`. */
   observeCommand(op: string, seconds: number, errorCode?: number): void {
     let histogram = this.commands.get(op);
-    if (!histogram) this.commands.set(op, (histogram = new Histogram()));
+    if (!histogram) {
+      histogram = new Histogram();
+      this.commands.set(op, histogram);
+    }
     histogram.observe(seconds);
     if (errorCode !== undefined) {
       const key = `${op}\u0000${errorCode}`;
@@ -34,23 +38,36 @@ export class BridgeMetrics {
   }
 
   /** Prometheus text format (version 0.0.4). */
-  render(gauges: ReadonlyArray<{ name: string; help: string; type?: "gauge" | "counter"; samples: ReadonlyArray<{ labels?: Record<string, string>; value: number }> }>): string {
+  render(
+    gauges: ReadonlyArray<{
+      name: string;
+      help: string;
+      type?: "gauge" | "counter";
+      samples: ReadonlyArray<{ labels?: Record<string, string>; value: number }>;
+    }>,
+  ): string {
     const lines: string[] = [];
     for (const gauge of gauges) {
       lines.push(`# HELP ${gauge.name} ${gauge.help}`, `# TYPE ${gauge.name} ${gauge.type ?? "gauge"}`);
-      for (const sample of gauge.samples) lines.push(`${gauge.name}${labels(sample.labels)} ${formatNumber(sample.value)}`);
+      for (const sample of gauge.samples)
+        lines.push(`${gauge.name}${labels(sample.labels)} ${formatNumber(sample.value)}`);
     }
     lines.push(
       "# HELP bridge_command_duration_seconds Time from receiving a media command on a room link to answering it.",
       "# TYPE bridge_command_duration_seconds histogram",
     );
     for (const [op, histogram] of [...this.commands].sort(([a], [b]) => a.localeCompare(b))) {
-      LATENCY_BUCKETS_SECONDS.forEach((le, i) => lines.push(`bridge_command_duration_seconds_bucket${labels({ op, le: String(le) })} ${histogram.counts[i]}`));
+      for (const [i, le] of LATENCY_BUCKETS_SECONDS.entries()) {
+        lines.push(`bridge_command_duration_seconds_bucket${labels({ op, le: String(le) })} ${histogram.counts[i]}`);
+      }
       lines.push(`bridge_command_duration_seconds_bucket${labels({ op, le: "+Inf" })} ${histogram.count}`);
       lines.push(`bridge_command_duration_seconds_sum${labels({ op })} ${formatNumber(histogram.sum)}`);
       lines.push(`bridge_command_duration_seconds_count${labels({ op })} ${histogram.count}`);
     }
-    lines.push("# HELP bridge_command_errors_total Media commands answered with an error, by operation and error code.", "# TYPE bridge_command_errors_total counter");
+    lines.push(
+      "# HELP bridge_command_errors_total Media commands answered with an error, by operation and error code.",
+      "# TYPE bridge_command_errors_total counter",
+    );
     for (const [key, value] of [...this.errors].sort(([a], [b]) => a.localeCompare(b))) {
       const [op, code] = key.split("\u0000") as [string, string];
       lines.push(`bridge_command_errors_total${labels({ op, code })} ${value}`);

@@ -202,13 +202,17 @@ export class ReconnectingSocket {
     let detail = refused.body;
     try {
       const parsed: unknown = JSON.parse(refused.body);
-      if (typeof parsed === "object" && parsed !== null && typeof (parsed as { error?: unknown }).error === "string") detail = (parsed as { error: string }).error;
+      if (typeof parsed === "object" && parsed !== null && typeof (parsed as { error?: unknown }).error === "string")
+        detail = (parsed as { error: string }).error;
     } catch {
       // not JSON: keep the text
     }
     const fields = { link: this.options.name, url: this.options.url, status: refused.status, detail };
     if (refused.status === 401) {
-      this.options.log.error("the worker refused the bridge token (401): check that BRIDGE_SECRET is the same for the worker and the bridge, and that both clocks are right", fields);
+      this.options.log.error(
+        "the worker refused the bridge token (401): check that BRIDGE_SECRET is the same for the worker and the bridge, and that both clocks are right",
+        fields,
+      );
     } else if (refused.status === 503) {
       this.options.log.error("the worker does not accept bridges (503): is BRIDGE_SECRET set on the worker?", fields);
     } else {

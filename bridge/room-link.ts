@@ -66,7 +66,9 @@ export class RoomLink {
     this.socket = new ReconnectingSocket({
       name: roomAudience(options.room),
       url: `${toWebSocketUrl(options.workerUrl)}/bridge/rooms/${encodeURIComponent(options.room)}`,
-      headers: async () => ({ Authorization: `Bearer ${await signBridgeToken(options.secret, { bridgeId: options.bridgeId, audience: roomAudience(options.room) })}` }),
+      headers: async () => ({
+        Authorization: `Bearer ${await signBridgeToken(options.secret, { bridgeId: options.bridgeId, audience: roomAudience(options.room) })}`,
+      }),
       ...(options.backoff ? { backoff: options.backoff } : {}),
       ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
       log,
@@ -160,11 +162,18 @@ export class RoomLink {
 
   private async handle(method: string, params: unknown): Promise<unknown> {
     if (!isMediaOp(method)) {
-      throw new RpcRequestError(rpcError(JsonRpcCode.METHOD_NOT_FOUND, `Method not found: ${method} (the bridge handles ${Object.keys(mediaCommandParams).join(", ")})`));
+      throw new RpcRequestError(
+        rpcError(
+          JsonRpcCode.METHOD_NOT_FOUND,
+          `Method not found: ${method} (the bridge handles ${Object.keys(mediaCommandParams).join(", ")})`,
+        ),
+      );
     }
     const parsed = mediaCommandParams[method].safeParse(params ?? {});
     if (!parsed.success) {
-      throw new RpcRequestError(rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for ${method}: ${describeIssues(parsed.error)}`));
+      throw new RpcRequestError(
+        rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for ${method}: ${describeIssues(parsed.error)}`),
+      );
     }
     const started = performance.now();
     // The params were validated by the schema of `method` just above.
@@ -176,7 +185,12 @@ export class RoomLink {
     } catch (raw) {
       const error = toRpcError(raw);
       this.options.metrics.observeCommand(method, (performance.now() - started) / 1000, error.code);
-      this.options.log.warn("media command failed", { room: this.room, op: method, code: error.code, error: error.message });
+      this.options.log.warn("media command failed", {
+        room: this.room,
+        op: method,
+        code: error.code,
+        error: error.message,
+      });
       throw error;
     }
   }

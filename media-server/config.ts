@@ -21,16 +21,26 @@ export const DEFAULT_WEBRTC_SETTINGS: WebRtcSettings = {
   rembKbps: 2500,
 };
 
-const flag = z.enum(["1", "0", "true", "false", "yes", "no"]).transform((value) => ["1", "true", "yes"].includes(value));
-const portRange = z.string().regex(/^\d{1,5}-\d{1,5}$/, "expected MIN-MAX, e.g. 40000-40999").transform((value, context) => {
-  const [min, max] = value.split("-").map(Number) as [number, number];
-  if (!(min >= 1 && max <= 65535 && min < max)) {
-    context.addIssue({ code: "custom", message: "ports must satisfy 1 <= MIN < MAX <= 65535" });
-    return z.NEVER;
-  }
-  return [min, max] as [number, number];
-});
-const list = z.string().transform((value) => value.split(",").map((item) => item.trim()).filter(Boolean));
+const flag = z
+  .enum(["1", "0", "true", "false", "yes", "no"])
+  .transform((value) => ["1", "true", "yes"].includes(value));
+const portRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, "expected MIN-MAX, e.g. 40000-40999")
+  .transform((value, context) => {
+    const [min, max] = value.split("-").map(Number) as [number, number];
+    if (!(min >= 1 && max <= 65535 && min < max)) {
+      context.addIssue({ code: "custom", message: "ports must satisfy 1 <= MIN < MAX <= 65535" });
+      return z.NEVER;
+    }
+    return [min, max] as [number, number];
+  });
+const list = z.string().transform((value) =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean),
+);
 
 const envSchema = z.object({
   KMS_PORT: z.coerce.number().int().min(0).max(65535).default(8888),
@@ -47,7 +57,9 @@ const envSchema = z.object({
 export function mediaServerOptionsFromEnv(env: NodeJS.ProcessEnv): MediaServerOptions {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    throw new Error(`Invalid media server environment: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`);
+    throw new Error(
+      `Invalid media server environment: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`,
+    );
   }
   const vars = parsed.data;
   const webrtc: Partial<WebRtcSettings> = {};

@@ -66,5 +66,9 @@ export class KurentoError extends Error {
 export function toErrorBody(error: unknown): JsonRpcErrorBody {
   if (error instanceof KurentoError) return error.toJson();
   const message = error instanceof Error ? error.message : String(error);
-  return { code: ErrorCodes.UNEXPECTED_ERROR, message: `Unexpected error in the embedded media server: ${message}`, data: { type: "UNEXPECTED_ERROR" } };
+  return {
+    code: ErrorCodes.UNEXPECTED_ERROR,
+    message: `Unexpected error in the embedded media server: ${message}`,
+    data: { type: "UNEXPECTED_ERROR" },
+  };
 }

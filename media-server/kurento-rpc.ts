@@ -58,7 +58,11 @@ export class KurentoRpc {
   }
 
   stats(): RpcStats {
-    return { objects: this.context.registry.size, pipelines: this.context.registry.pipelines().length, sessions: this.sessions.size };
+    return {
+      objects: this.context.registry.size,
+      pipelines: this.context.registry.pipelines().length,
+      sessions: this.sessions.size,
+    };
   }
 
   /** Handles one text frame; returns the reply frame, or undefined when none is due (notifications, stray responses). */
@@ -98,10 +102,16 @@ export class KurentoRpc {
     await session.end();
   }
 
-  private async execute(connection: ClientConnection, request: Pick<RequestFrame, "method" | "params">): Promise<ResultBody> {
+  private async execute(
+    connection: ClientConnection,
+    request: Pick<RequestFrame, "method" | "params">,
+  ): Promise<ResultBody> {
     const { method } = request;
     if (!isRpcMethod(method)) {
-      throw new KurentoError("METHOD_NOT_FOUND", `Method not found: "${method}" (the Kurento protocol has ${Object.keys(methodParamSchemas).join(", ")})`);
+      throw new KurentoError(
+        "METHOD_NOT_FOUND",
+        `Method not found: "${method}" (the Kurento protocol has ${Object.keys(methodParamSchemas).join(", ")})`,
+      );
     }
     const params = parseParams(methodParamSchemas[method], request.params, `"${method}"`);
     let resolved: Session | undefined;
@@ -169,7 +179,10 @@ export class KurentoRpc {
     },
     connect: (params, call) => {
       if (params.sessionId && !this.sessions.has(params.sessionId)) {
-        throw new KurentoError("INVALID_SESSION", `Invalid session: "${params.sessionId}" is unknown (it expired or never existed)`);
+        throw new KurentoError(
+          "INVALID_SESSION",
+          `Invalid session: "${params.sessionId}" is unknown (it expired or never existed)`,
+        );
       }
       call.session();
       return {};
@@ -208,7 +221,8 @@ export class KurentoRpc {
     release: async (params, call) => {
       call.session();
       const object = this.object(params.object);
-      if (object instanceof ServerManager) throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", "The ServerManager cannot be released");
+      if (object instanceof ServerManager)
+        throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", "The ServerManager cannot be released");
       await object.release();
       return {};
     },
@@ -219,9 +233,13 @@ export class KurentoRpc {
       for (const [index, operation] of params.operations.entries()) {
         const replyId = operation.id ?? index;
         try {
-          if (operation.method === "transaction") throw new KurentoError("MALFORMED_TRANSACTION", "Transactions cannot be nested");
+          if (operation.method === "transaction")
+            throw new KurentoError("MALFORMED_TRANSACTION", "Transactions cannot be nested");
           const resolvedParams = resolveReferences(operation.params ?? {}, ids);
-          const result = await this.execute(call.connection, { method: operation.method, params: { ...resolvedParams, sessionId: call.session().id } });
+          const result = await this.execute(call.connection, {
+            method: operation.method,
+            params: { ...resolvedParams, sessionId: call.session().id },
+          });
           ids.push(typeof result.value === "string" ? result.value : undefined);
           results.push(resultFrame(replyId, result));
         } catch (error) {
@@ -241,13 +259,24 @@ function resolveReferences(params: Record<string, unknown>, ids: Array<string | 
     const match = NEW_REFERENCE.exec(value);
     if (!match) return value;
     const id = ids[Number(match[1])];
-    if (id === undefined) throw new KurentoError("MALFORMED_TRANSACTION", `${value} does not name an object created earlier in this transaction`);
+    if (id === undefined)
+      throw new KurentoError(
+        "MALFORMED_TRANSACTION",
+        `${value} does not name an object created earlier in this transaction`,
+      );
     return id;
   };
   const resolved: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(params)) {
-    if ((key === "constructorParams" || key === "operationParams") && value && typeof value === "object" && !Array.isArray(value)) {
-      resolved[key] = Object.fromEntries(Object.entries(value).map(([inner, innerValue]) => [inner, resolve(innerValue)]));
+    if (
+      (key === "constructorParams" || key === "operationParams") &&
+      value &&
+      typeof value === "object" &&
+      !Array.isArray(value)
+    ) {
+      resolved[key] = Object.fromEntries(
+        Object.entries(value).map(([inner, innerValue]) => [inner, resolve(innerValue)]),
+      );
     } else {
       resolved[key] = resolve(value);
     }

@@ -3,7 +3,9 @@ import { mediaServerOptionsFromEnv, startMediaServer } from "./index.ts";
 // `npm run media-server`: the embedded server alone, configured by KMS_* variables.
 const options = mediaServerOptionsFromEnv(process.env);
 const server = await startMediaServer(options);
-process.stderr.write(`[media-server] Kurento protocol on ${server.url} (health: http://${server.host}:${server.port}/health)\n`);
+process.stderr.write(
+  `[media-server] Kurento protocol on ${server.url} (health: http://${server.host}:${server.port}/health)\n`,
+);
 
 let stopping = false;
 const stop = (signal: string) => {

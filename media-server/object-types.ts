@@ -36,7 +36,10 @@ type Factory = (context: MediaServerContext, constructorParams: Record<string, u
 function pipelineOf(context: MediaServerContext, id: string): MediaObject {
   const pipeline = context.registry.get(id);
   if (!(pipeline instanceof MediaPipeline)) {
-    throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", `mediaPipeline must be a MediaPipeline; ${id} is a ${pipeline.typeName}`);
+    throw new KurentoError(
+      "MEDIA_OBJECT_ILLEGAL_PARAM_ERROR",
+      `mediaPipeline must be a MediaPipeline; ${id} is a ${pipeline.typeName}`,
+    );
   }
   return pipeline;
 }
@@ -45,7 +48,9 @@ const factories = {
   MediaPipeline: (context) => new MediaPipeline(context),
   WebRtcEndpoint: (context, raw) => {
     const params = parseParams(webRtcParams, raw, "WebRtcEndpoint constructor");
-    return new WebRtcEndpoint(context, pipelineOf(context, params.mediaPipeline), { useDataChannels: params.useDataChannels ?? false });
+    return new WebRtcEndpoint(context, pipelineOf(context, params.mediaPipeline), {
+      useDataChannels: params.useDataChannels ?? false,
+    });
   },
   PassThrough: (context, raw) => {
     const params = parseParams(elementParams, raw, "PassThrough constructor");
@@ -58,7 +63,11 @@ function isSupported(type: string): type is SupportedType {
 }
 
 /** Creates and registers an object, or explains which type this server cannot create. */
-export function createObject(context: MediaServerContext, type: string, constructorParams: Record<string, unknown> | undefined): MediaObject {
+export function createObject(
+  context: MediaServerContext,
+  type: string,
+  constructorParams: Record<string, unknown> | undefined,
+): MediaObject {
   const bare = type.replace(/^kurento\./, "");
   if (!isSupported(bare)) {
     const known = (KNOWN_UNSUPPORTED_TYPES as readonly string[]).includes(bare);

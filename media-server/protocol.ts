@@ -22,12 +22,14 @@ const requestFrameSchema = z.object({
 export type RequestFrame = z.infer<typeof requestFrameSchema>;
 
 /** Frames a server may ignore: the client's answers to server requests (there are none) and stray results. */
-const responseFrameSchema = z.object({
-  jsonrpc: z.literal("2.0"),
-  id: jsonRpcId.nullable(),
-  result: z.unknown().optional(),
-  error: z.unknown().optional(),
-}).refine((frame) => "result" in frame || "error" in frame);
+const responseFrameSchema = z
+  .object({
+    jsonrpc: z.literal("2.0"),
+    id: jsonRpcId.nullable(),
+    result: z.unknown().optional(),
+    error: z.unknown().optional(),
+  })
+  .refine((frame) => "result" in frame || "error" in frame);
 
 /** What one incoming text frame is: a request to serve, a frame to ignore, or garbage with its error reply. */
 export type DecodedFrame =
@@ -44,12 +46,20 @@ export function decodeFrame(text: string): DecodedFrame {
     return invalid(null, ErrorCodes.PARSE_ERROR, "PARSE_ERROR", `Parse error: ${reason}`);
   }
   if (Array.isArray(frame)) {
-    return invalid(null, ErrorCodes.INVALID_REQUEST, "INVALID_REQUEST",
-      "Invalid Request: batch requests are not supported by the Kurento protocol");
+    return invalid(
+      null,
+      ErrorCodes.INVALID_REQUEST,
+      "INVALID_REQUEST",
+      "Invalid Request: batch requests are not supported by the Kurento protocol",
+    );
   }
   if (typeof frame !== "object" || frame === null) {
-    return invalid(null, ErrorCodes.INVALID_REQUEST, "INVALID_REQUEST",
-      "Invalid Request: a frame must be a JSON-RPC 2.0 object");
+    return invalid(
+      null,
+      ErrorCodes.INVALID_REQUEST,
+      "INVALID_REQUEST",
+      "Invalid Request: a frame must be a JSON-RPC 2.0 object",
+    );
   }
   if (!("method" in frame) && responseFrameSchema.safeParse(frame).success) return { kind: "ignored" };
   const request = requestFrameSchema.safeParse(frame);
@@ -118,7 +128,11 @@ export const methodParamSchemas = {
     sessionId: sessionId.optional(),
   }),
   subscribe: z.object({ object: objectId, type: z.string().min(1).max(100), sessionId: sessionId.optional() }),
-  unsubscribe: z.object({ object: objectId, subscription: z.string().min(1).max(200), sessionId: sessionId.optional() }),
+  unsubscribe: z.object({
+    object: objectId,
+    subscription: z.string().min(1).max(200),
+    sessionId: sessionId.optional(),
+  }),
   release: z.object({ object: objectId, sessionId: sessionId.optional() }),
   transaction: z.object({
     operations: z

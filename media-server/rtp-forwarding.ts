@@ -1,8 +1,4 @@
-import {
-  ReceiverEstimatedMaxBitrate,
-  RtcpPayloadSpecificFeedback,
-  type RtpPacket,
-} from "werift";
+import { ReceiverEstimatedMaxBitrate, RtcpPayloadSpecificFeedback, type RtpPacket } from "werift";
 
 export type MediaKind = "audio" | "video";
 
@@ -29,7 +25,11 @@ export function sameCodec(a: string, b: string): boolean {
 }
 
 /** REMB's bitrate field is an 18-bit mantissa and a 6-bit exponent. */
-export function rembPacket(senderSsrc: number, mediaSsrcs: number[], bitsPerSecond: number): RtcpPayloadSpecificFeedback {
+export function rembPacket(
+  senderSsrc: number,
+  mediaSsrcs: number[],
+  bitsPerSecond: number,
+): RtcpPayloadSpecificFeedback {
   let mantissa = Math.max(0, Math.floor(bitsPerSecond));
   let exponent = 0;
   while (mantissa >= 1 << 18) {

@@ -58,9 +58,12 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     };
     // kurento-client's websocket-stream transport sends JSON in binary frames; KMS reads both kinds as UTF-8 text.
     ws.on("message", (data) => {
-      const text = Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data as ArrayBuffer).toString("utf8");
+      const text = Array.isArray(data)
+        ? Buffer.concat(data).toString("utf8")
+        : Buffer.from(data as ArrayBuffer).toString("utf8");
       // A reply that cannot be sent (or serialised) is logged; it must not take the process down.
-      rpc.handleText(connection, text)
+      rpc
+        .handleText(connection, text)
         .then((reply) => {
           if (reply !== undefined) connection.send(reply);
         })
@@ -123,5 +126,9 @@ function serveHttp(request: IncomingMessage, response: ServerResponse, rpc: Kure
     return;
   }
   response.writeHead(404, { "content-type": "application/json" });
-  response.end(JSON.stringify({ error: `Not found: ${request.method} ${path}; this is a Kurento-protocol media server (WebSocket at ${KURENTO_PATH}, health at /health)` }));
+  response.end(
+    JSON.stringify({
+      error: `Not found: ${request.method} ${path}; this is a Kurento-protocol media server (WebSocket at ${KURENTO_PATH}, health at /health)`,
+    }),
+  );
 }

@@ -65,7 +65,8 @@ export function peerConfig(settings: WebRtcSettings): Partial<PeerConfig> {
   if (settings.loopbackOnly) {
     config.iceInterfaceAddresses = { udp4: "127.0.0.1" };
     config.iceUseIpv6 = false;
-    config.iceFilterCandidatePair = (pair) => isLoopback(pair.localCandidate.host) && isLoopback(pair.remoteCandidate.host);
+    config.iceFilterCandidatePair = (pair) =>
+      isLoopback(pair.localCandidate.host) && isLoopback(pair.remoteCandidate.host);
   }
   return config;
 }

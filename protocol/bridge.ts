@@ -9,7 +9,10 @@
 import * as z from "zod";
 import { name, iceCandidateParams } from "./room.ts";
 
-const sdp = z.string().min(1).max(256 * 1024);
+const sdp = z
+  .string()
+  .min(1)
+  .max(256 * 1024);
 
 export const FILTERS = ["hat"] as const;
 export const filterName = z.enum(FILTERS);
@@ -64,7 +67,11 @@ export const mediaEventParams = {
   iceCandidate: iceCandidateParams.omit({ endpointName: true }).extend({ user: name, endpoint: name }),
   /** `user` absent: a pipeline-wide error that concerns everyone in the room. */
   /** `streams`: the stream ids (`<user>_webcam`) that failed for `user`; absent: all of that user's media. */
-  mediaError: z.object({ user: name.optional(), error: z.string().max(4096), streams: z.array(name).max(1024).optional() }),
+  mediaError: z.object({
+    user: name.optional(),
+    error: z.string().max(4096),
+    streams: z.array(name).max(1024).optional(),
+  }),
   mediaState: z.object({ user: name, endpoint: name, state: z.string().max(64) }),
   /** The media server lost these users' media (all of the room's when absent), e.g. it restarted. */
   mediaLost: z.object({ users: z.array(name).optional(), error: z.string().max(4096) }),

@@ -25,9 +25,7 @@ const responseEnvelope = z.object({
   jsonrpc: z.literal("2.0"),
   id: z.union([requestId, z.null()]),
   result: z.unknown().optional(),
-  error: z
-    .object({ code: z.number(), message: z.string(), data: z.unknown().optional() })
-    .optional(),
+  error: z.object({ code: z.number(), message: z.string(), data: z.unknown().optional() }).optional(),
 });
 
 export type Incoming =
@@ -52,7 +50,10 @@ function frameBytes(frame: string | ArrayBuffer): number {
 export function decodeFrame(frame: string | ArrayBuffer): Incoming {
   const size = frameBytes(frame);
   if (size > MAX_FRAME_BYTES) {
-    return invalid(null, rpcError(JsonRpcCode.INVALID_REQUEST, `frame too large (${size} bytes, limit ${MAX_FRAME_BYTES})`));
+    return invalid(
+      null,
+      rpcError(JsonRpcCode.INVALID_REQUEST, `frame too large (${size} bytes, limit ${MAX_FRAME_BYTES})`),
+    );
   }
   const text = typeof frame === "string" ? frame : new TextDecoder().decode(frame);
   let value: unknown;
@@ -70,16 +71,20 @@ export function decodeFrame(frame: string | ArrayBuffer): Incoming {
   if ("method" in value) {
     const parsed = envelope.safeParse(value);
     if (!parsed.success) {
-      return invalid(idOf(value), rpcError(JsonRpcCode.INVALID_REQUEST, `Invalid request: ${describeIssues(parsed.error)}`));
+      return invalid(
+        idOf(value),
+        rpcError(JsonRpcCode.INVALID_REQUEST, `Invalid request: ${describeIssues(parsed.error)}`),
+      );
     }
     const { id, method, params } = parsed.data;
-    return id === undefined
-      ? { kind: "notification", method, params }
-      : { kind: "request", id, method, params };
+    return id === undefined ? { kind: "notification", method, params } : { kind: "request", id, method, params };
   }
   const parsed = responseEnvelope.safeParse(value);
   if (!parsed.success || (parsed.data.result === undefined && parsed.data.error === undefined)) {
-    return invalid(idOf(value), rpcError(JsonRpcCode.INVALID_REQUEST, "Invalid request: neither a request nor a response"));
+    return invalid(
+      idOf(value),
+      rpcError(JsonRpcCode.INVALID_REQUEST, "Invalid request: neither a request nor a response"),
+    );
   }
   const { id, result, error } = parsed.data;
   return error ? { kind: "response", id, error } : { kind: "response", id, result };

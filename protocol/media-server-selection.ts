@@ -25,7 +25,12 @@ export interface SelectionCandidate {
 }
 
 export type Selection =
-  | { readonly ok: true; readonly index: number; readonly rule: "round-robin" | "least-loaded"; readonly nextCursor: number }
+  | {
+      readonly ok: true;
+      readonly index: number;
+      readonly rule: "round-robin" | "least-loaded";
+      readonly nextCursor: number;
+    }
   | {
       readonly ok: false;
       readonly code: typeof RoomCode.ROOM_CANNOT_BE_CREATED | typeof RoomCode.MEDIA_GENERIC;
@@ -58,7 +63,8 @@ export function selectMediaServer(candidates: readonly SelectionCandidate[], use
     anyAvailable = true;
     if (best < 0 || loadOf(candidate) < loadOf(candidates[best] as SelectionCandidate)) best = index;
   }
-  if (!anyAvailable) return { ok: false, code: RoomCode.MEDIA_GENERIC, message: "No media server is reachable right now" };
+  if (!anyAvailable)
+    return { ok: false, code: RoomCode.MEDIA_GENERIC, message: "No media server is reachable right now" };
   if (isSpecialUser(user)) {
     if (!hasRoom(candidates[best] as SelectionCandidate)) return full();
     return { ok: true, index: best, rule: "least-loaded", nextCursor: start };

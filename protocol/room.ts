@@ -14,6 +14,7 @@ export const MAX_SDP_LENGTH = 256 * 1024;
 /** The only stream a participant can publish, as in the original. */
 export const WEBCAM_STREAM = "webcam";
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point: names must not contain them.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 /** A user or room name: what people type, shown to everyone, used as a key. */

@@ -8,7 +8,14 @@
  * the end of the transport with `closed()`.
  */
 import { JsonRpcCode, rpcError, RoomCode, type RpcError } from "./errors.ts";
-import { decodeFrame, encodeError, encodeNotification, encodeRequest, encodeResult, type RequestId } from "./jsonrpc.ts";
+import {
+  decodeFrame,
+  encodeError,
+  encodeNotification,
+  encodeRequest,
+  encodeResult,
+  type RequestId,
+} from "./jsonrpc.ts";
 
 export interface RpcTransport {
   send(frame: string): void;
@@ -62,7 +69,9 @@ export class RpcPeer {
         timeoutMs > 0
           ? setTimeout(() => {
               this.pending.delete(id);
-              reject(new RpcRequestError(rpcError(RoomCode.TRANSPORT_RESPONSE, `${method} timed out after ${timeoutMs} ms`)));
+              reject(
+                new RpcRequestError(rpcError(RoomCode.TRANSPORT_RESPONSE, `${method} timed out after ${timeoutMs} ms`)),
+              );
             }, timeoutMs)
           : null;
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer, method });

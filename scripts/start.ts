@@ -25,9 +25,21 @@ function port(name: string, fallback: number): number {
   return value;
 }
 
-const kmsUris = (process.env.KMS_URIS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+const kmsUris = (process.env.KMS_URIS ?? "")
+  .split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
 const bridgeEnv: Record<string, string> = {};
-for (const key of ["KMS_LIMIT", "REQUEST_TIMEOUT_MS", "HAT_URL", "HAT_OFFSET_X", "HAT_OFFSET_Y", "HAT_WIDTH", "HAT_HEIGHT", "LOG_LEVEL"]) {
+for (const key of [
+  "KMS_LIMIT",
+  "REQUEST_TIMEOUT_MS",
+  "HAT_URL",
+  "HAT_OFFSET_X",
+  "HAT_OFFSET_Y",
+  "HAT_WIDTH",
+  "HAT_HEIGHT",
+  "LOG_LEVEL",
+]) {
   const value = process.env[key];
   if (value) bridgeEnv[key] = value;
 }
@@ -57,7 +69,9 @@ try {
 }
 
 const media = system.mediaServer ? `embedded media server ${system.mediaServer.url}` : `KMS ${kmsUris.join(", ")}`;
-console.log(`\nRoom service ready: open ${system.url}/  (${media}; bridge health ${system.bridge.httpUrl}/health; Ctrl-C to stop)`);
+console.log(
+  `\nRoom service ready: open ${system.url}/  (${media}; bridge health ${system.bridge.httpUrl}/health; Ctrl-C to stop)`,
+);
 if (generatedAdminToken) {
   console.log(`Admin token for this run (set ADMIN_TOKEN to choose one): ${workerVars.ADMIN_TOKEN}`);
 }

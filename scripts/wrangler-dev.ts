@@ -120,13 +120,20 @@ async function startOnce(options: WranglerDevOptions): Promise<WranglerDev> {
   const tempDir = options.persistTo ? null : join(configDir, "state");
   const persistTo = options.persistTo ? resolve(options.persistTo) : (tempDir as string);
   const args = [
-    "wrangler", "dev",
-    "--config", configPath,
-    "--ip", "127.0.0.1",
-    "--port", String(port),
-    "--inspector-port", String(inspectorPort),
-    "--persist-to", persistTo,
-    "--log-level", "warn",
+    "wrangler",
+    "dev",
+    "--config",
+    configPath,
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(inspectorPort),
+    "--persist-to",
+    persistTo,
+    "--log-level",
+    "warn",
   ];
   const child: ChildProcess = spawn("npx", args, {
     detached: true, // own process group: stop() ends workerd too
@@ -192,6 +199,7 @@ async function startOnce(options: WranglerDevOptions): Promise<WranglerDev> {
     await new Promise((r) => setTimeout(r, 250));
   }
   await stop();
-  if (exited && PORT_TAKEN.test(output)) throw new PortTakenError(`port ${port} or ${inspectorPort} was taken:\n${output}`);
+  if (exited && PORT_TAKEN.test(output))
+    throw new PortTakenError(`port ${port} or ${inspectorPort} was taken:\n${output}`);
   throw new Error(`wrangler dev did not become healthy on ${url}:\n${output}`);
 }

@@ -18,7 +18,13 @@ export type BridgeAuth = { ok: true; claims: BridgeClaims } | { ok: false; respo
 export async function authenticateBridge(request: Request, env: Env, audience: string): Promise<BridgeAuth> {
   const secret = env.BRIDGE_SECRET;
   if (!secret) {
-    return { ok: false, response: Response.json({ error: "media bridges are disabled: BRIDGE_SECRET is not configured" }, { status: 503 }) };
+    return {
+      ok: false,
+      response: Response.json(
+        { error: "media bridges are disabled: BRIDGE_SECRET is not configured" },
+        { status: 503 },
+      ),
+    };
   }
   const token = bearerToken(request.headers.get("Authorization"));
   if (token === null) return { ok: false, response: Response.json({ error: "missing bridge token" }, { status: 401 }) };

@@ -94,7 +94,9 @@ app.get("/bridge/rooms/:room", async (c) => {
   if (!isUpgrade(c.req.raw)) return c.json({ error: "expected a WebSocket upgrade" }, 426);
   const auth = await authenticateBridge(c.req.raw, c.env, roomAudience(parsed.data));
   if (!auth.ok) return auth.response;
-  return roomStub(c.env, parsed.data).fetch(forwardWithClaims(c.req.raw, auth.claims, { [ROOM_NAME_HEADER]: parsed.data }));
+  return roomStub(c.env, parsed.data).fetch(
+    forwardWithClaims(c.req.raw, auth.claims, { [ROOM_NAME_HEADER]: parsed.data }),
+  );
 });
 
 app.onError((error, c) => {

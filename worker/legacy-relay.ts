@@ -85,13 +85,21 @@ export function relayLegacySocket(env: Env): Response {
     const answer = (result: string): void => {
       if (id !== null) safeSend(server, result);
     };
-    const params = (typeof frame.params === "object" && frame.params !== null ? frame.params : {}) as Record<string, unknown>;
+    const params = (typeof frame.params === "object" && frame.params !== null ? frame.params : {}) as Record<
+      string,
+      unknown
+    >;
     let room: string | null = null;
     switch (frame.method) {
       case "joinRoom": {
         const parsed = roomName.safeParse(params.room);
         if (!parsed.success) {
-          return answer(encodeError(id, rpcError(JsonRpcCode.INVALID_PARAMS, "Invalid params for joinRoom: room must be a valid room name")));
+          return answer(
+            encodeError(
+              id,
+              rpcError(JsonRpcCode.INVALID_PARAMS, "Invalid params for joinRoom: room must be a valid room name"),
+            ),
+          );
         }
         room = parsed.data;
         break;
@@ -100,17 +108,29 @@ export function relayLegacySocket(env: Env): Response {
         if (typeof params.sessionId !== "string") return answer(encodeResult(id ?? 0, { sessionId: "" }));
         room = roomOfSessionId(params.sessionId);
         if (room === null) {
-          return answer(encodeError(id, rpcError(INVALID_SESSION_CODE, "Invalid session: unknown, or its reconnection window has expired")));
+          return answer(
+            encodeError(
+              id,
+              rpcError(INVALID_SESSION_CODE, "Invalid session: unknown, or its reconnection window has expired"),
+            ),
+          );
         }
         break;
       }
       case "ping":
         return answer(encodeResult(id ?? 0, { value: "pong", sessionId: "" }));
       default:
-        return answer(encodeError(id, rpcError(RoomCode.USER_NOT_FOUND, "This session has not joined a room (send joinRoom first)")));
+        return answer(
+          encodeError(
+            id,
+            rpcError(RoomCode.USER_NOT_FOUND, "This session has not joined a room (send joinRoom first)"),
+          ),
+        );
     }
     connecting = true;
-    open(room, data, frame.method === "joinRoom" ? id : null).catch(() => closeQuietly(server, 1011, "room unavailable"));
+    open(room, data, frame.method === "joinRoom" ? id : null).catch(() =>
+      closeQuietly(server, 1011, "room unavailable"),
+    );
   };
 
   const enqueue = (task: () => void | Promise<void>): void => {

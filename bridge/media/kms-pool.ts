@@ -8,7 +8,13 @@ import type { Logger } from "../log.ts";
 import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { rpcError } from "../../protocol/errors.ts";
 import { selectMediaServer } from "../../protocol/media-server-selection.ts";
-import { type MediaServer, type MediaServerFactory, type MediaServerState, type Pipeline, MediaServerError } from "./media-server.ts";
+import {
+  type MediaServer,
+  type MediaServerFactory,
+  type MediaServerState,
+  type Pipeline,
+  MediaServerError,
+} from "./media-server.ts";
 
 export class KmsSlot {
   readonly index: number;

@@ -198,7 +198,12 @@ class KurentoConnection implements MediaServer, ObjectOwner {
       invokeObject<KServerManager>((callback) => this.client.getServerManager(callback)),
       "getServerManager",
     );
-    const filters = hasFaceOverlayFilter(await this.timed(invoke((callback) => manager.getInfo(callback)), "getInfo"));
+    const filters = hasFaceOverlayFilter(
+      await this.timed(
+        invoke((callback) => manager.getInfo(callback)),
+        "getInfo",
+      ),
+    );
     if (filters !== undefined) this.supportsFilters = filters;
   }
 

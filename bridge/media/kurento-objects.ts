@@ -95,7 +95,10 @@ export class ElementHandle implements MediaElement {
     this.released = true;
     if (this.generation !== this.owner.generation || this.owner.state !== "connected") return;
     try {
-      await this.owner.timed(invoke((callback) => this.k.release(callback)), `${this.type}.release`);
+      await this.owner.timed(
+        invoke((callback) => this.k.release(callback)),
+        `${this.type}.release`,
+      );
     } catch (error) {
       const failure = classify(error, "release");
       if (failure.failure !== "gone") {
@@ -228,7 +231,10 @@ export class PipelineHandle implements Pipeline {
       return;
     }
     try {
-      await this.owner.timed(invoke((callback) => this.k.release(callback)), "MediaPipeline.release");
+      await this.owner.timed(
+        invoke((callback) => this.k.release(callback)),
+        "MediaPipeline.release",
+      );
     } catch (error) {
       const failure = classify(error, "release");
       if (failure.failure !== "gone") {

@@ -38,7 +38,10 @@ export class RoomGraph {
 
   addSubscription(user: string, sender: string, record: Subscription): void {
     let map = this.subscriptions.get(user);
-    if (!map) this.subscriptions.set(user, (map = new Map()));
+    if (!map) {
+      map = new Map();
+      this.subscriptions.set(user, map);
+    }
     map.set(sender, record);
   }
 

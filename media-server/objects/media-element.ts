@@ -55,7 +55,9 @@ function trackFlow(element: MediaElement, on: boolean): void {
  */
 export abstract class MediaElement extends MediaObject {
   private readonly sources = new Map<MediaType, MediaElement>();
-  private readonly sinks = new Map<MediaType, Set<MediaElement>>(MEDIA_TYPES.map((type) => [type, new Set<MediaElement>()]));
+  private readonly sinks = new Map<MediaType, Set<MediaElement>>(
+    MEDIA_TYPES.map((type) => [type, new Set<MediaElement>()]),
+  );
   protected readonly flowIn: FlowMonitor;
   protected readonly flowOut: FlowMonitor;
 
@@ -75,7 +77,10 @@ export abstract class MediaElement extends MediaObject {
 
   connect(sink: MediaElement, mediaType?: MediaType): void {
     if (sink.pipeline() !== this.pipeline()) {
-      throw new KurentoError("CONNECT_ERROR", `Cannot connect ${this.id} to ${sink.id}: they belong to different pipelines`);
+      throw new KurentoError(
+        "CONNECT_ERROR",
+        `Cannot connect ${this.id} to ${sink.id}: they belong to different pipelines`,
+      );
     }
     for (const type of mediaType ? [mediaType] : MEDIA_TYPES) {
       const previous = sink.sources.get(type);
@@ -83,7 +88,12 @@ export abstract class MediaElement extends MediaObject {
       if (previous) previous.unlink(sink, type);
       sink.sources.set(type, this);
       this.sinks.get(type)?.add(sink);
-      this.emitEvent("ElementConnected", { sink: sink.id, mediaType: type, sourceMediaDescription: "default", sinkMediaDescription: "default" });
+      this.emitEvent("ElementConnected", {
+        sink: sink.id,
+        mediaType: type,
+        sourceMediaDescription: "default",
+        sinkMediaDescription: "default",
+      });
       sink.sourceChanged(type);
       // A new sink can only start decoding at a keyframe.
       if (type === "VIDEO") this.requestKeyframe();
@@ -160,10 +170,19 @@ export abstract class MediaElement extends MediaObject {
   private unlink(sink: MediaElement, type: MediaType): void {
     this.sinks.get(type)?.delete(sink);
     if (sink.sources.get(type) === this) sink.sources.delete(type);
-    this.emitEvent("ElementDisconnected", { sink: sink.id, mediaType: type, sourceMediaDescription: "default", sinkMediaDescription: "default" });
+    this.emitEvent("ElementDisconnected", {
+      sink: sink.id,
+      mediaType: type,
+      sourceMediaDescription: "default",
+      sinkMediaDescription: "default",
+    });
   }
 
-  private emitFlow(event: "MediaFlowInStateChanged" | "MediaFlowOutStateChanged", state: FlowState, mediaType: "AUDIO" | "VIDEO"): void {
+  private emitFlow(
+    event: "MediaFlowInStateChanged" | "MediaFlowOutStateChanged",
+    state: FlowState,
+    mediaType: "AUDIO" | "VIDEO",
+  ): void {
     this.emitEvent(event, { state, padName: "default", mediaType });
   }
 }
@@ -179,7 +198,6 @@ function connectionData(source: MediaElement, sink: MediaElement, type: MediaTyp
     sinkDescription: "default",
   };
 }
-
 
 /** The element a `connect`/`disconnect` names as its sink. */
 function sinkNamed(source: MediaElement, id: string): MediaElement {

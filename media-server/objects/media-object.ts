@@ -78,7 +78,10 @@ export abstract class MediaObject {
 
   subscribe(type: string, sink: EventSink): string {
     if (!this.events.includes(type)) {
-      throw new KurentoError("MEDIA_OBJECT_EVENT_NOT_SUPPORTED", `${this.typeName} has no event "${type}" (it has: ${this.events.join(", ")})`);
+      throw new KurentoError(
+        "MEDIA_OBJECT_EVENT_NOT_SUPPORTED",
+        `${this.typeName} has no event "${type}" (it has: ${this.events.join(", ")})`,
+      );
     }
     const subscriptionId = randomUUID();
     this.subscriptions.set(subscriptionId, { type, sink });
@@ -119,7 +122,8 @@ export abstract class MediaObject {
     this.parent?.children.delete(this);
     this.context.registry.remove(this);
     this.owner?.forget(this);
-    for (const [subscriptionId, subscription] of this.subscriptions) subscription.sink.forgetSubscription(subscriptionId);
+    for (const [subscriptionId, subscription] of this.subscriptions)
+      subscription.sink.forgetSubscription(subscriptionId);
     this.subscriptions.clear();
   }
 

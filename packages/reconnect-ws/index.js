@@ -1,5 +1,5 @@
 // @ts-check
-"use strict";
+
 /**
  * reconnect-ws for kurento-client 7.2.0, on ws 8.
  *

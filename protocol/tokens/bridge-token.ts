@@ -58,6 +58,7 @@ export async function verifyBridgeToken(
   const claims = parsed.data;
   if (claims.aud !== audience) return { ok: false, reason: "token is for another purpose" };
   if (claims.exp <= nowSeconds - TOKEN_CLOCK_SKEW_SECONDS) return { ok: false, reason: "expired token" };
-  if (claims.exp > nowSeconds + MAX_TOKEN_TTL_SECONDS + TOKEN_CLOCK_SKEW_SECONDS) return { ok: false, reason: "token lives too long" };
+  if (claims.exp > nowSeconds + MAX_TOKEN_TTL_SECONDS + TOKEN_CLOCK_SKEW_SECONDS)
+    return { ok: false, reason: "token lives too long" };
   return { ok: true, claims };
 }

@@ -18,7 +18,13 @@ export async function signJoinToken(
 }
 
 /** null when the token lets `user` join `room` now; otherwise why not. */
-export async function joinTokenProblem(secret: string, token: string | undefined, user: string, room: string, nowSeconds = Math.floor(Date.now() / 1000)): Promise<string | null> {
+export async function joinTokenProblem(
+  secret: string,
+  token: string | undefined,
+  user: string,
+  room: string,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): Promise<string | null> {
   if (token === undefined) return "a join token is required (joinRoom param 'token')";
   const opened = await openToken(secret, token);
   if (!opened.ok) return `invalid join token: ${opened.reason}`;

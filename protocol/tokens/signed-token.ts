@@ -10,7 +10,13 @@ import { constantTimeEqual } from "./constant-time.ts";
 const VERSION = "v1";
 
 async function hmac(secret: string, data: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
   return encodeBase64Url(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data))));
 }
 
@@ -20,7 +26,10 @@ export async function signToken(secret: string, claims: object): Promise<string>
 }
 
 /** The token's claims once its signature checks out (compared in constant time); nothing else is checked. */
-export async function openToken(secret: string, token: string): Promise<{ ok: true; claims: unknown } | { ok: false; reason: string }> {
+export async function openToken(
+  secret: string,
+  token: string,
+): Promise<{ ok: true; claims: unknown } | { ok: false; reason: string }> {
   const parts = token.split(".");
   if (parts.length !== 3 || parts[0] !== VERSION) return { ok: false, reason: "malformed token" };
   const [version, body, signature] = parts as [string, string, string];

@@ -66,7 +66,11 @@ function percentile(values: number[], p: number): number {
 }
 
 /** Runs `a` and `b` in turns (so drift hits both alike); returns their samples after the warm-up. */
-async function measurePair(labels: [string, string], a: (i: number) => Promise<number>, b: (i: number) => Promise<number>): Promise<[number[], number[]]> {
+async function measurePair(
+  labels: [string, string],
+  a: (i: number) => Promise<number>,
+  b: (i: number) => Promise<number>,
+): Promise<[number[], number[]]> {
   const first: number[] = [];
   const second: number[] = [];
   for (let i = 0; i < WARMUP + ITERATIONS; i++) {
@@ -92,9 +96,19 @@ async function measurePair(labels: [string, string], a: (i: number) => Promise<n
 async function main(): Promise<void> {
   const media = await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, log: () => {} });
   const worker = await FakeWorker.start(SECRET);
-  const config = loadConfig({ BRIDGE_SECRET: SECRET, BRIDGE_ID: "bench", WORKER_URL: worker.url, KMS_URIS: media.url, BRIDGE_HTTP_PORT: "0", LOG_LEVEL: "silent" });
+  const config = loadConfig({
+    BRIDGE_SECRET: SECRET,
+    BRIDGE_ID: "bench",
+    WORKER_URL: worker.url,
+    KMS_URIS: media.url,
+    BRIDGE_HTTP_PORT: "0",
+    LOG_LEVEL: "silent",
+  });
   const bridge = await startBridge(config, { logger: silentLogger, heartbeatMs: 0 });
-  const kurento = loadKurento() as unknown as (uri: string, options?: Record<string, unknown>) => Client & { _re: { on(event: string, listener: () => void): void } };
+  const kurento = loadKurento() as unknown as (
+    uri: string,
+    options?: Record<string, unknown>,
+  ) => Client & { _re: { on(event: string, listener: () => void): void } };
   const direct = kurento(media.url);
   direct._re.on("error", () => undefined);
   const closers: Array<() => Promise<void>> = [];
@@ -132,64 +146,79 @@ async function main(): Promise<void> {
     };
     const ENDPOINT_EVENTS = ["IceCandidateFound", "MediaStateChanged", "Error"];
 
-    const [bridgePublish, directPublish] = await measurePair(["publish through the bridge", "publish with kurento-client directly"], async (i) => {
-      const { sdp, close } = await offer("sendonly");
-      const started = performance.now();
-      await room.request("publish", { user: `pub-${i}`, sdpOffer: sdp, loopback: false, dataChannels: false });
-      const ms = performance.now() - started;
-      await room.request("unpublish", { user: `pub-${i}` });
-      await close();
-      return ms;
-    }, async () => {
-      const { sdp, close } = await offer("sendonly");
-      const started = performance.now();
-      // What the bridge does for a publish (room-media.ts), minus the room link.
-      const endpoint = await call<Endpoint>((cb) => pipeline.create("WebRtcEndpoint", {}, cb));
-      listen(endpoint, ENDPOINT_EVENTS);
-      const pass = await call<Element>((cb) => pipeline.create("PassThrough", {}, cb));
-      listen(pass, ["Error"]);
-      await bandwidth(endpoint);
-      await call((cb) => endpoint.connect(pass, cb));
-      await call<string>((cb) => endpoint.processOffer(sdp, cb));
-      await call((cb) => endpoint.gatherCandidates(cb));
-      const ms = performance.now() - started;
-      await Promise.all([call((cb) => endpoint.release(cb)), call((cb) => pass.release(cb))]);
-      await close();
-      return ms;
-    });
+    const [bridgePublish, directPublish] = await measurePair(
+      ["publish through the bridge", "publish with kurento-client directly"],
+      async (i) => {
+        const { sdp, close } = await offer("sendonly");
+        const started = performance.now();
+        await room.request("publish", { user: `pub-${i}`, sdpOffer: sdp, loopback: false, dataChannels: false });
+        const ms = performance.now() - started;
+        await room.request("unpublish", { user: `pub-${i}` });
+        await close();
+        return ms;
+      },
+      async () => {
+        const { sdp, close } = await offer("sendonly");
+        const started = performance.now();
+        // What the bridge does for a publish (room-media.ts), minus the room link.
+        const endpoint = await call<Endpoint>((cb) => pipeline.create("WebRtcEndpoint", {}, cb));
+        listen(endpoint, ENDPOINT_EVENTS);
+        const pass = await call<Element>((cb) => pipeline.create("PassThrough", {}, cb));
+        listen(pass, ["Error"]);
+        await bandwidth(endpoint);
+        await call((cb) => endpoint.connect(pass, cb));
+        await call<string>((cb) => endpoint.processOffer(sdp, cb));
+        await call((cb) => endpoint.gatherCandidates(cb));
+        const ms = performance.now() - started;
+        await Promise.all([call((cb) => endpoint.release(cb)), call((cb) => pass.release(cb))]);
+        await close();
+        return ms;
+      },
+    );
 
-    const [bridgeSubscribe, directSubscribe] = await measurePair(["subscribe through the bridge", "subscribe with kurento-client directly"], async (i) => {
-      const { sdp, close } = await offer("recvonly");
-      const started = performance.now();
-      await room.request("subscribe", { user: `sub-${i}`, sender: "keeper", sdpOffer: sdp });
-      const ms = performance.now() - started;
-      await room.request("unsubscribe", { user: `sub-${i}`, sender: "keeper" });
-      await close();
-      return ms;
-    }, async () => {
-      const { sdp, close } = await offer("recvonly");
-      const started = performance.now();
-      const endpoint = await call<Endpoint>((cb) => pipeline.create("WebRtcEndpoint", {}, cb));
-      listen(endpoint, ENDPOINT_EVENTS);
-      await bandwidth(endpoint);
-      await call((cb) => directKeeperPass.connect(endpoint, cb));
-      await call<string>((cb) => endpoint.processOffer(sdp, cb));
-      await call((cb) => endpoint.gatherCandidates(cb));
-      const ms = performance.now() - started;
-      await call((cb) => endpoint.release(cb));
-      await close();
-      return ms;
-    });
+    const [bridgeSubscribe, directSubscribe] = await measurePair(
+      ["subscribe through the bridge", "subscribe with kurento-client directly"],
+      async (i) => {
+        const { sdp, close } = await offer("recvonly");
+        const started = performance.now();
+        await room.request("subscribe", { user: `sub-${i}`, sender: "keeper", sdpOffer: sdp });
+        const ms = performance.now() - started;
+        await room.request("unsubscribe", { user: `sub-${i}`, sender: "keeper" });
+        await close();
+        return ms;
+      },
+      async () => {
+        const { sdp, close } = await offer("recvonly");
+        const started = performance.now();
+        const endpoint = await call<Endpoint>((cb) => pipeline.create("WebRtcEndpoint", {}, cb));
+        listen(endpoint, ENDPOINT_EVENTS);
+        await bandwidth(endpoint);
+        await call((cb) => directKeeperPass.connect(endpoint, cb));
+        await call<string>((cb) => endpoint.processOffer(sdp, cb));
+        await call((cb) => endpoint.gatherCandidates(cb));
+        const ms = performance.now() - started;
+        await call((cb) => endpoint.release(cb));
+        await close();
+        return ms;
+      },
+    );
 
     await call((cb) => pipeline.release(cb));
     await room.request("releaseRoom", {});
     await waitUntil(() => media.stats().objects === 0, 5000, "every media object released");
 
     const row = (name: string, bridged: number[], plain: number[]) => {
-      const [b50, b95, d50, d95] = [percentile(bridged, 50), percentile(bridged, 95), percentile(plain, 50), percentile(plain, 95)];
+      const [b50, b95, d50, d95] = [
+        percentile(bridged, 50),
+        percentile(bridged, 95),
+        percentile(plain, 50),
+        percentile(plain, 95),
+      ];
       return `${name.padEnd(10)} bridge p50 ${b50.toFixed(1).padStart(7)} ms  p95 ${b95.toFixed(1).padStart(7)} ms | direct p50 ${d50.toFixed(1).padStart(7)} ms  p95 ${d95.toFixed(1).padStart(7)} ms | overhead p50 ×${(b50 / d50).toFixed(2)} (+${(b50 - d50).toFixed(1)} ms)`;
     };
-    console.log(`\nMedia bridge round trips (${ITERATIONS} iterations, embedded media server, werift offers, Node ${process.version})`);
+    console.log(
+      `\nMedia bridge round trips (${ITERATIONS} iterations, embedded media server, werift offers, Node ${process.version})`,
+    );
     console.log(row("publish", bridgePublish, directPublish));
     console.log(row("subscribe", bridgeSubscribe, directSubscribe));
   } finally {
@@ -200,7 +229,6 @@ async function main(): Promise<void> {
     await media.close();
   }
 }
-
 
 await main();
 process.exit(0);

@@ -37,7 +37,9 @@ function timeJoin(base: string, room: string): Promise<number> {
       ws.terminate();
       reject(new Error(`joinRoom into ${room} timed out`));
     }, 30_000);
-    ws.on("open", () => ws.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "joinRoom", params: { user: "u", room } })));
+    ws.on("open", () =>
+      ws.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "joinRoom", params: { user: "u", room } })),
+    );
     ws.on("message", (data) => {
       const frame = JSON.parse(data.toString()) as { id?: number; error?: unknown };
       if (frame.id !== 1) return;

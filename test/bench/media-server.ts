@@ -16,7 +16,12 @@ import type { RTCPeerConnection as WeriftPeer } from "werift";
 import { closeChromium, launchChromium, mediaContext } from "../helpers/chromium.ts";
 import { freePort } from "../helpers/ports.ts";
 import { acceptAnswer, offerFromPage, startBlankPageServer } from "../media-server/helpers/browser.ts";
-import { connectKurento, iceCandidate, type KurentoPipeline, type KurentoWebRtcEndpoint } from "../media-server/helpers/kurento.ts";
+import {
+  connectKurento,
+  iceCandidate,
+  type KurentoPipeline,
+  type KurentoWebRtcEndpoint,
+} from "../media-server/helpers/kurento.ts";
 import { createClientPeer, waitFor } from "../media-server/helpers/werift-peer.ts";
 
 const SUBSCRIBER_COUNTS = [1, 5, 10];
@@ -70,7 +75,9 @@ async function addSubscriber(pipeline: KurentoPipeline, source: KurentoWebRtcEnd
   peer.onIceCandidate.subscribe((candidate) => {
     if (!candidate) return;
     const init = candidate.toJSON();
-    void endpoint.addIceCandidate(iceCandidate({ candidate: init.candidate ?? "", sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex }));
+    void endpoint.addIceCandidate(
+      iceCandidate({ candidate: init.candidate ?? "", sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex }),
+    );
   });
   peer.onTrack.subscribe((track) => {
     track.onReceiveRtp.subscribe((packet) => {
@@ -99,7 +106,14 @@ interface PublisherStats {
 /** What the publishing page's own WebRTC stack reports: bytes sent, its bandwidth estimate and encoder target. */
 async function publisherStats(page: Page): Promise<PublisherStats> {
   return page.evaluate(async () => {
-    const result = { bytesSent: 0, availableOutgoingBitrate: 0, targetBitrate: 0, frameWidth: 0, frameHeight: 0, framesPerSecond: 0 };
+    const result = {
+      bytesSent: 0,
+      availableOutgoingBitrate: 0,
+      targetBitrate: 0,
+      frameWidth: 0,
+      frameHeight: 0,
+      framesPerSecond: 0,
+    };
     const stats = await (window as unknown as { pc: RTCPeerConnection }).pc.getStats();
     stats.forEach((report: Record<string, unknown>) => {
       if (report.type === "outbound-rtp" && report.kind === "video") {
@@ -109,7 +123,8 @@ async function publisherStats(page: Page): Promise<PublisherStats> {
         result.frameHeight = Number(report.frameHeight ?? 0);
         result.framesPerSecond = Number(report.framesPerSecond ?? 0);
       }
-      if (report.type === "candidate-pair" && report.nominated) result.availableOutgoingBitrate = Number(report.availableOutgoingBitrate ?? 0);
+      if (report.type === "candidate-pair" && report.nominated)
+        result.availableOutgoingBitrate = Number(report.availableOutgoingBitrate ?? 0);
     });
     return result;
   });
@@ -132,7 +147,11 @@ async function main(): Promise<void> {
     const offer = await offerFromPage(page, "publish", publisherEndpoint);
     await acceptAnswer(page, await publisherEndpoint.processOffer(offer));
     await publisherEndpoint.gatherCandidates();
-    await waitFor(async () => (await publisherEndpoint.getMediaState()) === "CONNECTED", 20_000, "the publisher to connect");
+    await waitFor(
+      async () => (await publisherEndpoint.getMediaState()) === "CONNECTED",
+      20_000,
+      "the publisher to connect",
+    );
 
     const measure = async (label: string, subscribers: Subscriber[]) => {
       await sleep(WARMUP_SECONDS * 1000);
@@ -144,8 +163,12 @@ async function main(): Promise<void> {
       const publisherAfter = await publisherStats(page);
       const seconds = (after.at - before.at) / 1000;
       const cpuPercent = ((after.cpuTicks - before.cpuTicks) / CLOCK_TICKS / seconds) * 100;
-      const perSubscriberKbps = subscribers.map((subscriber, index) => ((subscriber.bytes() - (bytesBefore[index] ?? 0)) * 8) / seconds / 1000);
-      const averageKbps = perSubscriberKbps.length ? perSubscriberKbps.reduce((sum, kbps) => sum + kbps, 0) / perSubscriberKbps.length : 0;
+      const perSubscriberKbps = subscribers.map(
+        (subscriber, index) => ((subscriber.bytes() - (bytesBefore[index] ?? 0)) * 8) / seconds / 1000,
+      );
+      const averageKbps = perSubscriberKbps.length
+        ? perSubscriberKbps.reduce((sum, kbps) => sum + kbps, 0) / perSubscriberKbps.length
+        : 0;
       const minKbps = perSubscriberKbps.length ? Math.min(...perSubscriberKbps) : 0;
       rows.push([
         label,
@@ -165,7 +188,11 @@ async function main(): Promise<void> {
     for (const count of SUBSCRIBER_COUNTS) {
       const subscribers: Subscriber[] = [];
       for (let index = 0; index < count; index += 1) subscribers.push(await addSubscriber(pipeline, publisherEndpoint));
-      await waitFor(() => subscribers.every((subscriber) => subscriber.bytes() > 10_000), 30_000, `${count} subscribers receiving`);
+      await waitFor(
+        () => subscribers.every((subscriber) => subscriber.bytes() > 10_000),
+        30_000,
+        `${count} subscribers receiving`,
+      );
       await measure(`${count} subscriber${count === 1 ? "" : "s"}`, subscribers);
       for (const subscriber of subscribers) {
         await subscriber.endpoint.release();
@@ -180,10 +207,23 @@ async function main(): Promise<void> {
     server.kill("SIGTERM");
   }
 
-  const header = ["load", "server CPU % of one core", "server RSS MB", "publisher video kbps", "publisher BWE / target kbps", "publisher video", "per-subscriber kbps (avg)", "(min)", "total forwarded Mbps"];
+  const header = [
+    "load",
+    "server CPU % of one core",
+    "server RSS MB",
+    "publisher video kbps",
+    "publisher BWE / target kbps",
+    "publisher video",
+    "per-subscriber kbps (avg)",
+    "(min)",
+    "total forwarded Mbps",
+  ];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)));
-  const line = (cells: string[]) => `| ${cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join(" | ")} |`;
-  console.log(`\nEmbedded media server, ${MEASURE_SECONDS} s per row after ${WARMUP_SECONDS} s warm-up; publisher: Chromium fake camera 640x480 + audio; subscribers: werift peers (audio + video)`);
+  const line = (cells: string[]) =>
+    `| ${cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join(" | ")} |`;
+  console.log(
+    `\nEmbedded media server, ${MEASURE_SECONDS} s per row after ${WARMUP_SECONDS} s warm-up; publisher: Chromium fake camera 640x480 + audio; subscribers: werift peers (audio + video)`,
+  );
   console.log(line(header));
   console.log(`|${widths.map((width) => "-".repeat(width + 2)).join("|")}|`);
   for (const row of rows) console.log(line(row));

@@ -69,7 +69,11 @@ function serveFloor(deflate: boolean): void {
         }
         case "sendMessage": {
           reply({});
-          broadcast("sendMessage", { room: frame.params?.roomMessage, user: members.get(ws), message: frame.params?.message }, null);
+          broadcast(
+            "sendMessage",
+            { room: frame.params?.roomMessage, user: members.get(ws), message: frame.params?.message },
+            null,
+          );
           return;
         }
         case "leaveRoom": {
@@ -84,7 +88,9 @@ function serveFloor(deflate: boolean): void {
           reply({ value: "pong" });
           return;
         default:
-          ws.send(JSON.stringify({ id: frame.id, error: { code: -32601, message: "Method not found" }, jsonrpc: "2.0" }));
+          ws.send(
+            JSON.stringify({ id: frame.id, error: { code: -32601, message: "Method not found" }, jsonrpc: "2.0" }),
+          );
       }
     });
     ws.on("close", () => {
@@ -213,12 +219,20 @@ interface RunResult {
   deliveryP99: number;
 }
 
-async function run(wsUrl: string, clientCount: number, messages: number, phaseTimeoutMs: number, deflate: boolean): Promise<RunResult> {
+async function run(
+  wsUrl: string,
+  clientCount: number,
+  messages: number,
+  phaseTimeoutMs: number,
+  deflate: boolean,
+): Promise<RunResult> {
   const clients: BenchClient[] = [];
   try {
     // Connect everyone first, so join latency is only the join.
     for (let i = 0; i < clientCount; i += 25) {
-      const batch = Array.from({ length: Math.min(25, clientCount - i) }, () => BenchClient.open(wsUrl, phaseTimeoutMs, deflate));
+      const batch = Array.from({ length: Math.min(25, clientCount - i) }, () =>
+        BenchClient.open(wsUrl, phaseTimeoutMs, deflate),
+      );
       clients.push(...(await withDeadline(Promise.all(batch), phaseTimeoutMs, "connect")));
     }
 
@@ -226,16 +240,16 @@ async function run(wsUrl: string, clientCount: number, messages: number, phaseTi
     const joinLatencies: number[] = [];
     for (const [index, client] of clients.entries()) {
       const started = performance.now();
-      const response = await withDeadline(client.request("joinRoom", { user: `user-${index}`, room: ROOM }), phaseTimeoutMs, "joinRoom");
+      const response = await withDeadline(
+        client.request("joinRoom", { user: `user-${index}`, room: ROOM }),
+        phaseTimeoutMs,
+        "joinRoom",
+      );
       joinLatencies.push(performance.now() - started);
       if (response.error) throw new Error(`joinRoom failed: ${response.error.code} ${response.error.message}`);
     }
     // Let the last participantJoined notifications land before the storm.
-    await withDeadline(
-      Promise.all(clients.map((c) => c.request("ping", {}))),
-      phaseTimeoutMs,
-      "ping after joins",
-    );
+    await withDeadline(Promise.all(clients.map((c) => c.request("ping", {}))), phaseTimeoutMs, "ping after joins");
 
     // The storm: every client sends `messages` chats without waiting; each is delivered to everyone.
     const expected = clientCount * messages * clientCount;
@@ -273,8 +287,11 @@ async function run(wsUrl: string, clientCount: number, messages: number, phaseTi
     } catch (error) {
       console.error(`  ${String(error)} (${deliveries}/${expected} delivered); reporting what arrived`);
     }
-    const failed = (await withDeadline(Promise.all(replies), phaseTimeoutMs, "sendMessage replies")).filter((r) => r.error);
-    if (failed.length > 0) throw new Error(`${failed.length} sendMessage requests failed, e.g. ${JSON.stringify(failed[0]?.error)}`);
+    const failed = (await withDeadline(Promise.all(replies), phaseTimeoutMs, "sendMessage replies")).filter(
+      (r) => r.error,
+    );
+    if (failed.length > 0)
+      throw new Error(`${failed.length} sendMessage requests failed, e.g. ${JSON.stringify(failed[0]?.error)}`);
     const stormMs = (deliveries > 0 ? lastDelivery : performance.now()) - stormStart;
     return {
       joinP50: percentile(joinLatencies, 50),
@@ -308,7 +325,8 @@ function printTable(worker: RunResult, floor: RunResult, clients: number, messag
     return [label, w.toFixed(digits), f.toFixed(digits), f === 0 ? "-" : (w / f).toFixed(2)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] as string).length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  ");
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  ");
   console.log(
     `\n${clients} clients, ${messages} messages each → ${clients * messages * clients} deliveries expected per target; permessage-deflate ${deflate}\n`,
   );
@@ -330,9 +348,12 @@ async function main(): Promise<void> {
   const clients = Number(values.clients);
   const messages = Number(values.messages);
   const timeoutSeconds = Number(values.timeout);
-  if (!Number.isInteger(clients) || clients < 1 || clients > 500) throw new Error("--clients must be an integer in 1..500");
-  if (!Number.isInteger(messages) || messages < 1 || messages > 1000) throw new Error("--messages must be an integer in 1..1000");
-  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 5 || timeoutSeconds > 600) throw new Error("--timeout (seconds per phase) must be in 5..600");
+  if (!Number.isInteger(clients) || clients < 1 || clients > 500)
+    throw new Error("--clients must be an integer in 1..500");
+  if (!Number.isInteger(messages) || messages < 1 || messages > 1000)
+    throw new Error("--messages must be an integer in 1..1000");
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 5 || timeoutSeconds > 600)
+    throw new Error("--timeout (seconds per phase) must be in 5..600");
   const phaseTimeoutMs = timeoutSeconds * 1000;
   if (values.deflate !== "on" && values.deflate !== "off") throw new Error("--deflate must be on or off");
   // Off by default: with it on, the 50 clients' inflating (all in this one
@@ -360,12 +381,23 @@ async function main(): Promise<void> {
     const started = await startFloor(deflate);
     floor = started.child;
 
-    console.log(`worker: ${clients} clients join ${ROOM}, then ${messages} messages each (permessage-deflate ${values.deflate})`);
-    const workerResult = await run(`${dev.url.replace(/^http/, "ws")}/room/${ROOM}`, clients, messages, phaseTimeoutMs, deflate);
+    console.log(
+      `worker: ${clients} clients join ${ROOM}, then ${messages} messages each (permessage-deflate ${values.deflate})`,
+    );
+    const workerResult = await run(
+      `${dev.url.replace(/^http/, "ws")}/room/${ROOM}`,
+      clients,
+      messages,
+      phaseTimeoutMs,
+      deflate,
+    );
     console.log(`floor:  same load against ${started.url}`);
     const floorResult = await run(started.url, clients, messages, phaseTimeoutMs, deflate);
     printTable(workerResult, floorResult, clients, messages, values.deflate);
-    for (const [name, r] of [["worker", workerResult], ["floor", floorResult]] as const) {
+    for (const [name, r] of [
+      ["worker", workerResult],
+      ["floor", floorResult],
+    ] as const) {
       if (r.deliveries !== r.expected) console.log(`warning: ${name} delivered ${r.deliveries} of ${r.expected}`);
     }
   } finally {

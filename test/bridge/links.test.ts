@@ -44,7 +44,14 @@ function bridgeConfig(kmsUri: string, id = "test-bridge") {
   });
 }
 
-const fastOptions = { backoff: { minMs: 50, maxMs: 400 }, heartbeatMs: 0, loadIntervalMs: 300, kmsLostAfterMs: 1500, settleMs: 1500, attachTimeoutMs: 5000 } as const;
+const fastOptions = {
+  backoff: { minMs: 50, maxMs: 400 },
+  heartbeatMs: 0,
+  loadIntervalMs: 300,
+  kmsLostAfterMs: 1500,
+  settleMs: 1500,
+  attachTimeoutMs: 5000,
+} as const;
 
 async function json(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(url);
@@ -62,10 +69,22 @@ async function failure(promise: Promise<unknown>): Promise<RpcRequestError> {
 }
 
 /** Publishes `user` in `room` over the room link with a werift peer; ICE flows both ways through the link. */
-async function publishOverLink(link: Link, user: string, direction: "sendonly" | "sendrecv" = "sendonly"): Promise<TestPeer> {
-  const peer = testPeer(direction, (candidate) => void link.request("addIceCandidate", { user, endpoint: user, ...candidate }).catch(() => undefined));
+async function publishOverLink(
+  link: Link,
+  user: string,
+  direction: "sendonly" | "sendrecv" = "sendonly",
+): Promise<TestPeer> {
+  const peer = testPeer(
+    direction,
+    (candidate) => void link.request("addIceCandidate", { user, endpoint: user, ...candidate }).catch(() => undefined),
+  );
   peers.push(peer);
-  const { sdpAnswer } = await link.request<{ sdpAnswer: string }>("publish", { user, sdpOffer: await peer.offer(), loopback: false, dataChannels: false });
+  const { sdpAnswer } = await link.request<{ sdpAnswer: string }>("publish", {
+    user,
+    sdpOffer: await peer.offer(),
+    loopback: false,
+    dataChannels: false,
+  });
   expectValidAnswer(sdpAnswer, /a=recvonly/);
   await peer.answer(sdpAnswer);
   return peer;
@@ -81,7 +100,11 @@ function iceFeeder(link: Link, user: string, endpoint: string, peer: TestPeer): 
       const entry = list[next]!;
       if (entry.method !== "iceCandidate" || entry.params.user !== user || entry.params.endpoint !== endpoint) continue;
       fed += 1;
-      await peer.addRemote({ candidate: String(entry.params.candidate), sdpMid: (entry.params.sdpMid as string | null) ?? null, sdpMLineIndex: Number(entry.params.sdpMLineIndex) });
+      await peer.addRemote({
+        candidate: String(entry.params.candidate),
+        sdpMid: (entry.params.sdpMid as string | null) ?? null,
+        sdpMLineIndex: Number(entry.params.sdpMLineIndex),
+      });
     }
     return fed;
   };
@@ -89,7 +112,12 @@ function iceFeeder(link: Link, user: string, endpoint: string, peer: TestPeer): 
 
 beforeAll(async () => {
   mediaPort = await freePort();
-  media = await startMediaServer({ port: mediaPort, webrtc: { loopbackOnly: true }, sessionGraceMs: 1000, log: () => {} });
+  media = await startMediaServer({
+    port: mediaPort,
+    webrtc: { loopbackOnly: true },
+    sessionGraceMs: 1000,
+    log: () => {},
+  });
   worker = await FakeWorker.start(SECRET);
   bridge = await startBridge(bridgeConfig(media.url), { ...fastOptions, logger: capturingLogger(logLines) });
 });
@@ -107,14 +135,28 @@ describe("the bridge's links to the worker", () => {
     const control = await worker.registeredControl();
     expect(control.bridgeId).toBe("test-bridge");
     const register = control.received.find((entry) => entry.method === "register")!;
-    expect(register.params).toEqual({ bridgeId: "test-bridge", kms: [{ uri: media.url, limit: 10 }], rooms: [], filters: [] });
+    expect(register.params).toEqual({
+      bridgeId: "test-bridge",
+      kms: [{ uri: media.url, limit: 10 }],
+      rooms: [],
+      filters: [],
+    });
     await control.until(() => control.notifications("load").length >= 2, 5000, "periodic load reports");
     expect(control.notifications("load")[0]).toEqual({ pipelines: 0 });
 
     const health = await json(`${bridge.httpUrl}/health`);
     expect(health.status).toBe(200);
-    expect(health.body).toMatchObject({ status: "ok", bridgeId: "test-bridge", controlConnected: true, registered: true, rooms: 0, pipelines: 0 });
-    expect(health.body.kms).toEqual([{ uri: media.url, connected: true, state: "connected", pipelines: 0, limit: 10, filters: false }]);
+    expect(health.body).toMatchObject({
+      status: "ok",
+      bridgeId: "test-bridge",
+      controlConnected: true,
+      registered: true,
+      rooms: 0,
+      pipelines: 0,
+    });
+    expect(health.body.kms).toEqual([
+      { uri: media.url, connected: true, state: "connected", pipelines: 0, limit: 10, filters: false },
+    ]);
 
     const metrics = await fetch(`${bridge.httpUrl}/metrics`);
     expect(metrics.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -134,26 +176,53 @@ describe("the bridge's links to the worker", () => {
 
     const alice = await publishOverLink(room, "alice");
     const feedAlice = iceFeeder(room, "alice", "alice", alice);
-    await waitUntil(async () => (await feedAlice()) > 0 && alice.peer.connectionState === "connected", 15_000, "alice connected through the link's ICE");
+    await waitUntil(
+      async () => (await feedAlice()) > 0 && alice.peer.connectionState === "connected",
+      15_000,
+      "alice connected through the link's ICE",
+    );
 
-    const bob = testPeer("recvonly", (candidate) => void room.request("addIceCandidate", { user: "bob", endpoint: "alice", ...candidate }).catch(() => undefined));
+    const bob = testPeer(
+      "recvonly",
+      (candidate) =>
+        void room.request("addIceCandidate", { user: "bob", endpoint: "alice", ...candidate }).catch(() => undefined),
+    );
     peers.push(bob);
-    const { sdpAnswer } = await room.request<{ sdpAnswer: string }>("subscribe", { user: "bob", sender: "alice", sdpOffer: await bob.offer() });
+    const { sdpAnswer } = await room.request<{ sdpAnswer: string }>("subscribe", {
+      user: "bob",
+      sender: "alice",
+      sdpOffer: await bob.offer(),
+    });
     expectValidAnswer(sdpAnswer, /a=sendonly/);
     await bob.answer(sdpAnswer);
     const packets = bob.videoPackets(VIDEO);
     const feedBob = iceFeeder(room, "bob", "alice", bob);
     const flow = startSyntheticMedia(alice.video, VIDEO, 30, 3000);
     try {
-      await waitUntil(async () => {
-        await feedBob();
-        return packets() >= 10;
-      }, 20_000, "alice's video at bob");
+      await waitUntil(
+        async () => {
+          await feedBob();
+          return packets() >= 10;
+        },
+        20_000,
+        "alice's video at bob",
+      );
     } finally {
       flow.stop();
     }
-    await room.until(() => room.notifications("mediaState").some((state) => state.user === "bob" && state.endpoint === "alice" && state.state === "CONNECTED"), 5000, "bob's mediaState");
-    await control.until(() => control.notifications("load").some((load) => load.pipelines === 1), 5000, "a load report with the new pipeline");
+    await room.until(
+      () =>
+        room
+          .notifications("mediaState")
+          .some((state) => state.user === "bob" && state.endpoint === "alice" && state.state === "CONNECTED"),
+      5000,
+      "bob's mediaState",
+    );
+    await control.until(
+      () => control.notifications("load").some((load) => load.pipelines === 1),
+      5000,
+      "a load report with the new pipeline",
+    );
 
     const health = await json(`${bridge.httpUrl}/health`);
     expect(health.body).toMatchObject({ rooms: 1, pipelines: 1, endpoints: 2 });
@@ -172,23 +241,48 @@ describe("the bridge's links to the worker", () => {
     const control = await worker.registeredControl();
     await control.request("attach", { room: "garbage", user: "x" });
     const room = await worker.roomLink("garbage");
-    const errorFor = async (link: Link, send: () => void, id: number | null): Promise<{ code: number; message: string }> => {
+    const errorFor = async (
+      link: Link,
+      send: () => void,
+      id: number | null,
+    ): Promise<{ code: number; message: string }> => {
       const before = link.frames.length;
       send();
-      const frame = await link.until(() => link.frames.slice(before).map((text) => JSON.parse(text) as { id?: unknown; error?: { code: number; message: string } }).find((parsed) => parsed.error && parsed.id === id), 5000, "an error answer");
+      const frame = await link.until(
+        () =>
+          link.frames
+            .slice(before)
+            .map((text) => JSON.parse(text) as { id?: unknown; error?: { code: number; message: string } })
+            .find((parsed) => parsed.error && parsed.id === id),
+        5000,
+        "an error answer",
+      );
       return frame.error!;
     };
     expect((await errorFor(room, () => room.sendRaw("this is not json"), null)).code).toBe(JsonRpcCode.PARSE_ERROR);
     expect((await errorFor(room, () => room.sendRaw("[1,2]"), null)).code).toBe(JsonRpcCode.INVALID_REQUEST);
-    expect((await errorFor(room, () => room.sendRaw(Buffer.from([0xff, 0x00, 0x7b])), null)).code).toBe(JsonRpcCode.PARSE_ERROR);
-    expect((await errorFor(room, () => room.sendRaw('{"jsonrpc":"2.0","id":7,"method":"launchRockets","params":{}}'), 7)).code).toBe(JsonRpcCode.METHOD_NOT_FOUND);
-    const badParams = await errorFor(room, () => room.sendRaw('{"jsonrpc":"2.0","id":8,"method":"publish","params":{"user":"","sdpOffer":5}}'), 8);
+    expect((await errorFor(room, () => room.sendRaw(Buffer.from([0xff, 0x00, 0x7b])), null)).code).toBe(
+      JsonRpcCode.PARSE_ERROR,
+    );
+    expect(
+      (await errorFor(room, () => room.sendRaw('{"jsonrpc":"2.0","id":7,"method":"launchRockets","params":{}}'), 7))
+        .code,
+    ).toBe(JsonRpcCode.METHOD_NOT_FOUND);
+    const badParams = await errorFor(
+      room,
+      () => room.sendRaw('{"jsonrpc":"2.0","id":8,"method":"publish","params":{"user":"","sdpOffer":5}}'),
+      8,
+    );
     expect(badParams.code).toBe(JsonRpcCode.INVALID_PARAMS);
     expect(badParams.message).toMatch(/user/);
     expect(badParams.message).toMatch(/sdpOffer/);
-    const badCandidate = await failure(room.request("addIceCandidate", { user: "x", endpoint: "x", candidate: "c", sdpMLineIndex: -1 }));
+    const badCandidate = await failure(
+      room.request("addIceCandidate", { user: "x", endpoint: "x", candidate: "c", sdpMLineIndex: -1 }),
+    );
     expect(badCandidate.code).toBe(JsonRpcCode.INVALID_PARAMS);
-    const badSdp = await failure(room.request("publish", { user: "x", sdpOffer: "nonsense", loopback: false, dataChannels: false }));
+    const badSdp = await failure(
+      room.request("publish", { user: "x", sdpOffer: "nonsense", loopback: false, dataChannels: false }),
+    );
     expect(badSdp.code).toBe(RoomCode.MEDIA_SDP);
 
     const badAttach = await failure(control.request("attach", { room: "", user: 3 }));
@@ -257,27 +351,49 @@ describe("the bridge's links to the worker", () => {
   it("starts with its KMS down without crashing, reports it, and uses the KMS once it is up", async () => {
     const port = await freePort();
     const lines: string[] = [];
-    const lonely = await startBridge(bridgeConfig(`ws://127.0.0.1:${port}/kurento`, "bridge-without-kms"), { ...fastOptions, settleMs: 300, logger: capturingLogger(lines) });
+    const lonely = await startBridge(bridgeConfig(`ws://127.0.0.1:${port}/kurento`, "bridge-without-kms"), {
+      ...fastOptions,
+      settleMs: 300,
+      logger: capturingLogger(lines),
+    });
     extraBridges.push(lonely);
     const control = await waitUntil(
-      () => worker.controls().find((link) => link.bridgeId === "bridge-without-kms" && !link.closed && link.received.some((entry) => entry.method === "register")),
+      () =>
+        worker
+          .controls()
+          .find(
+            (link) =>
+              link.bridgeId === "bridge-without-kms" &&
+              !link.closed &&
+              link.received.some((entry) => entry.method === "register"),
+          ),
       10_000,
       "the second bridge registered",
     );
     expect(control.received.find((entry) => entry.method === "register")!.params.filters).toEqual([]);
     const health = await json(`${lonely.httpUrl}/health`);
     expect(health.status).toBe(503);
-    expect(health.body).toMatchObject({ status: "degraded", registered: true, kms: [{ connected: false, state: "connecting" }] });
+    expect(health.body).toMatchObject({
+      status: "degraded",
+      registered: true,
+      kms: [{ connected: false, state: "connecting" }],
+    });
 
     await control.request("attach", { room: "no-kms", user: "fay" });
     const room = await worker.roomLink("no-kms");
-    const down = await failure(room.request("publish", { user: "fay", sdpOffer: "v=0\r\n", loopback: false, dataChannels: false }));
+    const down = await failure(
+      room.request("publish", { user: "fay", sdpOffer: "v=0\r\n", loopback: false, dataChannels: false }),
+    );
     expect(down.code).toBe(RoomCode.MEDIA_GENERIC);
     expect(down.message).toMatch(/No media server is reachable/);
 
     const late = await startMediaServer({ port, webrtc: { loopbackOnly: true }, log: () => {} });
     try {
-      await waitUntil(async () => (await json(`${lonely.httpUrl}/health`)).status === 200, 15_000, "the late KMS connected");
+      await waitUntil(
+        async () => (await json(`${lonely.httpUrl}/health`)).status === 200,
+        15_000,
+        "the late KMS connected",
+      );
       await publishOverLink(room, "fay");
       expect(late.stats()).toMatchObject({ pipelines: 1, objects: 3 });
       await room.request("releaseRoom", {});
@@ -296,12 +412,21 @@ describe("the bridge's links to the worker", () => {
     expect(media.stats().pipelines).toBe(1);
 
     await media.close();
-    media = await startMediaServer({ port: mediaPort, webrtc: { loopbackOnly: true }, sessionGraceMs: 1000, log: () => {} });
+    media = await startMediaServer({
+      port: mediaPort,
+      webrtc: { loopbackOnly: true },
+      sessionGraceMs: 1000,
+      log: () => {},
+    });
     const lost = await room.until(() => room.notifications("mediaLost")[0], 15_000, "mediaLost on the room link");
     expect(lost.users).toBeUndefined();
     expect(String(lost.error)).toMatch(/media server/);
     expect(bridge.stats().rooms.find((entry) => entry.room === "phoenix")?.held).toEqual([]);
-    await waitUntil(async () => (await json(`${bridge.httpUrl}/health`)).body.status === "ok", 10_000, "the KMS connected again");
+    await waitUntil(
+      async () => (await json(`${bridge.httpUrl}/health`)).body.status === "ok",
+      10_000,
+      "the KMS connected again",
+    );
 
     // Everyone re-publishes on the new media server.
     await publishOverLink(room, "gus");
@@ -315,17 +440,30 @@ describe("the bridge's links to the worker", () => {
     const room = await worker.roomLink("outage");
     await publishOverLink(room, "hal");
     await media.close();
-    const lost = await room.until(() => room.notifications("mediaLost")[0], 10_000, "mediaLost after the KMS stayed down");
+    const lost = await room.until(
+      () => room.notifications("mediaLost")[0],
+      10_000,
+      "mediaLost after the KMS stayed down",
+    );
     expect(String(lost.error)).toMatch(/down for 1500 ms/);
     const health = await json(`${bridge.httpUrl}/health`);
     expect(health.status).toBe(503);
-    expect(health.body.kms).toEqual([expect.objectContaining({ connected: false, state: "disconnected", pipelines: 0 })]);
+    expect(health.body.kms).toEqual([
+      expect.objectContaining({ connected: false, state: "disconnected", pipelines: 0 }),
+    ]);
     const started = Date.now();
-    const refused = await failure(room.request("publish", { user: "hal", sdpOffer: "v=0\r\n", loopback: false, dataChannels: false }));
+    const refused = await failure(
+      room.request("publish", { user: "hal", sdpOffer: "v=0\r\n", loopback: false, dataChannels: false }),
+    );
     expect(refused.code).toBe(RoomCode.MEDIA_GENERIC);
     expect(Date.now() - started).toBeLessThan(1000);
 
-    media = await startMediaServer({ port: mediaPort, webrtc: { loopbackOnly: true }, sessionGraceMs: 1000, log: () => {} });
+    media = await startMediaServer({
+      port: mediaPort,
+      webrtc: { loopbackOnly: true },
+      sessionGraceMs: 1000,
+      log: () => {},
+    });
     await waitUntil(async () => (await json(`${bridge.httpUrl}/health`)).status === 200, 15_000, "the KMS back");
     await publishOverLink(room, "hal");
     expect(media.stats()).toMatchObject({ pipelines: 1, objects: 3 });

@@ -81,7 +81,12 @@ describe("room media through kurento-client and the embedded media server", () =
     peers.push(alice, bob);
 
     // The publisher's candidates may reach the bridge before its publish does: they wait in the queue.
-    const { sdpAnswer } = await room.handlers.publish({ user: "alice", sdpOffer: await alice.offer(), loopback: false, dataChannels: false });
+    const { sdpAnswer } = await room.handlers.publish({
+      user: "alice",
+      sdpOffer: await alice.offer(),
+      loopback: false,
+      dataChannels: false,
+    });
     expectValidAnswer(sdpAnswer, /m=video[\s\S]*a=recvonly/);
     expect(sdpAnswer).not.toContain("a=candidate:");
     await alice.answer(sdpAnswer);
@@ -94,13 +99,22 @@ describe("room media through kurento-client and the embedded media server", () =
         if ((event as { delivered?: boolean }).delivered) continue;
         (event as { delivered?: boolean }).delivered = true;
         delivered += 1;
-        await peer.addRemote({ candidate: event.candidate, sdpMid: event.sdpMid ?? null, sdpMLineIndex: event.sdpMLineIndex });
+        await peer.addRemote({
+          candidate: event.candidate,
+          sdpMid: event.sdpMid ?? null,
+          sdpMLineIndex: event.sdpMLineIndex,
+        });
       }
     };
-    await waitUntil(async () => {
-      await deliver("alice", "alice", alice);
-      return alice.peer.connectionState === "connected";
-    }, 15_000, () => `the publisher's peer connection (state ${alice.peer.connectionState}, ICE ${alice.peer.iceConnectionState}, ${delivered} server candidates delivered, ${alice.candidates.length} local, queued ${room.stats().queuedCandidates})`);
+    await waitUntil(
+      async () => {
+        await deliver("alice", "alice", alice);
+        return alice.peer.connectionState === "connected";
+      },
+      15_000,
+      () =>
+        `the publisher's peer connection (state ${alice.peer.connectionState}, ICE ${alice.peer.iceConnectionState}, ${delivered} server candidates delivered, ${alice.candidates.length} local, queued ${room.stats().queuedCandidates})`,
+    );
     expect(delivered).toBeGreaterThan(0);
     expect(sent).toContain("alice");
 
@@ -110,20 +124,39 @@ describe("room media through kurento-client and the embedded media server", () =
     const packets = bob.videoPackets(VIDEO);
     const media = startSyntheticMedia(alice.video, VIDEO, 30, 3000);
     try {
-      await waitUntil(async () => {
-        await deliver("bob", "alice", bob);
-        return bob.peer.connectionState === "connected" && packets() >= 10;
-      }, 20_000, () => `video from alice at bob (bob ${bob.peer.connectionState}/${bob.peer.iceConnectionState}, ${packets()} packets, alice ${alice.peer.connectionState})`);
+      await waitUntil(
+        async () => {
+          await deliver("bob", "alice", bob);
+          return bob.peer.connectionState === "connected" && packets() >= 10;
+        },
+        20_000,
+        () =>
+          `video from alice at bob (bob ${bob.peer.connectionState}/${bob.peer.iceConnectionState}, ${packets()} packets, alice ${alice.peer.connectionState})`,
+      );
     } finally {
       media.stop();
     }
     expect(sent).toContain("bob");
-    expect(events.some((event) => event.event === "mediaState" && event.user === "alice" && event.endpoint === "alice" && event.state === "CONNECTED")).toBe(true);
+    expect(
+      events.some(
+        (event) =>
+          event.event === "mediaState" &&
+          event.user === "alice" &&
+          event.endpoint === "alice" &&
+          event.state === "CONNECTED",
+      ),
+    ).toBe(true);
     expect(events.some((event) => event.event === "mediaError" || event.event === "mediaLost")).toBe(false);
 
     // pipeline + alice's WebRtcEndpoint and PassThrough + bob's WebRtcEndpoint
     expect(server.stats()).toMatchObject({ objects: 4, pipelines: 1 });
-    expect(room.stats()).toMatchObject({ pipeline: true, publishers: 1, subscriptions: 1, endpoints: 2, queuedCandidates: 0 });
+    expect(room.stats()).toMatchObject({
+      pipeline: true,
+      publishers: 1,
+      subscriptions: 1,
+      endpoints: 2,
+      queuedCandidates: 0,
+    });
     expect(room.heldUsers()).toEqual(["alice", "bob"]);
 
     await room.handlers.releaseUser({ user: "bob" });
@@ -138,23 +171,39 @@ describe("room media through kurento-client and the embedded media server", () =
 
   it("loops a publisher's media back to itself through its PassThrough", async () => {
     const { room, events } = newRoom("loopback-room");
-    const carol = testPeer("sendrecv", (candidate) => void room.handlers.addIceCandidate({ user: "carol", endpoint: "carol", ...candidate }));
+    const carol = testPeer(
+      "sendrecv",
+      (candidate) => void room.handlers.addIceCandidate({ user: "carol", endpoint: "carol", ...candidate }),
+    );
     peers.push(carol);
-    const { sdpAnswer } = await room.handlers.publish({ user: "carol", sdpOffer: await carol.offer(), loopback: true, dataChannels: false });
+    const { sdpAnswer } = await room.handlers.publish({
+      user: "carol",
+      sdpOffer: await carol.offer(),
+      loopback: true,
+      dataChannels: false,
+    });
     expectValidAnswer(sdpAnswer, /m=video[\s\S]*a=sendrecv/);
     await carol.answer(sdpAnswer);
     const looped = carol.videoPackets(VIDEO);
     const seen = new Set<MediaEvent>();
     const media = startSyntheticMedia(carol.video, VIDEO, 30, 3000);
     try {
-      await waitUntil(async () => {
-        for (const event of events) {
-          if (event.event !== "iceCandidate" || seen.has(event)) continue;
-          seen.add(event);
-          await carol.addRemote({ candidate: event.candidate, sdpMid: event.sdpMid ?? null, sdpMLineIndex: event.sdpMLineIndex });
-        }
-        return looped() >= 10;
-      }, 20_000, "carol's own video coming back");
+      await waitUntil(
+        async () => {
+          for (const event of events) {
+            if (event.event !== "iceCandidate" || seen.has(event)) continue;
+            seen.add(event);
+            await carol.addRemote({
+              candidate: event.candidate,
+              sdpMid: event.sdpMid ?? null,
+              sdpMLineIndex: event.sdpMLineIndex,
+            });
+          }
+          return looped() >= 10;
+        },
+        20_000,
+        "carol's own video coming back",
+      );
     } finally {
       media.stop();
     }
@@ -167,7 +216,12 @@ describe("room media through kurento-client and the embedded media server", () =
     const dave = testPeer("sendonly", () => undefined);
     const erin = testPeer("recvonly", () => undefined);
     peers.push(dave, erin);
-    const first = await room.handlers.publish({ user: "dave", sdpOffer: await dave.offer(), loopback: false, dataChannels: true });
+    const first = await room.handlers.publish({
+      user: "dave",
+      sdpOffer: await dave.offer(),
+      loopback: false,
+      dataChannels: true,
+    });
     expectValidAnswer(first.sdpAnswer, /a=recvonly/);
     await room.handlers.subscribe({ user: "erin", sender: "dave", sdpOffer: await erin.offer() });
     expect(server.stats().objects).toBe(4);
@@ -205,7 +259,8 @@ describe("room media through kurento-client and the embedded media server", () =
     peers.push(frank, grace);
     const frankOffer = await frank.offer();
     await waitUntil(() => frank.candidates.length > 0, 5000, "frank's local candidates");
-    for (const candidate of frank.candidates) await room.handlers.addIceCandidate({ user: "frank", endpoint: "frank", ...candidate });
+    for (const candidate of frank.candidates)
+      await room.handlers.addIceCandidate({ user: "frank", endpoint: "frank", ...candidate });
     expect(room.stats().queuedCandidates).toBe(frank.candidates.length);
     await room.handlers.publish({ user: "frank", sdpOffer: frankOffer, loopback: false, dataChannels: false });
     expect(room.stats().queuedCandidates).toBe(0);
@@ -223,7 +278,14 @@ describe("room media through kurento-client and the embedded media server", () =
     const ivan = testPeer("sendonly", () => undefined);
     peers.push(ivan);
 
-    const badSdp = await rpcFailure(room.handlers.publish({ user: "ivan", sdpOffer: "v=0\r\nthis is not SDP\r\n", loopback: false, dataChannels: false }));
+    const badSdp = await rpcFailure(
+      room.handlers.publish({
+        user: "ivan",
+        sdpOffer: "v=0\r\nthis is not SDP\r\n",
+        loopback: false,
+        dataChannels: false,
+      }),
+    );
     expect(badSdp.code).toBe(RoomCode.MEDIA_SDP);
     await waitUntil(() => server.stats().objects === 0, 5000, "the failed publish's objects released");
 
@@ -253,14 +315,26 @@ describe("room media through kurento-client and the embedded media server", () =
       const { room } = newRoom(name);
       const peer = testPeer("sendonly", () => undefined);
       peers.push(peer);
-      await room.handlers.publish({ user: `p-${name}`, sdpOffer: await peer.offer(), loopback: false, dataChannels: false });
+      await room.handlers.publish({
+        user: `p-${name}`,
+        sdpOffer: await peer.offer(),
+        loopback: false,
+        dataChannels: false,
+      });
       filled.push(room);
     }
     expect(pool.totalPipelines).toBe(2);
     const { room: third } = newRoom("full-3");
     const late = testPeer("sendonly", () => undefined);
     peers.push(late);
-    const refused = await rpcFailure(third.handlers.publish({ user: "specialLate", sdpOffer: await late.offer(), loopback: false, dataChannels: false }));
+    const refused = await rpcFailure(
+      third.handlers.publish({
+        user: "specialLate",
+        sdpOffer: await late.offer(),
+        loopback: false,
+        dataChannels: false,
+      }),
+    );
     expect(refused.code).toBe(RoomCode.ROOM_CANNOT_BE_CREATED);
     expect(refused.message).toBe("No resources left to create new room");
     expect(server.stats().pipelines).toBe(2);
@@ -268,7 +342,12 @@ describe("room media through kurento-client and the embedded media server", () =
     await filled[0]!.releaseRoom();
     const retry = testPeer("sendonly", () => undefined);
     peers.push(retry);
-    await third.handlers.publish({ user: "specialLate", sdpOffer: await retry.offer(), loopback: false, dataChannels: false });
+    await third.handlers.publish({
+      user: "specialLate",
+      sdpOffer: await retry.offer(),
+      loopback: false,
+      dataChannels: false,
+    });
     expect(pool.totalPipelines).toBe(2);
     expect(server.stats().pipelines).toBe(2);
   });

@@ -34,7 +34,14 @@ function newRoom(name: string): { room: RoomMedia; events: MediaEvent[] } {
 
 beforeAll(async () => {
   kms = await ScriptedKms.start({ filterFactories: ["FaceOverlayFilter", "ZBarFilter"] });
-  pool = new KmsPool({ kms: [{ uri: kms.url, limit: 10 }], factory: connectKurentoMediaServer, requestTimeoutMs: 800, lostAfterMs: 2000, log: silentLogger, onLost: () => undefined });
+  pool = new KmsPool({
+    kms: [{ uri: kms.url, limit: 10 }],
+    factory: connectKurentoMediaServer,
+    requestTimeoutMs: 800,
+    lostAfterMs: 2000,
+    log: silentLogger,
+    onLost: () => undefined,
+  });
   await pool.settle(5000);
 });
 
@@ -56,31 +63,56 @@ describe("against a scripted KMS, through the real kurento-client", () => {
     await room.handlers.publish({ user: "alice", sdpOffer: OFFER, loopback: false, dataChannels: false });
     const [endpoint] = kms.idsOf("WebRtcEndpoint");
     const [passThrough] = kms.idsOf("PassThrough");
-    expect(kms.invocations("connect")).toEqual([expect.objectContaining({ object: endpoint, operationParams: expect.objectContaining({ sink: passThrough }) })]);
+    expect(kms.invocations("connect")).toEqual([
+      expect.objectContaining({ object: endpoint, operationParams: expect.objectContaining({ sink: passThrough }) }),
+    ]);
     // The original's bandwidth limits on every endpoint.
-    for (const [operation, value] of [["setMaxVideoRecvBandwidth", 600], ["setMinVideoRecvBandwidth", 300], ["setMaxVideoSendBandwidth", 600], ["setMinVideoSendBandwidth", 300]] as const) {
-      expect(kms.invocations(operation).map((call) => Object.values(call.operationParams as Record<string, number>)[0])).toEqual([value]);
+    for (const [operation, value] of [
+      ["setMaxVideoRecvBandwidth", 600],
+      ["setMinVideoRecvBandwidth", 300],
+      ["setMaxVideoSendBandwidth", 600],
+      ["setMinVideoSendBandwidth", 300],
+    ] as const) {
+      expect(
+        kms.invocations(operation).map((call) => Object.values(call.operationParams as Record<string, number>)[0]),
+      ).toEqual([value]);
     }
 
     expect(await room.handlers.applyFilter({ user: "alice", filter: "hat" })).toEqual({});
     const [filter] = kms.idsOf("FaceOverlayFilter");
     expect(filter).toBeDefined();
     expect(kms.invocations("setOverlayedImage")).toEqual([
-      expect.objectContaining({ object: filter, operationParams: { uri: HAT.url, offsetXPercent: -0.35, offsetYPercent: -1.2, widthPercent: 1.6, heightPercent: 1.6 } }),
+      expect.objectContaining({
+        object: filter,
+        operationParams: {
+          uri: HAT.url,
+          offsetXPercent: -0.35,
+          offsetYPercent: -1.2,
+          widthPercent: 1.6,
+          heightPercent: 1.6,
+        },
+      }),
     ]);
-    const links = kms.invocations("connect").slice(1).map((call) => [call.object, (call.operationParams as { sink: string }).sink]);
+    const links = kms
+      .invocations("connect")
+      .slice(1)
+      .map((call) => [call.object, (call.operationParams as { sink: string }).sink]);
     expect(links).toEqual([
       [endpoint, filter],
       [filter, passThrough],
     ]);
-    expect(kms.invocations("disconnect").map((call) => [call.object, (call.operationParams as { sink: string }).sink])).toEqual([[endpoint, passThrough]]);
+    expect(
+      kms.invocations("disconnect").map((call) => [call.object, (call.operationParams as { sink: string }).sink]),
+    ).toEqual([[endpoint, passThrough]]);
 
     // Already on: nothing new is created.
     await room.handlers.applyFilter({ user: "alice", filter: "hat" });
     expect(kms.idsOf("FaceOverlayFilter")).toHaveLength(1);
 
     await room.handlers.removeFilter({ user: "alice", filter: "hat" });
-    expect(kms.invocations("connect").at(-1)).toEqual(expect.objectContaining({ object: endpoint, operationParams: expect.objectContaining({ sink: passThrough }) }));
+    expect(kms.invocations("connect").at(-1)).toEqual(
+      expect.objectContaining({ object: endpoint, operationParams: expect.objectContaining({ sink: passThrough }) }),
+    );
     expect(kms.idsOf("FaceOverlayFilter")).toEqual([]);
     await room.handlers.unpublish({ user: "alice" });
     await waitUntil(() => kms.objects.size === 0, 3000, "everything released");
@@ -93,18 +125,26 @@ describe("against a scripted KMS, through the real kurento-client", () => {
     const [pipeline] = kms.idsOf("MediaPipeline");
     const [bobEndpoint, carolEndpoint] = kms.idsOf("WebRtcEndpoint");
     const [bobPassThrough] = kms.idsOf("PassThrough");
-    await waitUntil(() => {
-      try {
-        kms.raiseError(carolEndpoint!, "carol's endpoint broke", 40401);
-        kms.raiseError(bobEndpoint!, "bob's endpoint broke");
-        kms.raiseError(bobPassThrough!, "bob's PassThrough broke");
-        kms.raiseError(pipeline!, "pipeline broke");
-        return true;
-      } catch {
-        return false; // subscriptions still on their way
-      }
-    }, 3000, "Error subscriptions");
-    await waitUntil(() => events.filter((event) => event.event === "mediaError").length >= 4, 3000, "four mediaError events");
+    await waitUntil(
+      () => {
+        try {
+          kms.raiseError(carolEndpoint!, "carol's endpoint broke", 40401);
+          kms.raiseError(bobEndpoint!, "bob's endpoint broke");
+          kms.raiseError(bobPassThrough!, "bob's PassThrough broke");
+          kms.raiseError(pipeline!, "pipeline broke");
+          return true;
+        } catch {
+          return false; // subscriptions still on their way
+        }
+      },
+      3000,
+      "Error subscriptions",
+    );
+    await waitUntil(
+      () => events.filter((event) => event.event === "mediaError").length >= 4,
+      3000,
+      "four mediaError events",
+    );
     const errors = events.filter((event) => event.event === "mediaError");
     // A subscription's endpoint carries the sender's stream; a publisher's chain its own.
     expect(errors).toContainEqual({
@@ -142,7 +182,9 @@ describe("against a scripted KMS, through the real kurento-client", () => {
     const elapsed = Date.now() - started;
     expect(error).toBeInstanceOf(RpcRequestError);
     expect((error as RpcRequestError).code).toBe(RoomCode.MEDIA_GENERIC);
-    expect((error as RpcRequestError).message).toMatch(/processOffer: no answer from the media server .* within 800 ms/);
+    expect((error as RpcRequestError).message).toMatch(
+      /processOffer: no answer from the media server .* within 800 ms/,
+    );
     expect(elapsed).toBeGreaterThanOrEqual(750);
     expect(elapsed).toBeLessThan(5000);
     // The endpoint, PassThrough and then the idle pipeline were released.
@@ -155,7 +197,11 @@ describe("against a scripted KMS, through the real kurento-client", () => {
     await room.handlers.publish({ user: "erin", sdpOffer: OFFER, loopback: false, dataChannels: false });
     await room.handlers.subscribe({ user: "finn", sender: "erin", sdpOffer: OFFER });
     await room.handlers.unsubscribe({ user: "finn", sender: "erin" });
-    await waitUntil(() => kms.requests.filter((request) => request.method === "unsubscribe").length >= 3, 3000, "unsubscribes after releasing finn's endpoint");
+    await waitUntil(
+      () => kms.requests.filter((request) => request.method === "unsubscribe").length >= 3,
+      3000,
+      "unsubscribes after releasing finn's endpoint",
+    );
     kms.refuseUnsubscribe = false;
     kms.silent.add("unsubscribe");
     await room.handlers.unpublish({ user: "erin" });
@@ -168,7 +214,13 @@ describe("against a scripted KMS, through the real kurento-client", () => {
   it("registers the hat filter with the pool when its KMS can apply it", async () => {
     const worker = await FakeWorker.start("scripted-kms-secret-0123456789");
     const bridge = await startBridge(
-      loadConfig({ BRIDGE_SECRET: "scripted-kms-secret-0123456789", WORKER_URL: worker.url, KMS_URIS: kms.url, BRIDGE_HTTP_PORT: "0", BRIDGE_ID: "hat-bridge" }),
+      loadConfig({
+        BRIDGE_SECRET: "scripted-kms-secret-0123456789",
+        WORKER_URL: worker.url,
+        KMS_URIS: kms.url,
+        BRIDGE_HTTP_PORT: "0",
+        BRIDGE_ID: "hat-bridge",
+      }),
       { logger: silentLogger, heartbeatMs: 0 },
     );
     try {

@@ -39,7 +39,13 @@ describe("link state (ReconnectingSocket)", () => {
     expect(preparing).toEqual({ kind: "preparing", retries: 0 });
     expect(link(preparing, { type: "dial", socket: a })).toEqual({ kind: "connecting", retries: 0, socket: a });
 
-    const failedOnce = runLink([{ type: "dial", socket: a }, { type: "closed", at: 1, reconnect: true }], preparing);
+    const failedOnce = runLink(
+      [
+        { type: "dial", socket: a },
+        { type: "closed", at: 1, reconnect: true },
+      ],
+      preparing,
+    );
     expect(failedOnce).toEqual({ kind: "backoff", retries: 1, step: 0 });
     const failedTwice = runLink(
       [{ type: "retry" }, { type: "dial", socket: b }, { type: "closed", at: 2, reconnect: true }],

@@ -73,10 +73,20 @@ describe("KMS selection (FixedNKmsManager rules)", () => {
 
   it("skips full and unreachable KMSes and refuses with 204 when none has room", () => {
     const selector = selectorOf();
-    expect(selector.select([kms(10, 10), kms(0, 10, false), kms(3, 10)], "carol")).toMatchObject({ ok: true, index: 2 });
+    expect(selector.select([kms(10, 10), kms(0, 10, false), kms(3, 10)], "carol")).toMatchObject({
+      ok: true,
+      index: 2,
+    });
     const full = selector.select([kms(10, 10), kms(1, 1)], "dave");
-    expect(full).toEqual({ ok: false, code: RoomCode.ROOM_CANNOT_BE_CREATED, message: "No resources left to create new room" });
-    expect(selector.select([kms(10, 10)], "specialEve")).toMatchObject({ ok: false, code: RoomCode.ROOM_CANNOT_BE_CREATED });
+    expect(full).toEqual({
+      ok: false,
+      code: RoomCode.ROOM_CANNOT_BE_CREATED,
+      message: "No resources left to create new room",
+    });
+    expect(selector.select([kms(10, 10)], "specialEve")).toMatchObject({
+      ok: false,
+      code: RoomCode.ROOM_CANNOT_BE_CREATED,
+    });
   });
 
   it("answers 301 when no KMS is connected at all", () => {
@@ -99,7 +109,11 @@ describe("configuration from the environment", () => {
   });
 
   it("reads KMS_URIS as a comma list or a JSON array, with KMS_LIMIT for each", () => {
-    const list = loadConfig({ BRIDGE_SECRET: SECRET, KMS_URIS: " ws://a:8888/kurento , wss://b.example/kurento ", KMS_LIMIT: "5" });
+    const list = loadConfig({
+      BRIDGE_SECRET: SECRET,
+      KMS_URIS: " ws://a:8888/kurento , wss://b.example/kurento ",
+      KMS_LIMIT: "5",
+    });
     expect(list.kms).toEqual([
       { uri: "ws://a:8888/kurento", limit: 5 },
       { uri: "wss://b.example/kurento", limit: 5 },
@@ -171,8 +185,12 @@ describe("configuration from the environment", () => {
 
   it("requires BRIDGE_SECRET and refuses duplicate or malformed KMS lists", () => {
     expect(() => loadConfig({})).toThrow(/BRIDGE_SECRET: is required/);
-    expect(() => loadConfig({ BRIDGE_SECRET: SECRET, KMS_URIS: "ws://a/kurento,ws://a/kurento" })).toThrow(/KMS_URIS: lists the same URI twice/);
-    expect(() => loadConfig({ BRIDGE_SECRET: SECRET, KMS_URIS: "[1,2]" })).toThrow(/KMS_URIS: looks like JSON but is not an array of strings/);
+    expect(() => loadConfig({ BRIDGE_SECRET: SECRET, KMS_URIS: "ws://a/kurento,ws://a/kurento" })).toThrow(
+      /KMS_URIS: lists the same URI twice/,
+    );
+    expect(() => loadConfig({ BRIDGE_SECRET: SECRET, KMS_URIS: "[1,2]" })).toThrow(
+      /KMS_URIS: looks like JSON but is not an array of strings/,
+    );
     expect(() => loadConfig({ BRIDGE_SECRET: SECRET, KMS_URIS: " , " })).toThrow(/KMS_URIS: needs at least one URI/);
     expect(() => loadConfig({ BRIDGE_SECRET: SECRET, BRIDGE_ID: "has spaces" })).toThrow(/BRIDGE_ID: may contain/);
   });
@@ -181,7 +199,9 @@ describe("configuration from the environment", () => {
 describe("reconnect backoff", () => {
   it("doubles from 0.5 s up to 10 s, with 50–100 % jitter", () => {
     const options = { minMs: 500, maxMs: 10_000 };
-    expect([0, 1, 2, 3, 4, 5, 6].map((attempt) => backoffDelay(attempt, options, () => 1))).toEqual([500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+    expect([0, 1, 2, 3, 4, 5, 6].map((attempt) => backoffDelay(attempt, options, () => 1))).toEqual([
+      500, 1000, 2000, 4000, 8000, 10_000, 10_000,
+    ]);
     expect(backoffDelay(0, options, () => 0)).toBe(250);
     expect(backoffDelay(50, options, () => 0.5)).toBe(7500);
   });
@@ -193,7 +213,10 @@ describe("metrics", () => {
     metrics.observeCommand("publish", 0.04);
     metrics.observeCommand("publish", 0.3);
     metrics.observeCommand("subscribe", 0.02, RoomCode.MEDIA_SDP);
-    const text = metrics.render([{ name: "bridge_rooms", help: "Rooms.", samples: [{ value: 2 }] }, { name: "bridge_kms_connected", help: "KMS.", samples: [{ labels: { uri: 'ws://a"b/kurento' }, value: 1 }] }]);
+    const text = metrics.render([
+      { name: "bridge_rooms", help: "Rooms.", samples: [{ value: 2 }] },
+      { name: "bridge_kms_connected", help: "KMS.", samples: [{ labels: { uri: 'ws://a"b/kurento' }, value: 1 }] },
+    ]);
     expect(text).toContain("# TYPE bridge_rooms gauge\nbridge_rooms 2\n");
     expect(text).toContain('bridge_kms_connected{uri="ws://a\\"b/kurento"} 1');
     expect(text).toContain("# TYPE bridge_command_duration_seconds histogram");

@@ -4,7 +4,6 @@
  * denied camera, chat, leaving, eviction by /close and a dropped connection.
  * Media itself is checked in media.test.ts.
  */
-import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { closeChromium } from "../helpers/chromium.ts";
 import { demoSuite } from "./helpers/suite.ts";
@@ -140,9 +139,17 @@ describe("in the room", () => {
     await sendChat(alice, "hi bob");
     await waitUntil(bob, "bob to get alice's message", async () => (await chatLines(bob)).includes("alice: hi bob"));
     await sendChat(bob, "hi alice <b>not bold</b>");
-    await waitUntil(alice, "alice to get bob's reply", async () => (await chatLines(alice)).includes("bob: hi alice <b>not bold</b>"));
-    expect((await chatLines(alice)).filter((l) => !l.startsWith("*"))).toEqual(["You: hi bob", "bob: hi alice <b>not bold</b>"]);
-    expect((await chatLines(bob)).filter((l) => !l.startsWith("*"))).toEqual(["alice: hi bob", "You: hi alice <b>not bold</b>"]);
+    await waitUntil(alice, "alice to get bob's reply", async () =>
+      (await chatLines(alice)).includes("bob: hi alice <b>not bold</b>"),
+    );
+    expect((await chatLines(alice)).filter((l) => !l.startsWith("*"))).toEqual([
+      "You: hi bob",
+      "bob: hi alice <b>not bold</b>",
+    ]);
+    expect((await chatLines(bob)).filter((l) => !l.startsWith("*"))).toEqual([
+      "alice: hi bob",
+      "You: hi alice <b>not bold</b>",
+    ]);
     expect(await alice.locator("#messages b").count()).toBe(0);
 
     // Narrow screens: nothing sticks out sideways; every control stays reachable.
@@ -172,12 +179,16 @@ describe("in the room", () => {
     await joinRoom(alice, "alice", name);
     const bob = await page();
     await joinRoom(bob, "bob", name);
-    const response = await fetch(`${suite.stack.url}/close?room=${encodeURIComponent(name)}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const response = await fetch(`${suite.stack.url}/close?room=${encodeURIComponent(name)}`, {
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
     expect(response.status).toBe(200);
     for (const p of [alice, bob]) {
       await p.waitForSelector("#notice:not([hidden])", { timeout: 10_000 });
       expect(await p.textContent("#noticeTitle")).toBe("You were removed");
-      expect(await p.textContent("#noticeText")).toBe(`Room “${name}” was closed by the server and everyone in it was asked to leave.`);
+      expect(await p.textContent("#noticeText")).toBe(
+        `Room “${name}” was closed by the server and everyone in it was asked to leave.`,
+      );
       expect((await roster(p)).state).toBeNull();
     }
     await screenshot(alice, "ui-room-closed");
@@ -193,7 +204,11 @@ describe("in the room", () => {
     await joinRoom(bob, "bob", name);
     await waitUntil(alice, "alice to see bob", async () => (await roster(alice)).participants.length === 2);
     await alice.evaluate(() => {
-      const app = (window as unknown as { kurentoDemo: { room: { on(n: string, l: (e: { state: string }) => void): void } | null } }).kurentoDemo;
+      const app = (
+        window as unknown as {
+          kurentoDemo: { room: { on(n: string, l: (e: { state: string }) => void): void } | null };
+        }
+      ).kurentoDemo;
       const seen: string[] = [];
       (window as unknown as { seenStates: string[] }).seenStates = seen;
       app.room?.on("connection-state-changed", (e) => seen.push(e.state));
@@ -205,10 +220,18 @@ describe("in the room", () => {
     expect(await alice.textContent("#connectionStatus")).toBe("Reconnecting…");
     await screenshot(alice, "ui-reconnecting");
     suite.proxy.refusing = false;
-    await waitUntil(alice, "alice to reconnect", async () => (await chatLines(alice)).includes("* Reconnected"), 30_000);
+    await waitUntil(
+      alice,
+      "alice to reconnect",
+      async () => (await chatLines(alice)).includes("* Reconnected"),
+      30_000,
+    );
     expect(await alice.isHidden("#reconnectBanner")).toBe(true);
     expect(await alice.textContent("#connectionStatus")).toBe("Connected");
-    expect(await alice.evaluate(() => (window as unknown as { seenStates: string[] }).seenStates)).toEqual(["reconnecting", "connected"]);
+    expect(await alice.evaluate(() => (window as unknown as { seenStates: string[] }).seenStates)).toEqual([
+      "reconnecting",
+      "connected",
+    ]);
 
     await sendChat(alice, "still here");
     await waitUntil(bob, "bob to hear alice", async () => (await chatLines(bob)).includes("alice: still here"));
@@ -229,7 +252,12 @@ describe("in the room", () => {
     await joinRoom(bob, "bob", name);
     suite.proxy.refusing = true;
     suite.proxy.dropAll();
-    await waitUntil(bob, "bob to see alice's seat given up", async () => (await chatLines(bob)).includes("* alice left"), 40_000);
+    await waitUntil(
+      bob,
+      "bob to see alice's seat given up",
+      async () => (await chatLines(bob)).includes("* alice left"),
+      40_000,
+    );
     suite.proxy.refusing = false;
     await alice.waitForSelector("#notice:not([hidden])", { timeout: 20_000 });
     expect(await alice.textContent("#noticeTitle")).toBe("Your place in the room expired");

@@ -39,7 +39,10 @@ function loopbackFrames(page: Page): Promise<number> {
 }
 
 it("shows the server's loopback of your own video, plus the local mirror", async () => {
-  const config = (await (await fetch(`${stack.url}/getClientConfig`)).json()) as { loopbackRemote: boolean; loopbackAndLocal: boolean };
+  const config = (await (await fetch(`${stack.url}/getClientConfig`)).json()) as {
+    loopbackRemote: boolean;
+    loopbackAndLocal: boolean;
+  };
   expect(config).toMatchObject({ loopbackRemote: true, loopbackAndLocal: true });
   const page = await openDemo(browser, stack.url);
   try {
@@ -59,13 +62,20 @@ it("shows the server's loopback of your own video, plus the local mirror", async
         muted: [thumb?.muted, mirror?.muted],
       };
     });
-    expect(shown).toEqual({ displaysRemote: true, thumbShowsLoopback: true, mirrorShowsCamera: true, muted: [true, true] });
+    expect(shown).toEqual({
+      displaysRemote: true,
+      thumbShowsLoopback: true,
+      mirrorShowsCamera: true,
+      muted: [true, true],
+    });
     await waitUntil(page, "the loopback <video> to play", () =>
       page.$eval('[id="video-alice_webcam"]', (v) => (v as HTMLVideoElement).videoWidth > 0),
     );
     await screenshot(page, "media-loopback");
   } finally {
-    await page.evaluate(() => (window as unknown as { kurentoDemo: { room: { leave(): Promise<void> } | null } }).kurentoDemo.room?.leave());
+    await page.evaluate(() =>
+      (window as unknown as { kurentoDemo: { room: { leave(): Promise<void> } | null } }).kurentoDemo.room?.leave(),
+    );
     await page.context().close();
   }
 });

@@ -6,7 +6,15 @@
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { mediaContext } from "../helpers/chromium.ts";
-import { chatLines, joinRoom, remoteFrames, roster, screenshot, waitForRemoteVideo, waitUntil } from "./helpers/demo.ts";
+import {
+  chatLines,
+  joinRoom,
+  remoteFrames,
+  roster,
+  screenshot,
+  waitForRemoteVideo,
+  waitUntil,
+} from "./helpers/demo.ts";
 import { demoSuite } from "./helpers/suite.ts";
 
 const suite = demoSuite({ RECONNECT_WINDOW_SECONDS: "10" });
@@ -53,7 +61,10 @@ describe("seeing each other", () => {
     }
     // The thumbnail <video> plays it (id video-<user>_webcam), at the camera's size.
     await waitUntil(alice, "bob's video element to play", () =>
-      alice.$eval(videoSelector("bob_webcam"), (v) => (v as HTMLVideoElement).videoWidth > 0 && !(v as HTMLVideoElement).paused),
+      alice.$eval(
+        videoSelector("bob_webcam"),
+        (v) => (v as HTMLVideoElement).videoWidth > 0 && !(v as HTMLVideoElement).paused,
+      ),
     );
     expect(await tiles(alice)).toEqual(["alice_webcam", "bob_webcam"]);
     await screenshot(alice, "media-two-users");
@@ -64,17 +75,29 @@ describe("seeing each other", () => {
     const joined = await everyoneJoins(room("four"), users);
     // Twelve subscriptions on one machine: wait for all pages at once, generously (bounded).
     const decoded = await Promise.all(
-      joined.map((p, index) => waitForRemoteVideo(p, users.filter((_, i) => i !== index).map((u) => `${u}_webcam`), 120_000)),
+      joined.map((p, index) =>
+        waitForRemoteVideo(
+          p,
+          users.filter((_, i) => i !== index).map((u) => `${u}_webcam`),
+          120_000,
+        ),
+      ),
     );
     for (const [index, streams] of decoded.entries()) {
       expect(streams.map((s) => s.framesDecoded > 0)).toEqual([true, true, true]);
       expect((await tiles(joined[index]!)).sort()).toEqual(users.map((u) => `${u}_webcam`).sort());
     }
     // The seed's rule: four thumbnails are 14% wide each.
-    const width = await joined[0]!.$eval("#participants", (el) => getComputedStyle(el).getPropertyValue("--thumb-width").trim());
+    const width = await joined[0]!.$eval("#participants", (el) =>
+      getComputedStyle(el).getPropertyValue("--thumb-width").trim(),
+    );
     expect(width).toBe("14%");
     await joined[0]!.click(`[id="thumb-cat_webcam"]`);
-    await waitUntil(joined[0]!, "cat in the main view", async () => (await joined[0]!.textContent("#mainName")) === "cat");
+    await waitUntil(
+      joined[0]!,
+      "cat in the main view",
+      async () => (await joined[0]!.textContent("#mainName")) === "cat",
+    );
     await joined[0]!.waitForTimeout(500);
     await screenshot(joined[0]!, "media-four-users");
   }, 300_000);
@@ -87,7 +110,11 @@ describe("publishing and subscribing", () => {
     await waitForRemoteVideo(carol, ["alice_webcam", "bob_webcam"]);
 
     await alice.click("#buttonPublish");
-    await waitUntil(alice, "alice's button to offer Publish", async () => (await alice.textContent("#buttonPublish")) === "Publish");
+    await waitUntil(
+      alice,
+      "alice's button to offer Publish",
+      async () => (await alice.textContent("#buttonPublish")) === "Publish",
+    );
     for (const other of [bob, carol]) {
       await other.waitForSelector(videoSelector("alice_webcam"), { state: "detached", timeout: 10_000 });
       expect((await remoteFrames(other)).map((s) => s.id)).not.toContain("alice_webcam");
@@ -109,13 +136,21 @@ describe("publishing and subscribing", () => {
     const action = bob.locator('[id="thumb-alice_webcam"] .thumb-action');
     expect(await action.textContent()).toBe("Unsubscribe");
     await action.click();
-    await waitUntil(bob, "bob to stop receiving alice", async () => (await remoteFrames(bob)).find((s) => s.id === "alice_webcam")?.status === "idle");
+    await waitUntil(
+      bob,
+      "bob to stop receiving alice",
+      async () => (await remoteFrames(bob)).find((s) => s.id === "alice_webcam")?.status === "idle",
+    );
     expect(await bob.$eval(videoSelector("alice_webcam"), (v) => (v as HTMLVideoElement).srcObject)).toBeNull();
     expect(await bob.textContent('[id="thumb-alice_webcam"] .thumb-state')).toBe("Not receiving");
     expect(await action.textContent()).toBe("Subscribe");
     // Carol still receives alice: her frames keep coming.
     const before = await framesFrom(carol, "alice_webcam");
-    await waitUntil(carol, "carol's frames from alice to grow", async () => (await framesFrom(carol, "alice_webcam")) > before + 5);
+    await waitUntil(
+      carol,
+      "carol's frames from alice to grow",
+      async () => (await framesFrom(carol, "alice_webcam")) > before + 5,
+    );
     await screenshot(bob, "media-unsubscribed");
 
     await action.click();
@@ -141,7 +176,11 @@ describe("publishing and subscribing", () => {
       await joinRoom(alice, "alice", name);
       await leave(alice);
     }
-    await waitUntil(bob, "five leaves at bob", async () => (await chatLines(bob)).filter((l) => l === "* alice left").length === 5);
+    await waitUntil(
+      bob,
+      "five leaves at bob",
+      async () => (await chatLines(bob)).filter((l) => l === "* alice left").length === 5,
+    );
     await bob.waitForSelector(videoSelector("alice_webcam"), { state: "detached", timeout: 10_000 });
     expect(await tiles(bob)).toEqual(["bob_webcam"]);
     expect((await remoteFrames(bob)).map((s) => s.id)).toEqual([]);
@@ -162,7 +201,11 @@ describe("controls", () => {
     await waitForRemoteVideo(bob, ["alice_webcam"]);
     const local = () =>
       alice.evaluate(() => {
-        const stream = (window as unknown as { kurentoDemo: { localStream: { isAudioMuted(): boolean; isVideoMuted(): boolean } | null } }).kurentoDemo.localStream;
+        const stream = (
+          window as unknown as {
+            kurentoDemo: { localStream: { isAudioMuted(): boolean; isVideoMuted(): boolean } | null };
+          }
+        ).kurentoDemo.localStream;
         return { audio: stream?.isAudioMuted() ?? null, video: stream?.isVideoMuted() ?? null };
       });
     expect(await local()).toEqual({ audio: false, video: false });
@@ -203,7 +246,10 @@ describe("media loss", () => {
     const [alice, bob] = (await everyoneJoins(room("restart"), ["alice", "bob"])) as [Page, Page];
     await waitForRemoteVideo(alice, ["bob_webcam"]);
     await waitForRemoteVideo(bob, ["alice_webcam"]);
-    type PeerWindow = Window & { kurentoDemo: import("../../web/src/demo/app.ts").DemoApp; oldPeers: Array<RTCPeerConnection | null> };
+    type PeerWindow = Window & {
+      kurentoDemo: import("../../web/src/demo/app.ts").DemoApp;
+      oldPeers: Array<RTCPeerConnection | null>;
+    };
     const rememberPeers = (p: Page) =>
       p.evaluate(() => {
         const w = window as unknown as PeerWindow;
@@ -216,23 +262,37 @@ describe("media loss", () => {
     await suite.stack.restartMediaServer();
     for (const p of [alice, bob]) {
       // The banner hides again once media is restored; its text stays.
-      await waitUntil(p, "the media error to be shown", async () => ((await p.textContent("#mediaErrorText")) ?? "") !== "", 20_000);
+      await waitUntil(
+        p,
+        "the media error to be shown",
+        async () => ((await p.textContent("#mediaErrorText")) ?? "") !== "",
+        20_000,
+      );
     }
     // Every stream runs on a new peer connection and decodes again.
     for (const [p, other] of [
       [alice, "bob_webcam"],
       [bob, "alice_webcam"],
     ] as const) {
-      await waitUntil(p, "new peer connections", () =>
-        p.evaluate(() => {
-          const w = window as unknown as PeerWindow;
-          const streams = w.kurentoDemo.room?.getStreams() ?? [];
-          return streams.length === 2 && streams.every((s) => s.status === "live" && !w.oldPeers.includes(s.getWebRtcPeer()));
-        }),
-      30_000);
+      await waitUntil(
+        p,
+        "new peer connections",
+        () =>
+          p.evaluate(() => {
+            const w = window as unknown as PeerWindow;
+            const streams = w.kurentoDemo.room?.getStreams() ?? [];
+            return (
+              streams.length === 2 &&
+              streams.every((s) => s.status === "live" && !w.oldPeers.includes(s.getWebRtcPeer()))
+            );
+          }),
+        30_000,
+      );
       const streams = await waitForRemoteVideo(p, [other]);
       expect(streams[0]?.framesDecoded).toBeGreaterThan(0);
-      await waitUntil(p, "the recovery message", async () => (await chatLines(p)).includes("* Your camera is published again"));
+      await waitUntil(p, "the recovery message", async () =>
+        (await chatLines(p)).includes("* Your camera is published again"),
+      );
     }
     await screenshot(alice, "media-recovered");
   });
@@ -252,12 +312,25 @@ describe("connection loss", () => {
     await alice.waitForSelector("#reconnectBanner:not([hidden])", { timeout: 10_000 });
     // Media does not go through the signalling socket: it keeps flowing meanwhile.
     const during = await framesFrom(bob, "alice_webcam");
-    await waitUntil(bob, "frames from alice while she reconnects", async () => (await framesFrom(bob, "alice_webcam")) > during + 5);
+    await waitUntil(
+      bob,
+      "frames from alice while she reconnects",
+      async () => (await framesFrom(bob, "alice_webcam")) > during + 5,
+    );
     suite.proxy.refusing = false;
-    await waitUntil(alice, "alice to reconnect", async () => (await chatLines(alice)).includes("* Reconnected"), 30_000);
+    await waitUntil(
+      alice,
+      "alice to reconnect",
+      async () => (await chatLines(alice)).includes("* Reconnected"),
+      30_000,
+    );
 
     const after = await framesFrom(alice, "bob_webcam");
-    await waitUntil(alice, "frames from bob after the resume", async () => (await framesFrom(alice, "bob_webcam")) > after + 5);
+    await waitUntil(
+      alice,
+      "frames from bob after the resume",
+      async () => (await framesFrom(alice, "bob_webcam")) > after + 5,
+    );
     expect(await tiles(alice)).toEqual(["alice_webcam", "bob_webcam"]);
     expect(await tiles(bob)).toEqual(["bob_webcam", "alice_webcam"]);
     expect((await chatLines(bob)).filter((l) => l.startsWith("* alice"))).toEqual([]);
@@ -271,7 +344,10 @@ async function libraryPage(): Promise<Page> {
   const p = await context.newPage();
   suite.closeAfterTest(p);
   await p.goto(`${suite.stack.url}/getClientConfig`);
-  await p.addScriptTag({ type: "module", content: 'import * as lib from "/kurento-room.js"; window.kurentoLib = lib;' });
+  await p.addScriptTag({
+    type: "module",
+    content: 'import * as lib from "/kurento-room.js"; window.kurentoLib = lib;',
+  });
   await p.waitForFunction(() => "kurentoLib" in window);
   return p;
 }

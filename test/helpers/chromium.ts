@@ -39,7 +39,9 @@ export function chromiumAvailable(): boolean {
  */
 export async function launchChromium(options: LaunchOptions = {}): Promise<Browser> {
   if (!chromiumAvailable()) {
-    throw new Error(`Chromium not found at ${CHROMIUM_PATH}: install the Debian package (apt-get install -y chromium) or set CHROMIUM_PATH`);
+    throw new Error(
+      `Chromium not found at ${CHROMIUM_PATH}: install the Debian package (apt-get install -y chromium) or set CHROMIUM_PATH`,
+    );
   }
   return chromium.launch({
     executablePath: CHROMIUM_PATH,
@@ -62,7 +64,10 @@ export async function mediaContext(browser: Browser): Promise<BrowserContext> {
     devices.getUserMedia = (constraints?: MediaStreamConstraints) => {
       if (!constraints?.video) return original(constraints);
       const base = typeof constraints.video === "object" ? constraints.video : {};
-      return original({ ...constraints, video: { ...base, width: { ideal: 320 }, height: { ideal: 240 }, frameRate: { ideal: 15 } } });
+      return original({
+        ...constraints,
+        video: { ...base, width: { ideal: 320 }, height: { ideal: 240 }, frameRate: { ideal: 15 } },
+      });
     };
   });
   return context;

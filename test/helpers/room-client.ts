@@ -80,25 +80,36 @@ export class RoomTestClient {
   }
 
   /** Waits for the next frame that is a response to nothing (e.g. an error with id null). */
-  async nextFrame(predicate: (frame: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+  async nextFrame(
+    predicate: (frame: Record<string, unknown>) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<Record<string, unknown>> {
     let seen = 0;
-    return this.waitFor(() => {
-      for (; seen < this.frames.length; seen++) {
-        const frame = JSON.parse(this.frames[seen] as string) as Record<string, unknown>;
-        if (predicate(frame)) return frame;
-      }
-      return undefined;
-    }, timeoutMs, "frame");
+    return this.waitFor(
+      () => {
+        for (; seen < this.frames.length; seen++) {
+          const frame = JSON.parse(this.frames[seen] as string) as Record<string, unknown>;
+          if (predicate(frame)) return frame;
+        }
+        return undefined;
+      },
+      timeoutMs,
+      "frame",
+    );
   }
 
   /** Removes and returns the first queued notification of `method`, waiting for it if needed. */
   async next(method: string, timeoutMs = 20_000): Promise<Record<string, unknown>> {
-    return this.waitFor(() => {
-      const index = this.notifications.findIndex((n) => n.method === method);
-      if (index < 0) return undefined;
-      const [found] = this.notifications.splice(index, 1);
-      return found?.params;
-    }, timeoutMs, `notification ${method}`);
+    return this.waitFor(
+      () => {
+        const index = this.notifications.findIndex((n) => n.method === method);
+        if (index < 0) return undefined;
+        const [found] = this.notifications.splice(index, 1);
+        return found?.params;
+      },
+      timeoutMs,
+      `notification ${method}`,
+    );
   }
 
   /** The first notification `method` whose params satisfy `match` (earlier ones of that method stay queued). */
@@ -107,12 +118,16 @@ export class RoomTestClient {
     match: (params: Record<string, unknown>) => boolean,
     timeoutMs = 20_000,
   ): Promise<Record<string, unknown>> {
-    return this.waitFor(() => {
-      const index = this.notifications.findIndex((n) => n.method === method && match(n.params));
-      if (index < 0) return undefined;
-      const [found] = this.notifications.splice(index, 1);
-      return found?.params;
-    }, timeoutMs, `notification ${method} matching ${match.toString()}`);
+    return this.waitFor(
+      () => {
+        const index = this.notifications.findIndex((n) => n.method === method && match(n.params));
+        if (index < 0) return undefined;
+        const [found] = this.notifications.splice(index, 1);
+        return found?.params;
+      },
+      timeoutMs,
+      `notification ${method} matching ${match.toString()}`,
+    );
   }
 
   count(method: string): number {

@@ -26,9 +26,13 @@ describe("JOIN_TOKEN_SECRET", () => {
     expect(missing.code).toBe(RoomCode.USER_GENERIC);
     expect(missing.message).toMatch(/join token is required/);
     const bobs = await signJoinToken(SECRET, { user: "bob", room: "guarded" });
-    expect((await client.requestError("joinRoom", { user: "ana", room: "guarded", token: bobs })).message).toMatch(/not for user 'ana'/);
+    expect((await client.requestError("joinRoom", { user: "ana", room: "guarded", token: bobs })).message).toMatch(
+      /not for user 'ana'/,
+    );
     const forged = await signJoinToken("not-the-secret", { user: "ana", room: "guarded" });
-    expect((await client.requestError("joinRoom", { user: "ana", room: "guarded", token: forged })).message).toMatch(/bad signature/);
+    expect((await client.requestError("joinRoom", { user: "ana", room: "guarded", token: forged })).message).toMatch(
+      /bad signature/,
+    );
     // Nothing was created by the refused joins.
     expect(await worker.rooms()).not.toContain("guarded");
 
@@ -42,7 +46,11 @@ describe("JOIN_TOKEN_SECRET", () => {
     const client = await worker.open("/room");
     const token = await signJoinToken(SECRET, { user: "cy", room: "ordered" });
     // Sent back to back: the chat must not overtake the join.
-    const join = client.request<{ value: unknown[]; sessionId: string }>("joinRoom", { user: "cy", room: "ordered", token });
+    const join = client.request<{ value: unknown[]; sessionId: string }>("joinRoom", {
+      user: "cy",
+      room: "ordered",
+      token,
+    });
     const chat = client.request("sendMessage", { message: "first words", userMessage: "cy", roomMessage: "ordered" });
     const joined = await join;
     expect(joined.value).toEqual([]);

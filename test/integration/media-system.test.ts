@@ -11,7 +11,13 @@ import { startSystem, waitForBridges, type System } from "../../scripts/system.t
 import { loadConfig, startBridge, type BridgeHandle } from "../../bridge/main.ts";
 import { RoomCode } from "../../protocol/errors.ts";
 import { RoomTestClient } from "../helpers/room-client.ts";
-import { expectValidAnswer, startSyntheticMedia, testPeer, type Candidate, type TestPeer } from "../bridge/helpers/peers.ts";
+import {
+  expectValidAnswer,
+  startSyntheticMedia,
+  testPeer,
+  type Candidate,
+  type TestPeer,
+} from "../bridge/helpers/peers.ts";
 
 const ADMIN_TOKEN = "media-admin-token";
 let system: System;
@@ -48,7 +54,11 @@ interface MediaLeg {
 }
 
 /** Server candidates for `endpoint` go into `peer` as they arrive; returns a stop function and a counter. */
-function feedServerCandidates(client: RoomTestClient, endpoint: string, peer: TestPeer): { stop(): void; count(): number } {
+function feedServerCandidates(
+  client: RoomTestClient,
+  endpoint: string,
+  peer: TestPeer,
+): { stop(): void; count(): number } {
   let stopped = false;
   let count = 0;
   const pump = async (): Promise<void> => {
@@ -212,7 +222,9 @@ describe("media through worker, bridge and media server", () => {
     await bob.next("participantPublished");
     const subscribed = await subscribe(bob, "alice");
     expect(mediaObjects()).toBeGreaterThan(0);
-    const response = await fetch(`${system.url}/close?room=media-close`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const response = await fetch(`${system.url}/close?room=media-close`, {
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
     expect(response.status).toBe(200);
     for (const client of [alice, bob]) {
       expect(await client.next("participantEvicted")).toEqual({});

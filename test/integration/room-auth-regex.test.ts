@@ -25,7 +25,9 @@ describe("AUTH_REGEX = special.*", () => {
     const refused = await bob.requestError("joinRoom", { user: "bob", room });
     expect(refused.code).toBe(RoomCode.ROOM_CANNOT_BE_CREATED);
     // The regex is anchored, as Java's String.matches() in the original.
-    expect((await bob.requestError("joinRoom", { user: "not-special", room })).code).toBe(RoomCode.ROOM_CANNOT_BE_CREATED);
+    expect((await bob.requestError("joinRoom", { user: "not-special", room })).code).toBe(
+      RoomCode.ROOM_CANNOT_BE_CREATED,
+    );
     // Nothing was created.
     expect(await worker.rooms()).not.toContain(room);
     expect(await bob.request("ping")).toMatchObject({ value: "pong" });
@@ -45,7 +47,9 @@ describe("AUTH_REGEX = special.*", () => {
     await anna.request("leaveRoom");
     expect(await bob.next("participantLeft")).toStrictEqual({ name: "specialAnna" });
     const carol = await worker.open(`/room/${room}`);
-    expect(await carol.request<{ value: unknown[] }>("joinRoom", { user: "carol", room })).toMatchObject({ value: [{ id: "bob" }] });
+    expect(await carol.request<{ value: unknown[] }>("joinRoom", { user: "carol", room })).toMatchObject({
+      value: [{ id: "bob" }],
+    });
 
     // Once everybody left, the room is gone and creating it is gated again.
     await carol.request("leaveRoom");
@@ -60,9 +64,13 @@ describe("AUTH_REGEX = special.*", () => {
     const bob = await worker.open("/room");
     expect((await bob.requestError("joinRoom", { user: "bob", room })).code).toBe(RoomCode.ROOM_CANNOT_BE_CREATED);
     const special = await worker.open("/room");
-    expect(await special.request<{ value: unknown[] }>("joinRoom", { user: "special-one", room })).toMatchObject({ value: [] });
+    expect(await special.request<{ value: unknown[] }>("joinRoom", { user: "special-one", room })).toMatchObject({
+      value: [],
+    });
     const bob2 = await worker.open("/room");
-    expect(await bob2.request<{ value: unknown[] }>("joinRoom", { user: "bob", room })).toMatchObject({ value: [{ id: "special-one" }] });
+    expect(await bob2.request<{ value: unknown[] }>("joinRoom", { user: "bob", room })).toMatchObject({
+      value: [{ id: "special-one" }],
+    });
   });
 
   it("without ADMIN_TOKEN, /close needs no token", async () => {

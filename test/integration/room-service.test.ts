@@ -12,7 +12,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode } from "../../protocol/errors.ts";
 import { roomListResponse } from "../../protocol/rest.ts";
 import { RoomTestClient } from "../helpers/room-client.ts";
-import { expectRawError, notificationMethods, parse, rawThenPing, serverCloseFrame, WorkerUnderTest, type Frame } from "./support.ts";
+import {
+  expectRawError,
+  notificationMethods,
+  parse,
+  rawThenPing,
+  serverCloseFrame,
+  WorkerUnderTest,
+  type Frame,
+} from "./support.ts";
 
 const ADMIN_TOKEN = "integration-admin-token";
 const WINDOW_SECONDS = 8;
@@ -39,17 +47,27 @@ describe("the seed's example exchange over /room/:room", () => {
     // The seed's frames, verbatim where the seed is consistent (id 0 included).
     user0.sendRaw(`{"jsonrpc":"2.0","method":"joinRoom","params":{"user":"USER0","room":"ROOM_1"},"id":0}`);
     const join0 = await user0.nextFrame((f) => f.id === 0);
-    expect(join0).toEqual({ id: 0, result: { value: [], sessionId: expect.stringMatching(SESSION_ID) }, jsonrpc: "2.0" });
+    expect(join0).toEqual({
+      id: 0,
+      result: { value: [], sessionId: expect.stringMatching(SESSION_ID) },
+      jsonrpc: "2.0",
+    });
     const session0 = (join0.result as { sessionId: string }).sessionId;
     // The session id carries its room (for the legacy relay).
     expect(session0.endsWith(`.${base64url(room)}`)).toBe(true);
     await worker.waitForRooms((rooms) => rooms.includes(room));
 
     const user1 = await worker.open(`/room/${room}`);
-    user1.sendRaw(`{"jsonrpc":"2.0","method":"joinRoom","params":{"user":"USER1","room":"ROOM_1","dataChannels":true},"id":0}`);
+    user1.sendRaw(
+      `{"jsonrpc":"2.0","method":"joinRoom","params":{"user":"USER1","room":"ROOM_1","dataChannels":true},"id":0}`,
+    );
     const join1 = await user1.nextFrame((f) => f.id === 0);
     // USER0 does not publish (no media bridge here), so it has no `streams`.
-    expect(join1).toStrictEqual({ id: 0, result: { value: [{ id: "USER0" }], sessionId: expect.stringMatching(SESSION_ID) }, jsonrpc: "2.0" });
+    expect(join1).toStrictEqual({
+      id: 0,
+      result: { value: [{ id: "USER0" }], sessionId: expect.stringMatching(SESSION_ID) },
+      jsonrpc: "2.0",
+    });
     const session1 = (join1.result as { sessionId: string }).sessionId;
     expect(session1).not.toBe(session0);
 
@@ -65,9 +83,19 @@ describe("the seed's example exchange over /room/:room", () => {
     // on each socket is asserted (USER0's whole frame sequence below).
 
     // Chat: the answer to the sender, then the message to everyone, sender included.
-    user1.sendRaw(`{"jsonrpc":"2.0","method":"sendMessage","params":{"message":"My message","userMessage":"USER1","roomMessage":"ROOM_1"},"id":5}`);
-    expect(await user1.nextFrame((f) => f.id === 5)).toStrictEqual({ id: 5, result: { sessionId: session1 }, jsonrpc: "2.0" });
-    const chat = { jsonrpc: "2.0", method: "sendMessage", params: { room: "ROOM_1", user: "USER1", message: "My message" } };
+    user1.sendRaw(
+      `{"jsonrpc":"2.0","method":"sendMessage","params":{"message":"My message","userMessage":"USER1","roomMessage":"ROOM_1"},"id":5}`,
+    );
+    expect(await user1.nextFrame((f) => f.id === 5)).toStrictEqual({
+      id: 5,
+      result: { sessionId: session1 },
+      jsonrpc: "2.0",
+    });
+    const chat = {
+      jsonrpc: "2.0",
+      method: "sendMessage",
+      params: { room: "ROOM_1", user: "USER1", message: "My message" },
+    };
     expect(await user1.nextFrame((f) => f.method === "sendMessage")).toStrictEqual(chat);
     expect(await user0.nextFrame((f) => f.method === "sendMessage")).toStrictEqual(chat);
 
@@ -76,7 +104,11 @@ describe("the seed's example exchange over /room/:room", () => {
     // Leave (the seed's frame has no params): participantLeft to the others,
     // the answer to the leaver, then the server closes the leaver's socket.
     user1.sendRaw(`{"jsonrpc":"2.0","method":"leaveRoom","id":4}`);
-    expect(await user1.nextFrame((f) => f.id === 4)).toStrictEqual({ id: 4, result: { sessionId: session1 }, jsonrpc: "2.0" });
+    expect(await user1.nextFrame((f) => f.id === 4)).toStrictEqual({
+      id: 4,
+      result: { sessionId: session1 },
+      jsonrpc: "2.0",
+    });
     const closed1 = await user1.closedWithin();
     expect(closed1.code).toBe(1000);
     expect(parse(user1.frames.at(-1) as string)).toMatchObject({ id: 4 });
@@ -121,7 +153,10 @@ describe("the legacy /room URL (unmodified original client)", () => {
       dataChannels: false,
     });
     expect(aliceJoin).toStrictEqual({ value: [], sessionId: expect.stringMatching(SESSION_ID) });
-    expect(await alice.request("ping", { interval: 5000 })).toStrictEqual({ value: "pong", sessionId: aliceJoin.sessionId });
+    expect(await alice.request("ping", { interval: 5000 })).toStrictEqual({
+      value: "pong",
+      sessionId: aliceJoin.sessionId,
+    });
 
     const bob = await worker.open("/room");
     expect(await bob.request("ping", {})).toMatchObject({ value: "pong" });
@@ -138,7 +173,9 @@ describe("the legacy /room URL (unmodified original client)", () => {
     expect(await alice.next("participantJoined")).toStrictEqual({ id: "carol" });
     expect(await bob.next("participantJoined")).toStrictEqual({ id: "carol" });
 
-    expect(await bob.request("sendMessage", { message: "hello from bob", userMessage: "bob", roomMessage: room })).toStrictEqual({
+    expect(
+      await bob.request("sendMessage", { message: "hello from bob", userMessage: "bob", roomMessage: room }),
+    ).toStrictEqual({
       sessionId: bobJoin.sessionId,
     });
     for (const client of [alice, bob, carol]) {
@@ -159,11 +196,20 @@ describe("the legacy /room URL (unmodified original client)", () => {
 
   it("before joining: 102 for room requests, JSON-RPC errors for bad frames, and the socket can still join", async () => {
     const client = await worker.open("/room");
-    expect((await client.requestError("sendMessage", { message: "m", userMessage: "u", roomMessage: "r" })).code).toBe(RoomCode.USER_NOT_FOUND);
+    expect((await client.requestError("sendMessage", { message: "m", userMessage: "u", roomMessage: "r" })).code).toBe(
+      RoomCode.USER_NOT_FOUND,
+    );
     expect((await client.requestError("joinRoom", { user: "u", room: "" })).code).toBe(JsonRpcCode.INVALID_PARAMS);
     await expectRawError(client, "{not json", { id: null, code: JsonRpcCode.PARSE_ERROR });
-    await expectRawError(client, '[{"jsonrpc":"2.0","id":1,"method":"ping"}]', { id: null, code: JsonRpcCode.INVALID_REQUEST });
-    await expectRawError(client, "x".repeat(1024 * 1024 + 1), { id: null, code: JsonRpcCode.INVALID_REQUEST, message: /frame too large/ });
+    await expectRawError(client, '[{"jsonrpc":"2.0","id":1,"method":"ping"}]', {
+      id: null,
+      code: JsonRpcCode.INVALID_REQUEST,
+    });
+    await expectRawError(client, "x".repeat(1024 * 1024 + 1), {
+      id: null,
+      code: JsonRpcCode.INVALID_REQUEST,
+      message: /frame too large/,
+    });
     const joined = await client.request<{ value: unknown[] }>("joinRoom", { user: "u", room: "legacy-after-errors" });
     expect(joined.value).toEqual([]);
     await client.request("leaveRoom");
@@ -176,7 +222,9 @@ describe("the legacy /room URL after a refused first join", () => {
     await owner.request("joinRoom", { user: "dora", room: "legacy-taken" });
     const client = await worker.open("/room");
     expect((await client.requestError("connect", { sessionId: "garbage" })).code).toBe(INVALID_SESSION_CODE);
-    expect((await client.requestError("joinRoom", { user: "dora", room: "legacy-taken" })).code).toBe(RoomCode.EXISTING_USER_IN_ROOM);
+    expect((await client.requestError("joinRoom", { user: "dora", room: "legacy-taken" })).code).toBe(
+      RoomCode.EXISTING_USER_IN_ROOM,
+    );
     const joined = await client.request<{ value: unknown[] }>("joinRoom", { user: "dora", room: "legacy-elsewhere" });
     expect(joined.value).toEqual([]);
     await client.request("leaveRoom");
@@ -200,13 +248,15 @@ describe("binary frames on the legacy /room URL", () => {
       20_000,
       `the answer to ${id}`,
     );
-    if ("closed" in outcome) throw new Error(`socket closed (${JSON.stringify(outcome.closed)}) instead of answering ${id}`);
+    if ("closed" in outcome)
+      throw new Error(`socket closed (${JSON.stringify(outcome.closed)}) instead of answering ${id}`);
     return outcome;
   }
 
   it("answers a binary ping before joining, a binary joinRoom, and a binary ping after joining", async () => {
     const client = await worker.open("/room");
-    const binary = (id: string, method: string, params: unknown): Buffer => Buffer.from(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+    const binary = (id: string, method: string, params: unknown): Buffer =>
+      Buffer.from(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
     client.sendRaw(binary("bin-1", "ping", {}));
     expect(await answerTo(client, "bin-1")).toMatchObject({ id: "bin-1", result: { value: "pong" } });
     client.sendRaw(binary("bin-2", "joinRoom", { user: "u", room: "legacy-binary" }));
@@ -349,10 +399,25 @@ describe("bad input over the socket", () => {
       message: /batch/,
     });
     await expectRawError(owner, "[]", { id: null, code: JsonRpcCode.INVALID_REQUEST });
-    await expectRawError(owner, '{"jsonrpc":"1.0","id":"v1","method":"ping"}', { id: "v1", code: JsonRpcCode.INVALID_REQUEST, message: /jsonrpc/ });
-    await expectRawError(owner, '{"id":"v2","method":"ping"}', { id: "v2", code: JsonRpcCode.INVALID_REQUEST, message: /jsonrpc/ });
-    await expectRawError(owner, '{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}', { id: null, code: JsonRpcCode.INVALID_REQUEST });
-    await expectRawError(owner, '{"jsonrpc":"2.0","id":"m1","method":42}', { id: "m1", code: JsonRpcCode.INVALID_REQUEST, message: /method/ });
+    await expectRawError(owner, '{"jsonrpc":"1.0","id":"v1","method":"ping"}', {
+      id: "v1",
+      code: JsonRpcCode.INVALID_REQUEST,
+      message: /jsonrpc/,
+    });
+    await expectRawError(owner, '{"id":"v2","method":"ping"}', {
+      id: "v2",
+      code: JsonRpcCode.INVALID_REQUEST,
+      message: /jsonrpc/,
+    });
+    await expectRawError(owner, '{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}', {
+      id: null,
+      code: JsonRpcCode.INVALID_REQUEST,
+    });
+    await expectRawError(owner, '{"jsonrpc":"2.0","id":"m1","method":42}', {
+      id: "m1",
+      code: JsonRpcCode.INVALID_REQUEST,
+      message: /method/,
+    });
     await expectRawError(owner, '{"jsonrpc":"2.0","id":"u1","method":"flyToTheMoon","params":{}}', {
       id: "u1",
       code: JsonRpcCode.METHOD_NOT_FOUND,
@@ -362,7 +427,10 @@ describe("bad input over the socket", () => {
     const { between } = await rawThenPing(owner, '{"jsonrpc":"2.0","method":"flyToTheMoon","params":{}}');
     expect(between).toEqual([]);
     // The same frame as binary is decoded the same way.
-    await expectRawError(owner, Buffer.from('{"jsonrpc":"2.0","id":"b1","method":"nope"}'), { id: "b1", code: JsonRpcCode.METHOD_NOT_FOUND });
+    await expectRawError(owner, Buffer.from('{"jsonrpc":"2.0","id":"b1","method":"nope"}'), {
+      id: "b1",
+      code: JsonRpcCode.METHOD_NOT_FOUND,
+    });
 
     expect(notificationMethods(owner)).toEqual([]);
     expect(await worker.roster(room)).toEqual(["owner"]);
@@ -392,10 +460,21 @@ describe("bad input over the socket", () => {
     }
     // Extra params (the original client's setRpcParams merges e.g. a token into every request).
     expect(await owner.request("ping", { interval: 1000, token: "t" })).toMatchObject({ value: "pong" });
-    await owner.request("sendMessage", { message: "extra", userMessage: "owner", roomMessage: room, token: "t", x: [1] });
+    await owner.request("sendMessage", {
+      message: "extra",
+      userMessage: "owner",
+      roomMessage: room,
+      token: "t",
+      x: [1],
+    });
     expect(await owner.next("sendMessage")).toStrictEqual({ room, user: "owner", message: "extra" });
     const guest = await worker.open(`/room/${room}`);
-    const joined = await guest.request<{ value: unknown[] }>("joinRoom", { user: "guest", room, token: "abc", colour: "blue" });
+    const joined = await guest.request<{ value: unknown[] }>("joinRoom", {
+      user: "guest",
+      room,
+      token: "abc",
+      colour: "blue",
+    });
     expect(joined.value).toEqual([{ id: "owner" }]);
     expect(await owner.next("participantJoined")).toStrictEqual({ id: "guest" });
     await guest.request("leaveRoom", { token: "abc" });
@@ -419,9 +498,13 @@ describe("bad input over the socket", () => {
       expect(error.message).toMatch(/room/);
     }
     expect((await newcomer.requestError("joinRoom", { room })).message).toMatch(/user/);
-    expect((await newcomer.requestError("joinRoom", { user: "newcomer", room, dataChannels: "yes" })).message).toMatch(/dataChannels/);
+    expect((await newcomer.requestError("joinRoom", { user: "newcomer", room, dataChannels: "yes" })).message).toMatch(
+      /dataChannels/,
+    );
     // A valid name that is not this socket's room.
-    expect((await newcomer.requestError("joinRoom", { user: "newcomer", room: "another-room" })).code).toBe(RoomCode.ROOM_GENERIC);
+    expect((await newcomer.requestError("joinRoom", { user: "newcomer", room: "another-room" })).code).toBe(
+      RoomCode.ROOM_GENERIC,
+    );
     expect(notificationMethods(owner)).toEqual([]);
 
     // 128 characters is the limit, inclusive; `_` in a user name is fine.
@@ -447,7 +530,11 @@ describe("bad input over the socket", () => {
       params: { message: "y".repeat(1024 * 1024), userMessage: "owner", roomMessage: room },
     });
     await expectRawError(owner, big, { id: null, code: JsonRpcCode.INVALID_REQUEST, message: /frame too large/ });
-    await expectRawError(owner, Buffer.from(big), { id: null, code: JsonRpcCode.INVALID_REQUEST, message: /frame too large/ });
+    await expectRawError(owner, Buffer.from(big), {
+      id: null,
+      code: JsonRpcCode.INVALID_REQUEST,
+      message: /frame too large/,
+    });
     // Just under the limit is parsed (here: not JSON).
     await expectRawError(owner, "z".repeat(1024 * 1024 - 1), { id: null, code: JsonRpcCode.PARSE_ERROR });
     // Observed with wrangler 4 / workerd: messages up to workerd's limit
@@ -513,12 +600,16 @@ describe("bad input over the socket", () => {
     const peer = await worker.join(room, "peer_with_underscore");
     await owner.next("participantJoined");
 
-    expect((await owner.requestError("receiveVideoFrom", { sender: "owner_webcam", sdpOffer: "v=0" })).code).toBe(RoomCode.USER_NOT_STREAMING);
-    // `sender` is split at the last `_`: this names the user `peer_with_underscore`, who does not publish.
-    expect((await owner.requestError("receiveVideoFrom", { sender: "peer_with_underscore_webcam", sdpOffer: "v=0" })).code).toBe(
+    expect((await owner.requestError("receiveVideoFrom", { sender: "owner_webcam", sdpOffer: "v=0" })).code).toBe(
       RoomCode.USER_NOT_STREAMING,
     );
-    expect((await owner.requestError("receiveVideoFrom", { sender: "ghost_webcam", sdpOffer: "v=0" })).code).toBe(RoomCode.USER_NOT_FOUND);
+    // `sender` is split at the last `_`: this names the user `peer_with_underscore`, who does not publish.
+    expect(
+      (await owner.requestError("receiveVideoFrom", { sender: "peer_with_underscore_webcam", sdpOffer: "v=0" })).code,
+    ).toBe(RoomCode.USER_NOT_STREAMING);
+    expect((await owner.requestError("receiveVideoFrom", { sender: "ghost_webcam", sdpOffer: "v=0" })).code).toBe(
+      RoomCode.USER_NOT_FOUND,
+    );
 
     // No media bridge: publishVideo fails at once (the client's 10 s timeout would give 802, not 301).
     const publish = await owner.requestError("publishVideo", { sdpOffer: "v=0\r\n", doLoopback: false });
@@ -526,7 +617,9 @@ describe("bad input over the socket", () => {
     expect(publish.message).toBe("no media bridge attached");
     // The failed publish left nothing behind: a retry fails the same way (not "already publishing"),
     // and nobody can subscribe to the owner.
-    expect((await owner.requestError("publishVideo", { sdpOffer: "v=0\r\n", doLoopback: true })).code).toBe(RoomCode.MEDIA_GENERIC);
+    expect((await owner.requestError("publishVideo", { sdpOffer: "v=0\r\n", doLoopback: true })).code).toBe(
+      RoomCode.MEDIA_GENERIC,
+    );
     expect((await peer.client.requestError("receiveVideoFrom", { sender: "owner_webcam", sdpOffer: "v=0" })).code).toBe(
       RoomCode.USER_NOT_STREAMING,
     );
@@ -534,12 +627,18 @@ describe("bad input over the socket", () => {
     expect((await owner.requestError("customRequest", { hat: true })).code).toBe(RoomCode.USER_NOT_STREAMING);
     expect((await owner.requestError("customRequest", {})).code).toBe(JsonRpcCode.INVALID_PARAMS);
 
-    expect((await owner.requestError("sendMessage", { message: "m", userMessage: "peer_with_underscore", roomMessage: room })).code).toBe(
-      RoomCode.USER_NOT_FOUND,
-    );
-    expect((await owner.requestError("sendMessage", { message: "m", userMessage: "owner", roomMessage: "elsewhere" })).code).toBe(
-      RoomCode.ROOM_NOT_FOUND,
-    );
+    expect(
+      (
+        await owner.requestError("sendMessage", {
+          message: "m",
+          userMessage: "peer_with_underscore",
+          roomMessage: room,
+        })
+      ).code,
+    ).toBe(RoomCode.USER_NOT_FOUND);
+    expect(
+      (await owner.requestError("sendMessage", { message: "m", userMessage: "owner", roomMessage: "elsewhere" })).code,
+    ).toBe(RoomCode.ROOM_NOT_FOUND);
 
     // None of it reached the other participant (no participantPublished, no chat).
     expect(notificationMethods(peer.client)).toEqual([]);
@@ -567,7 +666,9 @@ describe("REST routes", () => {
     for (const invalid of ["r".repeat(129), "bad%0Aroom", "%20%20"]) {
       expect((await worker.get(`/room/${invalid}`)).status, invalid).toBe(400);
       // A real WebSocket handshake to an invalid name is refused with the same 400.
-      await expect(RoomTestClient.connect(`${worker.url.replace(/^http/, "ws")}/room/${invalid}`)).rejects.toThrow(/400/);
+      await expect(RoomTestClient.connect(`${worker.url.replace(/^http/, "ws")}/room/${invalid}`)).rejects.toThrow(
+        /400/,
+      );
     }
     expect((await worker.get("/room/x")).status).toBe(426);
     expect((await worker.get("/room")).status).toBe(426);

@@ -46,7 +46,10 @@ export class WorkerUnderTest {
   /** Opens `/room/<room>` and joins it as `user`; returns the client and the join result. */
   async join(room: string, user: string): Promise<{ client: RoomTestClient; sessionId: string; peers: string[] }> {
     const client = await this.open(`/room/${encodeURIComponent(room)}`);
-    const result = await client.request<{ value: Array<{ id: string }>; sessionId: string }>("joinRoom", { user, room });
+    const result = await client.request<{ value: Array<{ id: string }>; sessionId: string }>("joinRoom", {
+      user,
+      room,
+    });
     return { client, sessionId: result.sessionId, peers: result.value.map((p) => p.id).sort() };
   }
 
@@ -98,7 +101,10 @@ export function sleep(ms: number): Promise<void> {
  * arrived in between plus the pong: the answer to the raw frame (if any) comes
  * first, and the pong proves the socket is still usable.
  */
-export async function rawThenPing(client: RoomTestClient, frame: string | Buffer): Promise<{ between: Frame[]; pong: Frame }> {
+export async function rawThenPing(
+  client: RoomTestClient,
+  frame: string | Buffer,
+): Promise<{ between: Frame[]; pong: Frame }> {
   const mark = client.frames.length;
   client.sendRaw(frame);
   await client.request("ping");
@@ -132,7 +138,10 @@ export async function expectRawError(
  * workerd keeps reading the rest of it for seconds). The close code reported
  * is the one in the server's close frame.
  */
-export async function serverCloseFrame(client: RoomTestClient, timeoutMs = 10_000): Promise<{ code: number; reason: string }> {
+export async function serverCloseFrame(
+  client: RoomTestClient,
+  timeoutMs = 10_000,
+): Promise<{ code: number; reason: string }> {
   const deadline = Date.now() + timeoutMs;
   while (client.ws.readyState === client.ws.OPEN) {
     if (Date.now() > deadline) throw new Error(`no close frame from the server within ${timeoutMs} ms`);

@@ -29,7 +29,9 @@ async function newClient(): Promise<RawKurentoClient> {
 
 async function endpointInNewPipeline(raw: RawKurentoClient): Promise<{ pipeline: string; endpoint: string }> {
   const pipeline = String(await raw.value("create", { type: "MediaPipeline", constructorParams: {} }));
-  const endpoint = String(await raw.value("create", { type: "WebRtcEndpoint", constructorParams: { mediaPipeline: pipeline } }));
+  const endpoint = String(
+    await raw.value("create", { type: "WebRtcEndpoint", constructorParams: { mediaPipeline: pipeline } }),
+  );
   return { pipeline, endpoint };
 }
 
@@ -50,9 +52,14 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
     expect(parse.error?.message).toMatch(/^Parse error/);
 
     for (const frame of ["42", '"hello"', "null", "true"]) {
-      expect(await raw.sendRaw(frame)).toMatchObject({ id: null, error: { code: -32600, message: expect.stringContaining("JSON-RPC 2.0 object") } });
+      expect(await raw.sendRaw(frame)).toMatchObject({
+        id: null,
+        error: { code: -32600, message: expect.stringContaining("JSON-RPC 2.0 object") },
+      });
     }
-    expect(await raw.sendRaw("[]")).toMatchObject({ error: { code: -32600, message: expect.stringContaining("batch") } });
+    expect(await raw.sendRaw("[]")).toMatchObject({
+      error: { code: -32600, message: expect.stringContaining("batch") },
+    });
 
     const wrongVersion = await raw.sendRaw(JSON.stringify({ jsonrpc: "1.0", id: 7, method: "ping" }));
     expect(wrongVersion).toMatchObject({ id: 7, error: { code: -32600 } });
@@ -74,15 +81,25 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
     expect(badCreate.error).toMatchObject({ code: -32602 });
     expect(badCreate.error?.message).toContain("type");
 
-    const notObjectParams = await raw.sendRaw(JSON.stringify({ jsonrpc: "2.0", id: 99, method: "invoke", params: "processOffer" }));
+    const notObjectParams = await raw.sendRaw(
+      JSON.stringify({ jsonrpc: "2.0", id: 99, method: "invoke", params: "processOffer" }),
+    );
     expect(notObjectParams).toMatchObject({ id: 99, error: { code: -32600 } });
 
     const { pipeline, endpoint } = await endpointInNewPipeline(raw);
-    const badOffer = await raw.call("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: 123 } });
+    const badOffer = await raw.call("invoke", {
+      object: endpoint,
+      operation: "processOffer",
+      operationParams: { offer: 123 },
+    });
     expect(badOffer.error).toMatchObject({ code: -32602 });
     expect(badOffer.error?.message).toMatch(/processOffer.*offer/);
 
-    const badBandwidth = await raw.call("invoke", { object: endpoint, operation: "setMaxVideoSendBandwidth", operationParams: { maxVideoSendBandwidth: "lots" } });
+    const badBandwidth = await raw.call("invoke", {
+      object: endpoint,
+      operation: "setMaxVideoSendBandwidth",
+      operationParams: { maxVideoSendBandwidth: "lots" },
+    });
     expect(badBandwidth.error).toMatchObject({ code: -32602 });
 
     const missingSink = await raw.call("invoke", { object: endpoint, operation: "connect", operationParams: {} });
@@ -93,7 +110,11 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
     expect(endpointWithoutPipeline.error).toMatchObject({ code: -32602 });
     expect(endpointWithoutPipeline.error?.message).toContain("mediaPipeline");
 
-    const pipelineAsSink = await raw.call("invoke", { object: endpoint, operation: "connect", operationParams: { sink: pipeline } });
+    const pipelineAsSink = await raw.call("invoke", {
+      object: endpoint,
+      operation: "connect",
+      operationParams: { sink: pipeline },
+    });
     expect(pipelineAsSink.error).toMatchObject({ code: 40107 });
 
     const unknownOperation = await raw.call("invoke", { object: endpoint, operation: "makeCoffee" });
@@ -116,9 +137,16 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
     const raw = await newClient();
     const pipeline = String(await raw.value("create", { type: "MediaPipeline", constructorParams: {} }));
     const endpoint = String(
-      await raw.value("create", { type: "WebRtcEndpoint", constructorParams: { mediaPipeline: pipeline, useDataChannels: true } }),
+      await raw.value("create", {
+        type: "WebRtcEndpoint",
+        constructorParams: { mediaPipeline: pipeline, useDataChannels: true },
+      }),
     );
-    const created = await raw.call("invoke", { object: endpoint, operation: "createDataChannel", operationParams: { label: "x" } });
+    const created = await raw.call("invoke", {
+      object: endpoint,
+      operation: "createDataChannel",
+      operationParams: { label: "x" },
+    });
     expect(created.error).toBeUndefined();
     expect(created.result).not.toHaveProperty("value");
     expect(await raw.call("ping", {})).toMatchObject({ result: { value: "pong" } });
@@ -150,20 +178,41 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
   it("rejects invalid SDP with Kurento SDP errors and keeps the endpoint usable", async () => {
     const raw = await newClient();
     const { pipeline, endpoint } = await endpointInNewPipeline(raw);
-    const garbage = await raw.call("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: "hello" } });
+    const garbage = await raw.call("invoke", {
+      object: endpoint,
+      operation: "processOffer",
+      operationParams: { offer: "hello" },
+    });
     expect(garbage.error).toMatchObject({ code: 40201, data: { type: "SDP_PARSE_ERROR" } });
 
-    const noFingerprint = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
-    const plain = await raw.call("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: noFingerprint } });
+    const noFingerprint =
+      "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+    const plain = await raw.call("invoke", {
+      object: endpoint,
+      operation: "processOffer",
+      operationParams: { offer: noFingerprint },
+    });
     expect(plain.error).toMatchObject({ code: 40201 });
     expect(plain.error?.message).toContain("fingerprint");
 
-    const early = await raw.call("invoke", { object: endpoint, operation: "processAnswer", operationParams: { answer: noFingerprint } });
+    const early = await raw.call("invoke", {
+      object: endpoint,
+      operation: "processAnswer",
+      operationParams: { answer: noFingerprint },
+    });
     expect(early.error).toMatchObject({ code: 40209 });
 
-    const answer = await raw.value("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: await weriftOffer() } });
+    const answer = await raw.value("invoke", {
+      object: endpoint,
+      operation: "processOffer",
+      operationParams: { offer: await weriftOffer() },
+    });
     expect(String(answer)).toMatch(/^v=0\r\n/);
-    const again = await raw.call("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer: await weriftOffer() } });
+    const again = await raw.call("invoke", {
+      object: endpoint,
+      operation: "processOffer",
+      operationParams: { offer: await weriftOffer() },
+    });
     expect(again.error).toMatchObject({ code: 40208 });
     await raw.value("release", { object: pipeline });
   });
@@ -171,7 +220,10 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
   it("says which element types it cannot create", async () => {
     const raw = await newClient();
     const pipeline = String(await raw.value("create", { type: "MediaPipeline" }));
-    const recorder = await raw.call("create", { type: "RecorderEndpoint", constructorParams: { mediaPipeline: pipeline, uri: "file:///tmp/x.webm" } });
+    const recorder = await raw.call("create", {
+      type: "RecorderEndpoint",
+      constructorParams: { mediaPipeline: pipeline, uri: "file:///tmp/x.webm" },
+    });
     expect(recorder.error).toMatchObject({ code: 40100, data: { unsupported: "RecorderEndpoint" } });
     expect(recorder.error?.message).toContain("RecorderEndpoint is not supported by the embedded media server");
     await raw.value("release", { object: pipeline });
@@ -198,11 +250,19 @@ describe("sessions", () => {
   it("releases the objects of a client that vanishes mid-negotiation, and keeps serving others", async () => {
     const vanishing = await RawKurentoClient.connect(server.url);
     const abandoned = await endpointInNewPipeline(vanishing);
-    vanishing.fire("invoke", { object: abandoned.endpoint, operation: "processOffer", operationParams: { offer: await weriftOffer() } });
+    vanishing.fire("invoke", {
+      object: abandoned.endpoint,
+      operation: "processOffer",
+      operationParams: { offer: await weriftOffer() },
+    });
     vanishing.fire("invoke", { object: abandoned.endpoint, operation: "gatherCandidates" });
     await vanishing.close();
     expect(server.stats().objects).toBe(2);
-    await waitFor(() => server.stats().objects === 0 && server.stats().sessions === 0, 5_000, "the vanished session's objects released");
+    await waitFor(
+      () => server.stats().objects === 0 && server.stats().sessions === 0,
+      5_000,
+      "the vanished session's objects released",
+    );
 
     // Releasing the pipeline while its endpoint is still negotiating: the offer fails cleanly or completes; nothing is left over.
     const raw = await newClient();
@@ -231,12 +291,19 @@ describe("sessions", () => {
     expect(await raw.call("connect", { sessionId })).toMatchObject({ result: { sessionId } });
     await new Promise((resolve) => setTimeout(resolve, GRACE_MS * 2));
     expect(server.stats().objects).toBe(1);
-    expect((await raw.call("describe", { object: pipeline, sessionId })).result).toMatchObject({ type: "MediaPipeline", sessionId });
+    expect((await raw.call("describe", { object: pipeline, sessionId })).result).toMatchObject({
+      type: "MediaPipeline",
+      sessionId,
+    });
 
     const unknown = await raw.call("connect", { sessionId: "no-such-session" });
     expect(unknown.error).toMatchObject({ code: 40007, data: { type: "INVALID_SESSION" } });
     await raw.close();
-    await waitFor(() => server.stats().objects === 0, 5_000, "the resumed session's objects released after its socket closed");
+    await waitFor(
+      () => server.stats().objects === 0,
+      5_000,
+      "the resumed session's objects released after its socket closed",
+    );
   });
 
   it("gives kurento-client a readable error for FaceOverlayFilter", async () => {

@@ -2,7 +2,14 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { closeChromium, launchChromium, mediaContext } from "../helpers/chromium.ts";
-import { acceptAnswer, closePagePeer, offerFromPage, type ReceivedMedia, receivedMedia, startBlankPageServer } from "./helpers/browser.ts";
+import {
+  acceptAnswer,
+  closePagePeer,
+  offerFromPage,
+  type ReceivedMedia,
+  receivedMedia,
+  startBlankPageServer,
+} from "./helpers/browser.ts";
 import { connectKurento, type KurentoClient } from "./helpers/kurento.ts";
 import { waitFor } from "./helpers/werift-peer.ts";
 
@@ -34,10 +41,14 @@ async function openPage(): Promise<Page> {
 
 async function decodedMedia(page: Page): Promise<ReceivedMedia> {
   let media: ReceivedMedia | undefined;
-  await waitFor(async () => {
-    media = await receivedMedia(page);
-    return media.framesDecoded > 10 && media.audioPacketsReceived > 10;
-  }, 30_000, "decoded video and received audio in Chromium");
+  await waitFor(
+    async () => {
+      media = await receivedMedia(page);
+      return media.framesDecoded > 10 && media.audioPacketsReceived > 10;
+    },
+    30_000,
+    "decoded video and received audio in Chromium",
+  );
   if (!media) throw new Error("no stats");
   return media;
 }

@@ -20,7 +20,10 @@ afterAll(async () => {
 });
 
 /** Negotiates a werift peer that brings its own data channel (and a recvonly video line) with an endpoint. */
-async function negotiate(endpoint: KurentoWebRtcEndpoint, label: string): Promise<{ peer: RTCPeerConnection; channel: RTCDataChannel }> {
+async function negotiate(
+  endpoint: KurentoWebRtcEndpoint,
+  label: string,
+): Promise<{ peer: RTCPeerConnection; channel: RTCDataChannel }> {
   const peer = createClientPeer();
   peers.push(peer);
   endpoint.on("IceCandidateFound", (event) => {
@@ -29,7 +32,9 @@ async function negotiate(endpoint: KurentoWebRtcEndpoint, label: string): Promis
   peer.onIceCandidate.subscribe((candidate) => {
     if (!candidate) return;
     const init = candidate.toJSON();
-    void endpoint.addIceCandidate(iceCandidate({ candidate: init.candidate ?? "", sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex }));
+    void endpoint.addIceCandidate(
+      iceCandidate({ candidate: init.candidate ?? "", sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex }),
+    );
   });
   peer.addTransceiver("video", { direction: "recvonly" });
   const channel = peer.createDataChannel(label);
@@ -53,15 +58,24 @@ describe("data channels", () => {
     const from = await negotiate(sender, "chat");
     const to = await negotiate(receiver, "chat");
     const received: string[] = [];
-    const listen = (channel: RTCDataChannel) => channel.onMessage.subscribe((message) => received.push(String(message)));
+    const listen = (channel: RTCDataChannel) =>
+      channel.onMessage.subscribe((message) => received.push(String(message)));
     listen(to.channel);
     to.peer.onDataChannel.subscribe(listen);
 
-    await waitFor(() => from.channel.readyState === "open" && to.channel.readyState === "open", 15_000, "both data channels open");
-    await waitFor(() => {
-      from.channel.send("hello through the media server");
-      return received.includes("hello through the media server");
-    }, 15_000, "a message forwarded to the other peer");
+    await waitFor(
+      () => from.channel.readyState === "open" && to.channel.readyState === "open",
+      15_000,
+      "both data channels open",
+    );
+    await waitFor(
+      () => {
+        from.channel.send("hello through the media server");
+        return received.includes("hello through the media server");
+      },
+      15_000,
+      "a message forwarded to the other peer",
+    );
     expect(opened.length).toBeGreaterThan(0);
 
     await pipeline.release();

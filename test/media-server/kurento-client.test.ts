@@ -2,7 +2,13 @@ import type { RTCPeerConnection } from "werift";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { connectKurento, iceCandidate, type KurentoClient, type KurentoWebRtcEndpoint } from "./helpers/kurento.ts";
-import { countMarkedPackets, createClientPeer, startSyntheticMedia, stripCandidates, waitFor } from "./helpers/werift-peer.ts";
+import {
+  countMarkedPackets,
+  createClientPeer,
+  startSyntheticMedia,
+  stripCandidates,
+  waitFor,
+} from "./helpers/werift-peer.ts";
 
 const VIDEO_MARKER = Buffer.from("edge-room video");
 const AUDIO_MARKER = Buffer.from("edge-room audio");
@@ -20,17 +26,27 @@ afterAll(async () => {
 });
 
 /** Trickle ICE both ways: the server's candidates arrive as IceCandidateFound events, the peer's go through addIceCandidate. */
-function trickle(endpoint: KurentoWebRtcEndpoint, peer: RTCPeerConnection, seen: { fromServer: number; toServer: number }): void {
+function trickle(
+  endpoint: KurentoWebRtcEndpoint,
+  peer: RTCPeerConnection,
+  seen: { fromServer: number; toServer: number },
+): void {
   endpoint.on("IceCandidateFound", (event) => {
     const candidate = event.candidate as { candidate: string; sdpMid: string; sdpMLineIndex: number };
     seen.fromServer += 1;
-    void peer.addIceCandidate({ candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex });
+    void peer.addIceCandidate({
+      candidate: candidate.candidate,
+      sdpMid: candidate.sdpMid,
+      sdpMLineIndex: candidate.sdpMLineIndex,
+    });
   });
   peer.onIceCandidate.subscribe((candidate) => {
     if (!candidate) return;
     const init = candidate.toJSON();
     seen.toServer += 1;
-    void endpoint.addIceCandidate(iceCandidate({ candidate: init.candidate ?? "", sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex }));
+    void endpoint.addIceCandidate(
+      iceCandidate({ candidate: init.candidate ?? "", sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex }),
+    );
   });
 }
 
@@ -52,7 +68,11 @@ describe("the real kurento-client drives the embedded media server", () => {
     const manager = await client.getServerManager();
     const info = await manager.getInfo();
     expect(info.type).toBe("KMS");
-    expect((info.modules as Array<{ name: string }>).map((module) => module.name)).toEqual(["core", "elements", "filters"]);
+    expect((info.modules as Array<{ name: string }>).map((module) => module.name)).toEqual([
+      "core",
+      "elements",
+      "filters",
+    ]);
     expect(server.stats().sessions).toBe(1);
   });
 
@@ -69,7 +89,9 @@ describe("the real kurento-client drives the embedded media server", () => {
     const flowingIn: string[] = [];
     publisherEndpoint.on("MediaStateChanged", (event) => mediaStates.push(`publisher:${String(event.newState)}`));
     subscriberEndpoint.on("MediaStateChanged", (event) => mediaStates.push(`subscriber:${String(event.newState)}`));
-    publisherEndpoint.on("MediaFlowInStateChanged", (event) => flowingIn.push(`${String(event.mediaType)}:${String(event.state)}`));
+    publisherEndpoint.on("MediaFlowInStateChanged", (event) =>
+      flowingIn.push(`${String(event.mediaType)}:${String(event.state)}`),
+    );
     let gatheringDone = 0;
     publisherEndpoint.on("IceGatheringDone", () => {
       gatheringDone += 1;
@@ -107,7 +129,9 @@ describe("the real kurento-client drives the embedded media server", () => {
     });
     const subscriberOffer = await subscriber.createOffer();
     await subscriber.setLocalDescription(subscriberOffer);
-    const subscriberAnswer = await subscriberEndpoint.processOffer(stripCandidates(subscriber.localDescription?.sdp ?? ""));
+    const subscriberAnswer = await subscriberEndpoint.processOffer(
+      stripCandidates(subscriber.localDescription?.sdp ?? ""),
+    );
     expect(subscriberAnswer).toMatch(/m=video [\s\S]*a=sendonly/);
     await subscriber.setRemoteDescription({ type: "answer", sdp: subscriberAnswer });
     await subscriberEndpoint.gatherCandidates();
@@ -115,13 +139,25 @@ describe("the real kurento-client drives the embedded media server", () => {
     const video = startSyntheticMedia(videoOut, VIDEO_MARKER, 30, 3000);
     const audio = startSyntheticMedia(audioOut, AUDIO_MARKER, 50, 960);
     try {
-      await waitFor(() => (tracks.video?.count() ?? 0) >= 20 && (tracks.audio?.count() ?? 0) >= 20, 20_000, "forwarded audio and video packets");
+      await waitFor(
+        () => (tracks.video?.count() ?? 0) >= 20 && (tracks.audio?.count() ?? 0) >= 20,
+        20_000,
+        "forwarded audio and video packets",
+      );
       // The subscriber's DTLS coming up asks the publisher for a keyframe; REMB arrives once a second.
-      await waitFor(() => video.feedback.plis >= 1 && video.feedback.rembBitrates.length >= 1, 5_000, "PLI and REMB at the publisher");
+      await waitFor(
+        () => video.feedback.plis >= 1 && video.feedback.rembBitrates.length >= 1,
+        5_000,
+        "PLI and REMB at the publisher",
+      );
       // A send limit on the subscriber lowers the REMB the publisher gets: the one way a forwarding server can honour it.
       await subscriberEndpoint.setMaxVideoSendBandwidth(300);
       expect(await subscriberEndpoint.getMaxVideoSendBandwidth()).toBe(300);
-      await waitFor(() => video.feedback.rembBitrates.some((bitrate) => bitrate <= 300_000), 5_000, "a REMB lowered to 300 kbps");
+      await waitFor(
+        () => video.feedback.rembBitrates.some((bitrate) => bitrate <= 300_000),
+        5_000,
+        "a REMB lowered to 300 kbps",
+      );
     } finally {
       video.stop();
       audio.stop();
@@ -134,8 +170,16 @@ describe("the real kurento-client drives the embedded media server", () => {
     expect(publisherIce.toServer).toBeGreaterThan(0);
     expect(subscriberIce.fromServer).toBeGreaterThan(0);
     expect(gatheringDone).toBe(1);
-    await waitFor(() => mediaStates.includes("publisher:CONNECTED") && mediaStates.includes("subscriber:CONNECTED"), 5_000, "MediaStateChanged events");
-    await waitFor(() => flowingIn.includes("VIDEO:FLOWING") && flowingIn.includes("AUDIO:FLOWING"), 5_000, "MediaFlowInStateChanged events");
+    await waitFor(
+      () => mediaStates.includes("publisher:CONNECTED") && mediaStates.includes("subscriber:CONNECTED"),
+      5_000,
+      "MediaStateChanged events",
+    );
+    await waitFor(
+      () => flowingIn.includes("VIDEO:FLOWING") && flowingIn.includes("AUDIO:FLOWING"),
+      5_000,
+      "MediaFlowInStateChanged events",
+    );
     expect(await subscriberEndpoint.getMediaState()).toBe("CONNECTED");
 
     expect(await getJson("/health")).toEqual({ status: "ok", objects: 3, pipelines: 1, sessions: 1 });

@@ -9,12 +9,30 @@ import { RpcPeer, RpcRequestError } from "../../protocol/rpc-peer.ts";
 describe("decodeFrame", () => {
   it("decodes requests, notifications and responses", () => {
     expect(decodeFrame('{"jsonrpc":"2.0","method":"joinRoom","params":{"user":"a","room":"r"},"id":0}')).toEqual({
-      kind: "request", id: 0, method: "joinRoom", params: { user: "a", room: "r" },
+      kind: "request",
+      id: 0,
+      method: "joinRoom",
+      params: { user: "a", room: "r" },
     });
-    expect(decodeFrame('{"jsonrpc":"2.0","method":"leaveRoom","id":"x"}')).toEqual({ kind: "request", id: "x", method: "leaveRoom", params: undefined });
-    expect(decodeFrame('{"jsonrpc":"2.0","method":"participantLeft","params":{"name":"a"}}')).toMatchObject({ kind: "notification" });
-    expect(decodeFrame('{"id":1,"result":{"sessionId":"s"},"jsonrpc":"2.0"}')).toEqual({ kind: "response", id: 1, result: { sessionId: "s" } });
-    expect(decodeFrame('{"id":1,"error":{"code":104,"message":"dup"},"jsonrpc":"2.0"}')).toEqual({ kind: "response", id: 1, error: { code: 104, message: "dup" } });
+    expect(decodeFrame('{"jsonrpc":"2.0","method":"leaveRoom","id":"x"}')).toEqual({
+      kind: "request",
+      id: "x",
+      method: "leaveRoom",
+      params: undefined,
+    });
+    expect(decodeFrame('{"jsonrpc":"2.0","method":"participantLeft","params":{"name":"a"}}')).toMatchObject({
+      kind: "notification",
+    });
+    expect(decodeFrame('{"id":1,"result":{"sessionId":"s"},"jsonrpc":"2.0"}')).toEqual({
+      kind: "response",
+      id: 1,
+      result: { sessionId: "s" },
+    });
+    expect(decodeFrame('{"id":1,"error":{"code":104,"message":"dup"},"jsonrpc":"2.0"}')).toEqual({
+      kind: "response",
+      id: 1,
+      error: { code: 104, message: "dup" },
+    });
   });
 
   it.each([
@@ -49,18 +67,42 @@ describe("room schemas", () => {
   });
 
   it("defaults doLoopback to false and drops unknown fields", () => {
-    expect(requestParams.publishVideo.parse({ sdpOffer: "v=0", extra: 1 })).toEqual({ sdpOffer: "v=0", doLoopback: false });
+    expect(requestParams.publishVideo.parse({ sdpOffer: "v=0", extra: 1 })).toEqual({
+      sdpOffer: "v=0",
+      doLoopback: false,
+    });
   });
 
   it("accepts the seed's example messages", () => {
-    expect(results.joinRoom.safeParse({ value: [{ id: "USER0", streams: [{ id: "webcam" }] }], sessionId: "dv41ks9hj761rndhcc8nd8cj8q" }).success).toBe(true);
-    expect(notifications.iceCandidate.safeParse({ endpointName: "USER1", sdpMLineIndex: 1, sdpMid: "video", candidate: "candidate:2 1 UDP 1677721855 127.0.1.1 58322 typ srflx raddr 172.16.181.129 rport 59597" }).success).toBe(true);
-    expect(requestParams.onIceCandidate.safeParse({ endpointName: "USER1", candidate: "candidate:2023387037 1 udp 2122260223 127.0.16.1 48156 typ host generation 0", sdpMid: "audio", sdpMLineIndex: 0 }).success).toBe(true);
+    expect(
+      results.joinRoom.safeParse({
+        value: [{ id: "USER0", streams: [{ id: "webcam" }] }],
+        sessionId: "dv41ks9hj761rndhcc8nd8cj8q",
+      }).success,
+    ).toBe(true);
+    expect(
+      notifications.iceCandidate.safeParse({
+        endpointName: "USER1",
+        sdpMLineIndex: 1,
+        sdpMid: "video",
+        candidate: "candidate:2 1 UDP 1677721855 127.0.1.1 58322 typ srflx raddr 172.16.181.129 rport 59597",
+      }).success,
+    ).toBe(true);
+    expect(
+      requestParams.onIceCandidate.safeParse({
+        endpointName: "USER1",
+        candidate: "candidate:2023387037 1 udp 2122260223 127.0.16.1 48156 typ host generation 0",
+        sdpMid: "audio",
+        sdpMLineIndex: 0,
+      }).success,
+    ).toBe(true);
   });
 
   it("rejects ill-typed params", () => {
     expect(requestParams.joinRoom.safeParse({ user: 5, room: "r" }).success).toBe(false);
-    expect(requestParams.onIceCandidate.safeParse({ endpointName: "u", candidate: "c", sdpMLineIndex: -1 }).success).toBe(false);
+    expect(
+      requestParams.onIceCandidate.safeParse({ endpointName: "u", candidate: "c", sdpMLineIndex: -1 }).success,
+    ).toBe(false);
   });
 });
 
@@ -124,12 +166,15 @@ describe("RpcPeer", () => {
 
   it("answers incoming requests through its handler, errors included", async () => {
     const sent: string[] = [];
-    const peer = new RpcPeer({ send: (f) => sent.push(f) }, {
-      onRequest: (method) => {
-        if (method === "boom") throw new Error("bad thing");
-        return { ok: method };
+    const peer = new RpcPeer(
+      { send: (f) => sent.push(f) },
+      {
+        onRequest: (method) => {
+          if (method === "boom") throw new Error("bad thing");
+          return { ok: method };
+        },
       },
-    });
+    );
     peer.receive('{"jsonrpc":"2.0","method":"hello","id":1}');
     peer.receive('{"jsonrpc":"2.0","method":"boom","id":2}');
     await new Promise((r) => setTimeout(r, 0));

@@ -24,7 +24,11 @@ class Room {
   }
 
   ctx(): CoreContext {
-    return { now: this.now, config: { authRegex: this.authRegex, reconnectWindowMs: this.windowMs }, hooks: this.hooks };
+    return {
+      now: this.now,
+      config: { authRegex: this.authRegex, reconnectWindowMs: this.windowMs },
+      hooks: this.hooks,
+    };
   }
 
   input(input: Input): Effect[] {
@@ -68,7 +72,9 @@ function notificationsTo(effects: Effect[], room: Room, session: string, method?
 }
 
 function broadcasts(effects: Effect[], method: string) {
-  return effects.filter((e): e is Effect & { kind: "broadcast" } => e.kind === "broadcast" && e.notification.method === method);
+  return effects.filter(
+    (e): e is Effect & { kind: "broadcast" } => e.kind === "broadcast" && e.notification.method === method,
+  );
 }
 
 function replyOf(effects: Effect[]) {
@@ -188,26 +194,34 @@ describe("joinRoom", () => {
 
   it("ignores unknown extra params (the original client's setRpcParams)", () => {
     const room = new Room();
-    expect(resultOf(room.req("a", "joinRoom", { user: "alice", room: "r1", token: "t", anything: 1 })).value).toEqual([]);
+    expect(resultOf(room.req("a", "joinRoom", { user: "alice", room: "r1", token: "t", anything: 1 })).value).toEqual(
+      [],
+    );
   });
 });
 
 describe("requests that need membership", () => {
-  it.each(["publishVideo", "unpublishVideo", "receiveVideoFrom", "unsubscribeFromVideo", "onIceCandidate", "sendMessage", "customRequest", "leaveRoom"])(
-    "%s before joinRoom gets 102 when its params are valid",
-    (method) => {
-      const room = new Room();
-      const params: Record<string, unknown> = {
-        publishVideo: { sdpOffer: "v=0" },
-        receiveVideoFrom: { sender: "bob_webcam", sdpOffer: "v=0" },
-        unsubscribeFromVideo: { sender: "bob_webcam" },
-        onIceCandidate: { endpointName: "bob", candidate: "c", sdpMid: "0", sdpMLineIndex: 0 },
-        sendMessage: { message: "m", userMessage: "a", roomMessage: "r1" },
-        customRequest: { hat: true },
-      };
-      expect(errorCode(room.req("x", method, params[method] ?? {}))).toBe(RoomCode.USER_NOT_FOUND);
-    },
-  );
+  it.each([
+    "publishVideo",
+    "unpublishVideo",
+    "receiveVideoFrom",
+    "unsubscribeFromVideo",
+    "onIceCandidate",
+    "sendMessage",
+    "customRequest",
+    "leaveRoom",
+  ])("%s before joinRoom gets 102 when its params are valid", (method) => {
+    const room = new Room();
+    const params: Record<string, unknown> = {
+      publishVideo: { sdpOffer: "v=0" },
+      receiveVideoFrom: { sender: "bob_webcam", sdpOffer: "v=0" },
+      unsubscribeFromVideo: { sender: "bob_webcam" },
+      onIceCandidate: { endpointName: "bob", candidate: "c", sdpMid: "0", sdpMLineIndex: 0 },
+      sendMessage: { message: "m", userMessage: "a", roomMessage: "r1" },
+      customRequest: { hat: true },
+    };
+    expect(errorCode(room.req("x", method, params[method] ?? {}))).toBe(RoomCode.USER_NOT_FOUND);
+  });
 
   it("answers unknown methods with -32601 and ignores unknown notifications", () => {
     const room = new Room();
@@ -224,9 +238,11 @@ describe("requests that need membership", () => {
 describe("publish and subscribe", () => {
   it("a publish in a room of N produces N-1 participantPublished, after the publisher's answer", () => {
     const room = new Room();
-    ["a", "b", "c", "d"].forEach((s, i) => room.join(s, `u${i}`));
+    for (const [i, s] of ["a", "b", "c", "d"].entries()) room.join(s, `u${i}`);
     const out = room.req("a", "publishVideo", { sdpOffer: "v=0 offer", doLoopback: true });
-    expect(mediaCommands(out)).toEqual([{ op: "publish", user: "u0", sdpOffer: "v=0 offer", loopback: true, dataChannels: false }]);
+    expect(mediaCommands(out)).toEqual([
+      { op: "publish", user: "u0", sdpOffer: "v=0 offer", loopback: true, dataChannels: false },
+    ]);
     expect(out.some((e) => e.kind === "reply")).toBe(false);
     const done = room.completeMedia(out, { ok: true, value: { sdpAnswer: "v=0 answer" } });
     expect(done[0]).toMatchObject({ kind: "reply", session: "a", result: { sdpAnswer: "v=0 answer", sessionId: "a" } });
@@ -257,7 +273,7 @@ describe("publish and subscribe", () => {
 
   it("an unpublish in a room of N produces N-1 participantUnpublished and drops subscriptions to it", () => {
     const room = new Room();
-    ["a", "b", "c"].forEach((s, i) => room.join(s, `u${i}`));
+    for (const [i, s] of ["a", "b", "c"].entries()) room.join(s, `u${i}`);
     room.publish("a");
     const sub = room.req("b", "receiveVideoFrom", { sender: "u0_webcam", sdpOffer: "v=0" });
     room.completeMedia(sub, { ok: true, value: { sdpAnswer: "ans" } });
@@ -293,16 +309,26 @@ describe("publish and subscribe", () => {
     room.join("a", "alice");
     room.join("b", "bob");
     room.publish("a");
-    expect(errorCode(room.req("a", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }))).toBe(RoomCode.USER_NOT_STREAMING);
-    expect(errorCode(room.req("a", "receiveVideoFrom", { sender: "bob_webcam", sdpOffer: "v=0" }))).toBe(RoomCode.USER_NOT_STREAMING);
-    expect(errorCode(room.req("b", "receiveVideoFrom", { sender: "carol_webcam", sdpOffer: "v=0" }))).toBe(RoomCode.USER_NOT_FOUND);
-    expect(errorCode(room.req("b", "receiveVideoFrom", { sender: "alice_screen", sdpOffer: "v=0" }))).toBe(RoomCode.USER_NOT_STREAMING);
+    expect(errorCode(room.req("a", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }))).toBe(
+      RoomCode.USER_NOT_STREAMING,
+    );
+    expect(errorCode(room.req("a", "receiveVideoFrom", { sender: "bob_webcam", sdpOffer: "v=0" }))).toBe(
+      RoomCode.USER_NOT_STREAMING,
+    );
+    expect(errorCode(room.req("b", "receiveVideoFrom", { sender: "carol_webcam", sdpOffer: "v=0" }))).toBe(
+      RoomCode.USER_NOT_FOUND,
+    );
+    expect(errorCode(room.req("b", "receiveVideoFrom", { sender: "alice_screen", sdpOffer: "v=0" }))).toBe(
+      RoomCode.USER_NOT_STREAMING,
+    );
   });
 
   it("rejects a sender without an underscore as invalid params", () => {
     const room = new Room();
     room.join("a", "alice");
-    expect(errorCode(room.req("a", "receiveVideoFrom", { sender: "alice", sdpOffer: "v=0" }))).toBe(JsonRpcCode.INVALID_PARAMS);
+    expect(errorCode(room.req("a", "receiveVideoFrom", { sender: "alice", sdpOffer: "v=0" }))).toBe(
+      JsonRpcCode.INVALID_PARAMS,
+    );
   });
 
   it("unsubscribes, and refuses to unsubscribe from what it does not receive", () => {
@@ -310,7 +336,10 @@ describe("publish and subscribe", () => {
     room.join("a", "alice");
     room.join("b", "bob");
     room.publish("a");
-    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), { ok: true, value: { sdpAnswer: "x" } });
+    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), {
+      ok: true,
+      value: { sdpAnswer: "x" },
+    });
     const out = room.req("b", "unsubscribeFromVideo", { sender: "alice_webcam" });
     expect(resultOf(out)).toEqual({ sessionId: "b" });
     expect(mediaCommands(out)).toEqual([{ op: "unsubscribe", user: "bob", sender: "alice" }]);
@@ -321,7 +350,9 @@ describe("publish and subscribe", () => {
     const room = new Room();
     room.join("a", "alice");
     const cand = { candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", sdpMid: "0", sdpMLineIndex: 0 };
-    expect(errorCode(room.req("a", "onIceCandidate", { endpointName: "alice", ...cand }))).toBe(RoomCode.MEDIA_ENDPOINT);
+    expect(errorCode(room.req("a", "onIceCandidate", { endpointName: "alice", ...cand }))).toBe(
+      RoomCode.MEDIA_ENDPOINT,
+    );
     room.req("a", "publishVideo", { sdpOffer: "v=0" }); // pending
     const out = room.req("a", "onIceCandidate", { endpointName: "alice", ...cand });
     expect(resultOf(out)).toEqual({ sessionId: "a" });
@@ -337,12 +368,26 @@ describe("publish and subscribe", () => {
       event: { event: "iceCandidate", user: "bob", endpoint: "alice", candidate: "c", sdpMid: "0", sdpMLineIndex: 0 },
     });
     expect(ice).toEqual([
-      { kind: "notify", session: "b", notification: { method: "iceCandidate", params: { endpointName: "alice", candidate: "c", sdpMid: "0", sdpMLineIndex: 0 } } },
+      {
+        kind: "notify",
+        session: "b",
+        notification: {
+          method: "iceCandidate",
+          params: { endpointName: "alice", candidate: "c", sdpMid: "0", sdpMLineIndex: 0 },
+        },
+      },
     ]);
-    const own = room.input({ type: "mediaEvent", event: { event: "mediaError", user: "alice", error: "ERR: element" } });
-    expect(own).toEqual([{ kind: "notify", session: "a", notification: { method: "mediaError", params: { error: "ERR: element" } } }]);
+    const own = room.input({
+      type: "mediaEvent",
+      event: { event: "mediaError", user: "alice", error: "ERR: element" },
+    });
+    expect(own).toEqual([
+      { kind: "notify", session: "a", notification: { method: "mediaError", params: { error: "ERR: element" } } },
+    ]);
     const all = room.input({ type: "mediaEvent", event: { event: "mediaError", error: "ERR: pipeline" } });
-    expect(all).toEqual([{ kind: "broadcast", except: null, notification: { method: "mediaError", params: { error: "ERR: pipeline" } } }]);
+    expect(all).toEqual([
+      { kind: "broadcast", except: null, notification: { method: "mediaError", params: { error: "ERR: pipeline" } } },
+    ]);
   });
 
   it("passes the streams a bridge mediaError names through to the client", () => {
@@ -350,11 +395,21 @@ describe("publish and subscribe", () => {
     room.join("a", "alice");
     room.join("b", "bob");
     const streams = ["alice_webcam", "bob_webcam"];
-    const own = room.input({ type: "mediaEvent", event: { event: "mediaError", user: "alice", error: "ERR: element", streams } });
+    const own = room.input({
+      type: "mediaEvent",
+      event: { event: "mediaError", user: "alice", error: "ERR: element", streams },
+    });
     expect(own).toEqual([
-      { kind: "notify", session: "a", notification: { method: "mediaError", params: { error: "ERR: element", streams } } },
+      {
+        kind: "notify",
+        session: "a",
+        notification: { method: "mediaError", params: { error: "ERR: element", streams } },
+      },
     ]);
-    const all = room.input({ type: "mediaEvent", event: { event: "mediaError", error: "ERR: pipeline", streams: ["bob_webcam"] } });
+    const all = room.input({
+      type: "mediaEvent",
+      event: { event: "mediaError", error: "ERR: pipeline", streams: ["bob_webcam"] },
+    });
     expect(all).toEqual([
       {
         kind: "broadcast",
@@ -378,9 +433,11 @@ describe("publish and subscribe", () => {
 describe("leaveRoom", () => {
   it("a leave produces one participantLeft per remaining user, then the answer, then the close", () => {
     const room = new Room();
-    ["a", "b", "c"].forEach((s, i) => room.join(s, `u${i}`));
+    for (const [i, s] of ["a", "b", "c"].entries()) room.join(s, `u${i}`);
     const out = room.req("b", "leaveRoom", {});
-    expect(notificationsTo(out, room, "a", "participantLeft")).toEqual([{ method: "participantLeft", params: { name: "u1" } }]);
+    expect(notificationsTo(out, room, "a", "participantLeft")).toEqual([
+      { method: "participantLeft", params: { name: "u1" } },
+    ]);
     expect(notificationsTo(out, room, "c", "participantLeft")).toHaveLength(1);
     const kinds = out.map((e) => e.kind);
     expect(kinds.indexOf("broadcast")).toBeLessThan(kinds.indexOf("reply"));
@@ -403,7 +460,10 @@ describe("leaveRoom", () => {
     room.join("a", "alice");
     room.join("b", "bob");
     room.publish("a");
-    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), { ok: true, value: { sdpAnswer: "x" } });
+    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), {
+      ok: true,
+      value: { sdpAnswer: "x" },
+    });
     room.req("a", "leaveRoom");
     expect(findByUser(room.state, "bob")?.subscriptions).toEqual({});
   });
@@ -412,7 +472,7 @@ describe("leaveRoom", () => {
 describe("sendMessage", () => {
   it("reaches everyone, sender included, once", () => {
     const room = new Room();
-    ["a", "b", "c"].forEach((s, i) => room.join(s, `u${i}`));
+    for (const [i, s] of ["a", "b", "c"].entries()) room.join(s, `u${i}`);
     const out = room.req("a", "sendMessage", { message: "hello", userMessage: "u0", roomMessage: "r1" });
     expect(resultOf(out)).toEqual({ sessionId: "a" });
     for (const s of ["a", "b", "c"]) {
@@ -426,8 +486,12 @@ describe("sendMessage", () => {
     const room = new Room();
     room.join("a", "alice");
     room.join("b", "bob");
-    expect(errorCode(room.req("a", "sendMessage", { message: "x", userMessage: "bob", roomMessage: "r1" }))).toBe(RoomCode.USER_NOT_FOUND);
-    expect(errorCode(room.req("a", "sendMessage", { message: "x", userMessage: "alice", roomMessage: "r2" }))).toBe(RoomCode.ROOM_NOT_FOUND);
+    expect(errorCode(room.req("a", "sendMessage", { message: "x", userMessage: "bob", roomMessage: "r1" }))).toBe(
+      RoomCode.USER_NOT_FOUND,
+    );
+    expect(errorCode(room.req("a", "sendMessage", { message: "x", userMessage: "alice", roomMessage: "r2" }))).toBe(
+      RoomCode.ROOM_NOT_FOUND,
+    );
   });
 
   it("does not copy state for a chat message", () => {
@@ -459,7 +523,10 @@ describe("customRequest (hat filter)", () => {
     const room = new Room();
     room.join("a", "alice");
     const missing = replyOf(room.req("a", "customRequest", {}));
-    expect(missing.kind === "error" && missing.error).toMatchObject({ code: JsonRpcCode.INVALID_PARAMS, message: expect.stringContaining("'hat' is missing") });
+    expect(missing.kind === "error" && missing.error).toMatchObject({
+      code: JsonRpcCode.INVALID_PARAMS,
+      message: expect.stringContaining("'hat' is missing"),
+    });
     const noHat = replyOf(room.req("a", "customRequest", { hat: false }));
     expect(noHat.kind === "error" && noHat.error.message).toBe("This user has no hat filter yet");
     expect(errorCode(room.req("a", "customRequest", { hat: true }))).toBe(RoomCode.USER_NOT_STREAMING);
@@ -470,7 +537,10 @@ describe("customRequest (hat filter)", () => {
     room.join("a", "alice");
     room.publish("a");
     const on = room.req("a", "customRequest", { hat: true });
-    const done = room.completeMedia(on, { ok: false, error: { code: RoomCode.MEDIA_GENERIC, message: "filters unsupported" } });
+    const done = room.completeMedia(on, {
+      ok: false,
+      error: { code: RoomCode.MEDIA_GENERIC, message: "filters unsupported" },
+    });
     expect(errorCode(done)).toBe(RoomCode.MEDIA_GENERIC);
     expect(findByUser(room.state, "alice")?.attributes).toEqual({});
   });
@@ -497,7 +567,9 @@ describe("reconnection window", () => {
     expect(early).toEqual([{ kind: "alarm", at: room.now + 5_000 }]);
     room.now += 5_000;
     const late = room.input({ type: "tick" });
-    expect(notificationsTo(late, room, "a", "participantLeft")).toEqual([{ method: "participantLeft", params: { name: "bob" } }]);
+    expect(notificationsTo(late, room, "a", "participantLeft")).toEqual([
+      { method: "participantLeft", params: { name: "bob" } },
+    ]);
     expect(mediaCommands(late)).toEqual([{ op: "releaseUser", user: "bob" }]);
     expect(late.at(-1)).toEqual({ kind: "alarm", at: null });
   });
@@ -509,10 +581,14 @@ describe("reconnection window", () => {
     room.input({ type: "socketClosed", session: "b" });
     const out = room.req("b2", "connect", { sessionId: "b" });
     expect(out).toContainEqual({ kind: "bind", from: "b2", to: "b" });
-    expect(out).toContainEqual(expect.objectContaining({ kind: "reply", session: "b", result: { value: [{ id: "alice" }], sessionId: "b" } }));
+    expect(out).toContainEqual(
+      expect.objectContaining({ kind: "reply", session: "b", result: { value: [{ id: "alice" }], sessionId: "b" } }),
+    );
     expect(out).toContainEqual({ kind: "alarm", at: null });
     expect(findByUser(room.state, "bob")?.disconnectedAt).toBeNull();
-    expect(resultOf(room.req("b", "sendMessage", { message: "back", userMessage: "bob", roomMessage: "r1" }))).toEqual({ sessionId: "b" });
+    expect(resultOf(room.req("b", "sendMessage", { message: "back", userMessage: "bob", roomMessage: "r1" }))).toEqual({
+      sessionId: "b",
+    });
   });
 
   it("connect tells a resumed session what it missed: who joined and who publishes now", () => {
@@ -523,7 +599,10 @@ describe("reconnection window", () => {
     room.join("c", "carol");
     room.publish("c");
     const out = room.req("b2", "connect", { sessionId: "b" });
-    expect(resultOf(out)).toEqual({ value: [{ id: "alice" }, { id: "carol", streams: [{ id: "webcam" }] }], sessionId: "b" });
+    expect(resultOf(out)).toEqual({
+      value: [{ id: "alice" }, { id: "carol", streams: [{ id: "webcam" }] }],
+      sessionId: "b",
+    });
   });
 
   it("connect with an unknown session is 40007; without one it just answers", () => {
@@ -577,14 +656,19 @@ describe("media lost (media server restart, bridge replaced)", () => {
     room.join("b", "bob");
     room.join("c", "carol");
     room.publish("a");
-    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), { ok: true, value: { sdpAnswer: "x" } });
+    room.completeMedia(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" }), {
+      ok: true,
+      value: { sdpAnswer: "x" },
+    });
     const out = room.input({ type: "mediaEvent", event: { event: "mediaLost", error: "media server restarted" } });
     expect(notificationsTo(out, room, "a", "mediaError")).toEqual([
       { method: "mediaError", params: { error: "media server restarted", streams: ["alice_webcam"] } },
     ]);
     expect(notificationsTo(out, room, "b", "mediaError")).toHaveLength(1);
     expect(notificationsTo(out, room, "c", "mediaError")).toHaveLength(0); // carol had no media
-    expect(notificationsTo(out, room, "b", "participantUnpublished")).toEqual([{ method: "participantUnpublished", params: { name: "alice" } }]);
+    expect(notificationsTo(out, room, "b", "participantUnpublished")).toEqual([
+      { method: "participantUnpublished", params: { name: "alice" } },
+    ]);
     expect(findByUser(room.state, "alice")?.publish).toBe("none");
     expect(findByUser(room.state, "bob")?.subscriptions).toEqual({});
     // alice can publish again
@@ -619,7 +703,9 @@ describe("media lost (media server restart, bridge replaced)", () => {
     const answer = { ok: true, value: { sdpAnswer: "x" } } as const;
     room.completeMedia(room.req("a", "receiveVideoFrom", { sender: "bob_webcam", sdpOffer: "v=0" }), answer);
     const out = room.input({ type: "mediaEvent", event: { event: "mediaLost", users: ["bob"], error: "lost" } });
-    expect(notificationsTo(out, room, "b", "mediaError")).toEqual([{ method: "mediaError", params: { error: "lost", streams: ["bob_webcam"] } }]);
+    expect(notificationsTo(out, room, "b", "mediaError")).toEqual([
+      { method: "mediaError", params: { error: "lost", streams: ["bob_webcam"] } },
+    ]);
     expect(notificationsTo(out, room, "a", "mediaError")).toEqual([]);
     expect(notificationsTo(out, room, "a", "participantUnpublished")).toEqual([
       { method: "participantUnpublished", params: { name: "bob" } },

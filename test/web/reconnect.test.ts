@@ -51,7 +51,9 @@ describe("a dropped connection", () => {
       "reconnecting",
       "reconnected",
     ]);
-    const states = aliceLog.filter((r) => r.name === "connection-state-changed").map((r) => (r.event as { state: string }).state);
+    const states = aliceLog
+      .filter((r) => r.name === "connection-state-changed")
+      .map((r) => (r.event as { state: string }).state);
     expect(states).toEqual(["reconnecting", "connected"]);
 
     // Both directions work on the resumed session.
@@ -75,14 +77,24 @@ describe("a dropped connection", () => {
     // Past the window: bob never heard alice leave (or join again).
     await sleep(WINDOW_SECONDS * 1000 + 500);
     expect(names(bobLog, ROSTER_EVENTS)).toEqual(["participant-joined"]); // carol only
-    expect((bobLog.find((r) => r.name === "participant-joined")?.event as { participant: { getID(): string } }).participant.getID()).toBe("carol");
-    expect(bob.getRemoteParticipants().map((p) => p.getID()).sort()).toEqual(["alice", "carol"]);
+    const arrival = bobLog.find((r) => r.name === "participant-joined")?.event as
+      | { participant: { getID(): string } }
+      | undefined;
+    expect(arrival?.participant.getID()).toBe("carol");
+    expect(
+      bob
+        .getRemoteParticipants()
+        .map((p) => p.getID())
+        .sort(),
+    ).toEqual(["alice", "carol"]);
     expect(names(aliceLog, ROSTER_EVENTS)).toEqual(["participant-joined"]);
   });
 
   it("requests made while reconnecting fail at once with 803, and work again after", async () => {
     const roomName = uniqueRoom("during");
-    const alice = await joined(proxy.httpUrl, roomName, "alice", { reconnect: { initialDelayMs: 300, maxDelayMs: 300 } });
+    const alice = await joined(proxy.httpUrl, roomName, "alice", {
+      reconnect: { initialDelayMs: 300, maxDelayMs: 300 },
+    });
     proxy.refusing = true;
     proxy.dropAll();
     await until(() => alice.state === "reconnecting", 5000, "alice to be reconnecting");
@@ -104,7 +116,11 @@ describe("a dropped connection", () => {
     expect(proxy.freezeAll()).toBeGreaterThan(0);
     await until(() => names(aliceLog).includes("reconnected"), 10_000, "alice to notice and reconnect");
     expect(proxy.accepted).toBeGreaterThan(sockets);
-    expect(names(aliceLog, ["lost-connection", "reconnecting", "reconnected"])).toEqual(["lost-connection", "reconnecting", "reconnected"]);
+    expect(names(aliceLog, ["lost-connection", "reconnecting", "reconnected"])).toEqual([
+      "lost-connection",
+      "reconnecting",
+      "reconnected",
+    ]);
     const heard = bob.next("newMessage");
     await alice.sendMessage("through the new socket");
     expect((await heard).user).toBe("alice");
@@ -112,7 +128,9 @@ describe("a dropped connection", () => {
   });
 
   it("leave() while reconnecting stops trying and closes", async () => {
-    const alice = await joined(proxy.httpUrl, uniqueRoom("give-up"), "alice", { reconnect: { initialDelayMs: 200, maxDelayMs: 200 } });
+    const alice = await joined(proxy.httpUrl, uniqueRoom("give-up"), "alice", {
+      reconnect: { initialDelayMs: 200, maxDelayMs: 200 },
+    });
     const log = record(alice);
     proxy.refusing = true;
     proxy.dropAll();
@@ -129,7 +147,9 @@ describe("a dropped connection", () => {
 describe("a seat that expired", () => {
   it("is reported with error-room 40007 (session-expired), not re-joined; the others saw the user leave", async () => {
     const roomName = uniqueRoom("expired");
-    const alice = await joined(proxy.httpUrl, roomName, "alice", { reconnect: { initialDelayMs: 200, maxDelayMs: 400, timeoutMs: 20_000 } });
+    const alice = await joined(proxy.httpUrl, roomName, "alice", {
+      reconnect: { initialDelayMs: 200, maxDelayMs: 400, timeoutMs: 20_000 },
+    });
     const bob = await joined(dev.url, roomName, "bob");
     const aliceLog = record(alice);
     const bobLeft = bob.next("participant-left", { timeoutMs: 25_000 });

@@ -50,7 +50,9 @@ describe("joining and the roster", () => {
       "room-connected",
     ]);
     await until(() => names(aliceLog).includes("participant-joined"), 5000, "alice to hear of bob");
-    const joinedEvent = aliceLog.find((r) => r.name === "participant-joined")?.event as { participant: { getID(): string } };
+    const joinedEvent = aliceLog.find((r) => r.name === "participant-joined")?.event as {
+      participant: { getID(): string };
+    };
     expect(joinedEvent.participant.getID()).toBe("bob");
     expect(alice.getParticipant("bob")?.isLocal()).toBe(false);
 
@@ -63,7 +65,10 @@ describe("joining and the roster", () => {
     expect(states).toEqual(["connecting", "connected", "leaving", "closed"]);
     await until(() => names(aliceLog).includes("participant-left"), 5000, "alice to see bob leave");
     expect(alice.getParticipant("bob")).toBeUndefined();
-    expect(names(aliceLog, ["participant-joined", "participant-left"])).toEqual(["participant-joined", "participant-left"]);
+    expect(names(aliceLog, ["participant-joined", "participant-left"])).toEqual([
+      "participant-joined",
+      "participant-left",
+    ]);
   });
 
   it("a taken name gets error-room with the server's 104, and the promise rejects the same way", async () => {
@@ -105,7 +110,10 @@ describe("joining and the roster", () => {
 
   it("an unreachable server gets error-room with a transport error (803)", async () => {
     const port = await freePort();
-    const room = kurentoFor(`http://127.0.0.1:${port}`, { connectTimeoutMs: 3000 }).Room({ room: "nowhere", user: "erin" });
+    const room = kurentoFor(`http://127.0.0.1:${port}`, { connectTimeoutMs: 3000 }).Room({
+      room: "nowhere",
+      user: "erin",
+    });
     rooms.push(room);
     const log = record(room);
     const error = await room.connect().then(
@@ -227,10 +235,9 @@ describe("the server ends the stay", () => {
       [alice, aliceLog],
       [bob, bobLog],
     ] as const) {
-      expect(names(log, ["participant-evicted", "room-closed", "lost-connection", "reconnecting", "error-room"])).toEqual([
-        "participant-evicted",
-        "room-closed",
-      ]);
+      expect(
+        names(log, ["participant-evicted", "room-closed", "lost-connection", "reconnecting", "error-room"]),
+      ).toEqual(["participant-evicted", "room-closed"]);
       expect(log.find((r) => r.name === "room-closed")?.event).toEqual({ room: roomName });
       expect(room.closeReason).toBe("evicted");
     }
@@ -243,7 +250,7 @@ describe("the server ends the stay", () => {
 
 describe("REST helpers", () => {
   it("getClientConfig and getAllRooms read the worker's answers (http or ws URLs)", async () => {
-    const config = await getClientConfig(dev.url.replace(/^http/, "ws") + "/room");
+    const config = await getClientConfig(`${dev.url.replace(/^http/, "ws")}/room`);
     expect(config).toEqual({ loopbackRemote: false, loopbackAndLocal: false, filters: [] });
     const roomName = uniqueRoom("listed");
     await joined(dev.url, roomName, "lee");

@@ -26,7 +26,8 @@ describe("connection state transitions", () => {
 
   it("allows exactly the documented transitions", () => {
     const allowed: Array<[ConnectionState, ConnectionState]> = [];
-    for (const from of CONNECTION_STATES) for (const to of CONNECTION_STATES) if (canTransition(from, to)) allowed.push([from, to]);
+    for (const from of CONNECTION_STATES)
+      for (const to of CONNECTION_STATES) if (canTransition(from, to)) allowed.push([from, to]);
     expect(allowed).toEqual(legal);
   });
 

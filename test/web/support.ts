@@ -27,7 +27,12 @@ export function makeRoom(baseUrl: string, room: string, user: string, options: K
 }
 
 /** Joins and resolves once `room-connected` fired. */
-export async function joined(baseUrl: string, room: string, user: string, options: KurentoRoomOptions = {}): Promise<Room> {
+export async function joined(
+  baseUrl: string,
+  room: string,
+  user: string,
+  options: KurentoRoomOptions = {},
+): Promise<Room> {
   const made = makeRoom(baseUrl, room, user, options);
   await made.connect();
   return made;

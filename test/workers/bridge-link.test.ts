@@ -24,7 +24,9 @@ async function upgradeStatus(path: string, headers: Record<string, string>): Pro
 
 /** A fake bridge: registers on the control link and opens room links when asked to attach. */
 async function connectBridge(bridgeId: string, filters: string[] = []): Promise<Client> {
-  const control = await Client.open("/bridge/control", { Authorization: `Bearer ${await token(CONTROL_AUDIENCE, bridgeId)}` });
+  const control = await Client.open("/bridge/control", {
+    Authorization: `Bearer ${await token(CONTROL_AUDIENCE, bridgeId)}`,
+  });
   const registered = await control.request("register", {
     bridgeId,
     kms: [{ uri: "ws://127.0.0.1:8888/kurento", limit: 10 }],
@@ -38,7 +40,9 @@ async function connectBridge(bridgeId: string, filters: string[] = []): Promise<
 async function attachRoom(control: Client, room: string, bridgeId = "bridge-1"): Promise<Client> {
   const attach = await control.incoming("attach");
   expect(attach.params?.room).toBe(room);
-  const link = await Client.open(`/bridge/rooms/${room}`, { Authorization: `Bearer ${await token(roomAudience(room), bridgeId)}` });
+  const link = await Client.open(`/bridge/rooms/${room}`, {
+    Authorization: `Bearer ${await token(roomAudience(room), bridgeId)}`,
+  });
   control.reply(attach.id, {});
   return link;
 }
@@ -61,7 +65,9 @@ describe("bridge authentication", () => {
   });
 
   it("answers a malformed register with an error and keeps the link", async () => {
-    const control = await Client.open("/bridge/control", { Authorization: `Bearer ${await token(CONTROL_AUDIENCE, "bad-reg")}` });
+    const control = await Client.open("/bridge/control", {
+      Authorization: `Bearer ${await token(CONTROL_AUDIENCE, "bad-reg")}`,
+    });
     const bad = await control.request("register", { bridgeId: "bad-reg", kms: [] });
     expect(bad.error?.code).toBe(-32602);
     control.ws.send("not json");
@@ -101,17 +107,36 @@ describe("media through an attached bridge", () => {
     const control = await connectBridge("bridge-1", ["hat"]);
     const health = (await (await SELF.fetch("https://example.com/health")).json()) as { bridges: number };
     expect(health.bridges).toBeGreaterThanOrEqual(1);
-    expect(((await (await SELF.fetch("https://example.com/getClientConfig")).json()) as { filters: string[] }).filters).toEqual(["hat"]);
+    expect(
+      ((await (await SELF.fetch("https://example.com/getClientConfig")).json()) as { filters: string[] }).filters,
+    ).toEqual(["hat"]);
 
     const alice = await Client.open("/room/m1");
     await alice.request("joinRoom", { user: "alice", room: "m1" });
     const bob = await Client.open("/room/m1");
     await bob.request("joinRoom", { user: "bob", room: "m1" });
 
-    alice.ws.send(JSON.stringify({ jsonrpc: "2.0", id: 100, method: "publishVideo", params: { sdpOffer: "v=0 alice", doLoopback: false } }));
+    alice.ws.send(
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: 100,
+        method: "publishVideo",
+        params: { sdpOffer: "v=0 alice", doLoopback: false },
+      }),
+    );
     // A trickled candidate before the answer is queued behind the publish, in order.
     alice.ws.send(
-      JSON.stringify({ jsonrpc: "2.0", id: 101, method: "onIceCandidate", params: { endpointName: "alice", candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0 } }),
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: 101,
+        method: "onIceCandidate",
+        params: {
+          endpointName: "alice",
+          candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host",
+          sdpMid: "0",
+          sdpMLineIndex: 0,
+        },
+      }),
     );
     const link = await attachRoom(control, "m1");
     const sync = await link.incoming("sync");
@@ -131,9 +156,20 @@ describe("media through an attached bridge", () => {
     expect(note.params).toEqual({ id: "alice", streams: [{ id: "webcam" }] });
 
     // Server candidates reach their user.
-    link.notify("iceCandidate", { user: "alice", endpoint: "alice", candidate: "candidate:2 1 udp 2 127.0.0.1 10 typ host", sdpMid: "0", sdpMLineIndex: 0 });
+    link.notify("iceCandidate", {
+      user: "alice",
+      endpoint: "alice",
+      candidate: "candidate:2 1 udp 2 127.0.0.1 10 typ host",
+      sdpMid: "0",
+      sdpMLineIndex: 0,
+    });
     const serverIce = await alice.waitFor((f) => f.method === "iceCandidate", "server candidate");
-    expect(serverIce.params).toEqual({ endpointName: "alice", candidate: "candidate:2 1 udp 2 127.0.0.1 10 typ host", sdpMid: "0", sdpMLineIndex: 0 });
+    expect(serverIce.params).toEqual({
+      endpointName: "alice",
+      candidate: "candidate:2 1 udp 2 127.0.0.1 10 typ host",
+      sdpMid: "0",
+      sdpMLineIndex: 0,
+    });
 
     // A subscription goes straight to the attached bridge.
     const subscribing = bob.request("receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0 bob" });
@@ -144,7 +180,9 @@ describe("media through an attached bridge", () => {
 
     // An element error reaches its owner only; a pipeline error everyone.
     link.notify("mediaError", { user: "bob", error: "ERR: endpoint" });
-    expect((await bob.waitFor((f) => f.method === "mediaError", "bob's media error")).params).toEqual({ error: "ERR: endpoint" });
+    expect((await bob.waitFor((f) => f.method === "mediaError", "bob's media error")).params).toEqual({
+      error: "ERR: endpoint",
+    });
     link.notify("mediaError", { error: "ERR: pipeline" });
     await alice.waitFor((f) => f.method === "mediaError", "alice's media error");
 
@@ -189,7 +227,9 @@ describe("media through an attached bridge", () => {
     expect(failed.error?.message).toContain("disconnected");
 
     // A bridge comes back (after a restart: it holds nothing): alice is told her media is gone.
-    const link2 = await Client.open("/bridge/rooms/m2", { Authorization: `Bearer ${await token(roomAudience("m2"), "bridge-2")}` });
+    const link2 = await Client.open("/bridge/rooms/m2", {
+      Authorization: `Bearer ${await token(roomAudience("m2"), "bridge-2")}`,
+    });
     const sync2 = await link2.incoming("sync");
     expect(sync2.params).toEqual({ users: ["alice"] });
     link2.reply(sync2.id, { held: [] });
@@ -221,7 +261,9 @@ describe("media through an attached bridge", () => {
     // BRIDGE_RETURN_GRACE_MS (3 s) later:
     const lost = await alice.waitFor((f) => f.method === "mediaError", "mediaError");
     expect(lost.params?.error).toContain("media bridge was lost");
-    expect((await bob.waitFor((f) => f.method === "participantUnpublished", "participantUnpublished")).params).toEqual({ name: "alice" });
+    expect((await bob.waitFor((f) => f.method === "participantUnpublished", "participantUnpublished")).params).toEqual({
+      name: "alice",
+    });
     alice.ws.close();
     bob.ws.close();
   });
@@ -244,7 +286,8 @@ describe("media through an attached bridge", () => {
   it("a failed pool call leaves nothing behind: a bridge link that opens later serves the room's media", async () => {
     const control = await connectBridge("bridge-5");
     const pool = env.POOL.get(env.POOL.idFromName("pool"));
-    const poolSql = (statement: string) => runInDurableObject(pool, (_instance, state) => void state.storage.sql.exec(statement));
+    const poolSql = (statement: string) =>
+      runInDurableObject(pool, (_instance, state) => void state.storage.sql.exec(statement));
     const alice = await Client.open("/room/m5");
     await alice.request("joinRoom", { user: "alice", room: "m5" });
 
@@ -258,14 +301,19 @@ describe("media through an attached bridge", () => {
     }
 
     // The bridge's room link (re)connects on its own, as a bridge's reconnecting link does.
-    const link = await Client.open("/bridge/rooms/m5", { Authorization: `Bearer ${await token(roomAudience("m5"), "bridge-5")}` });
+    const link = await Client.open("/bridge/rooms/m5", {
+      Authorization: `Bearer ${await token(roomAudience("m5"), "bridge-5")}`,
+    });
     const sync = await link.incoming("sync");
     expect(sync.params).toEqual({ users: ["alice"] });
     link.reply(sync.id, { held: [] });
 
     // Media commands now go to that link (before the fix: each failed with the pool's old error).
     const again = alice.request("publishVideo", { sdpOffer: "v=0 again", doLoopback: false });
-    const first = await Promise.race([again.then((answer) => ({ answer })), link.incoming("publish").then((publish) => ({ publish }))]);
+    const first = await Promise.race([
+      again.then((answer) => ({ answer })),
+      link.incoming("publish").then((publish) => ({ publish })),
+    ]);
     if ("answer" in first) expect.fail(`answered without reaching the bridge: ${JSON.stringify(first.answer)}`);
     link.reply(first.publish.id, { sdpAnswer: "v=0 again ok" });
     expect((await again).result).toMatchObject({ sdpAnswer: "v=0 again ok" });
@@ -273,5 +321,4 @@ describe("media through an attached bridge", () => {
     link.ws.close();
     alice.ws.close();
   });
-
 });

@@ -62,7 +62,10 @@ describe("room Durable Object", () => {
     const alice = await Client.open("/room/w3");
     await alice.request("joinRoom", { user: "alice", room: "w3" });
     const rows = await runInDurableObject(roomStub("w3"), (_instance: RoomObject, state) =>
-      state.storage.sql.exec<{ data: string }>("SELECT data FROM participants").toArray().map((r) => JSON.parse(r.data) as { user: string }),
+      state.storage.sql
+        .exec<{ data: string }>("SELECT data FROM participants")
+        .toArray()
+        .map((r) => JSON.parse(r.data) as { user: string }),
     );
     expect(rows.map((r) => r.user)).toEqual(["alice"]);
     alice.ws.close();
@@ -76,7 +79,11 @@ describe("room Durable Object", () => {
       // Exactly what the code before versioning wrote: no `v`.
       const bob = { session: "w9_old-bob", user: "bob", publish: "none", loopback: false, dataChannels: false };
       Object.assign(bob, { subscriptions: {}, attributes: {}, disconnectedAt: null });
-      state.storage.sql.exec("INSERT INTO participants (session, data) VALUES (?, ?)", bob.session, JSON.stringify(bob));
+      state.storage.sql.exec(
+        "INSERT INTO participants (session, data) VALUES (?, ?)",
+        bob.session,
+        JSON.stringify(bob),
+      );
       const pending = { session: "w9_old-bob", id: 7, op: "publish" };
       state.storage.sql.exec("INSERT INTO pending (ref, data) VALUES (?, ?)", "w9_old-bob#1", JSON.stringify(pending));
       for (const ws of state.getWebSockets()) ws.serializeAttachment({ role: "client", session: aliceSession });
@@ -87,9 +94,14 @@ describe("room Durable Object", () => {
     const chat = await alice.request("sendMessage", { message: "hi", userMessage: "alice", roomMessage: "w9" });
     expect(chat.result).toEqual({ sessionId: aliceSession });
     const carol = await Client.open("/room/w9");
-    expect((await carol.request("joinRoom", { user: "carol", room: "w9" })).result?.value).toEqual([{ id: "alice" }, { id: "bob" }]);
+    expect((await carol.request("joinRoom", { user: "carol", room: "w9" })).result?.value).toEqual([
+      { id: "alice" },
+      { id: "bob" },
+    ]);
     const bob = await Client.open("/room/w9");
-    expect((await bob.request("connect", { sessionId: "w9_old-bob" })).result).toMatchObject({ sessionId: "w9_old-bob" });
+    expect((await bob.request("connect", { sessionId: "w9_old-bob" })).result).toMatchObject({
+      sessionId: "w9_old-bob",
+    });
     // Rows written from now on carry the version.
     await bob.request("sendMessage", { message: "back", userMessage: "bob", roomMessage: "w9" });
     const versions = await runInDurableObject(stub, (_instance: RoomObject, state) =>
@@ -207,7 +219,9 @@ describe("REST routes", () => {
   it("rejects bad room URLs", async () => {
     expect((await SELF.fetch("https://example.com/room/x")).status).toBe(426);
     const tooLong = "x".repeat(200);
-    expect((await SELF.fetch(`https://example.com/room/${tooLong}`, { headers: { Upgrade: "websocket" } })).status).toBe(400);
+    expect(
+      (await SELF.fetch(`https://example.com/room/${tooLong}`, { headers: { Upgrade: "websocket" } })).status,
+    ).toBe(400);
   });
 });
 

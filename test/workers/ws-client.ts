@@ -60,7 +60,10 @@ export class Client {
 
   /** Waits for an incoming request (a frame with both method and id), e.g. a media command to a bridge. */
   async incoming(method: string): Promise<Frame & { id: number | string }> {
-    const frame = await this.waitFor((f) => f.method === method && f.id !== undefined && f.id !== null && !this.answered.has(f.id), `request ${method}`);
+    const frame = await this.waitFor(
+      (f) => f.method === method && f.id !== undefined && f.id !== null && !this.answered.has(f.id),
+      `request ${method}`,
+    );
     this.answered.add(frame.id as number | string);
     return frame as Frame & { id: number | string };
   }
@@ -88,4 +91,3 @@ export class Client {
     return this.closeCode;
   }
 }
-

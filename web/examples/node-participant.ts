@@ -87,9 +87,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const reports = await runParticipants({
     url: values.url,
     room: values.room,
-    users: values.users.split(",").map((u) => u.trim()).filter(Boolean),
+    users: values.users
+      .split(",")
+      .map((u) => u.trim())
+      .filter(Boolean),
     messages: Number(values.messages),
     log: (line) => console.log(line),
   });
-  for (const report of reports) console.log(`${report.user}: heard ${report.heard.length} messages, saw ${report.sawJoin.length} join(s)`);
+  for (const report of reports)
+    console.log(`${report.user}: heard ${report.heard.length} messages, saw ${report.sawJoin.length} join(s)`);
 }

@@ -21,7 +21,8 @@ export function mediaEvent(b: StepBuilder, event: MediaEvent): void {
     }
     case "mediaError": {
       // The bridge may name the streams that failed; they reach the client as they are.
-      const params = event.streams === undefined ? { error: event.error } : { error: event.error, streams: event.streams };
+      const params =
+        event.streams === undefined ? { error: event.error } : { error: event.error, streams: event.streams };
       const notification = { method: "mediaError", params } as const;
       if (event.user === undefined) return b.broadcast(null, notification);
       const target = findByUser(b.state, event.user);
@@ -57,7 +58,8 @@ function mediaLost(b: StepBuilder, users: readonly string[] | undefined, error: 
     if (p.publish === "live") b.broadcast(p.session, { method: "participantUnpublished", params: { name: p.user } });
   }
   for (const p of affected) {
-    if (p.disconnectedAt === null) b.notify(p.session, { method: "mediaError", params: { error, streams: lostStreams(p) } });
+    if (p.disconnectedAt === null)
+      b.notify(p.session, { method: "mediaError", params: { error, streams: lostStreams(p) } });
   }
 }
 

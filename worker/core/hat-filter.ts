@@ -12,7 +12,9 @@ export const hatFilterHandler: CustomRequestHandler = {
   handle({ participant, params }) {
     const hatOn = params[HAT];
     if (typeof hatOn !== "boolean") {
-      return { error: rpcError(JsonRpcCode.INVALID_PARAMS, `Request element '${HAT}' is missing (expected true or false)`) };
+      return {
+        error: rpcError(JsonRpcCode.INVALID_PARAMS, `Request element '${HAT}' is missing (expected true or false)`),
+      };
     }
     const wearing = participant.attributes[HAT] === true;
     if (hatOn) {

@@ -9,7 +9,12 @@ import { splitStreamId, WEBCAM_STREAM, type RequestParams } from "../../protocol
 import type { MediaOutcome } from "./types.ts";
 import { findByUser, WEBCAM_STREAMS, withoutSubscription, type StepBuilder } from "./step.ts";
 
-export function publishVideo(b: StepBuilder, session: string, id: RequestId | null, p: RequestParams<"publishVideo">): void {
+export function publishVideo(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  p: RequestParams<"publishVideo">,
+): void {
   const me = b.member(session, id);
   if (!me) return;
   if (me.publish !== "none") {
@@ -49,10 +54,18 @@ export function receiveVideoFrom(
   }
   const sender = findByUser(b.state, senderName);
   if (!sender) {
-    return b.fail(session, id, rpcError(RoomCode.USER_NOT_FOUND, `User '${senderName}' not found in room '${b.state.room}'`));
+    return b.fail(
+      session,
+      id,
+      rpcError(RoomCode.USER_NOT_FOUND, `User '${senderName}' not found in room '${b.state.room}'`),
+    );
   }
   if (stream !== WEBCAM_STREAM || sender.publish !== "live") {
-    return b.fail(session, id, rpcError(RoomCode.USER_NOT_STREAMING, `User '${senderName}' is not streaming '${stream}'`));
+    return b.fail(
+      session,
+      id,
+      rpcError(RoomCode.USER_NOT_STREAMING, `User '${senderName}' is not streaming '${stream}'`),
+    );
   }
   b.putParticipant({ ...me, subscriptions: { ...me.subscriptions, [senderName]: "pending" } });
   b.mediaRequest(
@@ -79,7 +92,12 @@ export function unsubscribeFromVideo(
   b.reply(session, id, {});
 }
 
-export function onIceCandidate(b: StepBuilder, session: string, id: RequestId | null, p: RequestParams<"onIceCandidate">): void {
+export function onIceCandidate(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  p: RequestParams<"onIceCandidate">,
+): void {
   const me = b.member(session, id);
   if (!me) return;
   // Candidates may arrive before the SDP answer: a pending endpoint counts.
@@ -100,7 +118,12 @@ export function onIceCandidate(b: StepBuilder, session: string, id: RequestId | 
 }
 
 /** Application-defined requests, through the `customRequest` hook (the demo's hat filter). */
-export function customRequest(b: StepBuilder, session: string, id: RequestId | null, params: Record<string, unknown>): void {
+export function customRequest(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  params: Record<string, unknown>,
+): void {
   const me = b.member(session, id);
   if (!me) return;
   const handler = b.ctx.hooks.customRequest;

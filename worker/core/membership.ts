@@ -15,10 +15,18 @@ export function joinRoom(b: StepBuilder, session: string, id: RequestId | null, 
     return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, `Already joined room '${room}' as '${existing.user}'`));
   }
   if (p.room !== room) {
-    return b.fail(session, id, rpcError(RoomCode.ROOM_GENERIC, `This connection belongs to room '${room}', not '${p.room}'`));
+    return b.fail(
+      session,
+      id,
+      rpcError(RoomCode.ROOM_GENERIC, `This connection belongs to room '${room}', not '${p.room}'`),
+    );
   }
   if (findByUser(b.state, p.user)) {
-    return b.fail(session, id, rpcError(RoomCode.EXISTING_USER_IN_ROOM, `User '${p.user}' already exists in room '${room}'`));
+    return b.fail(
+      session,
+      id,
+      rpcError(RoomCode.EXISTING_USER_IN_ROOM, `User '${p.user}' already exists in room '${room}'`),
+    );
   }
   const creating = b.state.participants.size === 0;
   if (creating && !b.ctx.config.authRegex.test(p.user)) {
@@ -53,7 +61,12 @@ export function leaveRoom(b: StepBuilder, session: string, id: RequestId | null)
   b.effects.push({ kind: "close", session, code: CloseCode.NORMAL, reason: "left the room" });
 }
 
-export function sendMessage(b: StepBuilder, session: string, id: RequestId | null, p: RequestParams<"sendMessage">): void {
+export function sendMessage(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  p: RequestParams<"sendMessage">,
+): void {
   const me = b.member(session, id);
   if (!me) return;
   const { room } = b.state;
@@ -75,7 +88,11 @@ export function connect(b: StepBuilder, session: string, id: RequestId | null, p
   if (target === undefined || target === session) return b.reply(session, id, {});
   const resumed = b.state.participants.get(target);
   if (!resumed) {
-    return b.fail(session, id, rpcError(INVALID_SESSION_CODE, "Invalid session: unknown, or its reconnection window has expired"));
+    return b.fail(
+      session,
+      id,
+      rpcError(INVALID_SESSION_CODE, "Invalid session: unknown, or its reconnection window has expired"),
+    );
   }
   if (b.state.participants.has(session)) {
     const message = "This connection already joined the room; it cannot resume another session";

@@ -16,7 +16,15 @@ import { isRoomMethod, requestParams, type RequestParams, type RoomMethod } from
 import type { CoreContext } from "./hooks.ts";
 import type { Input, RoomState, Step } from "./types.ts";
 import { nextDeadline, StepBuilder } from "./step.ts";
-import { closeRoom, connect, expireDisconnected, joinRoom, leaveRoom, sendMessage, socketClosed } from "./membership.ts";
+import {
+  closeRoom,
+  connect,
+  expireDisconnected,
+  joinRoom,
+  leaveRoom,
+  sendMessage,
+  socketClosed,
+} from "./membership.ts";
 import {
   customRequest,
   mediaResult,
@@ -57,7 +65,12 @@ export function apply(state: RoomState, input: Input, ctx: CoreContext): Step {
   return step.finish();
 }
 
-type Handler<M extends RoomMethod> = (b: StepBuilder, session: string, id: RequestId | null, params: RequestParams<M>) => void;
+type Handler<M extends RoomMethod> = (
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  params: RequestParams<M>,
+) => void;
 
 /** One handler per protocol method: a method without one fails to compile. */
 const HANDLERS = {
@@ -82,7 +95,11 @@ function request(b: StepBuilder, session: string, id: RequestId | null, method: 
   }
   const parsed = requestParams[method].safeParse(rawParams ?? {});
   if (!parsed.success) {
-    b.fail(session, id, rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for ${method}: ${describeIssues(parsed.error)}`));
+    b.fail(
+      session,
+      id,
+      rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for ${method}: ${describeIssues(parsed.error)}`),
+    );
     return;
   }
   (HANDLERS[method] as Handler<typeof method>)(b, session, id, parsed.data as never);

@@ -44,7 +44,12 @@ export class StepBuilder {
   /** The session's participant, or an error answer (and undefined) when it has not joined. */
   member(session: string, id: RequestId | null): Participant | undefined {
     const me = this.state.participants.get(session);
-    if (!me) this.fail(session, id, rpcError(RoomCode.USER_NOT_FOUND, "This session has not joined a room (send joinRoom first)"));
+    if (!me)
+      this.fail(
+        session,
+        id,
+        rpcError(RoomCode.USER_NOT_FOUND, "This session has not joined a room (send joinRoom first)"),
+      );
     return me;
   }
 
@@ -116,7 +121,8 @@ export class StepBuilder {
 export function nextDeadline(state: RoomState, windowMs: number): number | null {
   let at: number | null = null;
   for (const p of state.participants.values()) {
-    if (p.disconnectedAt !== null && (at === null || p.disconnectedAt + windowMs < at)) at = p.disconnectedAt + windowMs;
+    if (p.disconnectedAt !== null && (at === null || p.disconnectedAt + windowMs < at))
+      at = p.disconnectedAt + windowMs;
   }
   return at;
 }

@@ -8,11 +8,11 @@
  * with 204); the bridge uses the same function among its KMSes.
  */
 import { DurableObject } from "cloudflare:workers";
-import * as z from "zod";
+import type * as z from "zod";
 import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { claimBridgeToken } from "../bridge-auth.ts";
 import type { Env } from "../env.ts";
-import { controlParams, controlResults, type FilterName } from "../../protocol/bridge.ts";
+import { controlParams, type controlResults, type FilterName } from "../../protocol/bridge.ts";
 import { JsonRpcCode, RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
 import { describeIssues } from "../../protocol/jsonrpc.ts";
 import { selectMediaServer } from "../../protocol/media-server-selection.ts";
@@ -31,7 +31,6 @@ interface BridgeRow {
 }
 
 export type Assignment = { ok: true; bridgeId: string } | { ok: false; error: RpcError };
-
 
 export class BridgePool extends DurableObject<Env> {
   readonly #sql: SqlStorage;
@@ -73,7 +72,7 @@ export class BridgePool extends DurableObject<Env> {
   }
 
   #peerFor(ws: WebSocket): RpcPeer {
-    const bridgeId = (readControlAttachment(ws))?.bridgeId ?? "";
+    const bridgeId = readControlAttachment(ws)?.bridgeId ?? "";
     return new RpcPeer(
       { send: (frame) => ws.send(frame) },
       {
@@ -115,11 +114,16 @@ export class BridgePool extends DurableObject<Env> {
   }
 
   #onBridgeRequest(bridgeId: string, method: string, params: unknown): unknown {
-    if (method !== "register") throw new RpcRequestError(rpcError(JsonRpcCode.METHOD_NOT_FOUND, `Method not found: ${method}`));
+    if (method !== "register")
+      throw new RpcRequestError(rpcError(JsonRpcCode.METHOD_NOT_FOUND, `Method not found: ${method}`));
     const parsed = controlParams.register.safeParse(params);
-    if (!parsed.success) throw new RpcRequestError(rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for register: ${describeIssues(parsed.error)}`));
+    if (!parsed.success)
+      throw new RpcRequestError(
+        rpcError(JsonRpcCode.INVALID_PARAMS, `Invalid params for register: ${describeIssues(parsed.error)}`),
+      );
     const r = parsed.data;
-    if (r.bridgeId !== bridgeId) throw new RpcRequestError(rpcError(JsonRpcCode.INVALID_PARAMS, "bridgeId differs from the token's bridge id"));
+    if (r.bridgeId !== bridgeId)
+      throw new RpcRequestError(rpcError(JsonRpcCode.INVALID_PARAMS, "bridgeId differs from the token's bridge id"));
     const capacity = r.kms.reduce((sum, k) => sum + k.limit, 0);
     this.#sql.exec(
       `INSERT OR REPLACE INTO bridges (id, capacity, pipelines, filters) VALUES (?, ?, ?, ?)`,
@@ -128,7 +132,8 @@ export class BridgePool extends DurableObject<Env> {
       r.rooms.length,
       writeBridgeFilters(r.filters),
     );
-    for (const room of r.rooms) this.#sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, bridgeId);
+    for (const room of r.rooms)
+      this.#sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, bridgeId);
     return { accepted: true } satisfies z.infer<typeof controlResults.register>;
   }
 
@@ -141,7 +146,9 @@ export class BridgePool extends DurableObject<Env> {
 
   #connectedBridges(): BridgeRow[] {
     return this.#sql
-      .exec<{ id: string; capacity: number; pipelines: number; filters: string }>(`SELECT id, capacity, pipelines, filters FROM bridges ORDER BY id`)
+      .exec<{ id: string; capacity: number; pipelines: number; filters: string }>(
+        `SELECT id, capacity, pipelines, filters FROM bridges ORDER BY id`,
+      )
       .toArray()
       .filter((b) => this.#peers.has(b.id));
   }
@@ -151,7 +158,11 @@ export class BridgePool extends DurableObject<Env> {
     const row = this.#sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'rr'`).toArray()[0];
     const candidates = bridges.map((b) => ({ pipelines: b.pipelines, limit: b.capacity, available: true }));
     const choice = selectMediaServer(candidates, user, row ? Number(row.value) : 0);
-    if (!choice.ok) return rpcError(choice.code, choice.code === RoomCode.ROOM_CANNOT_BE_CREATED ? "all media servers are full" : choice.message);
+    if (!choice.ok)
+      return rpcError(
+        choice.code,
+        choice.code === RoomCode.ROOM_CANNOT_BE_CREATED ? "all media servers are full" : choice.message,
+      );
     this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('rr', ?)`, String(choice.nextCursor));
     return bridges[choice.index] as BridgeRow;
   }
@@ -160,7 +171,9 @@ export class BridgePool extends DurableObject<Env> {
   async assign(room: string, user: string): Promise<Assignment> {
     const bridges = this.#connectedBridges();
     if (bridges.length === 0) return { ok: false, error: rpcError(RoomCode.MEDIA_GENERIC, "no media bridge attached") };
-    const current = this.#sql.exec<{ bridge: string }>(`SELECT bridge FROM assignments WHERE room = ?`, room).toArray()[0];
+    const current = this.#sql
+      .exec<{ bridge: string }>(`SELECT bridge FROM assignments WHERE room = ?`, room)
+      .toArray()[0];
     let chosen = current ? bridges.find((b) => b.id === current.bridge) : undefined;
     if (!chosen) {
       const picked = this.#choose(bridges, user);
@@ -177,7 +190,10 @@ export class BridgePool extends DurableObject<Env> {
       return { ok: true, bridgeId: chosen.id };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      return { ok: false, error: rpcError(RoomCode.MEDIA_GENERIC, `media bridge '${chosen.id}' could not attach: ${message}`) };
+      return {
+        ok: false,
+        error: rpcError(RoomCode.MEDIA_GENERIC, `media bridge '${chosen.id}' could not attach: ${message}`),
+      };
     }
   }
 

@@ -104,5 +104,6 @@ export function writeControlAttachment(ws: WebSocket, attachment: ControlAttachm
   ws.serializeAttachment({ v: 1, ...attachment });
 }
 
-export const readBridgeFilters = (text: string): FilterName[] => orNull(bridgeFilters, parseJson(text), "bridge filters") ?? [];
+export const readBridgeFilters = (text: string): FilterName[] =>
+  orNull(bridgeFilters, parseJson(text), "bridge filters") ?? [];
 export const writeBridgeFilters = (filters: readonly FilterName[]): string => JSON.stringify({ v: 1, filters });

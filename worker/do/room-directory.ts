@@ -23,6 +23,9 @@ export class RoomDirectory extends DurableObject<Env> {
   }
 
   async list(): Promise<string[]> {
-    return this.#sql.exec<{ name: string }>(`SELECT name FROM rooms ORDER BY name`).toArray().map((r) => r.name);
+    return this.#sql
+      .exec<{ name: string }>(`SELECT name FROM rooms ORDER BY name`)
+      .toArray()
+      .map((r) => r.name);
   }
 }

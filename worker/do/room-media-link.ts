@@ -123,7 +123,8 @@ export class RoomMediaLink {
       },
       (error: unknown) => {
         // The commands held for this sync fail; later ones use the socket as it is (never a spent promise).
-        if (this.#isSyncing(peer)) this.#transition({ kind: "attached", socket: ws, peer, ready: Promise.resolve(peer) });
+        if (this.#isSyncing(peer))
+          this.#transition({ kind: "attached", socket: ws, peer, ready: Promise.resolve(peer) });
         waiter.reject(asRpcRequestError(error));
       },
     );
@@ -192,7 +193,10 @@ export class RoomMediaLink {
     const waiter = newWaiter();
     const lostTimer = this.#state.kind === "waitingForReturn" ? this.#state.lostTimer : null;
     const timer = setTimeout(() => {
-      this.#summonFailed(waiter, rpcError(RoomCode.MEDIA_GENERIC, `no media bridge attached within ${this.#timeoutMs} ms`));
+      this.#summonFailed(
+        waiter,
+        rpcError(RoomCode.MEDIA_GENERIC, `no media bridge attached within ${this.#timeoutMs} ms`),
+      );
     }, this.#timeoutMs);
     this.#transition({ kind: "summoning", waiter, timer, lostTimer });
     this.#host.assign(user).then(

@@ -133,7 +133,7 @@ export class RoomObject extends DurableObject<Env> {
 
   async #clientFrame(ws: WebSocket, message: string | ArrayBuffer, joinTokenSecret: string | null): Promise<void> {
     const att = readSocketAttachment(ws);
-    if (!att || att.role !== "client" || att.superseded || !this.#state) return;
+    if (att?.role !== "client" || att.superseded || !this.#state) return;
     const frame = decodeFrame(message);
     switch (frame.kind) {
       case "invalid":

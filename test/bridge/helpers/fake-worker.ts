@@ -31,7 +31,13 @@ export class Link {
   closed = false;
   closeCode: number | undefined;
 
-  constructor(socket: WebSocket, kind: "control" | "room", room: string | undefined, bridgeId: string, onRequest: (link: Link, method: string, params: Record<string, unknown>) => unknown) {
+  constructor(
+    socket: WebSocket,
+    kind: "control" | "room",
+    room: string | undefined,
+    bridgeId: string,
+    onRequest: (link: Link, method: string, params: Record<string, unknown>) => unknown,
+  ) {
     this.socket = socket;
     this.kind = kind;
     this.room = room;
@@ -134,7 +140,9 @@ export class FakeWorker {
   private refuse(socket: Duplex, path: string, status: number, reason: string): void {
     this.refusals.push({ path, status, reason });
     const body = JSON.stringify({ error: reason });
-    socket.end(`HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Not Found"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Not Found"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   }
 
   private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -152,12 +160,18 @@ export class FakeWorker {
     }
     const header = request.headers.authorization ?? "";
     const token = header.startsWith("Bearer ") ? header.slice(7) : "";
-    const check = await verifyBridgeToken(this.secret, token, kind === "control" ? CONTROL_AUDIENCE : roomAudience(room!));
+    const check = await verifyBridgeToken(
+      this.secret,
+      token,
+      kind === "control" ? CONTROL_AUDIENCE : roomAudience(room!),
+    );
     if (!check.ok) return this.refuse(socket, path, 401, check.reason);
     if (this.nonces.has(check.claims.nonce)) return this.refuse(socket, path, 401, "replayed token");
     this.nonces.add(check.claims.nonce);
     this.wss.handleUpgrade(request, socket, head, (ws) => {
-      const link = new Link(ws, kind, room, check.claims.bid, (from, method, params) => this.answer(from, method, params));
+      const link = new Link(ws, kind, room, check.claims.bid, (from, method, params) =>
+        this.answer(from, method, params),
+      );
       this.links.push(link);
     });
   }
@@ -183,7 +197,8 @@ export class FakeWorker {
         .slice(after)
         .find((candidate) => !candidate.closed && candidate.received.some((entry) => entry.method === "register"));
       if (link) return link;
-      if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for a registered control link`);
+      if (Date.now() > deadline)
+        throw new Error(`Timed out after ${timeoutMs} ms waiting for a registered control link`);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }
@@ -215,12 +230,17 @@ export class FakeWorker {
 }
 
 /** Polls `predicate` every 20 ms until it returns something truthy. */
-export async function waitUntil<T>(predicate: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, what: string | (() => string)): Promise<T> {
+export async function waitUntil<T>(
+  predicate: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs: number,
+  what: string | (() => string),
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await predicate();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${typeof what === "string" ? what : what()}`);
+    if (Date.now() > deadline)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${typeof what === "string" ? what : what()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -3,7 +3,12 @@
  * on the media-server tests' helpers, plus a loose SDP answer check.
  */
 import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver } from "werift";
-import { countMarkedPackets, createClientPeer, startSyntheticMedia, stripCandidates } from "../../media-server/helpers/werift-peer.ts";
+import {
+  countMarkedPackets,
+  createClientPeer,
+  startSyntheticMedia,
+  stripCandidates,
+} from "../../media-server/helpers/werift-peer.ts";
 
 export { countMarkedPackets, createClientPeer, startSyntheticMedia, stripCandidates };
 
@@ -29,7 +34,10 @@ export interface TestPeer {
 }
 
 /** A peer that publishes (`sendonly`, or `sendrecv` for loopback) or subscribes (`recvonly`). */
-export function testPeer(direction: "sendonly" | "recvonly" | "sendrecv", onCandidate: (candidate: Candidate) => void): TestPeer {
+export function testPeer(
+  direction: "sendonly" | "recvonly" | "sendrecv",
+  onCandidate: (candidate: Candidate) => void,
+): TestPeer {
   const peer = createClientPeer();
   const video = peer.addTransceiver("video", { direction });
   const audio = peer.addTransceiver("audio", { direction });
@@ -40,7 +48,11 @@ export function testPeer(direction: "sendonly" | "recvonly" | "sendrecv", onCand
   peer.onIceCandidate.subscribe((candidate) => {
     if (!candidate) return;
     const init = candidate.toJSON();
-    const entry = { candidate: init.candidate ?? "", sdpMid: init.sdpMid ?? null, sdpMLineIndex: init.sdpMLineIndex ?? 0 };
+    const entry = {
+      candidate: init.candidate ?? "",
+      sdpMid: init.sdpMid ?? null,
+      sdpMLineIndex: init.sdpMLineIndex ?? 0,
+    };
     candidates.push(entry);
     onCandidate(entry);
   });
@@ -68,7 +80,11 @@ export function testPeer(direction: "sendonly" | "recvonly" | "sendrecv", onCand
       await peer.setRemoteDescription({ type: "answer", sdp });
     },
     async addRemote(candidate) {
-      await peer.addIceCandidate({ candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? undefined, sdpMLineIndex: candidate.sdpMLineIndex });
+      await peer.addIceCandidate({
+        candidate: candidate.candidate,
+        sdpMid: candidate.sdpMid ?? undefined,
+        sdpMLineIndex: candidate.sdpMLineIndex,
+      });
     },
     close: () => peer.close(),
   };
@@ -79,7 +95,8 @@ export function expectValidAnswer(sdp: string, mediaDirection: RegExp): void {
   const lines = sdp.split("\r\n");
   const problems: string[] = [];
   if (lines[0] !== "v=0") problems.push("does not start with v=0");
-  for (const prefix of ["o=", "s=", "t="]) if (!lines.some((line) => line.startsWith(prefix))) problems.push(`no ${prefix} line`);
+  for (const prefix of ["o=", "s=", "t="])
+    if (!lines.some((line) => line.startsWith(prefix))) problems.push(`no ${prefix} line`);
   if (!lines.some((line) => line.startsWith("m=video "))) problems.push("no video section");
   if (!lines.some((line) => line.startsWith("m=audio "))) problems.push("no audio section");
   if (!lines.some((line) => line.startsWith("a=ice-ufrag:"))) problems.push("no ICE credentials");

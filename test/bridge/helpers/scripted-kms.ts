@@ -20,7 +20,15 @@ export interface ScriptedKmsOptions {
   readonly filterFactories?: readonly string[];
 }
 
-const ANSWER = ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=scripted", "t=0 0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=recvonly", ""].join("\r\n");
+const ANSWER = [
+  "v=0",
+  "o=- 1 1 IN IP4 127.0.0.1",
+  "s=scripted",
+  "t=0 0",
+  "m=video 9 UDP/TLS/RTP/SAVPF 96",
+  "a=recvonly",
+  "",
+].join("\r\n");
 
 export class ScriptedKms {
   readonly wss: WebSocketServer;
@@ -61,7 +69,9 @@ export class ScriptedKms {
   }
 
   invocations(operation: string): Array<Record<string, unknown>> {
-    return this.requests.filter((request) => request.method === "invoke" && request.params.operation === operation).map((request) => request.params);
+    return this.requests
+      .filter((request) => request.method === "invoke" && request.params.operation === operation)
+      .map((request) => request.params);
   }
 
   /** Raises a KMS `Error` event on `object` (to the sessions subscribed to it). */
@@ -69,7 +79,13 @@ export class ScriptedKms {
     const frame = JSON.stringify({
       jsonrpc: "2.0",
       method: "onEvent",
-      params: { value: { object, type: "Error", data: { source: object, type: "Error", description, errorCode, tags: [], timestamp: String(Date.now()) } } },
+      params: {
+        value: {
+          object,
+          type: "Error",
+          data: { source: object, type: "Error", description, errorCode, tags: [], timestamp: String(Date.now()) },
+        },
+      },
     });
     if (!this.subscriptions.get(object)?.has("Error")) throw new Error(`nobody subscribed to Error on ${object}`);
     for (const socket of this.sockets) socket.send(frame);
@@ -82,22 +98,36 @@ export class ScriptedKms {
     this.requests.push({ method: message.method, params });
     const key = message.method === "invoke" ? String(params.operation) : message.method;
     if (this.silent.has(key) || message.id === undefined) return;
-    const reply = (result: Record<string, unknown>) => socket.send(JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { ...result, sessionId: this.sessionId } }));
-    const fail = (code: number, text: string) => socket.send(JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code, message: text, data: { type: "SCRIPTED" } } }));
+    const reply = (result: Record<string, unknown>) =>
+      socket.send(JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { ...result, sessionId: this.sessionId } }));
+    const fail = (code: number, text: string) =>
+      socket.send(
+        JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code, message: text, data: { type: "SCRIPTED" } } }),
+      );
     switch (message.method) {
       case "ping":
         return void socket.send(JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { value: "pong" } }));
       case "connect":
         return reply({});
       case "describe":
-        if (params.object === "manager_ServerManager") return reply({ hierarchy: ["kurento.MediaObject"], qualifiedType: "kurento.ServerManager", type: "ServerManager" });
+        if (params.object === "manager_ServerManager")
+          return reply({
+            hierarchy: ["kurento.MediaObject"],
+            qualifiedType: "kurento.ServerManager",
+            type: "ServerManager",
+          });
         return fail(40101, `unknown object ${String(params.object)}`);
       case "create": {
         const type = String(params.type);
         const constructorParams = (params.constructorParams ?? {}) as Record<string, unknown>;
-        if (type !== "MediaPipeline" && !this.objects.has(String(constructorParams.mediaPipeline))) return fail(40101, "no such pipeline");
-        if (type === "FaceOverlayFilter" && !this.filterFactories.includes("FaceOverlayFilter")) return fail(40100, "FaceOverlayFilter: no such factory");
-        const id = type === "MediaPipeline" ? `${randomUUID()}_kurento.MediaPipeline` : `${String(constructorParams.mediaPipeline)}/${randomUUID()}_kurento.${type}`;
+        if (type !== "MediaPipeline" && !this.objects.has(String(constructorParams.mediaPipeline)))
+          return fail(40101, "no such pipeline");
+        if (type === "FaceOverlayFilter" && !this.filterFactories.includes("FaceOverlayFilter"))
+          return fail(40100, "FaceOverlayFilter: no such factory");
+        const id =
+          type === "MediaPipeline"
+            ? `${randomUUID()}_kurento.MediaPipeline`
+            : `${String(constructorParams.mediaPipeline)}/${randomUUID()}_kurento.${type}`;
         this.objects.set(id, type);
         return reply({ value: id });
       }
@@ -105,7 +135,10 @@ export class ScriptedKms {
         const object = String(params.object);
         if (!this.objects.has(object)) return fail(40101, `unknown object ${object}`);
         let types = this.subscriptions.get(object);
-        if (!types) this.subscriptions.set(object, (types = new Set()));
+        if (!types) {
+          types = new Set();
+          this.subscriptions.set(object, types);
+        }
         types.add(String(params.type));
         return reply({ value: randomUUID() });
       }
@@ -115,17 +148,27 @@ export class ScriptedKms {
       case "release": {
         const object = String(params.object);
         if (!this.objects.has(object)) return fail(40101, `unknown object ${object}`);
-        for (const id of [...this.objects.keys()]) if (id === object || id.startsWith(`${object}/`)) this.objects.delete(id);
+        for (const id of [...this.objects.keys()])
+          if (id === object || id.startsWith(`${object}/`)) this.objects.delete(id);
         return reply({});
       }
       case "invoke": {
         const object = String(params.object);
         if (object === "manager_ServerManager" && params.operation === "getInfo") {
-          const module = (name: string, factories: readonly string[]) => ({ version: "7.2.0", name, generationTime: "scripted", factories: [...factories] });
+          const module = (name: string, factories: readonly string[]) => ({
+            version: "7.2.0",
+            name,
+            generationTime: "scripted",
+            factories: [...factories],
+          });
           return reply({
             value: {
               version: "7.2.0",
-              modules: [module("core", ["MediaPipeline", "PassThrough"]), module("elements", ["WebRtcEndpoint"]), module("filters", this.filterFactories)],
+              modules: [
+                module("core", ["MediaPipeline", "PassThrough"]),
+                module("elements", ["WebRtcEndpoint"]),
+                module("filters", this.filterFactories),
+              ],
               type: "KMS",
               capabilities: ["transactions"],
             },

@@ -43,7 +43,9 @@ export async function openDemo(browser: Browser, url: string, viewport = { width
   await page.setViewportSize(viewport);
   page.on("pageerror", (error) => console.error(`[page error] ${error.message}`));
   await page.goto(url);
-  await page.waitForFunction(() => (window as unknown as Partial<DemoWindow>).kurentoDemo !== undefined, undefined, { timeout: 15_000 });
+  await page.waitForFunction(() => (window as unknown as Partial<DemoWindow>).kurentoDemo !== undefined, undefined, {
+    timeout: 15_000,
+  });
   return page;
 }
 
@@ -125,7 +127,16 @@ export async function remoteFrames(page: Page): Promise<StreamFrames[]> {
       const pc = stream.getWebRtcPeer();
       if (pc) {
         const stats = await pc.getStats();
-        type Report = { id?: string; type?: string; kind?: string; framesDecoded?: number; packetsReceived?: number; pliCount?: number; codecId?: string; mimeType?: string };
+        type Report = {
+          id?: string;
+          type?: string;
+          kind?: string;
+          framesDecoded?: number;
+          packetsReceived?: number;
+          pliCount?: number;
+          codecId?: string;
+          mimeType?: string;
+        };
         stats.forEach((report: Report) => {
           if (report.type === "codec" && report.id && report.mimeType) codecs.set(report.id, report.mimeType);
         });
@@ -140,14 +151,26 @@ export async function remoteFrames(page: Page): Promise<StreamFrames[]> {
           if (report.kind === "audio") audioPackets += report.packetsReceived ?? 0;
         });
       }
-      out.push({ id: stream.getGlobalID(), status: stream.status, framesDecoded, audioPackets, videoPackets, plisSent, codec });
+      out.push({
+        id: stream.getGlobalID(),
+        status: stream.status,
+        framesDecoded,
+        audioPackets,
+        videoPackets,
+        plisSent,
+        codec,
+      });
     }
     return out;
   });
 }
 
 /** Waits until the page decodes video from exactly `expected` remote streams (bounded). */
-export async function waitForRemoteVideo(page: Page, expected: readonly string[], timeoutMs = 60_000): Promise<StreamFrames[]> {
+export async function waitForRemoteVideo(
+  page: Page,
+  expected: readonly string[],
+  timeoutMs = 60_000,
+): Promise<StreamFrames[]> {
   const want = [...expected].sort();
   const deadline = Date.now() + timeoutMs;
   let last: StreamFrames[] = [];
@@ -161,7 +184,12 @@ export async function waitForRemoteVideo(page: Page, expected: readonly string[]
 }
 
 /** Polls a page-side condition (bounded), with a description for the failure. */
-export async function waitUntil(page: Page, what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+export async function waitUntil(
+  page: Page,
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -45,7 +45,11 @@ export function demoSuite(vars: Record<string, string>): DemoSuite {
   afterEach(async () => {
     if (proxy) proxy.refusing = false;
     for (const opened of pages.splice(0)) {
-      await opened.evaluate(() => (window as unknown as { kurentoDemo: { room: { leave(): Promise<void> } | null } }).kurentoDemo.room?.leave()).catch(() => undefined);
+      await opened
+        .evaluate(() =>
+          (window as unknown as { kurentoDemo: { room: { leave(): Promise<void> } | null } }).kurentoDemo.room?.leave(),
+        )
+        .catch(() => undefined);
       await opened.context().close();
     }
   });

@@ -26,22 +26,32 @@ export type PageRole = "publish" | "subscribe" | "loopback";
 
 /** Creates the page's peer connection and returns its offer. Candidates flow to the endpoint through an exposed function. */
 export async function offerFromPage(page: Page, role: PageRole, endpoint: KurentoWebRtcEndpoint): Promise<string> {
-  await page.exposeFunction("sendCandidateToServer", (candidate: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }) => {
-    void endpoint.addIceCandidate(iceCandidate(candidate));
-  });
+  await page.exposeFunction(
+    "sendCandidateToServer",
+    (candidate: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }) => {
+      void endpoint.addIceCandidate(iceCandidate(candidate));
+    },
+  );
   endpoint.on("IceCandidateFound", (event) => {
-    void page.evaluate((candidate) => (window as unknown as TestWindow).pc.addIceCandidate(candidate), event.candidate as RTCIceCandidateInit);
+    void page.evaluate(
+      (candidate) => (window as unknown as TestWindow).pc.addIceCandidate(candidate),
+      event.candidate as RTCIceCandidateInit,
+    );
   });
   return page.evaluate(async (pageRole) => {
     const testWindow = window as unknown as TestWindow;
     const pc = new RTCPeerConnection({ iceServers: [] });
     testWindow.pc = pc;
     pc.onicecandidate = (event) => {
-      if (event.candidate) void testWindow.sendCandidateToServer(event.candidate.toJSON() as { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null });
+      if (event.candidate)
+        void testWindow.sendCandidateToServer(
+          event.candidate.toJSON() as { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null },
+        );
     };
     if (pageRole !== "subscribe") {
       const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
-      for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: pageRole === "loopback" ? "sendrecv" : "sendonly", streams: [stream] });
+      for (const track of stream.getTracks())
+        pc.addTransceiver(track, { direction: pageRole === "loopback" ? "sendrecv" : "sendonly", streams: [stream] });
     } else {
       pc.addTransceiver("audio", { direction: "recvonly" });
       pc.addTransceiver("video", { direction: "recvonly" });
@@ -65,7 +75,10 @@ export async function offerFromPage(page: Page, role: PageRole, endpoint: Kurent
 }
 
 export async function acceptAnswer(page: Page, answer: string): Promise<void> {
-  await page.evaluate((sdp) => (window as unknown as TestWindow).pc.setRemoteDescription({ type: "answer", sdp }), answer);
+  await page.evaluate(
+    (sdp) => (window as unknown as TestWindow).pc.setRemoteDescription({ type: "answer", sdp }),
+    answer,
+  );
 }
 
 export interface ReceivedMedia {
@@ -81,7 +94,9 @@ export async function receivedMedia(page: Page): Promise<ReceivedMedia> {
     const stats = await (window as unknown as TestWindow).pc.getStats();
     const result = { framesDecoded: 0, frameWidth: 0, audioPacketsReceived: 0, videoCodec: "", videoBytesReceived: 0 };
     const byId = new Map<string, Record<string, unknown>>();
-    stats.forEach((report: Record<string, unknown>) => byId.set(String(report.id), report));
+    stats.forEach((report: Record<string, unknown>) => {
+      byId.set(String(report.id), report);
+    });
     byId.forEach((report) => {
       if (report.type !== "inbound-rtp") return;
       if (report.kind === "video") {
@@ -103,5 +118,9 @@ export async function closePagePeer(page: Page): Promise<void> {
 
 interface TestWindow {
   pc: RTCPeerConnection;
-  sendCandidateToServer(candidate: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }): Promise<void>;
+  sendCandidateToServer(candidate: {
+    candidate: string;
+    sdpMid: string | null;
+    sdpMLineIndex: number | null;
+  }): Promise<void>;
 }

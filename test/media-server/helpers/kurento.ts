@@ -40,14 +40,18 @@ export interface KurentoPipeline extends KurentoMediaObject {
 export interface KurentoClient {
   readonly sessionId: string;
   create(type: "MediaPipeline"): Promise<KurentoPipeline>;
-  getServerManager(): Promise<KurentoMediaObject & { getInfo(): Promise<Record<string, unknown>>; getPipelines(): Promise<unknown[]> }>;
+  getServerManager(): Promise<
+    KurentoMediaObject & { getInfo(): Promise<Record<string, unknown>>; getPipelines(): Promise<unknown[]> }
+  >;
   close(): void;
   on(event: string, listener: (...args: unknown[]) => void): void;
 }
 
 interface KurentoModule {
   (url: string, options?: Record<string, unknown>): KurentoClient & PromiseLike<KurentoClient>;
-  getComplexType(name: "IceCandidate"): (value: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }) => unknown;
+  getComplexType(
+    name: "IceCandidate",
+  ): (value: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }) => unknown;
 }
 
 const require = createRequire(import.meta.url);
@@ -66,6 +70,10 @@ export async function connectKurento(url: string, options: Record<string, unknow
   return client;
 }
 
-export function iceCandidate(value: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): unknown {
+export function iceCandidate(value: {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+}): unknown {
   return kurento.getComplexType("IceCandidate")(value);
 }

@@ -53,7 +53,8 @@ export class RawKurentoClient {
   async call(method: string, params?: Record<string, unknown>): Promise<ReplyFrame> {
     const id = this.nextId++;
     const reply = await this.sendRaw(JSON.stringify({ jsonrpc: "2.0", id, method, ...(params ? { params } : {}) }));
-    if (reply.id !== id) throw new Error(`reply for ${String(reply.id)} while waiting for ${id}: ${JSON.stringify(reply)}`);
+    if (reply.id !== id)
+      throw new Error(`reply for ${String(reply.id)} while waiting for ${id}: ${JSON.stringify(reply)}`);
     return reply;
   }
 

@@ -22,7 +22,8 @@ export function createClientPeer(): RTCPeerConnection {
     iceAdditionalHostAddresses: ["127.0.0.1"],
     iceInterfaceAddresses: { udp4: "127.0.0.1" },
     iceUseIpv6: false,
-    iceFilterCandidatePair: (pair) => pair.localCandidate.host === "127.0.0.1" && pair.remoteCandidate.host === "127.0.0.1",
+    iceFilterCandidatePair: (pair) =>
+      pair.localCandidate.host === "127.0.0.1" && pair.remoteCandidate.host === "127.0.0.1",
     codecs: {
       audio: [useOPUS({ payloadType: 109 })],
       video: [useVP8({ payloadType: 120, rtcpFeedback: [useNACK(), usePLI(), useREMB()] })],
@@ -32,7 +33,10 @@ export function createClientPeer(): RTCPeerConnection {
 }
 
 export function stripCandidates(sdp: string): string {
-  return sdp.split("\r\n").filter((line) => !line.startsWith("a=candidate:") && line !== "a=end-of-candidates").join("\r\n");
+  return sdp
+    .split("\r\n")
+    .filter((line) => !line.startsWith("a=candidate:") && line !== "a=end-of-candidates")
+    .join("\r\n");
 }
 
 /** What a publishing peer saw coming back from the server. */
@@ -45,7 +49,12 @@ export interface PublisherFeedback {
  * Sends synthetic RTP on a sendonly transceiver: each payload starts with a
  * marker so the receiving side can tell forwarded packets from anything else.
  */
-export function startSyntheticMedia(transceiver: RTCRtpTransceiver, marker: Buffer, packetsPerSecond: number, clockStep: number): { stop(): void; feedback: PublisherFeedback } {
+export function startSyntheticMedia(
+  transceiver: RTCRtpTransceiver,
+  marker: Buffer,
+  packetsPerSecond: number,
+  clockStep: number,
+): { stop(): void; feedback: PublisherFeedback } {
   const feedback: PublisherFeedback = { plis: 0, rembBitrates: [] };
   transceiver.sender.onPictureLossIndication.subscribe(() => {
     feedback.plis += 1;
@@ -68,7 +77,10 @@ export function startSyntheticMedia(transceiver: RTCRtpTransceiver, marker: Buff
 }
 
 /** Counts packets on a received track whose payload starts with `marker`. */
-export function countMarkedPackets(track: MediaStreamTrack, marker: Buffer): { count: () => number; other: () => number } {
+export function countMarkedPackets(
+  track: MediaStreamTrack,
+  marker: Buffer,
+): { count: () => number; other: () => number } {
   let marked = 0;
   let other = 0;
   track.onReceiveRtp.subscribe((packet) => {
@@ -78,7 +90,11 @@ export function countMarkedPackets(track: MediaStreamTrack, marker: Buffer): { c
   return { count: () => marked, other: () => other };
 }
 
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);

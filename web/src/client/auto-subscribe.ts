@@ -32,9 +32,12 @@ export function autoSubscribe(stream: Stream, connected: () => boolean, emit: Ro
   stream.subscribe().catch((error: unknown) => {
     if (!pending()) return;
     if (mayRetrySubscribe(error) && attempt < RETRIES) {
-      setTimeout(() => {
-        if (pending()) autoSubscribe(stream, connected, emit, attempt + 1);
-      }, FIRST_RETRY_MS * 2 ** attempt);
+      setTimeout(
+        () => {
+          if (pending()) autoSubscribe(stream, connected, emit, attempt + 1);
+        },
+        FIRST_RETRY_MS * 2 ** attempt,
+      );
       return;
     }
     emit("error-media", { error: `Could not receive ${stream.getGlobalID()}: ${messageOf(error)}`, stream });

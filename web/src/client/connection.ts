@@ -11,7 +11,14 @@ import type { z } from "zod";
 import { CloseCode } from "../../../protocol/close-codes.ts";
 import { RoomCode, rpcError } from "../../../protocol/errors.ts";
 import { describeIssues } from "../../../protocol/jsonrpc.ts";
-import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, results, type requestParams, type RoomMethod, type RoomResult } from "../../../protocol/room.ts";
+import {
+  HEARTBEAT_REQUEST,
+  HEARTBEAT_RESPONSE,
+  results,
+  type requestParams,
+  type RoomMethod,
+  type RoomResult,
+} from "../../../protocol/room.ts";
 import { RpcPeer, RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import { RoomClientError } from "./errors.ts";
 
@@ -78,7 +85,9 @@ export function transportError(message: string, code: number = RoomCode.TRANSPOR
 }
 
 function field(event: unknown, key: string): unknown {
-  return typeof event === "object" && event !== null && key in event ? (event as Record<string, unknown>)[key] : undefined;
+  return typeof event === "object" && event !== null && key in event
+    ? (event as Record<string, unknown>)[key]
+    : undefined;
 }
 
 export class Connection {
@@ -135,9 +144,13 @@ export class Connection {
         }
         reject(transportError(message));
       };
-      const timer = setTimeout(() => fail(`could not connect to ${url}: no answer within ${this.options.openTimeoutMs} ms`), this.options.openTimeoutMs);
+      const timer = setTimeout(
+        () => fail(`could not connect to ${url}: no answer within ${this.options.openTimeoutMs} ms`),
+        this.options.openTimeoutMs,
+      );
       socket.onerror = () => fail(`could not connect to ${url}`);
-      socket.onclose = (event: unknown) => fail(`could not connect to ${url} (closed with code ${String(field(event, "code") ?? "?")})`);
+      socket.onclose = (event: unknown) =>
+        fail(`could not connect to ${url} (closed with code ${String(field(event, "code") ?? "?")})`);
       socket.onopen = () => {
         if (settled) return;
         settled = true;
@@ -160,7 +173,10 @@ export class Connection {
     const raw = await this.peer.request(method, { ...this.rpcParams, ...params }, timeoutMs);
     const parsed = schema.safeParse(raw);
     if (!parsed.success) {
-      throw transportError(`malformed ${method} result from the server: ${describeIssues(parsed.error)}`, RoomCode.TRANSPORT_RESPONSE);
+      throw transportError(
+        `malformed ${method} result from the server: ${describeIssues(parsed.error)}`,
+        RoomCode.TRANSPORT_RESPONSE,
+      );
     }
     return parsed.data;
   }
@@ -268,4 +284,3 @@ export class Connection {
     this.#heartbeatTimer = null;
   }
 }
-

@@ -21,7 +21,7 @@ export class DataChannelLink {
   /** Sends on the open channel; `streamId` names the stream in errors. */
   send(data: string | ArrayBuffer, streamId: string): void {
     const channel = this.#channel;
-    if (!channel || channel.readyState !== "open") {
+    if (channel?.readyState !== "open") {
       const state = channel ? ` (${channel.readyState})` : "";
       throw new RoomClientError("data-channel", `the data channel of ${streamId} is not open${state}`);
     }

@@ -9,7 +9,13 @@
  *   camera.on("access-accepted", () => room.connect());
  *   camera.init();
  */
-export { KurentoRoom, DEFAULT_RECONNECT, defaultRoomUri, roomSocketUrl, type KurentoRoomOptions } from "./kurento-room.ts";
+export {
+  KurentoRoom,
+  DEFAULT_RECONNECT,
+  defaultRoomUri,
+  roomSocketUrl,
+  type KurentoRoomOptions,
+} from "./kurento-room.ts";
 export {
   Room,
   type MediaErrorEvent,

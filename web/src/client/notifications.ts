@@ -47,7 +47,10 @@ export function notificationHandlers(ctx: NotificationContext): NotificationHand
     participantPublished: ({ id, streams }) => {
       const participant = roster.ensure(id);
       if (!participant) return;
-      const added = roster.publish(participant, streams.map((s) => s.id));
+      const added = roster.publish(
+        participant,
+        streams.map((s) => s.id),
+      );
       emit("participant-published", { participant });
       for (const stream of added) {
         emit("stream-added", { stream });

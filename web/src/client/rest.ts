@@ -8,7 +8,10 @@ import { type ClientConfigResponse, clientConfigResponse, roomListResponse } fro
 
 export type ClientConfig = ClientConfigResponse;
 
-export type FetchLike = (input: string, init?: { headers?: Record<string, string> }) => Promise<{
+export type FetchLike = (
+  input: string,
+  init?: { headers?: Record<string, string> },
+) => Promise<{
   ok: boolean;
   status: number;
   json(): Promise<unknown>;

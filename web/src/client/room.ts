@@ -198,7 +198,10 @@ export class Room extends Emitter<RoomEvents> {
       const message = "connect() was called on a closed room: create a new Room to join again";
       throw new RoomClientError("room-closed", message);
     }
-    for (const [field, value] of [["user", this.user], ["room", this.name]] as const) {
+    for (const [field, value] of [
+      ["user", this.user],
+      ["room", this.name],
+    ] as const) {
       const checked = nameSchema.safeParse(value);
       if (!checked.success) {
         // The server's own rule and answer (-32602), given before anything is sent.

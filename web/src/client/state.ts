@@ -13,7 +13,14 @@
  */
 export type ConnectionState = "new" | "connecting" | "connected" | "reconnecting" | "leaving" | "closed";
 
-export const CONNECTION_STATES: readonly ConnectionState[] = ["new", "connecting", "connected", "reconnecting", "leaving", "closed"];
+export const CONNECTION_STATES: readonly ConnectionState[] = [
+  "new",
+  "connecting",
+  "connected",
+  "reconnecting",
+  "leaving",
+  "closed",
+];
 
 const ALLOWED: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
   new: ["connecting", "closed"],

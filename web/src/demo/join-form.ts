@@ -51,18 +51,20 @@ export class JoinForm {
       console.warn("demo: /getAllRooms failed", error);
     }
     ui.rooms.replaceChildren(
-      ...rooms.sort((a, b) => a.localeCompare(b)).map((room) => {
-        const item = create("li");
-        const button = create("button", "room-chip", room);
-        button.type = "button";
-        button.addEventListener("click", () => {
-          ui.roomName.value = room;
-          ui.roomName.removeAttribute("aria-invalid");
-          (ui.name.value.trim() ? ui.joinBtn : ui.name).focus();
-        });
-        item.append(button);
-        return item;
-      }),
+      ...rooms
+        .sort((a, b) => a.localeCompare(b))
+        .map((room) => {
+          const item = create("li");
+          const button = create("button", "room-chip", room);
+          button.type = "button";
+          button.addEventListener("click", () => {
+            ui.roomName.value = room;
+            ui.roomName.removeAttribute("aria-invalid");
+            (ui.name.value.trim() ? ui.joinBtn : ui.name).focus();
+          });
+          item.append(button);
+          return item;
+        }),
     );
     ui.roomList.replaceChildren(...rooms.map((room) => Object.assign(create("option"), { value: room })));
     show(ui.noRooms, rooms.length === 0);

@@ -69,7 +69,11 @@ export interface Notice {
 export function closedNotice(reason: CloseReason, room: string, error?: RpcRequestError): Notice {
   switch (reason) {
     case "evicted":
-      return { title: "You were removed", text: `Room “${room}” was closed by the server and everyone in it was asked to leave.`, rejoin: false };
+      return {
+        title: "You were removed",
+        text: `Room “${room}” was closed by the server and everyone in it was asked to leave.`,
+        rejoin: false,
+      };
     case "room-closed":
       return { title: "Room closed", text: `Room “${room}” has been closed by the server.`, rejoin: false };
     case "session-expired":
@@ -79,9 +83,17 @@ export function closedNotice(reason: CloseReason, room: string, error?: RpcReque
         rejoin: true,
       };
     case "reconnect-failed":
-      return { title: "Connection lost", text: `Could not reconnect to the room server. ${error ? error.message : ""}`.trim(), rejoin: true };
+      return {
+        title: "Connection lost",
+        text: `Could not reconnect to the room server. ${error ? error.message : ""}`.trim(),
+        rejoin: true,
+      };
     case "superseded":
-      return { title: "Opened elsewhere", text: "This session was resumed on another connection (another tab or device).", rejoin: false };
+      return {
+        title: "Opened elsewhere",
+        text: "This session was resumed on another connection (another tab or device).",
+        rejoin: false,
+      };
     case "join-failed":
     case "left":
       return { title: "Left the room", text: `You left “${room}”.`, rejoin: true };

@@ -107,7 +107,10 @@ export class Tiles {
     if (tile.action) {
       const receiving = stream.status !== "idle";
       tile.action.textContent = receiving ? "Unsubscribe" : "Subscribe";
-      tile.action.setAttribute("aria-label", `${receiving ? "Stop receiving" : "Receive"} ${stream.getParticipant().getID()}`);
+      tile.action.setAttribute(
+        "aria-label",
+        `${receiving ? "Stop receiving" : "Receive"} ${stream.getParticipant().getID()}`,
+      );
     }
   }
 
