@@ -142,6 +142,10 @@ describe("in the room", () => {
     await waitUntil(alice, "alice to get bob's reply", async () =>
       (await chatLines(alice)).includes("bob: hi alice <b>not bold</b>"),
     );
+    // Bob's own line comes back from the server too, on its own socket: it may trail alice's copy.
+    await waitUntil(bob, "bob's own message echoed", async () =>
+      (await chatLines(bob)).includes("You: hi alice <b>not bold</b>"),
+    );
     expect((await chatLines(alice)).filter((l) => !l.startsWith("*"))).toEqual([
       "You: hi bob",
       "bob: hi alice <b>not bold</b>",
