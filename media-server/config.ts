@@ -4,8 +4,19 @@ import type { WebRtcSettings } from "./webrtc-config.ts";
 export interface MediaServerOptions {
   /** TCP port for the WebSocket (`/kurento`) and `GET /health`; 0 picks a free one. Default 8888, the KMS default. */
   port?: number;
-  /** Interface to listen on. Default 127.0.0.1. */
+  /** Interface to listen on. Default 127.0.0.1: other machines cannot connect. */
   host?: string;
+  /**
+   * Origins allowed to open the WebSocket from a web page (exact, e.g. `https://app.example.com`; `*` for any).
+   * Upgrades with an `Origin` header not listed are refused with 403; clients without one (Node, kurento-client) pass.
+   * Default: none.
+   */
+  allowedOrigins?: readonly string[];
+  /**
+   * Shared secret every WebSocket upgrade must carry (`?token=`, `?access_token=` or `Authorization: Bearer`);
+   * missing or wrong: 401. Default: none required.
+   */
+  token?: string;
   /** How long a session survives its WebSocket, waiting for `connect {sessionId}`. Default 30 s. */
   sessionGraceMs?: number;
   webrtc?: Partial<WebRtcSettings>;
@@ -42,9 +53,27 @@ const list = z.string().transform((value) =>
     .filter(Boolean),
 );
 
+/** A web origin as browsers send it: scheme://host[:port], nothing after. */
+const origin = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return url.origin === value && url.origin !== "null";
+  } catch {
+    return false;
+  }
+}, "each origin must be exactly scheme://host[:port] (e.g. https://app.example.com, no path or trailing slash), or *");
+export const MIN_TOKEN_LENGTH = 16;
+
 const envSchema = z.object({
   KMS_PORT: z.coerce.number().int().min(0).max(65535).default(8888),
   KMS_HOST: z.string().min(1).default("127.0.0.1"),
+  KMS_ALLOWED_ORIGINS: list.pipe(z.array(z.union([z.literal("*"), origin]))).optional(),
+  KMS_TOKEN: z
+    .string()
+    .trim()
+    .min(MIN_TOKEN_LENGTH, `must be at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 32)`)
+    .max(512)
+    .optional(),
   KMS_SESSION_GRACE_MS: z.coerce.number().int().min(0).optional(),
   KMS_ICE_LOOPBACK_ONLY: flag.optional(),
   KMS_ICE_PORT_RANGE: portRange.optional(),
@@ -55,7 +84,10 @@ const envSchema = z.object({
 
 /** Reads the `KMS_*` variables documented in docs/media-server.md; throws a readable error on bad values. */
 export function mediaServerOptionsFromEnv(env: NodeJS.ProcessEnv): MediaServerOptions {
-  const parsed = envSchema.safeParse(env);
+  // Unset and empty are the same for the access settings (env files often carry `KMS_TOKEN=`).
+  const present = { ...env };
+  for (const key of ["KMS_ALLOWED_ORIGINS", "KMS_TOKEN"]) if (present[key]?.trim() === "") delete present[key];
+  const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
     throw new Error(
       `Invalid media server environment: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`,
@@ -71,6 +103,8 @@ export function mediaServerOptionsFromEnv(env: NodeJS.ProcessEnv): MediaServerOp
   return {
     port: vars.KMS_PORT,
     host: vars.KMS_HOST,
+    ...(vars.KMS_ALLOWED_ORIGINS ? { allowedOrigins: vars.KMS_ALLOWED_ORIGINS } : {}),
+    ...(vars.KMS_TOKEN ? { token: vars.KMS_TOKEN } : {}),
     ...(vars.KMS_SESSION_GRACE_MS !== undefined ? { sessionGraceMs: vars.KMS_SESSION_GRACE_MS } : {}),
     webrtc,
   };

@@ -50,9 +50,14 @@ export class KurentoRpc {
   constructor(context: MediaServerContext, sessionGraceMs: number) {
     this.context = context;
     this.sessionGraceMs = sessionGraceMs;
+    // Each session learns only its own id and pipelines (session ids are what `connect` resumes).
     this.serverManager = new ServerManager(context, {
-      sessionIds: () => [...this.sessions.keys()],
-      pipelineIds: () => context.registry.pipelines().map((pipeline) => pipeline.id),
+      sessionIds: (caller) => (caller ? [caller.id] : []),
+      pipelineIds: (caller) =>
+        context.registry
+          .pipelines()
+          .filter((pipeline) => caller !== undefined && pipeline.owner === caller)
+          .map((pipeline) => pipeline.id),
     });
     context.registry.addPermanent(this.serverManager);
   }
@@ -102,9 +107,11 @@ export class KurentoRpc {
     await session.end();
   }
 
+  /** Runs one request; `within` is the session of the transaction it is part of. */
   private async execute(
     connection: ClientConnection,
     request: Pick<RequestFrame, "method" | "params">,
+    within?: Session,
   ): Promise<ResultBody> {
     const { method } = request;
     if (!isRpcMethod(method)) {
@@ -118,7 +125,7 @@ export class KurentoRpc {
     const call: Call = {
       connection,
       session: () => {
-        resolved ??= this.resolveSession(connection, params.sessionId);
+        resolved ??= within ?? this.resolveSession(connection, params.sessionId);
         return resolved;
       },
     };
@@ -142,14 +149,19 @@ export class KurentoRpc {
   }
 
   /**
-   * A request naming an unknown session adopts that id (as KMS does): after a
-   * failed `connect`, kurento-client keeps sending its old id and must still
-   * be served.
+   * The session a request speaks for. A request naming an unknown session
+   * adopts that id (as KMS does): after a failed `connect`, kurento-client
+   * keeps sending its old id and must still be served. A request naming a
+   * session that another open socket speaks for is never served in it (that
+   * would be a takeover): it is served in this socket's own session, a fresh
+   * one if it has none, whose id the reply carries (kurento-client adopts it).
    */
   private resolveSession(connection: ClientConnection, sessionId: string | undefined): Session {
-    let session = sessionId ? this.sessions.get(sessionId) : connection.current;
+    const named = sessionId ? this.sessions.get(sessionId) : undefined;
+    const taken = named?.heldElsewhere(connection) === true;
+    let session = named && !taken ? named : sessionId && !taken ? undefined : connection.current;
     if (!session) {
-      session = new Session(sessionId);
+      session = new Session(taken ? undefined : sessionId);
       this.sessions.set(session.id, session);
       if (connection.closed) session.detach(this.sessionGraceMs, () => void this.endSession(session as Session));
     }
@@ -167,67 +179,75 @@ export class KurentoRpc {
     connection.current = session;
   }
 
-  private object(id: string): MediaObject {
-    return this.context.registry.get(id);
+  /** The object `id` if `session` may use it (its own, or the ServerManager); 40101 otherwise, as for an unknown id. */
+  private object(id: string, session: Session): MediaObject {
+    return this.context.registry.getFor(id, session);
+  }
+
+  /** Whether `connect {sessionId}` may resume `sessionId` on `connection`: it exists and no other open socket holds it. */
+  private resumable(connection: ClientConnection, sessionId: string): Session | undefined {
+    const session = this.sessions.get(sessionId);
+    return session && !session.heldElsewhere(connection) ? session : undefined;
   }
 
   private readonly handlers = {
     ping: (params, { connection }) => {
-      const known = params.sessionId ? this.sessions.get(params.sessionId) : undefined;
+      const known = params.sessionId ? this.resumable(connection, params.sessionId) : undefined;
       if (known) this.bind(connection, known);
       return { value: "pong" };
     },
+    // A session another open socket holds answers exactly as an unknown one: its existence is not revealed.
     connect: (params, call) => {
-      if (params.sessionId && !this.sessions.has(params.sessionId)) {
+      if (params.sessionId && !this.resumable(call.connection, params.sessionId)) {
         throw new KurentoError(
           "INVALID_SESSION",
-          `Invalid session: "${params.sessionId}" is unknown (it expired or never existed)`,
+          `Invalid session: "${params.sessionId}" is unknown (it expired, never existed, or another connection holds it)`,
         );
       }
       call.session();
       return {};
     },
     describe: (params, call) => {
-      call.session();
-      const object = this.object(params.object);
+      const object = this.object(params.object, call.session());
       return { hierarchy: [...object.hierarchy], qualifiedType: object.qualifiedType, type: object.typeName };
     },
     create: (params, call) => {
       const session = call.session();
-      const object = createObject(this.context, params.type, params.constructorParams);
+      const object = createObject(this.context, params.type, params.constructorParams, session);
       session.adopt(object);
       return { value: object.id };
     },
     invoke: async (params, call) => {
-      call.session();
-      const object = this.object(params.object);
-      const value = await object.invoke(params.operation, params.operationParams);
+      const session = call.session();
+      const object = this.object(params.object, session);
+      const value = await object.invoke(params.operation, params.operationParams, session);
       return value === undefined ? {} : { value };
     },
     subscribe: (params, call) => {
       const session = call.session();
-      const object = this.object(params.object);
+      const object = this.object(params.object, session);
       const subscription = object.subscribe(params.type, session);
       session.addSubscription(subscription, object);
       return { value: subscription };
     },
-    // Lenient on purpose: kurento-client unsubscribes from objects right after releasing them.
+    // Lenient on purpose: kurento-client unsubscribes from objects right after releasing them, so a
+    // released object's is fine. Another session's object is not found (40101), and only the session's
+    // own subscriptions are dropped.
     unsubscribe: (params, call) => {
       const session = call.session();
-      this.context.registry.find(params.object)?.unsubscribe(params.subscription);
-      session.forgetSubscription(params.subscription);
+      if (this.context.registry.find(params.object)) this.object(params.object, session);
+      session.dropSubscription(params.subscription, params.object);
       return {};
     },
     release: async (params, call) => {
-      call.session();
-      const object = this.object(params.object);
+      const object = this.object(params.object, call.session());
       if (object instanceof ServerManager)
         throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", "The ServerManager cannot be released");
       await object.release();
       return {};
     },
     transaction: async (params, call) => {
-      call.session();
+      const session = call.session();
       const results: unknown[] = [];
       const ids: Array<string | undefined> = [];
       for (const [index, operation] of params.operations.entries()) {
@@ -236,10 +256,11 @@ export class KurentoRpc {
           if (operation.method === "transaction")
             throw new KurentoError("MALFORMED_TRANSACTION", "Transactions cannot be nested");
           const resolvedParams = resolveReferences(operation.params ?? {}, ids);
-          const result = await this.execute(call.connection, {
-            method: operation.method,
-            params: { ...resolvedParams, sessionId: call.session().id },
-          });
+          const result = await this.execute(
+            call.connection,
+            { method: operation.method, params: { ...resolvedParams, sessionId: session.id } },
+            session,
+          );
           ids.push(typeof result.value === "string" ? result.value : undefined);
           results.push(resultFrame(replyId, result));
         } catch (error) {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { KurentoError } from "./errors.ts";
 import { parseParams } from "./protocol.ts";
-import type { MediaObject, MediaServerContext } from "./objects/media-object.ts";
+import type { MediaObject, MediaServerContext, ObjectOwner } from "./objects/media-object.ts";
 import { MediaPipeline } from "./objects/pipeline.ts";
 import { PassThrough } from "./objects/pass-through.ts";
 import { WebRtcEndpoint } from "./objects/webrtc-endpoint.ts";
@@ -31,10 +31,15 @@ export const KNOWN_UNSUPPORTED_TYPES = [
 const elementParams = z.object({ mediaPipeline: z.string().min(1) }).loose();
 const webRtcParams = elementParams.extend({ useDataChannels: z.boolean().nullish() });
 
-type Factory = (context: MediaServerContext, constructorParams: Record<string, unknown> | undefined) => MediaObject;
+type Factory = (
+  context: MediaServerContext,
+  constructorParams: Record<string, unknown> | undefined,
+  creator: ObjectOwner,
+) => MediaObject;
 
-function pipelineOf(context: MediaServerContext, id: string): MediaObject {
-  const pipeline = context.registry.get(id);
+/** The pipeline a constructor names: one of the creating session's own (40101 otherwise). */
+function pipelineOf(context: MediaServerContext, id: string, creator: ObjectOwner): MediaObject {
+  const pipeline = context.registry.getFor(id, creator);
   if (!(pipeline instanceof MediaPipeline)) {
     throw new KurentoError(
       "MEDIA_OBJECT_ILLEGAL_PARAM_ERROR",
@@ -46,15 +51,15 @@ function pipelineOf(context: MediaServerContext, id: string): MediaObject {
 
 const factories = {
   MediaPipeline: (context) => new MediaPipeline(context),
-  WebRtcEndpoint: (context, raw) => {
+  WebRtcEndpoint: (context, raw, creator) => {
     const params = parseParams(webRtcParams, raw, "WebRtcEndpoint constructor");
-    return new WebRtcEndpoint(context, pipelineOf(context, params.mediaPipeline), {
+    return new WebRtcEndpoint(context, pipelineOf(context, params.mediaPipeline, creator), {
       useDataChannels: params.useDataChannels ?? false,
     });
   },
-  PassThrough: (context, raw) => {
+  PassThrough: (context, raw, creator) => {
     const params = parseParams(elementParams, raw, "PassThrough constructor");
-    return new PassThrough(context, pipelineOf(context, params.mediaPipeline));
+    return new PassThrough(context, pipelineOf(context, params.mediaPipeline, creator));
   },
 } satisfies Record<SupportedType, Factory>;
 
@@ -62,11 +67,12 @@ function isSupported(type: string): type is SupportedType {
   return (SUPPORTED_TYPES as readonly string[]).includes(type);
 }
 
-/** Creates and registers an object, or explains which type this server cannot create. */
+/** Creates and registers an object for `creator`, or explains which type this server cannot create. */
 export function createObject(
   context: MediaServerContext,
   type: string,
   constructorParams: Record<string, unknown> | undefined,
+  creator: ObjectOwner,
 ): MediaObject {
   const bare = type.replace(/^kurento\./, "");
   if (!isSupported(bare)) {
@@ -79,7 +85,7 @@ export function createObject(
       { unsupported: bare, embeddedMediaServer: true },
     );
   }
-  const object = factories[bare](context, constructorParams);
+  const object = factories[bare](context, constructorParams, creator);
   object.parent?.children.add(object);
   context.registry.add(object);
   return object;

@@ -1,5 +1,5 @@
 import { KurentoError } from "./errors.ts";
-import type { MediaObject } from "./objects/media-object.ts";
+import type { MediaObject, ObjectOwner } from "./objects/media-object.ts";
 
 /** Every live media object by id. The ServerManager lives outside it: it is permanent and not a "live object" for leak checks. */
 export class ObjectRegistry {
@@ -25,6 +25,19 @@ export class ObjectRegistry {
   get(id: string): MediaObject {
     const object = this.find(id);
     if (!object) throw new KurentoError("MEDIA_OBJECT_NOT_FOUND", `Object '${id}' not found`);
+    return object;
+  }
+
+  /**
+   * The object `id` if `caller` may use it: its own objects and the permanent
+   * ones (the ServerManager). Another session's object is "not found" (40101),
+   * exactly as an id that never existed, so its existence is not revealed.
+   */
+  getFor(id: string, caller: ObjectOwner | undefined): MediaObject {
+    const object = this.find(id);
+    if (!object || (!this.permanent.has(id) && (caller === undefined || object.owner !== caller))) {
+      throw new KurentoError("MEDIA_OBJECT_NOT_FOUND", `Object '${id}' not found`);
+    }
     return object;
   }
 

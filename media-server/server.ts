@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
+import { accessCheck, isLoopbackHost } from "./access.ts";
 import { DEFAULT_WEBRTC_SETTINGS, type MediaServerOptions } from "./config.ts";
 import { type ClientConnection, KurentoRpc, type RpcStats } from "./kurento-rpc.ts";
 import type { MediaServerContext } from "./objects/media-object.ts";
@@ -25,6 +27,8 @@ const SOCKET_HEARTBEAT_MS = 30_000;
 export async function startMediaServer(options: MediaServerOptions = {}): Promise<MediaServerHandle> {
   const host = options.host ?? "127.0.0.1";
   const log = options.log ?? ((message: string) => process.stderr.write(`[media-server] ${message}\n`));
+  if (options.token !== undefined && options.token.trim() === "") throw new Error("token must not be empty");
+  const allowed = accessCheck({ allowedOrigins: options.allowedOrigins ?? [], token: options.token });
   const context: MediaServerContext = {
     registry: new ObjectRegistry(),
     webrtc: { ...DEFAULT_WEBRTC_SETTINGS, ...options.webrtc },
@@ -42,6 +46,14 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
       return;
     }
+    // Refused before the upgrade: a refused client never gets a socket, let alone a session.
+    const decision = allowed(request);
+    if (!decision.allowed) {
+      // The reason names no secret; the request's URL (which may hold a token) is not logged.
+      log(`refused a WebSocket from ${request.socket.remoteAddress ?? "?"}: ${decision.reason}`);
+      refuse(socket, decision.status, decision.reason);
+      return;
+    }
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit("connection", ws, request));
   });
 
@@ -52,6 +64,8 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
       current: undefined,
       closed: false,
       sessions: new Set(),
+      // Once a close frame went either way the socket no longer holds its sessions: `connect` may resume them.
+      live: () => ws.readyState === ws.OPEN,
       send(frame) {
         if (ws.readyState === ws.OPEN) ws.send(encodeFrame(frame));
       },
@@ -96,6 +110,11 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
     });
   });
   const port = (http.address() as AddressInfo).port;
+  if (!isLoopbackHost(host) && options.token === undefined) {
+    log(
+      `listening on ${host}, not loopback, without a token: anyone who reaches port ${port} can drive this media server (set KMS_TOKEN)`,
+    );
+  }
   const urlHost = host.includes(":") ? `[${host}]` : host;
 
   let closing: Promise<void> | undefined;
@@ -116,6 +135,17 @@ export async function startMediaServer(options: MediaServerOptions = {}): Promis
       return closing;
     },
   };
+}
+
+const STATUS_TEXT = { 401: "Unauthorized", 403: "Forbidden" } as const;
+
+function refuse(socket: Duplex, status: 401 | 403, reason: string): void {
+  const body = `${reason}\n`;
+  const challenge = status === 401 ? 'WWW-Authenticate: Bearer realm="kurento"\r\n' : "";
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `${challenge}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 function serveHttp(request: IncomingMessage, response: ServerResponse, rpc: KurentoRpc): void {

@@ -4,6 +4,8 @@ import type { EventSink, MediaObject, ObjectOwner } from "./objects/media-object
 /** Where a session's replies and events go: one WebSocket. */
 export interface Connection {
   send(frame: unknown): void;
+  /** Whether the socket is open (no close frame sent or received). */
+  live(): boolean;
 }
 
 /**
@@ -43,12 +45,29 @@ export class Session implements EventSink, ObjectOwner {
     this.subscriptions.delete(subscriptionId);
   }
 
+  /** `unsubscribe`: ends the subscription if it is this session's, on `objectId`; others' are left alone. */
+  dropSubscription(subscriptionId: string, objectId: string): void {
+    const object = this.subscriptions.get(subscriptionId);
+    if (object?.id !== objectId) return;
+    object.unsubscribe(subscriptionId);
+    this.subscriptions.delete(subscriptionId);
+  }
+
   /** The socket went away: end the session unless someone resumes it within `graceMs`. */
   detach(graceMs: number, onExpired: () => void): void {
     this.connection = undefined;
     this.cancelGrace();
     this.graceTimer = setTimeout(onExpired, graceMs);
     this.graceTimer.unref();
+  }
+
+  /**
+   * Whether another socket, still open, speaks for this session. Such a session
+   * cannot be resumed or joined from `connection`: its id alone does not let a
+   * second client take it over, see its events or use its objects.
+   */
+  heldElsewhere(connection: Connection): boolean {
+    return this.connection !== undefined && this.connection !== connection && this.connection.live();
   }
 
   attach(connection: Connection): void {

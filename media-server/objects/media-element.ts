@@ -199,9 +199,9 @@ function connectionData(source: MediaElement, sink: MediaElement, type: MediaTyp
   };
 }
 
-/** The element a `connect`/`disconnect` names as its sink. */
+/** The element a `connect`/`disconnect` names as its sink: one of the source's session's own (40101 otherwise). */
 function sinkNamed(source: MediaElement, id: string): MediaElement {
-  const sink = source.context.registry.get(id);
+  const sink = source.context.registry.getFor(id, source.owner);
   if (!(sink instanceof MediaElement)) {
     throw new KurentoError(
       "MEDIA_OBJECT_ILLEGAL_PARAM_ERROR",

@@ -4,7 +4,7 @@ import { KurentoError } from "../errors.ts";
 import { eventFrame } from "../protocol.ts";
 import type { ObjectRegistry } from "../registry.ts";
 import type { WebRtcSettings } from "../webrtc-config.ts";
-import { noParams, operation, operationTable, type RawParams } from "./operations.ts";
+import { type Caller, noParams, operation, operationTable, type RawParams } from "./operations.ts";
 
 /** What every media object can reach: the registry and the server's settings. */
 export interface MediaServerContext {
@@ -20,7 +20,8 @@ export interface EventSink {
   forgetSubscription(subscriptionId: string): void;
 }
 
-export interface ObjectOwner {
+/** The session that created an object: the only one that may use it. */
+export interface ObjectOwner extends Caller {
   forget(object: MediaObject): void;
 }
 
@@ -67,8 +68,8 @@ export abstract class MediaObject {
     return `kurento.${this.typeName}`;
   }
 
-  /** Runs a Kurento operation on this object; each concrete type dispatches through its own table. */
-  abstract invoke(operation: string, params: RawParams): unknown;
+  /** Runs a Kurento operation on this object for `caller`; each concrete type dispatches through its own table. */
+  abstract invoke(operation: string, params: RawParams, caller?: Caller): unknown;
 
   pipeline(): MediaObject {
     let object: MediaObject = this;

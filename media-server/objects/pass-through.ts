@@ -1,7 +1,7 @@
 import type { ForwardedRtp, MediaKind } from "../rtp-forwarding.ts";
 import { MEDIA_ELEMENT_EVENTS, MEDIA_ELEMENT_OPERATIONS, MediaElement, mediaTypeOf } from "./media-element.ts";
 import { MediaObject, type MediaServerContext } from "./media-object.ts";
-import { invokeOperation, type RawParams } from "./operations.ts";
+import { invokeOperation, type Caller, type RawParams } from "./operations.ts";
 
 /** Forwards whatever reaches it to its sinks; keyframe requests go on to its own source. */
 export class PassThrough extends MediaElement {
@@ -13,8 +13,8 @@ export class PassThrough extends MediaElement {
     super(context, MediaObject.childId(pipeline, "PassThrough"), pipeline);
   }
 
-  invoke(name: string, params: RawParams): unknown {
-    return invokeOperation(MEDIA_ELEMENT_OPERATIONS, this, name, params);
+  invoke(name: string, params: RawParams, caller?: Caller): unknown {
+    return invokeOperation(MEDIA_ELEMENT_OPERATIONS, this, name, params, caller);
   }
 
   acceptRtp(kind: MediaKind, rtp: ForwardedRtp): void {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { MEDIA_OBJECT_OPERATIONS, MediaObject, type MediaServerContext } from "./media-object.ts";
-import { invokeOperation, noParams, operation, operationTable, type RawParams } from "./operations.ts";
+import { invokeOperation, noParams, operation, operationTable, type Caller, type RawParams } from "./operations.ts";
 
 /** Holds elements; releasing it releases them. Nothing else happens at this level in a forwarding server. */
 export class MediaPipeline extends MediaObject {
@@ -14,8 +14,8 @@ export class MediaPipeline extends MediaObject {
     super(context, MediaObject.childId(undefined, "MediaPipeline"), undefined);
   }
 
-  invoke(name: string, params: RawParams): unknown {
-    return invokeOperation(PIPELINE_OPERATIONS, this, name, params);
+  invoke(name: string, params: RawParams, caller?: Caller): unknown {
+    return invokeOperation(PIPELINE_OPERATIONS, this, name, params, caller);
   }
 
   protected override dispose(): void {}

@@ -2,15 +2,19 @@ import os from "node:os";
 import { z } from "zod";
 import { KurentoError } from "../errors.ts";
 import { MEDIA_OBJECT_OPERATIONS, MediaObject, type MediaServerContext } from "./media-object.ts";
-import { invokeOperation, noParams, operation, operationTable, type RawParams } from "./operations.ts";
+import { invokeOperation, noParams, operation, operationTable, type Caller, type RawParams } from "./operations.ts";
 
 const SERVER_MANAGER_ID = "manager_ServerManager";
 const REPORTED_VERSION = "7.2.0";
 
-/** Server-wide facts the manager reports; the server supplies them. */
+/**
+ * What the manager reports about sessions and pipelines, as the server supplies
+ * it for the calling session: its own session and pipelines only (KMS lists
+ * every one, which would hand any client the ids of others' sessions and objects).
+ */
 export interface ServerFacts {
-  sessionIds(): string[];
-  pipelineIds(): string[];
+  sessionIds(caller: Caller | undefined): string[];
+  pipelineIds(caller: Caller | undefined): string[];
 }
 
 /** The permanent `manager_ServerManager` object kurento-client asks for `getInfo` when it connects. */
@@ -25,8 +29,8 @@ export class ServerManager extends MediaObject {
     this.facts = facts;
   }
 
-  invoke(name: string, params: RawParams): unknown {
-    return invokeOperation(SERVER_MANAGER_OPERATIONS, this, name, params);
+  invoke(name: string, params: RawParams, caller?: Caller): unknown {
+    return invokeOperation(SERVER_MANAGER_OPERATIONS, this, name, params, caller);
   }
 
   protected override dispose(): void {}
@@ -50,8 +54,8 @@ const SERVER_INFO = {
 
 const SERVER_MANAGER_OPERATIONS = operationTable<ServerManager>(MEDIA_OBJECT_OPERATIONS, {
   getInfo: operation(noParams, () => SERVER_INFO),
-  getPipelines: operation(noParams, (manager) => manager.facts.pipelineIds()),
-  getSessions: operation(noParams, (manager) => manager.facts.sessionIds()),
+  getPipelines: operation(noParams, (manager, _, caller) => manager.facts.pipelineIds(caller)),
+  getSessions: operation(noParams, (manager, _, caller) => manager.facts.sessionIds(caller)),
   getMetadata: operation(noParams, () => ""),
   getCpuCount: operation(noParams, () => os.availableParallelism()),
   getUsedMemory: operation(noParams, () => Math.round(process.memoryUsage().rss / 1024)),

@@ -3,7 +3,7 @@ import { type ForwardedRtp, forwardableCopy, type MediaKind } from "../rtp-forwa
 import { peerConfig } from "../webrtc-config.ts";
 import { MEDIA_ELEMENT_EVENTS, MediaElement, mediaTypeOf } from "./media-element.ts";
 import { MediaObject, type MediaServerContext } from "./media-object.ts";
-import { invokeOperation, type RawParams } from "./operations.ts";
+import { invokeOperation, type Caller, type RawParams } from "./operations.ts";
 import { DataChannels } from "./webrtc/data-channels.ts";
 import { Negotiation } from "./webrtc/negotiation.ts";
 import {
@@ -95,8 +95,8 @@ export class WebRtcEndpoint extends MediaElement {
     return this.state;
   }
 
-  invoke(name: string, params: RawParams): unknown {
-    return invokeOperation(WEBRTC_ENDPOINT_OPERATIONS, this, name, params);
+  invoke(name: string, params: RawParams, caller?: Caller): unknown {
+    return invokeOperation(WEBRTC_ENDPOINT_OPERATIONS, this, name, params, caller);
   }
 
   acceptRtp(kind: MediaKind, rtp: ForwardedRtp): void {
