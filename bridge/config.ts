@@ -153,7 +153,29 @@ const envSchema = z.object({
   BRIDGE_HTTP_PORT: int(0, 65_535).default(9090),
   BRIDGE_HTTP_HOST: z.string().trim().min(1).default("127.0.0.1"),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+  // The embedded media server's KMS_TOKEN (or a proxy's in front of KMS); unset: URIs are dialled as given.
+  KMS_TOKEN: z.string().trim().min(1).max(512).optional(),
 });
+
+/** Variables whose values an error message must not show. */
+const SECRET_KEYS: ReadonlySet<string> = new Set(["BRIDGE_SECRET", "KMS_TOKEN"]);
+
+/**
+ * KMS_TOKEN by KMS URI, filled by `loadConfig`. It is kept out of BridgeConfig
+ * and out of the URIs on purpose: those are logged, exported as metric labels
+ * and reported to the worker, the token must never be. Only the adapter reads
+ * it, through `kmsDialUri`, at the moment kurento-client dials.
+ */
+const kmsTokens = new Map<string, string>();
+
+/** What kurento-client dials for `uri`: `uri` with `?token=` when KMS_TOKEN was configured for it. Never log it. */
+export function kmsDialUri(uri: string): string {
+  const token = kmsTokens.get(uri);
+  if (token === undefined) return uri;
+  const url = new URL(uri);
+  url.searchParams.set("token", token);
+  return url.toString();
+}
 
 /** The variables this module reads. */
 export const CONFIG_KEYS = Object.keys(envSchema.shape) as Array<keyof typeof envSchema.shape>;
@@ -182,7 +204,7 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
         const key = issue.path.map(String).join(".") || "environment";
         const value = typeof issue.path[0] === "string" ? input[issue.path[0]] : undefined;
         const shown =
-          value === undefined || issue.path[0] === "BRIDGE_SECRET"
+          value === undefined || SECRET_KEYS.has(String(issue.path[0]))
             ? ""
             : ` (got '${value.length > 80 ? `${value.slice(0, 80)}…` : value}')`;
         return `${key}: ${issue.message}${shown}`;
@@ -190,6 +212,11 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
     );
   }
   const vars = parsed.data;
+  // This configuration says how its KMS URIs are dialled; a later one for the same URI replaces it.
+  for (const uri of vars.KMS_URIS) {
+    if (vars.KMS_TOKEN) kmsTokens.set(uri, vars.KMS_TOKEN);
+    else kmsTokens.delete(uri);
+  }
   return {
     workerUrl: vars.WORKER_URL,
     bridgeId: vars.BRIDGE_ID ?? defaultBridgeId(),

@@ -9,7 +9,9 @@
  * ADMIN_TOKEN, AUTH_REGEX, …; ADMIN_TOKEN and BRIDGE_SECRET are random per run
  * when unset) and any bridge variable (KMS_LIMIT, REQUEST_TIMEOUT_MS, HAT_*,
  * LOG_LEVEL). Secrets reach the worker through a private file, never a
- * command line.
+ * command line. KMS_TOKEN (the media server's shared token) is random per
+ * run when unset and goes to the in-process media server and bridge as an
+ * option; with KMS_URIS, a set KMS_TOKEN is sent to those servers.
  */
 import { randomBytes } from "node:crypto";
 import { WORKER_OPTIONS } from "../worker/options.ts";
@@ -52,6 +54,10 @@ for (const key of WORKER_OPTIONS) {
 const generatedAdminToken = workerVars.ADMIN_TOKEN === undefined;
 if (generatedAdminToken) workerVars.ADMIN_TOKEN = randomBytes(24).toString("base64url");
 
+// Random per run unless given: the embedded media server then refuses any client but this bridge.
+const kmsToken =
+  process.env.KMS_TOKEN?.trim() || (kmsUris.length > 0 ? undefined : randomBytes(24).toString("base64url"));
+
 let system: Awaited<ReturnType<typeof startSystem>>;
 try {
   system = await startSystem({
@@ -59,6 +65,7 @@ try {
     port: port("PORT", 8787),
     kmsPort: port("KMS_PORT", 8888),
     kmsUris,
+    ...(kmsToken ? { kmsToken } : {}),
     bridgeEnv,
     persistTo: ".wrangler/state",
     inheritOutput: true,
@@ -68,7 +75,9 @@ try {
   process.exit(1);
 }
 
-const media = system.mediaServer ? `embedded media server ${system.mediaServer.url}` : `KMS ${kmsUris.join(", ")}`;
+const media = system.mediaServer
+  ? `embedded media server ${system.mediaServer.url}, KMS_TOKEN required (random per run unless set)`
+  : `KMS ${kmsUris.join(", ")}`;
 console.log(
   `\nRoom service ready: open ${system.url}/  (${media}; bridge health ${system.bridge.httpUrl}/health; Ctrl-C to stop)`,
 );

@@ -18,6 +18,11 @@ export interface SystemOptions {
   kmsUris?: string[];
   /** Port of the embedded media server; a free one when omitted. */
   kmsPort?: number;
+  /**
+   * Shared token of the media server (KMS_TOKEN): the embedded one requires it and the bridge sends it.
+   * `npm start` passes a random one per run; none when omitted.
+   */
+  kmsToken?: string;
   /** WebRTC settings of the embedded media server (tests use `{loopbackOnly: true}`). */
   mediaServerWebrtc?: Partial<WebRtcSettings>;
   /** Extra bridge environment (e.g. KMS_LIMIT, REQUEST_TIMEOUT_MS, LOG_LEVEL). */
@@ -57,6 +62,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       mediaServer = await startMediaServer({
         port: options.kmsPort ?? 0,
         ...(options.mediaServerWebrtc ? { webrtc: options.mediaServerWebrtc } : {}),
+        ...(options.kmsToken ? { token: options.kmsToken } : {}),
         log: options.inheritOutput ? undefined : () => undefined,
       });
       const started = mediaServer;
@@ -79,6 +85,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       KMS_URIS: kmsUris.join(","),
       BRIDGE_HTTP_PORT: "0",
       LOG_LEVEL: options.inheritOutput ? "info" : "error",
+      ...(options.kmsToken ? { KMS_TOKEN: options.kmsToken } : {}),
       ...options.bridgeEnv,
     });
     const bridge = await startBridge(config);
