@@ -3,8 +3,11 @@ import { mediaServerOptionsFromEnv, startMediaServer } from "./index.ts";
 // `npm run media-server`: the embedded server alone, configured by KMS_* variables.
 const options = mediaServerOptionsFromEnv(process.env);
 const server = await startMediaServer(options);
+// The token itself is never printed; `server.url` carries none.
+const origins = options.allowedOrigins?.length ? options.allowedOrigins.join(", ") : "none";
 process.stderr.write(
-  `[media-server] Kurento protocol on ${server.url} (health: http://${server.host}:${server.port}/health)\n`,
+  `[media-server] Kurento protocol on ${server.url} (health: http://${server.host}:${server.port}/health; ` +
+    `token ${options.token ? "required" : "not required"}; browser origins allowed: ${origins})\n`,
 );
 
 let stopping = false;
