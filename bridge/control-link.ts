@@ -15,7 +15,7 @@ import { describeIssues } from "../protocol/jsonrpc.ts";
 import { RpcPeer, RpcRequestError } from "../protocol/rpc-peer.ts";
 import { CloseCode } from "../protocol/close-codes.ts";
 import { REGISTER_TIMEOUT_MS } from "../protocol/timeouts.ts";
-import { CONTROL_AUDIENCE, signBridgeToken } from "../protocol/tokens/bridge-token.ts";
+import { CONTROL_AUDIENCE, signBridgeToken, type BridgeCredential } from "../protocol/tokens/bridge-token.ts";
 import { type KmsConfig, toWebSocketUrl } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { type BackoffOptions, ReconnectingSocket } from "./reconnecting-socket.ts";
@@ -23,7 +23,8 @@ import { type BackoffOptions, ReconnectingSocket } from "./reconnecting-socket.t
 export interface ControlLinkOptions {
   readonly workerUrl: string;
   readonly bridgeId: string;
-  readonly secret: string;
+  /** BRIDGE_SECRET (the master: any id), or `{bridgeKey}` (BRIDGE_KEY: this bridge's own key, good for its id only). */
+  readonly secret: BridgeCredential;
   readonly kms: readonly KmsConfig[];
   readonly log: Logger;
   readonly backoff?: BackoffOptions;

@@ -14,7 +14,7 @@ import { JsonRpcCode, rpcError } from "../protocol/errors.ts";
 import { describeIssues } from "../protocol/jsonrpc.ts";
 import { RpcPeer, RpcRequestError } from "../protocol/rpc-peer.ts";
 import { CloseCode } from "../protocol/close-codes.ts";
-import { roomAudience, signBridgeToken } from "../protocol/tokens/bridge-token.ts";
+import { roomAudience, signBridgeToken, type BridgeCredential } from "../protocol/tokens/bridge-token.ts";
 import { toWebSocketUrl } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { BridgeMetrics } from "./metrics.ts";
@@ -29,7 +29,8 @@ export interface RoomLinkOptions {
   readonly room: string;
   readonly workerUrl: string;
   readonly bridgeId: string;
-  readonly secret: string;
+  /** BRIDGE_SECRET (the master: any id), or `{bridgeKey}` (BRIDGE_KEY: this bridge's own key, good for its id only). */
+  readonly secret: BridgeCredential;
   readonly media: RoomMedia;
   readonly metrics: BridgeMetrics;
   readonly log: Logger;

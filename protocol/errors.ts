@@ -9,6 +9,13 @@ export const JsonRpcCode = {
   METHOD_NOT_FOUND: -32601,
   INVALID_PARAMS: -32602,
   INTERNAL_ERROR: -32603,
+  /**
+   * A JSON-RPC "server error" (-32000…-32099, implementation-defined): the
+   * socket sends requests faster than the room allows (README "Limits"); the
+   * request was not carried out. A socket that keeps flooding is closed with
+   * 1008 (CloseCode.POLICY_VIOLATION).
+   */
+  RATE_LIMITED: -32000,
 } as const;
 
 export const RoomCode = {

@@ -14,22 +14,37 @@ export const MAX_SDP_LENGTH = 256 * 1024;
 /** The only stream a participant can publish, as in the original. */
 export const WEBCAM_STREAM = "webcam";
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point: names must not contain them.
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+/** C0 and C1 control characters (Unicode category Cc). */
+const CONTROL_CHARS = /\p{Cc}/u;
+/**
+ * Invisible format characters (Unicode category Cf): bidi controls
+ * (U+202A–U+202E, U+2066–U+2069), zero-width characters (U+200B–U+200F,
+ * U+2060, U+FEFF), soft hyphens… They let two names that look the same
+ * differ, or make a name display as something else.
+ */
+const FORMAT_CHARS = /\p{Cf}/u;
 
-/** A user or room name: what people type, shown to everyone, used as a key. */
+/**
+ * A user or room name: what people type, shown to everyone, used as a key.
+ * Normalised to Unicode NFC first, so a name typed with a composed "é" and
+ * one with "e" + combining accent are the same name.
+ */
 export const name = z
   .string()
+  .normalize("NFC")
   .min(1, "must not be empty")
   .max(MAX_NAME_LENGTH, `must be at most ${MAX_NAME_LENGTH} characters`)
   .refine((s) => !CONTROL_CHARS.test(s), "must not contain control characters")
-  .refine((s) => s.trim().length > 0, "must not be blank");
+  .refine((s) => !FORMAT_CHARS.test(s), "must not contain invisible format characters (bidi controls, zero-width…)")
+  .refine((s) => s.trim().length > 0, "must not be blank")
+  .refine((s) => s !== "." && s !== "..", "must not be '.' or '..'");
 
 const sdp = z.string().min(1, "must not be empty").max(MAX_SDP_LENGTH);
 
 /** `<user>_<stream>`; split at the *last* `_` so user names may contain `_`. */
 export const streamId = z
   .string()
+  .normalize("NFC")
   .min(3)
   .max(MAX_NAME_LENGTH + 32)
   .refine((s) => s.lastIndexOf("_") > 0 && s.lastIndexOf("_") < s.length - 1, "must look like <user>_<stream>");

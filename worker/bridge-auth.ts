@@ -1,11 +1,12 @@
 /**
  * Checks a bridge's token *before* its WebSocket upgrade is accepted: a bad,
- * expired or misdirected token gets 401 and no socket. The accepting object
+ * expired or misdirected token, or one not signed with the key derived for
+ * its own bridge id, gets 401 and no socket. The accepting object
  * then claims the nonce (replays get 401 there).
  */
 import { bearerToken } from "../protocol/tokens/constant-time.ts";
 import { verifyBridgeToken, type BridgeClaims } from "../protocol/tokens/bridge-token.ts";
-import type { Env } from "./env.ts";
+import { settingsOf, type Env } from "./env.ts";
 import type { NonceLedger } from "./auth/nonce-ledger.ts";
 
 /** Headers by which the worker hands verified claims to the accepting object. */
@@ -16,8 +17,8 @@ const TOKEN_EXP_HEADER = "x-token-exp";
 export type BridgeAuth = { ok: true; claims: BridgeClaims } | { ok: false; response: Response };
 
 export async function authenticateBridge(request: Request, env: Env, audience: string): Promise<BridgeAuth> {
-  const secret = env.BRIDGE_SECRET;
-  if (!secret) {
+  const secret = settingsOf(env).bridgeSecret;
+  if (secret === null) {
     return {
       ok: false,
       response: Response.json(

@@ -9,6 +9,13 @@ import type { BridgePool } from "./do/bridge-pool.ts";
 import type { RoomDirectory } from "./do/room-directory.ts";
 import type { RoomObject } from "./do/room-object.ts";
 import type { WorkerOption } from "./options.ts";
+import { DEFAULT_JOIN_TOKEN_MAX_TTL_SECONDS } from "../protocol/tokens/join-token.ts";
+import {
+  DEFAULT_CHAT_PER_SECOND,
+  DEFAULT_RATE_LIMIT_BURST,
+  DEFAULT_RATE_LIMIT_PER_SECOND,
+  type RateLimits,
+} from "./rate-limit.ts";
 
 export interface Env extends Partial<Record<WorkerOption, string>> {
   ROOM: DurableObjectNamespace<RoomObject>;
@@ -20,6 +27,22 @@ const flag = z
   .enum(["true", "false", "1", "0", ""])
   .optional()
   .transform((v) => v === "true" || v === "1");
+
+/** Shorter secrets are refused: they can be guessed offline from one captured token. */
+export const MIN_SECRET_LENGTH = 16;
+
+/** An optional secret: unset or empty means off; otherwise at least MIN_SECRET_LENGTH characters. */
+const secret = (key: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : null))
+    .refine(
+      (v) => v === null || v.length >= MIN_SECRET_LENGTH,
+      `${key} must be at least ${MIN_SECRET_LENGTH} characters (use a long random string, e.g. openssl rand -hex 32)`,
+    );
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const settingsSchema = z.object({
   AUTH_REGEX: z
@@ -39,6 +62,16 @@ const settingsSchema = z.object({
   RECONNECT_WINDOW_SECONDS: z.coerce.number().min(0).max(3600).default(10),
   ADMIN_TOKEN: z.string().optional(),
   MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(25_000),
+  BRIDGE_SECRET: secret("BRIDGE_SECRET"),
+  JOIN_TOKEN_SECRET: secret("JOIN_TOKEN_SECRET"),
+  JOIN_TOKEN_MAX_TTL_SECONDS: int(1, 366 * 86_400).default(DEFAULT_JOIN_TOKEN_MAX_TTL_SECONDS),
+  MAX_PARTICIPANTS: int(1, 10_000).default(100),
+  RATE_LIMIT_BURST: int(1, 1_000_000).default(DEFAULT_RATE_LIMIT_BURST),
+  RATE_LIMIT_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(DEFAULT_RATE_LIMIT_PER_SECOND),
+  CHAT_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(DEFAULT_CHAT_PER_SECOND),
+  IDLE_SOCKET_SECONDS: int(1, 3600).default(30),
+  MAX_PENDING_SOCKETS: int(1, 100_000).default(50),
+  MAX_ICE_CANDIDATES: int(1, 100_000).default(100),
 });
 
 export interface Settings {
@@ -47,6 +80,12 @@ export interface Settings {
   readonly loopbackAndLocal: boolean;
   readonly adminToken: string | null;
   readonly mediaTimeoutMs: number;
+  readonly bridgeSecret: string | null;
+  readonly joinTokenSecret: string | null;
+  readonly joinTokenMaxTtlSeconds: number;
+  readonly rateLimit: RateLimits;
+  readonly idleSocketMs: number;
+  readonly maxPendingSockets: number;
 }
 
 let cached: { env: Env; settings: Settings } | null = null;
@@ -58,11 +97,26 @@ export function settingsOf(env: Env): Settings {
   if (!parsed.success) throw new Error(`Invalid configuration: ${z.prettifyError(parsed.error)}`);
   const s = parsed.data;
   const settings: Settings = {
-    room: { authRegex: s.AUTH_REGEX, reconnectWindowMs: s.RECONNECT_WINDOW_SECONDS * 1000 },
+    room: {
+      authRegex: s.AUTH_REGEX,
+      reconnectWindowMs: s.RECONNECT_WINDOW_SECONDS * 1000,
+      maxParticipants: s.MAX_PARTICIPANTS,
+      maxIceCandidates: s.MAX_ICE_CANDIDATES,
+    },
     loopbackRemote: s.LOOPBACK_REMOTE,
     loopbackAndLocal: s.LOOPBACK_AND_LOCAL,
     adminToken: s.ADMIN_TOKEN ? s.ADMIN_TOKEN : null,
     mediaTimeoutMs: s.MEDIA_TIMEOUT_MS,
+    bridgeSecret: s.BRIDGE_SECRET,
+    joinTokenSecret: s.JOIN_TOKEN_SECRET,
+    joinTokenMaxTtlSeconds: s.JOIN_TOKEN_MAX_TTL_SECONDS,
+    rateLimit: {
+      burst: s.RATE_LIMIT_BURST,
+      perSecond: s.RATE_LIMIT_PER_SECOND,
+      chatPerSecond: s.CHAT_PER_SECOND,
+    },
+    idleSocketMs: s.IDLE_SOCKET_SECONDS * 1000,
+    maxPendingSockets: s.MAX_PENDING_SOCKETS,
   };
   cached = { env, settings };
   return settings;

@@ -2,7 +2,7 @@
  * The Worker: HTTP routes and WebSocket entry points (Hono). Room logic lives
  * in the room Durable Objects; this file only validates and routes.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bearerToken, constantTimeEqual } from "../protocol/tokens/constant-time.ts";
 import { ROOM_NAME_HEADER } from "./do/room-object.ts";
 import { settingsOf, type Env } from "./env.ts";
@@ -34,8 +34,13 @@ function isUpgrade(request: Request): boolean {
   return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
 }
 
+// A misconfiguration (a malformed option, a secret too short) fails every request with 500, loudly.
+app.use("*", async (c, next) => {
+  settingsOf(c.env);
+  await next();
+});
+
 app.get("/health", async (c) => {
-  settingsOf(c.env); // a misconfiguration shows here first
   const { bridges } = await pool(c.env).summary();
   return c.json({ status: "ok", bridges } satisfies HealthResponse);
 });
@@ -53,14 +58,25 @@ app.get("/getClientConfig", async (c) => {
   } satisfies ClientConfigResponse);
 });
 
-app.get("/close", async (c) => {
+/**
+ * Admin endpoints refuse unless ADMIN_TOKEN is configured (503), and need
+ * `Authorization: Bearer <ADMIN_TOKEN>` (401 otherwise; compared in constant time).
+ */
+function adminRefusal(c: Context<{ Bindings: Env }>): Response | null {
   const { adminToken } = settingsOf(c.env);
-  if (adminToken !== null) {
-    const given = bearerToken(c.req.header("Authorization"));
-    if (given === null || !constantTimeEqual(given, adminToken)) {
-      return c.json({ error: "an admin token is required: Authorization: Bearer <ADMIN_TOKEN>" }, 401);
-    }
+  if (adminToken === null) {
+    return c.json({ error: "admin endpoints are disabled: ADMIN_TOKEN is not configured on the worker" }, 503);
   }
+  const given = bearerToken(c.req.header("Authorization"));
+  if (given === null || !constantTimeEqual(given, adminToken)) {
+    return c.json({ error: "an admin token is required: Authorization: Bearer <ADMIN_TOKEN>" }, 401);
+  }
+  return null;
+}
+
+app.get("/close", async (c) => {
+  const refusal = adminRefusal(c);
+  if (refusal) return refusal;
   const parsed = roomName.safeParse(c.req.query("room"));
   if (!parsed.success) return c.json({ error: "query parameter 'room' must name a room" }, 400);
   const room = parsed.data;
@@ -69,7 +85,7 @@ app.get("/close", async (c) => {
 
 app.get("/room", (c) => {
   if (!isUpgrade(c.req.raw)) return c.json({ error: "expected a WebSocket upgrade" }, 426);
-  return relayLegacySocket(c.env);
+  return relayLegacySocket(c.env, settingsOf(c.env).idleSocketMs);
 });
 
 app.get("/room/:room", (c) => {

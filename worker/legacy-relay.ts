@@ -8,10 +8,18 @@
  *
  * A first `joinRoom` that the room refuses (duplicate name, creation not
  * allowed…) unties the socket again, so the client may try another room.
+ *
+ * Before the room is chosen the relay answers on its own: `ping`, -32601 for
+ * an unknown method, 102 for a room method before joining. While the room's
+ * object is being reached it buffers at most MAX_EARLY_FRAMES frames or
+ * MAX_EARLY_BYTES bytes (more: an error, then the socket is closed with
+ * 1008), and a socket that chooses no room within IDLE_SOCKET_SECONDS is
+ * closed.
  */
 import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError } from "../protocol/errors.ts";
 import { decodeFrame, encodeError, encodeResult, type RequestId } from "../protocol/jsonrpc.ts";
-import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, name as roomName } from "../protocol/room.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, isRoomMethod, name as roomName } from "../protocol/room.ts";
+import { CloseCode } from "../protocol/close-codes.ts";
 import { ROOM_NAME_HEADER } from "./do/room-object.ts";
 import type { Env } from "./env.ts";
 import { roomOfSessionId } from "./session-id.ts";
@@ -19,7 +27,15 @@ import { closeQuietly, safeSend } from "./ws-util.ts";
 
 type Data = string | ArrayBuffer;
 
-export function relayLegacySocket(env: Env): Response {
+/** Frames buffered while the room's object is being reached (after that they are relayed as they come). */
+export const MAX_EARLY_FRAMES = 32;
+export const MAX_EARLY_BYTES = 1024 * 1024;
+
+function byteLength(data: Data): number {
+  return typeof data === "string" ? new TextEncoder().encode(data).byteLength : data.byteLength;
+}
+
+export function relayLegacySocket(env: Env, idleMs: number): Response {
   const pair = new WebSocketPair();
   const [client, server] = [pair[0], pair[1]];
   server.accept();
@@ -28,6 +44,17 @@ export function relayLegacySocket(env: Env): Response {
   /** The id of the joinRoom that opened the current upstream, until it succeeds. */
   let tentativeJoin: RequestId | null = null;
   const early: Data[] = [];
+  let earlyBytes = 0;
+  let ended = false;
+  /** A socket that never reaches a room is closed; the timer lives in the stateless worker, not in an object. */
+  const armIdle = () =>
+    setTimeout(() => {
+      if (upstream === null && !connecting) {
+        ended = true;
+        closeQuietly(server, CloseCode.POLICY_VIOLATION, `no joinRoom or connect within ${idleMs / 1000} s`);
+      }
+    }, idleMs);
+  let idle = armIdle();
   // Binary frames arrive as Blobs here; reading one is asynchronous, so frames
   // are handled through one chain to keep their order.
   let chain: Promise<void> = Promise.resolve();
@@ -43,6 +70,10 @@ export function relayLegacySocket(env: Env): Response {
       return;
     }
     ws.accept();
+    if (ended) {
+      closeQuietly(ws, CloseCode.NORMAL, "client gone");
+      return;
+    }
     tentativeJoin = joinId;
     ws.addEventListener("message", (event) => {
       const data = event.data as Data;
@@ -57,6 +88,7 @@ export function relayLegacySocket(env: Env): Response {
     });
     upstream = ws;
     connecting = false;
+    clearTimeout(idle);
     ws.send(first);
     for (const frame of early.splice(0)) ws.send(frame);
   };
@@ -69,12 +101,26 @@ export function relayLegacySocket(env: Env): Response {
     if (!answer.error) return;
     upstream = null;
     closeQuietly(ws, 1000, "join refused");
+    clearTimeout(idle);
+    idle = armIdle();
   };
 
   const handle = (data: Data): void => {
+    if (ended) return;
     if (upstream) return safeSend(upstream, data);
     if (data === HEARTBEAT_REQUEST) return safeSend(server, HEARTBEAT_RESPONSE);
     if (connecting) {
+      earlyBytes += byteLength(data);
+      if (early.length >= MAX_EARLY_FRAMES || earlyBytes > MAX_EARLY_BYTES) {
+        ended = true;
+        early.length = 0;
+        const frame = decodeFrame(data);
+        const id = frame.kind === "request" || frame.kind === "invalid" ? frame.id : null;
+        const message = `Too many frames before the room answered (at most ${MAX_EARLY_FRAMES} frames or ${MAX_EARLY_BYTES} bytes); wait for the joinRoom answer`;
+        if (id !== null) safeSend(server, encodeError(id, rpcError(JsonRpcCode.RATE_LIMITED, message)));
+        closeQuietly(server, CloseCode.POLICY_VIOLATION, "too many frames before joining");
+        return;
+      }
       early.push(data);
       return;
     }
@@ -106,7 +152,10 @@ export function relayLegacySocket(env: Env): Response {
       }
       case "connect": {
         if (typeof params.sessionId !== "string") return answer(encodeResult(id ?? 0, { sessionId: "" }));
-        room = roomOfSessionId(params.sessionId);
+        // The room comes from the client: the same rule as a room named in joinRoom.
+        const fromSession = roomOfSessionId(params.sessionId);
+        const checked = fromSession === null ? null : roomName.safeParse(fromSession);
+        room = checked?.success ? checked.data : null;
         if (room === null) {
           return answer(
             encodeError(
@@ -120,6 +169,10 @@ export function relayLegacySocket(env: Env): Response {
       case "ping":
         return answer(encodeResult(id ?? 0, { value: "pong", sessionId: "" }));
       default:
+        // isRoomMethod looks the name up with Object.hasOwn: `constructor`, `__proto__`… are unknown methods.
+        if (!isRoomMethod(frame.method)) {
+          return answer(encodeError(id, rpcError(JsonRpcCode.METHOD_NOT_FOUND, `Method not found: ${frame.method}`)));
+        }
         return answer(
           encodeError(
             id,
@@ -149,6 +202,8 @@ export function relayLegacySocket(env: Env): Response {
     }
   });
   server.addEventListener("close", (event) => {
+    clearTimeout(idle);
+    ended = true;
     if (upstream) closeQuietly(upstream, event.code, event.reason);
   });
   return new Response(null, { status: 101, webSocket: client });

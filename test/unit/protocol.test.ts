@@ -212,3 +212,125 @@ describe("join tokens", async () => {
     expect(await joinTokenProblem(secret, "v1.e30.x", "ana", "r1", now)).toMatch(/invalid join token/);
   });
 });
+
+describe("token purposes, lifetimes and per-bridge keys", async () => {
+  const { signJoinToken, joinTokenProblem } = await import("../../protocol/tokens/join-token.ts");
+  const { signBridgeToken, verifyBridgeToken, deriveBridgeKey, CONTROL_AUDIENCE } = await import(
+    "../../protocol/tokens/bridge-token.ts"
+  );
+  const { signToken } = await import("../../protocol/tokens/signed-token.ts");
+  const master = "master-bridge-secret-0123456789";
+  const now = 1_800_000_000;
+
+  it("derives a bridge's key as base64url(HMAC-SHA256(secret, 'bridge-key:' + id))", async () => {
+    const { createHmac } = await import("node:crypto");
+    const expected = createHmac("sha256", master).update("bridge-key:b1").digest("base64url");
+    expect(await deriveBridgeKey(master, "b1")).toBe(expected);
+    expect(await deriveBridgeKey(master, "b2")).not.toBe(expected);
+  });
+
+  it("a bridge holding only the key of b1 can sign for b1, never for b2", async () => {
+    const keyB1 = await deriveBridgeKey(master, "b1");
+    const asB1 = await signBridgeToken({ bridgeKey: keyB1 }, { bridgeId: "b1", audience: CONTROL_AUDIENCE });
+    expect(await verifyBridgeToken(master, asB1, CONTROL_AUDIENCE)).toMatchObject({ ok: true, claims: { bid: "b1" } });
+    const asB2 = await signBridgeToken({ bridgeKey: keyB1 }, { bridgeId: "b2", audience: CONTROL_AUDIENCE });
+    expect(await verifyBridgeToken(master, asB2, CONTROL_AUDIENCE)).toEqual({ ok: false, reason: "bad signature" });
+    // The master secret signs for any id (one operator running everything).
+    const fromMaster = await signBridgeToken(master, { bridgeId: "b2", audience: CONTROL_AUDIENCE });
+    expect((await verifyBridgeToken(master, fromMaster, CONTROL_AUDIENCE)).ok).toBe(true);
+    // A token signed with the master secret itself (not a derived key) is refused.
+    const raw = await signToken(master, {
+      pur: "bridge",
+      bid: "b1",
+      aud: "control",
+      exp: now + 30,
+      nonce: "n".repeat(22),
+    });
+    expect((await verifyBridgeToken(master, raw, CONTROL_AUDIENCE, now)).ok).toBe(false);
+  });
+
+  it("a bridge token is never a join token, and a join token never a bridge token", async () => {
+    const secret = "shared-secret-for-both-0123";
+    // A bridge token signed with exactly the join secret (as a bridge key) is still refused as a join token.
+    const bridgeToken = await signBridgeToken({ bridgeKey: secret }, { bridgeId: "ana", audience: "r1" });
+    expect(await joinTokenProblem(secret, bridgeToken, "ana", "r1")).toMatch(/not a join token/);
+    // Even one carrying every join claim, as long as its purpose is not "join".
+    const lookalike = await signToken(secret, { pur: "bridge", sub: "ana", room: "r1", exp: now + 60 });
+    expect(await joinTokenProblem(secret, lookalike, "ana", "r1", now)).toMatch(/not a join token/);
+    // A join token signed with b1's key, and one carrying every bridge claim, are refused as bridge tokens.
+    const keyB1 = await deriveBridgeKey(master, "b1");
+    const joinToken = await signJoinToken(keyB1, { user: "b1", room: "control" });
+    expect(await verifyBridgeToken(master, joinToken, CONTROL_AUDIENCE)).toMatchObject({ ok: false });
+    const joinLookalike = await signToken(keyB1, {
+      pur: "join",
+      bid: "b1",
+      aud: "control",
+      exp: Math.floor(Date.now() / 1000) + 30,
+      nonce: "n".repeat(22),
+    });
+    expect(await verifyBridgeToken(master, joinLookalike, CONTROL_AUDIENCE)).toEqual({
+      ok: false,
+      reason: "not a bridge token",
+    });
+  });
+
+  it("refuses a join token that expires further ahead than the maximum lifetime", async () => {
+    const secret = "join-secret-for-tests";
+    const day = await signJoinToken(secret, { user: "ana", room: "r1", ttlSeconds: 86_400, nowSeconds: now });
+    expect(await joinTokenProblem(secret, day, "ana", "r1", now)).toBeNull();
+    const year = await signJoinToken(secret, { user: "ana", room: "r1", ttlSeconds: 365 * 86_400, nowSeconds: now });
+    expect(await joinTokenProblem(secret, year, "ana", "r1", now)).toMatch(
+      /lives too long.*at most 86400 s.*JOIN_TOKEN_MAX_TTL_SECONDS/,
+    );
+    expect(await joinTokenProblem(secret, day, "ana", "r1", now, 3600)).toMatch(/at most 3600 s/);
+  });
+
+  it("matches a token's names to the join's after NFC normalisation", async () => {
+    const secret = "join-secret-for-tests";
+    const token = await signJoinToken(secret, { user: "Rene\u0301", room: "r1", nowSeconds: now });
+    expect(await joinTokenProblem(secret, token, "Ren\u00e9", "r1", now)).toBeNull();
+  });
+});
+
+describe("the name rule (protocol/room.ts, shared with clients)", async () => {
+  const { name } = await import("../../protocol/room.ts");
+  it("normalises to NFC and refuses '.', '..', control, bidi and invisible format characters", () => {
+    expect(name.parse("Rene\u0301")).toBe("Ren\u00e9");
+    for (const bad of [".", "..", "a\u202eb", "a\u2068b", "a\u200db", "\ufeffa", "a\u2060", "a\u00adb", "a\u0080b"]) {
+      expect(name.safeParse(bad).success).toBe(false);
+    }
+    for (const good of ["...", ".a", "a.b", "Zoë", "李雷", "x_y"]) expect(name.safeParse(good).success).toBe(true);
+  });
+});
+
+describe("per-socket rate limit", async () => {
+  const { SocketLimiter, RATE_LIMIT_STRIKES, chatBurst } = await import("../../worker/rate-limit.ts");
+  it("allows the burst, then refuses; ping is exempt; a socket still flooding after the strikes is to be closed", () => {
+    const limiter = new SocketLimiter({ burst: 10, perSecond: 1, chatPerSecond: 1 }, 0);
+    for (let i = 0; i < 10; i++) expect(limiter.check("onIceCandidate", 0)).toBe("ok");
+    expect(limiter.check("onIceCandidate", 0)).toBe("limited");
+    expect(limiter.check("ping", 0)).toBe("ok");
+    expect(limiter.check(null, 0)).toBe("limited"); // invalid frames count too
+    for (let i = 3; i < RATE_LIMIT_STRIKES; i++) expect(limiter.check("x", 0)).toBe("limited");
+    expect(limiter.check("x", 0)).toBe("close");
+  });
+
+  it("refills over time and restarts the strike count once the client slowed down", () => {
+    const limiter = new SocketLimiter({ burst: 10, perSecond: 10, chatPerSecond: 1 }, 0);
+    for (let i = 0; i < 10; i++) limiter.check("a", 0);
+    for (let i = 0; i < RATE_LIMIT_STRIKES - 1; i++) expect(limiter.check("a", 0)).toBe("limited");
+    expect(limiter.check("a", 1000)).toBe("ok"); // a full bucket again
+    expect(limiter.check("a", 1000)).toBe("ok");
+    for (let i = 0; i < 8; i++) limiter.check("a", 1000);
+    expect(limiter.check("a", 1000)).toBe("limited"); // strikes start from 1 again, not at the limit
+  });
+
+  it("gives chat its own, lower rate", () => {
+    const limiter = new SocketLimiter({ burst: 1000, perSecond: 1000, chatPerSecond: 2 }, 0);
+    const chat = chatBurst(2);
+    for (let i = 0; i < chat; i++) expect(limiter.check("sendMessage", 0)).toBe("ok");
+    expect(limiter.check("sendMessage", 0)).toBe("limited");
+    expect(limiter.check("publishVideo", 0)).toBe("ok");
+    expect(limiter.check("sendMessage", 500)).toBe("ok"); // 2 per second: one more after half a second
+  });
+});

@@ -15,18 +15,35 @@ class Room {
   readonly hooks: RoomHooks;
   readonly windowMs: number;
   readonly authRegex: RegExp;
+  readonly maxParticipants: number;
+  readonly maxIceCandidates: number;
 
-  constructor(opts: { hooks?: RoomHooks; windowMs?: number; authRegex?: RegExp } = {}) {
+  constructor(
+    opts: {
+      hooks?: RoomHooks;
+      windowMs?: number;
+      authRegex?: RegExp;
+      maxParticipants?: number;
+      maxIceCandidates?: number;
+    } = {},
+  ) {
     this.state = emptyRoom("r1");
     this.hooks = opts.hooks ?? { customRequest: hatFilterHandler };
     this.windowMs = opts.windowMs ?? 10_000;
     this.authRegex = opts.authRegex ?? /^(?:.*)$/;
+    this.maxParticipants = opts.maxParticipants ?? 100;
+    this.maxIceCandidates = opts.maxIceCandidates ?? 100;
   }
 
   ctx(): CoreContext {
     return {
       now: this.now,
-      config: { authRegex: this.authRegex, reconnectWindowMs: this.windowMs },
+      config: {
+        authRegex: this.authRegex,
+        reconnectWindowMs: this.windowMs,
+        maxParticipants: this.maxParticipants,
+        maxIceCandidates: this.maxIceCandidates,
+      },
       hooks: this.hooks,
     };
   }
@@ -745,5 +762,120 @@ describe("media requests overtaken by events", () => {
     const late = room.completeMedia(sub, { ok: true, value: { sdpAnswer: "x" } });
     expect(errorCode(late)).toBe(RoomCode.MEDIA_GENERIC);
     expect(mediaCommands(late)).toEqual([{ op: "unsubscribe", user: "bob", sender: "alice" }]);
+  });
+});
+
+describe("limits and names (safe to deploy)", () => {
+  const cand = { candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", sdpMid: "0", sdpMLineIndex: 0 };
+
+  it("a full room refuses the next join with 201 saying it is full, and changes nothing", () => {
+    const room = new Room({ maxParticipants: 3 });
+    for (const [s, u] of [
+      ["a", "alice"],
+      ["b", "bob"],
+      ["c", "carol"],
+    ] as const)
+      resultOf(room.join(s, u));
+    const before = room.state;
+    const out = room.join("d", "dave");
+    const error = replyOf(out);
+    expect(error).toMatchObject({ kind: "error", error: { code: RoomCode.ROOM_GENERIC } });
+    expect(error.kind === "error" && error.error.message).toMatch(/is full \(at most 3 participants\)/);
+    expect(out.filter((e) => e.kind === "broadcast")).toEqual([]);
+    expect(room.state).toBe(before);
+    // A seat held for a dropped socket counts; once it is freed, the next join fits.
+    room.input({ type: "socketClosed", session: "c" });
+    expect(errorCode(room.join("d", "dave"))).toBe(RoomCode.ROOM_GENERIC);
+    room.req("b", "leaveRoom");
+    expect(resultOf(room.join("d", "dave")).sessionId).toBe("d");
+  });
+
+  it("a second receiveVideoFrom of the same sender, pending or live, gets 101 and no media command", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.publish("a");
+    const first = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0 one" });
+    expect(mediaCommands(first)).toHaveLength(1);
+    const pendingState = room.state;
+    const again = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0 two" });
+    expect(errorCode(again)).toBe(RoomCode.USER_GENERIC);
+    expect(replyOf(again).kind === "error" && (replyOf(again) as { error: { message: string } }).error.message).toMatch(
+      /already receiving media from 'alice'/,
+    );
+    expect(mediaCommands(again)).toEqual([]);
+    expect(room.state).toBe(pendingState);
+    // The first request still completes normally.
+    expect(resultOf(room.completeMedia(first, { ok: true, value: { sdpAnswer: "v=0 ans" } }))).toMatchObject({
+      sdpAnswer: "v=0 ans",
+    });
+    const live = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0 three" });
+    expect(errorCode(live)).toBe(RoomCode.USER_GENERIC);
+    expect(mediaCommands(live)).toEqual([]);
+    expect(findByUser(room.state, "bob")?.subscriptions).toEqual({ alice: "live" });
+    // After unsubscribing, subscribing again works.
+    room.req("b", "unsubscribeFromVideo", { sender: "alice_webcam" });
+    expect(
+      mediaCommands(room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0 4" })),
+    ).toHaveLength(1);
+  });
+
+  it("caps ICE candidates per endpoint: the excess gets 303 and no media command; a new negotiation restarts the count", () => {
+    const room = new Room({ maxIceCandidates: 3 });
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.req("a", "publishVideo", { sdpOffer: "v=0" });
+    for (let i = 0; i < 3; i++) {
+      const ok = room.req("a", "onIceCandidate", { endpointName: "alice", ...cand });
+      expect(mediaCommands(ok)).toHaveLength(1);
+    }
+    const excess = room.req("a", "onIceCandidate", { endpointName: "alice", ...cand });
+    expect(errorCode(excess)).toBe(RoomCode.MEDIA_ENDPOINT);
+    expect((replyOf(excess) as { error: { message: string } }).error.message).toMatch(/Too many ICE candidates/);
+    expect(mediaCommands(excess)).toEqual([]);
+    // Another endpoint has its own count; nothing of this is persisted state.
+    room.completeMedia(room.effects, { ok: true, value: { sdpAnswer: "x" } });
+    room.publish("b");
+    room.req("a", "receiveVideoFrom", { sender: "bob_webcam", sdpOffer: "v=0" });
+    expect(mediaCommands(room.req("a", "onIceCandidate", { endpointName: "bob", ...cand }))).toHaveLength(1);
+    // Publishing again (a new negotiation) restarts alice's own count.
+    room.req("a", "unpublishVideo");
+    room.req("a", "publishVideo", { sdpOffer: "v=0 again" });
+    expect(mediaCommands(room.req("a", "onIceCandidate", { endpointName: "alice", ...cand }))).toHaveLength(1);
+    // Leaving forgets the counts.
+    room.req("a", "leaveRoom");
+    expect(room.state.iceCandidates.has("a")).toBe(false);
+  });
+
+  it("compares names after NFC normalisation: a decomposed 'é' is the same user (104)", () => {
+    const room = new Room();
+    const composed = "Ren\u00e9";
+    const decomposed = "Rene\u0301";
+    expect(resultOf(room.join("a", composed)).sessionId).toBe("a");
+    expect(errorCode(room.join("b", decomposed))).toBe(RoomCode.EXISTING_USER_IN_ROOM);
+    // The decomposed form also names the composed user's stream and endpoint.
+    room.join("c", "carol");
+    room.publish("a");
+    const out = room.req("c", "receiveVideoFrom", { sender: `${decomposed}_webcam`, sdpOffer: "v=0" });
+    expect(mediaCommands(out)).toMatchObject([{ op: "subscribe", sender: composed }]);
+  });
+
+  it("refuses '.', '..', bidi controls and invisible characters in names with -32602 naming the field", () => {
+    const room = new Room();
+    const refused = (params: Record<string, unknown>, field: string) => {
+      const before = room.state;
+      const e = replyOf(room.req("x", "joinRoom", params));
+      expect(e).toMatchObject({ kind: "error", error: { code: JsonRpcCode.INVALID_PARAMS } });
+      expect((e as { error: { message: string } }).error.message).toContain(field);
+      expect(room.state).toBe(before);
+    };
+    refused({ user: ".", room: "r1" }, "user");
+    refused({ user: "..", room: "r1" }, "user");
+    for (const ch of ["\u202a", "\u202e", "\u2066", "\u2069", "\u200b", "\u200f", "\ufeff", "\u2060", "\u0085"]) {
+      refused({ user: `ad${ch}min`, room: "r1" }, "user");
+      refused({ user: "ok", room: `r${ch}1` }, "room");
+    }
+    // Ordinary non-ASCII names still work.
+    expect(resultOf(room.join("y", "Zoë 李")).sessionId).toBe("y");
   });
 });

@@ -15,6 +15,7 @@ export class Client {
   readonly frames: Frame[] = [];
   readonly waiters: Array<() => void> = [];
   closeCode: number | null = null;
+  closeReason: string | null = null;
   nextId = 1;
   readonly ws: WebSocket;
 
@@ -27,6 +28,7 @@ export class Client {
     });
     ws.addEventListener("close", (event) => {
       this.closeCode = event.code;
+      this.closeReason = event.reason;
       for (const w of this.waiters.splice(0)) w();
     });
   }
@@ -39,8 +41,8 @@ export class Client {
     return new Client(ws);
   }
 
-  async waitFor(predicate: (f: Frame) => boolean, what: string): Promise<Frame> {
-    const deadline = Date.now() + 5000;
+  async waitFor(predicate: (f: Frame) => boolean, what: string, timeoutMs = 20_000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.frames.find(predicate);
       if (found) return found;
@@ -82,8 +84,8 @@ export class Client {
     this.ws.send(JSON.stringify({ jsonrpc: "2.0", method, params }));
   }
 
-  async closed(): Promise<number> {
-    const deadline = Date.now() + 5000;
+  async closed(timeoutMs = 20_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
     while (this.closeCode === null) {
       if (Date.now() > deadline) throw new Error("socket did not close");
       await new Promise((r) => setTimeout(r, 20));

@@ -32,6 +32,10 @@ export interface RoomConfig {
   readonly authRegex: RegExp;
   /** How long a dropped socket keeps its seat (the original: 10 s). */
   readonly reconnectWindowMs: number;
+  /** Seats in a room (those inside their reconnection window included); the next join gets 201. */
+  readonly maxParticipants: number;
+  /** ICE candidates a participant may send for one endpoint (per negotiation); the next get 303. */
+  readonly maxIceCandidates: number;
 }
 
 export interface RoomHooks {

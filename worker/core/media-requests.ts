@@ -21,6 +21,7 @@ export function publishVideo(
     return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, `User '${me.user}' is already publishing`));
   }
   b.putParticipant({ ...me, publish: "pending", loopback: p.doLoopback });
+  b.forgetIceCandidates(session, me.user);
   b.mediaRequest(
     { session, id, op: "publish" },
     { op: "publish", user: me.user, sdpOffer: p.sdpOffer, loopback: p.doLoopback, dataChannels: me.dataChannels },
@@ -67,7 +68,13 @@ export function receiveVideoFrom(
       rpcError(RoomCode.USER_NOT_STREAMING, `User '${senderName}' is not streaming '${stream}'`),
     );
   }
+  const current = me.subscriptions[senderName];
+  if (current !== undefined) {
+    const message = `User '${me.user}' is already receiving media from '${senderName}' (${current === "pending" ? "a request is in progress" : "live"}); unsubscribeFromVideo first`;
+    return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
+  }
   b.putParticipant({ ...me, subscriptions: { ...me.subscriptions, [senderName]: "pending" } });
+  b.forgetIceCandidates(session, senderName);
   b.mediaRequest(
     { session, id, op: "subscribe", sender: senderName },
     { op: "subscribe", user: me.user, sender: senderName, sdpOffer: p.sdpOffer },
@@ -104,6 +111,11 @@ export function onIceCandidate(
   const known = p.endpointName === me.user ? me.publish !== "none" : p.endpointName in me.subscriptions;
   if (!known) {
     const message = `No media endpoint '${p.endpointName}' for user '${me.user}'`;
+    return b.fail(session, id, rpcError(RoomCode.MEDIA_ENDPOINT, message));
+  }
+  const { maxIceCandidates } = b.ctx.config;
+  if (!b.countIceCandidate(session, p.endpointName, maxIceCandidates)) {
+    const message = `Too many ICE candidates for endpoint '${p.endpointName}' (at most ${maxIceCandidates} per negotiation)`;
     return b.fail(session, id, rpcError(RoomCode.MEDIA_ENDPOINT, message));
   }
   b.media({

@@ -28,6 +28,11 @@ export function joinRoom(b: StepBuilder, session: string, id: RequestId | null, 
       rpcError(RoomCode.EXISTING_USER_IN_ROOM, `User '${p.user}' already exists in room '${room}'`),
     );
   }
+  const { maxParticipants } = b.ctx.config;
+  if (b.state.participants.size >= maxParticipants) {
+    const message = `Room '${room}' is full (at most ${maxParticipants} participants)`;
+    return b.fail(session, id, rpcError(RoomCode.ROOM_GENERIC, message));
+  }
   const creating = b.state.participants.size === 0;
   if (creating && !b.ctx.config.authRegex.test(p.user)) {
     const message = `User '${p.user}' is not allowed to create room '${room}'`;
@@ -140,7 +145,7 @@ export function closeRoom(b: StepBuilder): void {
     b.notify(p.session, { method: "roomClosed", params: { room } });
     b.effects.push({ kind: "close", session: p.session, code: CloseCode.NORMAL, reason: "room closed" });
   }
-  b.state = { ...b.state, participants: new Map(), pending: new Map() };
+  b.state = { ...b.state, participants: new Map(), pending: new Map(), iceCandidates: new Map() };
   b.media({ op: "releaseRoom" });
   b.effects.push({ kind: "directory", open: false });
 }

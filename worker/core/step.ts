@@ -68,12 +68,38 @@ export class StepBuilder {
     const pending = new Map(this.state.pending);
     for (const [ref, entry] of this.state.pending) if (entry.session === me.session) pending.delete(ref);
     this.state = { ...this.state, participants, pending };
+    this.forgetIceCandidates(me.session);
     this.media({ op: "releaseUser", user: me.user });
     this.broadcast(me.session, { method: "participantLeft", params: { name: me.user } });
     if (participants.size === 0) {
       this.media({ op: "releaseRoom" });
       this.effects.push({ kind: "directory", open: false });
     }
+  }
+
+  /** Restarts the ICE candidate count of one endpoint (a new negotiation), or of all of a session's. */
+  forgetIceCandidates(session: string, endpoint?: string): void {
+    const own = this.state.iceCandidates.get(session);
+    if (!own || (endpoint !== undefined && !own.has(endpoint))) return;
+    const counts = new Map(this.state.iceCandidates);
+    if (endpoint === undefined) counts.delete(session);
+    else {
+      const rest = new Map(own);
+      rest.delete(endpoint);
+      counts.set(session, rest);
+    }
+    this.state = { ...this.state, iceCandidates: counts };
+  }
+
+  /** Counts one more ICE candidate for the endpoint; false (nothing counted) when it already has `max`. */
+  countIceCandidate(session: string, endpoint: string, max: number): boolean {
+    const own = this.state.iceCandidates.get(session);
+    const count = own?.get(endpoint) ?? 0;
+    if (count >= max) return false;
+    const counts = new Map(this.state.iceCandidates);
+    counts.set(session, new Map(own).set(endpoint, count + 1));
+    this.state = { ...this.state, iceCandidates: counts };
+    return true;
   }
 
   stopPublishing(me: Participant): void {

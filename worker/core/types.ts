@@ -41,6 +41,12 @@ export interface RoomState {
   readonly seq: number;
   readonly participants: ReadonlyMap<string, Participant>;
   readonly pending: ReadonlyMap<string, PendingMedia>;
+  /**
+   * ICE candidates received, per session then per endpoint name, for the
+   * MAX_ICE_CANDIDATES cap; restarted by each new negotiation of that
+   * endpoint. Not persisted: a restarted object counts from zero.
+   */
+  readonly iceCandidates: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
 export type MediaOutcome = { ok: true; value: unknown } | { ok: false; error: RpcError };
@@ -72,5 +78,5 @@ export interface Step {
 }
 
 export function emptyRoom(room: string): RoomState {
-  return { room, seq: 0, participants: new Map(), pending: new Map() };
+  return { room, seq: 0, participants: new Map(), pending: new Map(), iceCandidates: new Map() };
 }

@@ -35,7 +35,13 @@ const pendingFields = {
 
 /** A room socket: a client's (its session; `superseded` once replaced or closed by the room) or the bridge's. */
 const socketFields = z.discriminatedUnion("role", [
-  z.object({ role: z.literal("client"), session: z.string(), superseded: z.boolean().optional() }),
+  z.object({
+    role: z.literal("client"),
+    session: z.string(),
+    superseded: z.boolean().optional(),
+    /** When the socket was accepted (ms): one that has not joined by `openedAt + IDLE_SOCKET_SECONDS` is closed. */
+    openedAt: z.number().optional(),
+  }),
   z.object({ role: z.literal("bridge"), bridgeId: z.string() }),
 ]);
 

@@ -12,17 +12,24 @@ import { apply } from "../core/room-core.ts";
 import type { CoreContext } from "../core/hooks.ts";
 import { appHooks } from "../app-hooks.ts";
 import type { Effect, Input, RoomState } from "../core/types.ts";
-import { decodeFrame, encodeError, encodeNotification, encodeResult } from "../../protocol/jsonrpc.ts";
+import {
+  decodeFrame,
+  encodeError,
+  encodeNotification,
+  encodeResult,
+  type Incoming as DecodedFrame,
+} from "../../protocol/jsonrpc.ts";
 import { claimBridgeToken } from "../bridge-auth.ts";
 import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { RoomMediaLink } from "./room-media-link.ts";
 import { settingsOf, type Env } from "../env.ts";
 import { newSessionId } from "../session-id.ts";
-import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE } from "../../protocol/room.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, requestParams } from "../../protocol/room.ts";
 import { RoomStore } from "./room-store.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { joinTokenProblem } from "../../protocol/tokens/join-token.ts";
-import { RoomCode, rpcError } from "../../protocol/errors.ts";
+import { JsonRpcCode, RoomCode, rpcError } from "../../protocol/errors.ts";
+import { SocketLimiter } from "../rate-limit.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
 import { readSocketAttachment, writeSocketAttachment } from "./persisted.ts";
 
@@ -41,6 +48,8 @@ export class RoomObject extends DurableObject<Env> {
   #running = false;
   /** With join tokens, frames wait on one chain so they keep their order while a token is checked. */
   #clientChain: Promise<void> = Promise.resolve();
+  /** Each client socket's request budget; in memory only (a hibernated object starts them full again). */
+  readonly #limiters = new WeakMap<WebSocket, SocketLimiter>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -98,11 +107,59 @@ export class RoomObject extends DurableObject<Env> {
     if (url.pathname.startsWith("/bridge/")) return this.#acceptBridge(request);
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
+    const settings = settingsOf(this.env);
+    if (this.#unjoinedSockets().length >= settings.maxPendingSockets) {
+      // Refused after the handshake, so the client can read why (a browser sees no HTTP status).
+      server.accept();
+      const reason = `too many connections waiting to join room '${room}' (at most ${settings.maxPendingSockets}); try again later`;
+      closeQuietly(server, CloseCode.POLICY_VIOLATION, reason.length > 120 ? reason.slice(0, 120) : reason);
+      return new Response(null, { status: 101, webSocket: client });
+    }
     const session = newSessionId(room);
+    const openedAt = Date.now();
     this.ctx.acceptWebSocket(server, ["client"]);
-    writeSocketAttachment(server, { role: "client", session });
+    writeSocketAttachment(server, { role: "client", session, openedAt });
     this.#sockets.set(session, server);
+    // A socket that never joins is closed by the alarm (no timer keeps the object awake).
+    const deadline = openedAt + settings.idleSocketMs;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > deadline) await this.ctx.storage.setAlarm(deadline);
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Client sockets that have not joined (nor resumed a session), each with the time it was accepted. */
+  #unjoinedSockets(): Array<{ ws: WebSocket; session: string; openedAt: number }> {
+    const out: Array<{ ws: WebSocket; session: string; openedAt: number }> = [];
+    for (const ws of this.ctx.getWebSockets("client")) {
+      const att = readSocketAttachment(ws);
+      if (att?.role !== "client" || att.superseded) continue;
+      if (this.#state?.participants.has(att.session)) continue;
+      out.push({ ws, session: att.session, openedAt: att.openedAt ?? 0 });
+    }
+    return out;
+  }
+
+  /** Closes the sockets that did not join within IDLE_SOCKET_SECONDS; the earliest deadline of the others. */
+  #closeIdleSockets(now: number): number | null {
+    const idleMs = settingsOf(this.env).idleSocketMs;
+    let next: number | null = null;
+    for (const { ws, session, openedAt } of this.#unjoinedSockets()) {
+      const deadline = openedAt + idleMs;
+      if (deadline <= now) {
+        writeSocketAttachment(ws, { role: "client", session, superseded: true });
+        if (this.#sockets.get(session) === ws) this.#sockets.delete(session);
+        closeQuietly(ws, CloseCode.POLICY_VIOLATION, `no joinRoom or connect within ${idleMs / 1000} s`);
+      } else if (next === null || deadline < next) next = deadline;
+    }
+    return next;
+  }
+
+  /** The alarm serves two clocks: the core's seat expiries and the idle deadline of unjoined sockets. */
+  #setAlarm(coreAt: number | null): void {
+    const idleAt = this.#closeIdleSockets(Date.now());
+    const at = coreAt === null ? idleAt : idleAt === null ? coreAt : Math.min(coreAt, idleAt);
+    if (at === null) void this.ctx.storage.deleteAlarm();
+    else void this.ctx.storage.setAlarm(at);
   }
 
   /** The worker has verified the bridge's token; the nonce must be new. */
@@ -122,19 +179,48 @@ export class RoomObject extends DurableObject<Env> {
     const att = readSocketAttachment(ws);
     if (!att) return;
     if (att.role === "bridge") return this.#media.receive(message);
-    const secret = this.env.JOIN_TOKEN_SECRET;
-    if (!secret) return this.#clientFrame(ws, message, null);
+    if (att.superseded) return;
+    const frame = decodeFrame(message);
+    if (!this.#withinRateLimit(ws, frame)) return;
+    const secret = settingsOf(this.env).joinTokenSecret;
+    if (secret === null) return this.#clientFrame(ws, frame, null);
     // Checking a join token is asynchronous: frames then go through one chain, so they keep their order.
     this.#clientChain = this.#clientChain
-      .then(() => this.#clientFrame(ws, message, secret))
+      .then(() => this.#clientFrame(ws, frame, secret))
       .catch((error: unknown) => console.error(JSON.stringify({ msg: "client frame failed", error: String(error) })));
     return this.#clientChain;
   }
 
-  async #clientFrame(ws: WebSocket, message: string | ArrayBuffer, joinTokenSecret: string | null): Promise<void> {
+  /**
+   * Every frame but a `ping` request takes a token from the socket's bucket
+   * (README "Limits"). Over the limit: -32000 and nothing is done; a socket
+   * that keeps flooding is closed with 1008.
+   */
+  #withinRateLimit(ws: WebSocket, frame: DecodedFrame): boolean {
+    let limiter = this.#limiters.get(ws);
+    const now = Date.now();
+    if (!limiter) {
+      limiter = new SocketLimiter(settingsOf(this.env).rateLimit, now);
+      this.#limiters.set(ws, limiter);
+    }
+    const method = frame.kind === "request" || frame.kind === "notification" ? frame.method : null;
+    const verdict = limiter.check(method, now);
+    if (verdict === "ok") return true;
+    const id = frame.kind === "request" || frame.kind === "invalid" ? frame.id : null;
+    const what = method === "sendMessage" ? "chat messages" : "requests";
+    const error = rpcError(JsonRpcCode.RATE_LIMITED, `Rate limited: this connection sends ${what} too fast`);
+    if (id !== null) safeSend(ws, encodeError(id, error));
+    if (verdict === "close") {
+      console.log(JSON.stringify({ msg: "closing a flooding socket", room: this.#state?.room }));
+      // Its seat, if any, waits out the reconnection window like any dropped socket.
+      closeQuietly(ws, CloseCode.POLICY_VIOLATION, "rate limit exceeded");
+    }
+    return false;
+  }
+
+  async #clientFrame(ws: WebSocket, frame: DecodedFrame, joinTokenSecret: string | null): Promise<void> {
     const att = readSocketAttachment(ws);
     if (att?.role !== "client" || att.superseded || !this.#state) return;
-    const frame = decodeFrame(message);
     switch (frame.kind) {
       case "invalid":
         safeSend(ws, encodeError(frame.id, frame.error));
@@ -160,10 +246,11 @@ export class RoomObject extends DurableObject<Env> {
 
   /** With JOIN_TOKEN_SECRET set, joinRoom needs a token for that user and room (ill-typed params are left to the core's -32602). */
   async #joinTokenProblem(secret: string, params: unknown): Promise<string | null> {
-    if (typeof params !== "object" || params === null) return null;
-    const { user, room, token } = params as Record<string, unknown>;
-    if (typeof user !== "string" || typeof room !== "string") return null;
-    return joinTokenProblem(secret, typeof token === "string" ? token : undefined, user, room);
+    const parsed = requestParams.joinRoom.safeParse(params ?? {});
+    if (!parsed.success) return null;
+    const { user, room, token } = parsed.data;
+    const maxTtl = settingsOf(this.env).joinTokenMaxTtlSeconds;
+    return joinTokenProblem(secret, token, user, room, Math.floor(Date.now() / 1000), maxTtl);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -176,7 +263,9 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.#run({ type: "tick" });
+    // The tick always names the next alarm (an `alarm` effect), which also covers the idle sockets.
+    if (this.#state) this.#run({ type: "tick" });
+    else this.#setAlarm(null);
   }
 
   #socketGone(ws: WebSocket): void {
@@ -251,8 +340,7 @@ export class RoomObject extends DurableObject<Env> {
         this.#media.send(effect.command, effect.ref);
         return;
       case "alarm":
-        if (effect.at === null) void this.ctx.storage.deleteAlarm();
-        else void this.ctx.storage.setAlarm(effect.at);
+        this.#setAlarm(effect.at);
         return;
       case "directory": {
         const directory = this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("directory"));

@@ -1,0 +1,79 @@
+/**
+ * The worker's safety configuration, inside workerd: admin endpoints refuse
+ * without ADMIN_TOKEN, short secrets fail every request loudly. The worker's
+ * fetch is called with an altered copy of the test bindings.
+ */
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../../worker/index.ts";
+import type { Env } from "../../worker/env.ts";
+
+async function call(overrides: Partial<Record<keyof Env, string | undefined>>, path: string, init: RequestInit = {}) {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(new Request(`https://example.com${path}`, init), { ...env, ...overrides }, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+describe("admin endpoints", () => {
+  it("refuse with 503 and a clear JSON message while ADMIN_TOKEN is not configured", async () => {
+    for (const unset of [undefined, ""]) {
+      const response = await call({ ADMIN_TOKEN: unset }, "/close?room=anything", {
+        headers: { Authorization: "Bearer anything" },
+      });
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({
+        error: "admin endpoints are disabled: ADMIN_TOKEN is not configured on the worker",
+      });
+    }
+  });
+
+  it("with ADMIN_TOKEN: 401 for a missing, wrong or non-bearer token; the original URL works with it", async () => {
+    const path = "/close?room=no-such-room-here";
+    expect((await call({}, path)).status).toBe(401);
+    const wrong = await call({}, path, { headers: { Authorization: "Bearer test-admin-token-but-longer" } });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toEqual({ error: "an admin token is required: Authorization: Bearer <ADMIN_TOKEN>" });
+    expect((await call({}, path, { headers: { Authorization: "test-admin-token" } })).status).toBe(401);
+    const right = await call({}, path, { headers: { Authorization: "Bearer test-admin-token" } });
+    expect(right.status).toBe(404); // authorised; the room does not exist
+  });
+});
+
+describe("secrets too short to be safe", () => {
+  for (const key of ["BRIDGE_SECRET", "JOIN_TOKEN_SECRET"] as const) {
+    it(`a ${key} of 15 characters fails every request with 500`, async () => {
+      const bad = { [key]: "x".repeat(15) };
+      for (const [path, init] of [
+        ["/health", {}],
+        ["/getAllRooms", {}],
+        ["/getClientConfig", {}],
+        ["/close?room=r", { headers: { Authorization: "Bearer test-admin-token" } }],
+        ["/room/r", { headers: { Upgrade: "websocket" } }],
+        ["/room", { headers: { Upgrade: "websocket" } }],
+        ["/bridge/control", { headers: { Upgrade: "websocket", Authorization: "Bearer x" } }],
+      ] as const) {
+        const response = await call(bad, path, init);
+        expect(response.status, path).toBe(500);
+        expect(await response.json()).toEqual({ error: "internal error" });
+      }
+      // 16 characters are enough.
+      expect((await call({ [key]: "x".repeat(16) }, "/health")).status).toBe(200);
+    });
+  }
+
+  it("a malformed limit fails every request too", async () => {
+    for (const [key, value] of [
+      ["MAX_PARTICIPANTS", "0"],
+      ["RATE_LIMIT_BURST", "lots"],
+      ["RATE_LIMIT_PER_SECOND", "-1"],
+      ["CHAT_PER_SECOND", "0"],
+      ["IDLE_SOCKET_SECONDS", "1.5"],
+      ["MAX_PENDING_SOCKETS", ""],
+      ["MAX_ICE_CANDIDATES", "x"],
+      ["JOIN_TOKEN_MAX_TTL_SECONDS", "0"],
+    ] as const) {
+      expect((await call({ [key]: value }, "/getAllRooms")).status, key).toBe(500);
+    }
+  });
+});
