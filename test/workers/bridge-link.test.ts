@@ -112,7 +112,8 @@ describe("media through an attached bridge", () => {
     ).toEqual(["hat"]);
 
     const alice = await Client.open("/room/m1");
-    await alice.request("joinRoom", { user: "alice", room: "m1" });
+    const aliceSession = (await alice.request("joinRoom", { user: "alice", room: "m1" })).result?.sessionId;
+    expect(aliceSession).toEqual(expect.any(String));
     const bob = await Client.open("/room/m1");
     await bob.request("joinRoom", { user: "bob", room: "m1" });
 
@@ -151,7 +152,7 @@ describe("media through an attached bridge", () => {
     const published = await alice.waitFor((f) => f.id === 100, "publish answer");
     expect(published.result).toMatchObject({ sdpAnswer: "v=0 answer for alice" });
     const iceAnswer = await alice.waitFor((f) => f.id === 101, "ICE answer");
-    expect(iceAnswer.result).toHaveProperty("sessionId");
+    expect(iceAnswer.result).toEqual({ sessionId: aliceSession });
     const note = await bob.waitFor((f) => f.method === "participantPublished", "participantPublished");
     expect(note.params).toEqual({ id: "alice", streams: [{ id: "webcam" }] });
 
@@ -190,7 +191,7 @@ describe("media through an attached bridge", () => {
     link.notify("iceCandidate", { user: 5 });
     link.ws.send("garbage");
     const chat = await alice.request("sendMessage", { message: "still fine", userMessage: "alice", roomMessage: "m1" });
-    expect(chat.result).toHaveProperty("sessionId");
+    expect(chat.result).toEqual({ sessionId: aliceSession });
 
     // The last one out releases the room's media on the bridge.
     await alice.request("leaveRoom");
