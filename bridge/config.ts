@@ -8,6 +8,7 @@
 import os from "node:os";
 import { z } from "zod";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import type { BridgeCredential } from "../protocol/tokens/bridge-token.ts";
 
 export interface KmsConfig {
   readonly uri: string;
@@ -27,7 +28,13 @@ export interface BridgeConfig {
   /** `http(s)://host[:port]` of the worker, no trailing slash. */
   readonly workerUrl: string;
   readonly bridgeId: string;
-  readonly bridgeSecret: string;
+  /**
+   * What the bridge signs its connection tokens with: BRIDGE_SECRET (a string,
+   * the master: one operator running everything), or `{bridgeKey}` from
+   * BRIDGE_KEY (this bridge's own key, derived for BRIDGE_ID: it can connect
+   * as that id only).
+   */
+  readonly bridgeSecret: BridgeCredential;
   readonly kms: readonly KmsConfig[];
   readonly requestTimeoutMs: number;
   readonly hat: HatConfig;
@@ -127,11 +134,18 @@ const envSchema = z.object({
     .regex(/^[\w.:@-]+$/, "may contain letters, digits and . _ : @ - only")
     .optional(),
   BRIDGE_SECRET: z
-    .string({ error: "is required (the shared secret the worker also has as BRIDGE_SECRET)" })
+    .string()
     .min(
       MIN_SECRET_LENGTH,
       `must be at least ${MIN_SECRET_LENGTH} characters (use a long random string, e.g. openssl rand -hex 32)`,
-    ),
+    )
+    .optional(),
+  // This bridge's own key (`npm run bridge:key -- <BRIDGE_ID>` on the operator's side), instead of BRIDGE_SECRET.
+  BRIDGE_KEY: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_-]{43}$/, "must be the 43-character key printed by `npm run bridge:key -- <BRIDGE_ID>`")
+    .optional(),
   KMS_URIS: kmsUris.default([DEFAULT_KMS_URI]),
   KMS_LIMIT: int(1, 1_000_000).default(DEFAULT_KMS_LIMIT),
   REQUEST_TIMEOUT_MS: int(100, 600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
@@ -158,7 +172,7 @@ const envSchema = z.object({
 });
 
 /** Variables whose values an error message must not show. */
-const SECRET_KEYS: ReadonlySet<string> = new Set(["BRIDGE_SECRET", "KMS_TOKEN"]);
+const SECRET_KEYS: ReadonlySet<string> = new Set(["BRIDGE_SECRET", "BRIDGE_KEY", "KMS_TOKEN"]);
 
 /**
  * KMS_TOKEN by KMS URI, filled by `loadConfig`. It is kept out of BridgeConfig
@@ -189,6 +203,19 @@ export function defaultBridgeId(): string {
   return `bridge-${host}`;
 }
 
+/** A bridge signs with BRIDGE_SECRET (the master) or with BRIDGE_KEY, its own key, which needs its BRIDGE_ID. */
+function credentialProblems(input: Record<string, string>): string[] {
+  const { BRIDGE_SECRET: secret, BRIDGE_KEY: key, BRIDGE_ID: id } = input;
+  if (secret === undefined && key === undefined)
+    return [
+      "BRIDGE_SECRET: is required (the shared secret the worker also has as BRIDGE_SECRET), or BRIDGE_KEY with BRIDGE_ID",
+    ];
+  if (secret !== undefined && key !== undefined) return ["BRIDGE_KEY: set BRIDGE_SECRET or BRIDGE_KEY, not both"];
+  if (key !== undefined && id === undefined)
+    return ["BRIDGE_ID: is required with BRIDGE_KEY (the key is derived for one bridge id and good for it only)"];
+  return [];
+}
+
 /** Reads and validates the configuration; throws a ConfigError listing every problem. */
 export function loadConfig(env: Record<string, string | undefined>): BridgeConfig {
   // Unset and empty are the same (env files often carry `KEY=`).
@@ -198,9 +225,11 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
     if (value !== undefined && value.trim() !== "") input[key] = value;
   }
   const parsed = envSchema.safeParse(input);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => {
+  const credentialIssues = credentialProblems(input);
+  if (!parsed.success || credentialIssues.length > 0) {
+    throw new ConfigError([
+      ...credentialIssues,
+      ...(parsed.success ? [] : parsed.error.issues).map((issue) => {
         const key = issue.path.map(String).join(".") || "environment";
         const value = typeof issue.path[0] === "string" ? input[issue.path[0]] : undefined;
         const shown =
@@ -209,7 +238,7 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
             : ` (got '${value.length > 80 ? `${value.slice(0, 80)}…` : value}')`;
         return `${key}: ${issue.message}${shown}`;
       }),
-    );
+    ]);
   }
   const vars = parsed.data;
   // This configuration says how its KMS URIs are dialled; a later one for the same URI replaces it.
@@ -220,7 +249,7 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
   return {
     workerUrl: vars.WORKER_URL,
     bridgeId: vars.BRIDGE_ID ?? defaultBridgeId(),
-    bridgeSecret: vars.BRIDGE_SECRET,
+    bridgeSecret: vars.BRIDGE_KEY !== undefined ? { bridgeKey: vars.BRIDGE_KEY } : (vars.BRIDGE_SECRET ?? ""),
     kms: vars.KMS_URIS.map((uri) => ({ uri, limit: vars.KMS_LIMIT })),
     requestTimeoutMs: vars.REQUEST_TIMEOUT_MS,
     hat: {
