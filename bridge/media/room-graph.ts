@@ -73,7 +73,8 @@ export class RoomGraph {
   /** Releases the user's publisher and everyone's subscriptions to it. */
   async dropPublisher(user: string): Promise<void> {
     const publisher = this.publishers.get(user);
-    this.ice.drop(user, user);
+    // A publish replacing this one may already have queued its candidates.
+    this.ice.dropUnlessNegotiating(user, user);
     if (!publisher) return;
     this.publishers.delete(user);
     const released: Array<Promise<void>> = [];

@@ -81,6 +81,16 @@ export class IceQueues {
     this.queues.delete(keyOf(user, endpoint));
   }
 
+  /**
+   * Drops the queue of an endpoint that goes away, unless a publish or
+   * subscribe for that name is negotiating: then the queue holds the new
+   * offer's candidates (they may arrive before that command's work starts).
+   */
+  dropUnlessNegotiating(user: string, endpoint: string): void {
+    const key = keyOf(user, endpoint);
+    if (!this.negotiating.has(key)) this.queues.delete(key);
+  }
+
   /** Drops every queue of `user`'s endpoints. */
   dropUser(user: string): void {
     for (const key of [...this.queues.keys()]) if (userOf(key) === user) this.queues.delete(key);
