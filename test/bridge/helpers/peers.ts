@@ -2,7 +2,7 @@
  * werift client peers for the bridge tests (127.0.0.1 only, no STUN), built
  * on the media-server tests' helpers, plus a loose SDP answer check.
  */
-import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver } from "werift";
+import type { MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCRtpTransceiver } from "werift";
 import {
   countMarkedPackets,
   createClientPeer,
@@ -22,6 +22,8 @@ export interface TestPeer {
   readonly peer: RTCPeerConnection;
   readonly video: RTCRtpTransceiver;
   readonly audio: RTCRtpTransceiver;
+  /** The data channel the peer opened before its offer (`options.dataChannel`), if any. */
+  readonly channel: RTCDataChannel | undefined;
   /** Local candidates gathered so far (sent through `onCandidate` as they come). */
   readonly candidates: Candidate[];
   /** Packets received on the video track whose payload starts with `marker` (counting starts now). */
@@ -33,14 +35,21 @@ export interface TestPeer {
   close(): Promise<void>;
 }
 
+export interface TestPeerOptions {
+  /** Opens a data channel with this label before the offer, so the offer has an m=application section. */
+  readonly dataChannel?: string;
+}
+
 /** A peer that publishes (`sendonly`, or `sendrecv` for loopback) or subscribes (`recvonly`). */
 export function testPeer(
   direction: "sendonly" | "recvonly" | "sendrecv",
   onCandidate: (candidate: Candidate) => void,
+  options: TestPeerOptions = {},
 ): TestPeer {
   const peer = createClientPeer();
   const video = peer.addTransceiver("video", { direction });
   const audio = peer.addTransceiver("audio", { direction });
+  const channel = options.dataChannel === undefined ? undefined : peer.createDataChannel(options.dataChannel);
   const candidates: Candidate[] = [];
   // Tracks are announced while the answer is applied: listen from the start.
   const tracks: MediaStreamTrack[] = [];
@@ -60,6 +69,7 @@ export function testPeer(
     peer,
     video,
     audio,
+    channel,
     candidates,
     videoPackets(marker) {
       let counter: ReturnType<typeof countMarkedPackets> | undefined;
