@@ -12,6 +12,8 @@ import { getAllRooms, getClientConfig } from "../../web/src/client/rest.ts";
 import { joined, kurentoFor, leaveAll, makeRoom, names, record, rooms, uniqueRoom, until } from "./support.ts";
 
 const ADMIN_TOKEN = "web-test-admin";
+/** Bound on anything the server or the network does: generous, a busy machine may be slow but never this slow. */
+const WAIT_MS = 30_000;
 let dev: WranglerDev;
 
 beforeAll(async () => {
@@ -49,7 +51,7 @@ describe("joining and the roster", () => {
       "connection-state-changed",
       "room-connected",
     ]);
-    await until(() => names(aliceLog).includes("participant-joined"), 5000, "alice to hear of bob");
+    await until(() => names(aliceLog).includes("participant-joined"), WAIT_MS, "alice to hear of bob");
     const joinedEvent = aliceLog.find((r) => r.name === "participant-joined")?.event as {
       participant: { getID(): string };
     };
@@ -63,7 +65,7 @@ describe("joining and the roster", () => {
       .filter((r) => r.name === "connection-state-changed")
       .map((r) => (r.event as { state: string }).state);
     expect(states).toEqual(["connecting", "connected", "leaving", "closed"]);
-    await until(() => names(aliceLog).includes("participant-left"), 5000, "alice to see bob leave");
+    await until(() => names(aliceLog).includes("participant-left"), WAIT_MS, "alice to see bob leave");
     expect(alice.getParticipant("bob")).toBeUndefined();
     expect(names(aliceLog, ["participant-joined", "participant-left"])).toEqual([
       "participant-joined",
@@ -110,7 +112,7 @@ describe("joining and the roster", () => {
 
   it("an unreachable server gets error-room with a transport error (803)", async () => {
     const port = await freePort();
-    const room = kurentoFor(`http://127.0.0.1:${port}`, { connectTimeoutMs: 3000 }).Room({
+    const room = kurentoFor(`http://127.0.0.1:${port}`, { connectTimeoutMs: WAIT_MS }).Room({
       room: "nowhere",
       user: "erin",
     });
@@ -126,13 +128,23 @@ describe("joining and the roster", () => {
     expect(room.state).toBe("closed");
   });
 
-  it("a room is joined once: connect() on a left room rejects instead of joining again", async () => {
-    const room = await joined(dev.url, uniqueRoom(), "frank");
+  it("a room is joined once: connect() again returns the same settled join; a Room left before joining rejects", async () => {
+    const room = makeRoom(dev.url, uniqueRoom(), "frank");
+    const joining = room.connect();
+    const event = await joining;
+    expect(event).toEqual({ participants: [], streams: [] });
     await room.leave();
-    await expect(room.connect()).resolves.toBeDefined(); // the same, settled join
+    const log = record(room);
+    // The same promise, settled with the same event: nothing is sent, nothing happens.
+    expect(room.connect()).toBe(joining);
+    await expect(room.connect()).resolves.toBe(event);
+    expect(room.state).toBe("closed");
+    expect(room.closeReason).toBe("left");
+    expect(names(log)).toEqual([]);
     const again = makeRoom(dev.url, uniqueRoom(), "frank");
     await again.leave();
     await expect(again.connect()).rejects.toThrow(/closed room/);
+    await expect(again.connect()).rejects.toMatchObject({ name: "RoomClientError", reason: "room-closed" });
   });
 
   it("names with spaces, slashes, underscores and non-ASCII letters work on the /room/<room> route", async () => {
@@ -149,11 +161,21 @@ describe("joining and the roster", () => {
   it("the legacy /room route (room taken from joinRoom) works with legacyRoute", async () => {
     const roomName = uniqueRoom("legacy");
     const alice = await joined(dev.url, roomName, "alice", { legacyRoute: true });
-    const bob = await joined(dev.url, roomName, "bob");
-    expect(bob.getParticipant("alice")).toBeDefined();
     const aliceLog = record(alice);
+    const bob = await joined(dev.url, roomName, "bob");
+    const seen = bob.getParticipant("alice");
+    expect(seen?.getID()).toBe("alice");
+    expect(seen?.isLocal()).toBe(false);
+    expect(seen?.getStreams()).toEqual([]);
+    // Alice (on the relay) hears of bob (on the room's own route): both routes reach the same room.
+    await until(() => alice.getParticipant("bob") !== undefined, WAIT_MS, "alice to hear of bob through the relay");
     await bob.sendMessage("through the relay?");
-    await until(() => names(aliceLog).includes("newMessage"), 5000, "the message through the relay");
+    await until(() => names(aliceLog).includes("newMessage"), WAIT_MS, "the message through the relay");
+    expect(aliceLog.find((r) => r.name === "newMessage")?.event).toEqual({
+      room: roomName,
+      user: "bob",
+      message: "through the relay?",
+    });
   });
 
   it("the global WebSocket (Node 22) works without passing one", async () => {
@@ -230,7 +252,7 @@ describe("the server ends the stay", () => {
       headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
     });
     expect(response.status).toBe(200);
-    await until(() => alice.state === "closed" && bob.state === "closed", 5000, "both to be closed");
+    await until(() => alice.state === "closed" && bob.state === "closed", WAIT_MS, "both to be closed");
     for (const [room, log] of [
       [alice, aliceLog],
       [bob, bobLog],
@@ -254,8 +276,9 @@ describe("REST helpers", () => {
     expect(config).toEqual({ loopbackRemote: false, loopbackAndLocal: false, filters: [] });
     const roomName = uniqueRoom("listed");
     await joined(dev.url, roomName, "lee");
+    // The directory is updated after the join's reply: poll it (bounded).
     let listed: string[] = [];
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + WAIT_MS;
     while (!listed.includes(roomName) && Date.now() < deadline) {
       listed = await getAllRooms(dev.url);
       if (!listed.includes(roomName)) await new Promise((r) => setTimeout(r, 100));

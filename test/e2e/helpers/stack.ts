@@ -4,11 +4,15 @@
  * 127.0.0.1 with loopback-only WebRTC. Nothing is mocked. Adds what the
  * browser tests need: the worker's port (for a proxy in front of it) and a
  * media server restart on the same port.
+ *
+ * No port is picked ahead of time: the media server listens on port 0 and
+ * reports the port the OS gave it, and wrangler-dev retries a port taken
+ * before it binds. Only the restart must bind a known port again (the
+ * bridge dials it); it retries while another process holds it.
  */
 import { startMediaServer, type MediaServerHandle } from "../../../media-server/index.ts";
 import type { BridgeHandle } from "../../../bridge/main.ts";
 import { startSystem } from "../../../scripts/system.ts";
-import { freePort } from "../../helpers/ports.ts";
 
 export interface Stack {
   readonly url: string;
@@ -25,10 +29,17 @@ export interface StackOptions {
   readonly vars?: Record<string, string>;
 }
 
+/** How long a restart waits for the media server's port to be free again. */
+const REBIND_TIMEOUT_MS = 60_000;
+/** How long stop() lets the bridge release what departed users held. */
+const RELEASE_TIMEOUT_MS = 30_000;
+
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const kmsPort = await freePort();
-  const system = await startSystem({ vars: options.vars ?? {}, kmsPort, mediaServerWebrtc: { loopbackOnly: true } });
-  let current: MediaServerHandle | null = system.mediaServer;
+  const system = await startSystem({ vars: options.vars ?? {}, kmsPort: 0, mediaServerWebrtc: { loopbackOnly: true } });
+  const first = system.mediaServer;
+  if (!first) throw new Error("startSystem gave no embedded media server");
+  const kmsPort = first.port;
+  let current: MediaServerHandle | null = first;
   let replaced = false;
   return {
     url: system.url,
@@ -36,15 +47,30 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     bridge: system.bridge,
     async restartMediaServer() {
       await current?.close();
-      current = await startMediaServer({ port: kmsPort, webrtc: { loopbackOnly: true }, log: () => undefined });
+      current = null;
+      current = await listenAgain(kmsPort);
       replaced = true;
     },
     async stop() {
       // Let the bridge finish releasing what departed users held before it stops.
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + RELEASE_TIMEOUT_MS;
       while (system.bridge.stats().pipelines > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       await system.stop();
       if (replaced) await current?.close();
     },
   };
+}
+
+/** A fresh media server on `port`; retried while the port is taken (EADDRINUSE), up to REBIND_TIMEOUT_MS. */
+async function listenAgain(port: number): Promise<MediaServerHandle> {
+  const deadline = Date.now() + REBIND_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return await startMediaServer({ port, webrtc: { loopbackOnly: true }, log: () => undefined });
+    } catch (error) {
+      const taken = (error as NodeJS.ErrnoException).code === "EADDRINUSE";
+      if (!taken || Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

@@ -3,6 +3,10 @@
  * connection (a network drop), freeze them (a half-open connection that
  * carries nothing and never closes) or refuse new ones (server unreachable).
  * Only the sockets this proxy accepted and opened are touched.
+ *
+ * A frozen connection stays half-open on the client's side even if the
+ * server gives up on it: the server's close is not passed on (as a FIN lost
+ * with the rest of the traffic), so only the client itself can notice.
  */
 import { createServer, type Server, type Socket, connect } from "node:net";
 import type { AddressInfo } from "node:net";
@@ -30,7 +34,14 @@ export class TcpProxy {
     const server = createServer();
     const proxy = new TcpProxy(server, targetPort);
     server.on("connection", (client) => proxy.accept(client));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    // Port 0: the OS picks a free port as it binds (nothing to race), and we read it back.
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
     proxy.port = (server.address() as AddressInfo).port;
     return proxy;
   }
@@ -63,10 +74,15 @@ export class TcpProxy {
       client.destroy();
       upstream.destroy();
     };
+    // Frozen: the server side going away is not passed on; the client's own close ends the pair.
+    const upstreamEnded = (): void => {
+      if (pair.frozen) upstream.destroy();
+      else end();
+    };
     client.on("close", end);
-    upstream.on("close", end);
+    upstream.on("close", upstreamEnded);
     client.on("error", end);
-    upstream.on("error", end);
+    upstream.on("error", upstreamEnded);
   }
 
   /** Cuts every open connection at once (both sides see a reset). */
@@ -74,13 +90,12 @@ export class TcpProxy {
     const count = this.pairs.size;
     for (const pair of [...this.pairs]) {
       this.pairs.delete(pair);
-      pair.client.resetAndDestroy();
-      pair.upstream.resetAndDestroy();
+      for (const socket of [pair.client, pair.upstream]) if (!socket.destroyed) socket.resetAndDestroy();
     }
     return count;
   }
 
-  /** Open connections stop carrying data in both directions, without closing. */
+  /** Open connections stop carrying data in both directions, without closing (see above). */
   freezeAll(): number {
     for (const pair of this.pairs) pair.frozen = true;
     return this.pairs.size;
