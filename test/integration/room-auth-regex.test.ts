@@ -2,16 +2,20 @@
  * AUTH_REGEX (the original demo's `authRegex`) gates room *creation* only:
  * a user whose name does not match cannot open a new room (204), but may join
  * a room that already exists. A separate `wrangler dev` with
- * `AUTH_REGEX = "special.*"` and no ADMIN_TOKEN.
+ * `AUTH_REGEX = "special.*"`. (Admin endpoints need ADMIN_TOKEN: without it
+ * they answer 503, tested in test/integration/limits.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RoomCode } from "../../protocol/errors.ts";
 import { WorkerUnderTest } from "./support.ts";
 
 let worker: WorkerUnderTest;
+const ADMIN_TOKEN = "auth-regex-admin-token";
 
 beforeAll(async () => {
-  worker = await WorkerUnderTest.start({ vars: { AUTH_REGEX: "special.*", RECONNECT_WINDOW_SECONDS: "1" } });
+  worker = await WorkerUnderTest.start({
+    vars: { AUTH_REGEX: "special.*", RECONNECT_WINDOW_SECONDS: "1", ADMIN_TOKEN },
+  });
 });
 
 afterAll(async () => {
@@ -73,15 +77,16 @@ describe("AUTH_REGEX = special.*", () => {
     });
   });
 
-  it("without ADMIN_TOKEN, /close needs no token", async () => {
+  it("/close with the admin token closes a room whatever its creator's name", async () => {
     const room = "closable";
+    const auth = { Authorization: `Bearer ${ADMIN_TOKEN}` };
     const special = await worker.open(`/room/${room}`);
     await special.request("joinRoom", { user: "special", room });
-    const closed = await worker.get(`/close?room=${room}`);
+    const closed = await worker.get(`/close?room=${room}`, auth);
     expect(closed.status).toBe(200);
     expect(await special.next("participantEvicted")).toStrictEqual({});
     expect(await special.next("roomClosed")).toStrictEqual({ room });
     expect((await special.closedWithin()).code).toBe(1000);
-    expect((await worker.get(`/close?room=${room}`)).status).toBe(404);
+    expect((await worker.get(`/close?room=${room}`, auth)).status).toBe(404);
   });
 });

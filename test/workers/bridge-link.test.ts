@@ -6,7 +6,13 @@
  */
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { CONTROL_AUDIENCE, roomAudience, signBridgeToken } from "../../protocol/tokens/bridge-token.ts";
+import {
+  CONTROL_AUDIENCE,
+  deriveBridgeKey,
+  roomAudience,
+  signBridgeToken,
+} from "../../protocol/tokens/bridge-token.ts";
+import { signJoinToken } from "../../protocol/tokens/join-token.ts";
 import { Client } from "./ws-client.ts";
 
 const SECRET = "test-bridge-secret";
@@ -62,6 +68,43 @@ describe("bridge authentication", () => {
     const once = await token(CONTROL_AUDIENCE, "b");
     expect(await upgradeStatus("/bridge/control", { Authorization: `Bearer ${once}` })).toBe(101);
     expect(await upgradeStatus("/bridge/control", { Authorization: `Bearer ${once}` })).toBe(401);
+  });
+
+  it("a bridge holding the key of b1 cannot connect as b2 (401); with its own id it registers", async () => {
+    const keyB1 = { bridgeKey: await deriveBridgeKey(SECRET, "key-b1") };
+    // First b2 is connected (with the master secret), as another operator's bridge would be.
+    const b2 = await connectBridge("key-b2");
+    const asB2 = await signBridgeToken(keyB1, { bridgeId: "key-b2", audience: CONTROL_AUDIENCE });
+    const refused = await SELF.fetch("https://example.com/bridge/control", {
+      headers: { Upgrade: "websocket", Authorization: `Bearer ${asB2}` },
+    });
+    expect(refused.status).toBe(401);
+    expect(await refused.json()).toEqual({ error: "bad signature" });
+    const roomAsB2 = await signBridgeToken(keyB1, { bridgeId: "key-b2", audience: roomAudience("kr") });
+    expect(await upgradeStatus("/bridge/rooms/kr", { Authorization: `Bearer ${roomAsB2}` })).toBe(401);
+    // b2's control link was not taken over.
+    expect(b2.closeCode).toBeNull();
+    expect((await b2.request("register", { bridgeId: "key-b2", kms: [], rooms: [], filters: [] })).error?.code).toBe(
+      -32602,
+    );
+
+    const asB1 = await signBridgeToken(keyB1, { bridgeId: "key-b1", audience: CONTROL_AUDIENCE });
+    const b1 = await Client.open("/bridge/control", { Authorization: `Bearer ${asB1}` });
+    const registered = await b1.request("register", {
+      bridgeId: "key-b1",
+      kms: [{ uri: "ws://127.0.0.1:8888/kurento", limit: 10 }],
+      rooms: [],
+      filters: [],
+    });
+    expect(registered.result).toEqual({ accepted: true });
+    b1.ws.close();
+    b2.ws.close();
+  });
+
+  it("never accepts a join token as a bridge token, even one signed with the bridge's key", async () => {
+    const key = await deriveBridgeKey(SECRET, "jt-bridge");
+    const joinToken = await signJoinToken(key, { user: "jt-bridge", room: "control" });
+    expect(await upgradeStatus("/bridge/control", { Authorization: `Bearer ${joinToken}` })).toBe(401);
   });
 
   it("answers a malformed register with an error and keeps the link", async () => {
