@@ -39,7 +39,7 @@ async function closeOf(client: RoomTestClient, timeoutMs = 60_000): Promise<{ co
 
 describe("admin endpoints without ADMIN_TOKEN", () => {
   it("GET /close answers 503 with a clear JSON message, token or not", async () => {
-    for (const headers of [{}, { Authorization: "Bearer guess" }]) {
+    for (const headers of [{}, { Authorization: "Bearer guess" }] as Record<string, string>[]) {
       const response = await worker.get("/close?room=any", headers);
       expect(response.status).toBe(503);
       expect(await response.json()).toEqual({
