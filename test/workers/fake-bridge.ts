@@ -124,10 +124,10 @@ export async function nextAttach(
   return until(() => {
     for (const [index, control] of controls.entries()) {
       const frame = control.frames.find(
-        (f) => f.method === "attach" && f.params?.room === room && f.id != null && !control.answered.has(f.id),
+        (f) => f.method === "attach" && f.params?.room === room && f.id != null && !control.taken.has(f),
       );
       if (frame) {
-        control.answered.add(frame.id as number | string);
+        control.taken.add(frame);
         return { index, frame: frame as Frame & { id: number | string } };
       }
     }

@@ -60,17 +60,23 @@ export class Client {
     return this.waitFor((f) => f.id === id && f.method === undefined, `the answer to ${method}`);
   }
 
-  /** Waits for an incoming request (a frame with both method and id), e.g. a media command to a bridge. */
-  async incoming(method: string): Promise<Frame & { id: number | string }> {
+  /**
+   * Waits for an incoming request (a frame with both method and id) not taken yet, e.g. a media command
+   * to a bridge. Frames, not ids, are taken: a room object rebuilt after eviction numbers its requests
+   * from 1 again.
+   */
+  async incoming(method: string, timeoutMs?: number): Promise<Frame & { id: number | string }> {
     const frame = await this.waitFor(
-      (f) => f.method === method && f.id !== undefined && f.id !== null && !this.answered.has(f.id),
+      (f) => f.method === method && f.id !== undefined && f.id !== null && !this.taken.has(f),
       `request ${method}`,
+      timeoutMs,
     );
-    this.answered.add(frame.id as number | string);
+    this.taken.add(frame);
     return frame as Frame & { id: number | string };
   }
 
-  readonly answered = new Set<number | string>();
+  /** Incoming requests already handed out by `incoming` (or marked by a helper). */
+  readonly taken = new Set<Frame>();
 
   reply(id: number | string, result: unknown): void {
     this.ws.send(JSON.stringify({ jsonrpc: "2.0", id, result }));
