@@ -88,7 +88,7 @@ describe("login form", () => {
       expect(await p.isVisible("#joinWithoutCamera")).toBe(true);
       await screenshot(p, "ui-camera-denied");
       await p.click("#joinWithoutCamera");
-      await p.waitForSelector("#room:not([hidden])", { timeout: 20_000 });
+      await p.waitForSelector("#room:not([hidden])", { timeout: 45_000 });
       expect(await p.isDisabled("#buttonPublish")).toBe(true);
       expect(await p.isDisabled("#buttonVideocam")).toBe(true);
       expect(await p.textContent("#roomTitle")).toBe(name);
@@ -105,7 +105,7 @@ describe("login form", () => {
     await joinRoom(host, "host", name);
     const p = await page();
     const chip = p.locator("#rooms button", { hasText: name });
-    await chip.waitFor({ timeout: 10_000 });
+    await chip.waitFor({ timeout: 30_000 });
     await chip.click();
     expect(await p.inputValue("#roomName")).toBe(name);
   });
@@ -188,7 +188,7 @@ describe("in the room", () => {
     });
     expect(response.status).toBe(200);
     for (const p of [alice, bob]) {
-      await p.waitForSelector("#notice:not([hidden])", { timeout: 10_000 });
+      await p.waitForSelector("#notice:not([hidden])", { timeout: 30_000 });
       expect(await p.textContent("#noticeTitle")).toBe("You were removed");
       expect(await p.textContent("#noticeText")).toBe(
         `Room “${name}” was closed by the server and everyone in it was asked to leave.`,
@@ -220,7 +220,7 @@ describe("in the room", () => {
     // Keep new connections out for a moment so the banner is on screen.
     suite.proxy.refusing = true;
     suite.proxy.dropAll();
-    await alice.waitForSelector("#reconnectBanner:not([hidden])", { timeout: 10_000 });
+    await alice.waitForSelector("#reconnectBanner:not([hidden])", { timeout: 30_000 });
     expect(await alice.textContent("#connectionStatus")).toBe("Reconnecting…");
     await screenshot(alice, "ui-reconnecting");
     suite.proxy.refusing = false;
@@ -263,7 +263,7 @@ describe("in the room", () => {
       40_000,
     );
     suite.proxy.refusing = false;
-    await alice.waitForSelector("#notice:not([hidden])", { timeout: 20_000 });
+    await alice.waitForSelector("#notice:not([hidden])", { timeout: 30_000 });
     expect(await alice.textContent("#noticeTitle")).toBe("Your place in the room expired");
     expect(await alice.isVisible("#noticeRejoin")).toBe(true);
     await screenshot(alice, "ui-session-expired");

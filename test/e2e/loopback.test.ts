@@ -49,7 +49,7 @@ it("shows the server's loopback of your own video, plus the local mirror", async
     await joinRoom(page, "alice", `loopback-${process.pid}`);
     await waitUntil(page, "the loopback video to decode", async () => (await loopbackFrames(page)) > 0, 45_000);
     // Two tiles: the looped-back stream and the local mirror.
-    await page.waitForSelector('[id="video-alice_localStream"]', { timeout: 10_000 });
+    await page.waitForSelector('[id="video-alice_localStream"]', { timeout: 30_000 });
     const shown = await page.evaluate(() => {
       const app = (window as unknown as { kurentoDemo: import("../../web/src/demo/app.ts").DemoApp }).kurentoDemo;
       const local = app.localStream;

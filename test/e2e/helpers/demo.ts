@@ -44,7 +44,7 @@ export async function openDemo(browser: Browser, url: string, viewport = { width
   page.on("pageerror", (error) => console.error(`[page error] ${error.message}`));
   await page.goto(url);
   await page.waitForFunction(() => (window as unknown as Partial<DemoWindow>).kurentoDemo !== undefined, undefined, {
-    timeout: 15_000,
+    timeout: 30_000,
   });
   return page;
 }
@@ -63,7 +63,7 @@ export async function joinRoom(page: Page, user: string, room: string): Promise<
 
 /** The login form's error text, once it shows. */
 export async function loginError(page: Page): Promise<string> {
-  await page.waitForSelector("#loginError:not([hidden])", { timeout: 20_000 });
+  await page.waitForSelector("#loginError:not([hidden])", { timeout: 30_000 });
   return (await page.textContent("#loginErrorText")) ?? "";
 }
 
@@ -180,7 +180,17 @@ export async function waitForRemoteVideo(
     if (JSON.stringify(ids) === JSON.stringify(want) && last.every((s) => s.framesDecoded > 0)) return last;
     await page.waitForTimeout(250);
   }
-  throw new Error(`remote video never decoded for ${JSON.stringify(want)}; last: ${JSON.stringify(last)}`);
+  // What the page told its user (a media error, the chat's system lines) and the room's state: why, for the report.
+  const told = await page
+    .evaluate(() => ({
+      room: (window as unknown as DemoWindow).kurentoDemo.room?.state ?? null,
+      mediaError: document.getElementById("mediaErrorText")?.textContent ?? "",
+      system: Array.from(document.querySelectorAll("#messages li.system"), (li) => li.textContent ?? "").slice(-10),
+    }))
+    .catch((error: unknown) => String(error));
+  throw new Error(
+    `remote video never decoded for ${JSON.stringify(want)} within ${timeoutMs} ms; last: ${JSON.stringify(last)}; page: ${JSON.stringify(told)}`,
+  );
 }
 
 /** Polls a page-side condition (bounded), with a description for the failure. */
@@ -188,7 +198,7 @@ export async function waitUntil(
   page: Page,
   what: string,
   probe: () => Promise<boolean>,
-  timeoutMs = 20_000,
+  timeoutMs = 30_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {

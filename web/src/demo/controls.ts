@@ -85,11 +85,16 @@ export class Controls {
   }
 
   async toggleSubscription(stream: Stream): Promise<void> {
+    const receiving = stream.status !== "idle";
+    const change = receiving ? stream.unsubscribe() : stream.subscribe();
+    // The stream's status changed as the call began (idle, or negotiating):
+    // show it now, not one server round trip later (a second click meanwhile
+    // would otherwise undo what the button still offered).
+    this.#app.tiles.render(stream);
     try {
-      if (stream.status !== "idle") await stream.unsubscribe();
-      else await stream.subscribe();
+      await change;
     } catch (error) {
-      const what = stream.status === "idle" ? "receive" : "stop receiving";
+      const what = receiving ? "stop receiving" : "receive";
       const who = stream.getParticipant().getID();
       this.#app.roomView.showMediaError(`Could not ${what} ${who}: ${errorOf(error).message}`);
     }
