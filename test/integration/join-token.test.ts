@@ -1,7 +1,8 @@
 /**
  * JOIN_TOKEN_SECRET against the real worker: joinRoom needs a token signed for
- * that user and room, on the direct and the legacy URL, and frames that
- * follow a joinRoom keep their order while its token is checked.
+ * that user and room, on the direct and the legacy URL, frames that
+ * follow a joinRoom keep their order while its token is checked, and a
+ * `/close` that lands while a token is checked leaves no ghost member.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signJoinToken } from "../../protocol/tokens/join-token.ts";
@@ -9,10 +10,11 @@ import { RoomCode } from "../../protocol/errors.ts";
 import { WorkerUnderTest } from "./support.ts";
 
 const SECRET = "integration-join-secret";
+const ADMIN_TOKEN = "integration-join-admin-token";
 let worker: WorkerUnderTest;
 
 beforeAll(async () => {
-  worker = await WorkerUnderTest.start({ vars: { JOIN_TOKEN_SECRET: SECRET } });
+  worker = await WorkerUnderTest.start({ vars: { JOIN_TOKEN_SECRET: SECRET, ADMIN_TOKEN } });
 });
 
 afterAll(async () => {
@@ -58,5 +60,60 @@ describe("JOIN_TOKEN_SECRET", () => {
     expect(await chat).toStrictEqual({ sessionId: joined.sessionId });
     expect(await client.next("sendMessage")).toEqual({ room: "ordered", user: "cy", message: "first words" });
     await client.request("leaveRoom");
+  });
+
+  it("/close while a joiner's token is being checked: the joiner gets a clear answer, and no ghost member stays", async () => {
+    // The close and the join race; either order is allowed, a member without a socket (or a socket
+    // that believes it joined a room that forgot it) is not. Several rounds, so both orders happen.
+    for (let round = 0; round < 6; round++) {
+      const room = `close-race-${round}`;
+      const ana = await worker.open(`/room/${room}`);
+      const anaToken = await signJoinToken(SECRET, { user: "ana", room });
+      await ana.request("joinRoom", { user: "ana", room, token: anaToken });
+      const bob = await worker.open(`/room/${room}`);
+      const bobToken = await signJoinToken(SECRET, { user: "bob", room });
+      const joining = bob
+        .request<{ value: Array<{ id: string }> }>("joinRoom", { user: "bob", room, token: bobToken })
+        .then(
+          (result) => ({ result }),
+          (error: unknown) => ({ error }),
+        );
+      const closing = worker.get(`/close?room=${room}`, { Authorization: `Bearer ${ADMIN_TOKEN}` });
+      const [joined, closed] = await Promise.all([joining, closing]);
+      expect(closed.status).toBe(200);
+      expect(await closed.json()).toEqual({ room, closed: true });
+      // ana was in the room: evicted, told, closed.
+      expect(await ana.next("participantEvicted")).toEqual({});
+      expect(await ana.next("roomClosed")).toEqual({ room });
+      expect((await ana.closedWithin()).code).toBe(1000);
+
+      // bob's join was answered, one way or the other (a refusal would also be clear, never silence).
+      if ("error" in joined) throw new Error(`bob's join failed: ${String(joined.error)}`);
+      const peers = joined.result.value.map((p) => p.id);
+      let bobIsMember: boolean;
+      if (peers.includes("ana")) {
+        // Joined before the close: evicted with everyone.
+        expect(await bob.next("roomClosed")).toEqual({ room });
+        expect((await bob.closedWithin()).code).toBe(1000);
+        bobIsMember = false;
+      } else {
+        // Joined after the close: the room is his, and his socket is open.
+        expect(peers).toEqual([]);
+        expect(bob.closeEvent).toBeNull();
+        bobIsMember = true;
+      }
+      // No ghost: a newcomer sees exactly the members that really are there.
+      const probe = await worker.open(`/room/${room}`);
+      const probeToken = await signJoinToken(SECRET, { user: "probe", room });
+      const seen = await probe.request<{ value: Array<{ id: string }> }>("joinRoom", {
+        user: "probe",
+        room,
+        token: probeToken,
+      });
+      expect(seen.value.map((p) => p.id)).toEqual(bobIsMember ? ["bob"] : []);
+      await probe.request("leaveRoom");
+      if (bobIsMember) await bob.request("leaveRoom");
+      await worker.waitForRooms((rooms) => !rooms.includes(room));
+    }
   });
 });
