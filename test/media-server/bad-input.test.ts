@@ -1,10 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { connectKurento } from "./helpers/kurento.ts";
-import { RawKurentoClient } from "./helpers/raw-client.ts";
+import { RawKurentoClient, type ReplyFrame } from "./helpers/raw-client.ts";
 import { createClientPeer, waitFor } from "./helpers/werift-peer.ts";
 
 const GRACE_MS = 300;
+/** The resume test's grace period: far longer than a resume takes, even on a loaded machine. */
+const RESUME_GRACE_MS = 3000;
+/** Bound of every wait: it only guards against a hang. */
+const WAIT_MS = 30_000;
 let server: MediaServerHandle;
 let client: RawKurentoClient;
 
@@ -19,7 +23,11 @@ afterAll(async () => {
 afterEach(async () => {
   await client?.close();
   // Whatever a test left behind goes with its session; nothing may leak.
-  await waitFor(() => server.stats().objects === 0, 5_000, "every object released");
+  await waitFor(
+    () => server.stats().objects === 0 && server.stats().sessions === 0,
+    WAIT_MS,
+    "every object and session released",
+  );
 });
 
 async function newClient(): Promise<RawKurentoClient> {
@@ -27,12 +35,16 @@ async function newClient(): Promise<RawKurentoClient> {
   return client;
 }
 
-async function endpointInNewPipeline(raw: RawKurentoClient): Promise<{ pipeline: string; endpoint: string }> {
-  const pipeline = String(await raw.value("create", { type: "MediaPipeline", constructorParams: {} }));
+async function endpointInNewPipeline(
+  raw: RawKurentoClient,
+): Promise<{ pipeline: string; endpoint: string; sessionId: string }> {
+  const created = await raw.call("create", { type: "MediaPipeline", constructorParams: {} });
+  expect(created.error).toBeUndefined();
+  const pipeline = String(created.result?.value);
   const endpoint = String(
     await raw.value("create", { type: "WebRtcEndpoint", constructorParams: { mediaPipeline: pipeline } }),
   );
-  return { pipeline, endpoint };
+  return { pipeline, endpoint, sessionId: String(created.result?.sessionId) };
 }
 
 async function weriftOffer(): Promise<string> {
@@ -135,7 +147,9 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
 
   it("answers createDataChannel like KMS, with no value, and keeps serving", async () => {
     const raw = await newClient();
-    const pipeline = String(await raw.value("create", { type: "MediaPipeline", constructorParams: {} }));
+    const createdPipeline = await raw.call("create", { type: "MediaPipeline", constructorParams: {} });
+    const pipeline = String(createdPipeline.result?.value);
+    const sessionId = String(createdPipeline.result?.sessionId);
     const endpoint = String(
       await raw.value("create", {
         type: "WebRtcEndpoint",
@@ -148,7 +162,7 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
       operationParams: { label: "x" },
     });
     expect(created.error).toBeUndefined();
-    expect(created.result).not.toHaveProperty("value");
+    expect(created.result).toEqual({ sessionId });
     expect(await raw.call("ping", {})).toMatchObject({ result: { value: "pong" } });
     await raw.value("release", { object: pipeline });
   });
@@ -256,24 +270,24 @@ describe("sessions", () => {
       operationParams: { offer: await weriftOffer() },
     });
     vanishing.fire("invoke", { object: abandoned.endpoint, operation: "gatherCandidates" });
+    expect(server.stats()).toMatchObject({ objects: 2, sessions: 1 });
     await vanishing.close();
-    expect(server.stats().objects).toBe(2);
     await waitFor(
       () => server.stats().objects === 0 && server.stats().sessions === 0,
-      5_000,
+      WAIT_MS,
       "the vanished session's objects released",
     );
 
     // Releasing the pipeline while its endpoint is still negotiating: the offer fails cleanly or completes; nothing is left over.
     const raw = await newClient();
-    const { pipeline, endpoint } = await endpointInNewPipeline(raw);
+    const { pipeline, endpoint, sessionId } = await endpointInNewPipeline(raw);
     const offer = await weriftOffer();
     const offerId = raw.fire("invoke", { object: endpoint, operation: "processOffer", operationParams: { offer } });
     const releaseId = raw.fire("release", { object: pipeline });
     const replies = await raw.replies(2);
     const offerReply = replies.find((reply) => reply.id === offerId);
     const releaseReply = replies.find((reply) => reply.id === releaseId);
-    expect(releaseReply?.result).toBeDefined();
+    expect(releaseReply).toEqual({ jsonrpc: "2.0", id: releaseId, result: { sessionId } });
     if (offerReply?.error) expect(offerReply.error).toMatchObject({ code: 40101 });
     else expect(String(offerReply?.result?.value)).toMatch(/^v=0/);
     expect(server.stats().objects).toBe(0);
@@ -281,29 +295,60 @@ describe("sessions", () => {
   });
 
   it("resumes a session with connect {sessionId} within the grace period, and answers 40007 for an unknown one", async () => {
-    const first = await RawKurentoClient.connect(server.url);
-    const created = await first.call("create", { type: "MediaPipeline" });
-    const sessionId = String(created.result?.sessionId);
-    const pipeline = String(created.result?.value);
-    await first.close();
-
-    const raw = await newClient();
-    expect(await raw.call("connect", { sessionId })).toMatchObject({ result: { sessionId } });
-    await new Promise((resolve) => setTimeout(resolve, GRACE_MS * 2));
-    expect(server.stats().objects).toBe(1);
-    expect((await raw.call("describe", { object: pipeline, sessionId })).result).toMatchObject({
-      type: "MediaPipeline",
-      sessionId,
+    // Its own server, with a grace period long enough that the resume below never races it.
+    const graceServer = await startMediaServer({
+      port: 0,
+      webrtc: { loopbackOnly: true },
+      sessionGraceMs: RESUME_GRACE_MS,
+      log: () => {},
     });
+    try {
+      const first = await RawKurentoClient.connect(graceServer.url);
+      const created = await first.call("create", { type: "MediaPipeline" });
+      const sessionId = String(created.result?.sessionId);
+      const pipeline = String(created.result?.value);
+      await first.close();
 
-    const unknown = await raw.call("connect", { sessionId: "no-such-session" });
-    expect(unknown.error).toMatchObject({ code: 40007, data: { type: "INVALID_SESSION" } });
-    await raw.close();
-    await waitFor(
-      () => server.stats().objects === 0,
-      5_000,
-      "the resumed session's objects released after its socket closed",
-    );
+      // Until the server has seen the first socket close, the session is held there and a resume is refused (40007,
+      // like an unknown session): retry, as kurento-client does.
+      const raw = await RawKurentoClient.connect(graceServer.url);
+      let resumed: ReplyFrame | undefined;
+      await waitFor(
+        async () => {
+          resumed = await raw.call("connect", { sessionId });
+          return resumed.result !== undefined;
+        },
+        WAIT_MS,
+        "the session resumed",
+      );
+      expect(resumed).toMatchObject({ result: { sessionId } });
+
+      // A control session abandoned after the resume: its grace period started later than the first socket's, so once
+      // its objects are gone the first session's grace period is over too. It holds two objects and the resumed session
+      // one: the count reaches 1 only if the control session went and the resumed one stayed.
+      const control = await RawKurentoClient.connect(graceServer.url);
+      const controlPipeline = String(await control.value("create", { type: "MediaPipeline" }));
+      await control.value("create", { type: "PassThrough", constructorParams: { mediaPipeline: controlPipeline } });
+      expect(graceServer.stats()).toMatchObject({ objects: 3, sessions: 2 });
+      await control.close();
+      await waitFor(() => graceServer.stats().objects === 1, WAIT_MS, "the control session's objects released");
+      expect(graceServer.stats()).toMatchObject({ objects: 1, pipelines: 1, sessions: 1 });
+      expect((await raw.call("describe", { object: pipeline, sessionId })).result).toMatchObject({
+        type: "MediaPipeline",
+        sessionId,
+      });
+
+      const unknown = await raw.call("connect", { sessionId: "no-such-session" });
+      expect(unknown.error).toMatchObject({ code: 40007, data: { type: "INVALID_SESSION" } });
+      await raw.close();
+      await waitFor(
+        () => graceServer.stats().objects === 0 && graceServer.stats().sessions === 0,
+        WAIT_MS,
+        "the resumed session's objects released after its socket closed",
+      );
+    } finally {
+      await graceServer.close();
+    }
   });
 
   it("gives kurento-client a readable error for FaceOverlayFilter", async () => {

@@ -4,6 +4,9 @@ import type WebSocketType from "ws";
 // vitest resolves `import "ws"` to ws's "browser" export (browser.js, which only throws); load the Node build.
 const WebSocket = createRequire(import.meta.url)("ws") as typeof WebSocketType;
 
+/** How long a reply may take before the call fails: only a guard against a hang, far above any real answer time. */
+const REPLY_TIMEOUT_MS = 30_000;
+
 export interface ReplyFrame {
   jsonrpc?: string;
   id?: number | string | null;
@@ -45,7 +48,7 @@ export class RawKurentoClient {
   }
 
   /** Sends text as is and returns the next reply. */
-  async sendRaw(text: string, timeoutMs = 5000): Promise<ReplyFrame> {
+  async sendRaw(text: string, timeoutMs = REPLY_TIMEOUT_MS): Promise<ReplyFrame> {
     this.socket.send(text);
     return this.nextReply(timeoutMs);
   }
@@ -66,7 +69,7 @@ export class RawKurentoClient {
   }
 
   /** The next `count` replies, in arrival order. */
-  async replies(count: number, timeoutMs = 5000): Promise<ReplyFrame[]> {
+  async replies(count: number, timeoutMs = REPLY_TIMEOUT_MS): Promise<ReplyFrame[]> {
     const frames: ReplyFrame[] = [];
     while (frames.length < count) frames.push(await this.nextReply(timeoutMs));
     return frames;
