@@ -1,5 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { isolatedWranglerConfig } from "./scripts/wrangler-dev.ts";
 
 // One config, four kinds of test (README "Tests"):
 // - unit: plain Node, the pure room core, schemas, tokens;
@@ -23,7 +24,8 @@ export default defineConfig({
       {
         plugins: [
           cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
+            // Not ./wrangler.toml itself: wrangler would read a developer's .dev.vars beside it.
+            wrangler: { configPath: isolatedWranglerConfig() },
             miniflare: {
               bindings: {
                 ADMIN_TOKEN: "test-admin-token",

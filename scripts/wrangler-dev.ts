@@ -109,6 +109,20 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
 
 class PortTakenError extends Error {}
 
+/**
+ * A private copy of wrangler.toml (paths made absolute) in a fresh temp
+ * directory with no `.dev.vars` or `.env` beside it, for tools that read
+ * those files next to the configuration (the workers test project): a
+ * developer's own secrets never reach a test. Removed when the process exits.
+ */
+export function isolatedWranglerConfig(): string {
+  const dir = mkdtempSync(join(tmpdir(), "room-config-"));
+  const path = join(dir, "wrangler.toml");
+  writeFileSync(path, relocatedConfig(join(dir, "no-assets")));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return path;
+}
+
 async function startOnce(options: WranglerDevOptions): Promise<WranglerDev> {
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
