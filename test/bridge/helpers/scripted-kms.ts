@@ -74,6 +74,11 @@ export class ScriptedKms {
       .map((request) => request.params);
   }
 
+  /** Whether someone subscribed to `type` events of `object`. */
+  subscribed(object: string, type: string): boolean {
+    return this.subscriptions.get(object)?.has(type) === true;
+  }
+
   /** Raises a KMS `Error` event on `object` (to the sessions subscribed to it). */
   raiseError(object: string, description: string, errorCode = 999): void {
     const frame = JSON.stringify({
