@@ -14,12 +14,17 @@ import type { MediaEvent } from "../../protocol/bridge.ts";
 import { RoomCode } from "../../protocol/errors.ts";
 import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { waitUntil } from "./helpers/fake-worker.ts";
-import { expectValidAnswer, startSyntheticMedia, type TestPeer, testPeer } from "./helpers/peers.ts";
+import { KmsRelay } from "./helpers/kms-relay.ts";
+import { type Candidate, expectValidAnswer, startSyntheticMedia, type TestPeer, testPeer } from "./helpers/peers.ts";
 
 const VIDEO = Buffer.from("bridge test video");
 const HAT = { url: "http://127.0.0.1:1/img/mario-wings.png", ...DEFAULT_HAT };
+/** Bound of every wait: it only guards against a hang. */
+const WAIT_MS = 30_000;
 
 let server: MediaServerHandle;
+/** Between the pool and the media server: what the media server received and answered. */
+let relay: KmsRelay;
 let pool: KmsPool;
 const peers: TestPeer[] = [];
 const rooms: RoomMedia[] = [];
@@ -28,6 +33,26 @@ function newRoom(name: string, events: MediaEvent[] = []): { room: RoomMedia; ev
   const room = new RoomMedia({ room: name, pool, hat: HAT, emit: (event) => events.push(event), log: silentLogger });
   rooms.push(room);
   return { room, events };
+}
+
+/**
+ * Every candidate in `candidates` reached the media server as `addIceCandidate` on one endpoint, and the media server
+ * accepted it; returns that endpoint's id.
+ */
+function expectAddedAtMediaServer(candidates: readonly Candidate[]): string {
+  expect(candidates.length).toBeGreaterThan(0);
+  const wanted = new Set(candidates.map((candidate) => candidate.candidate));
+  const added = relay
+    .invocations("addIceCandidate")
+    .filter((call) => wanted.has(String((call.operationParams.candidate as { candidate?: unknown }).candidate)));
+  expect(added.map((call) => (call.operationParams.candidate as { candidate: string }).candidate).sort()).toEqual(
+    [...wanted].sort(),
+  );
+  for (const call of added) expect(call.reply).toMatchObject({ result: { sessionId: expect.any(String) } });
+  for (const call of added) expect(call.reply?.error).toBeUndefined();
+  const endpoints = [...new Set(added.map((call) => call.object))];
+  expect(endpoints).toHaveLength(1);
+  return endpoints[0]!;
 }
 
 async function rpcFailure(promise: Promise<unknown>): Promise<RpcRequestError> {
@@ -42,8 +67,10 @@ async function rpcFailure(promise: Promise<unknown>): Promise<RpcRequestError> {
 
 beforeAll(async () => {
   server = await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, sessionGraceMs: 500, log: () => {} });
+  relay = await KmsRelay.start();
+  relay.pointAt(server.port);
   pool = new KmsPool({
-    kms: [{ uri: server.url, limit: 2 }],
+    kms: [{ uri: relay.url, limit: 2 }],
     factory: connectKurentoMediaServer,
     requestTimeoutMs: 10_000,
     lostAfterMs: 3000,
@@ -52,7 +79,7 @@ beforeAll(async () => {
       for (const room of rooms) if (room.pinnedSlot === slot) room.mediaLost(reason);
     },
   });
-  await pool.settle(10_000);
+  await pool.settle(WAIT_MS);
   expect(pool.connectedCount).toBe(1);
 });
 
@@ -63,6 +90,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await pool?.close();
+  await relay?.close();
   await server?.close();
 });
 
@@ -70,13 +98,15 @@ describe("room media through kurento-client and the embedded media server", () =
   it("publishes and subscribes with real offers, trickles ICE both ways and forwards RTP; releaseUser frees every object", async () => {
     const { room, events } = newRoom("media-room");
     const sent: string[] = [];
+    // Every answer is kept: ICE could connect through peer-reflexive candidates with the trickle path broken.
+    const answers: Array<Promise<unknown>> = [];
     const alice = testPeer("sendonly", (candidate) => {
       sent.push("alice");
-      void room.handlers.addIceCandidate({ user: "alice", endpoint: "alice", ...candidate });
+      answers.push(room.handlers.addIceCandidate({ user: "alice", endpoint: "alice", ...candidate }));
     });
     const bob = testPeer("recvonly", (candidate) => {
       sent.push("bob");
-      void room.handlers.addIceCandidate({ user: "bob", endpoint: "alice", ...candidate });
+      answers.push(room.handlers.addIceCandidate({ user: "bob", endpoint: "alice", ...candidate }));
     });
     peers.push(alice, bob);
 
@@ -111,7 +141,7 @@ describe("room media through kurento-client and the embedded media server", () =
         await deliver("alice", "alice", alice);
         return alice.peer.connectionState === "connected";
       },
-      15_000,
+      WAIT_MS,
       () =>
         `the publisher's peer connection (state ${alice.peer.connectionState}, ICE ${alice.peer.iceConnectionState}, ${delivered} server candidates delivered, ${alice.candidates.length} local, queued ${room.stats().queuedCandidates})`,
     );
@@ -129,7 +159,7 @@ describe("room media through kurento-client and the embedded media server", () =
           await deliver("bob", "alice", bob);
           return bob.peer.connectionState === "connected" && packets() >= 10;
         },
-        20_000,
+        WAIT_MS,
         () =>
           `video from alice at bob (bob ${bob.peer.connectionState}/${bob.peer.iceConnectionState}, ${packets()} packets, alice ${alice.peer.connectionState})`,
       );
@@ -147,6 +177,12 @@ describe("room media through kurento-client and the embedded media server", () =
       ),
     ).toBe(true);
     expect(events.some((event) => event.event === "mediaError" || event.event === "mediaLost")).toBe(false);
+    // Trickle ICE from the peers: the bridge answered each candidate `{}`, and each reached the media server (the
+    // publisher's may have waited in the bridge's queue) and was accepted there.
+    for (const answer of await Promise.all(answers)) expect(answer).toEqual({});
+    const aliceEndpoint = expectAddedAtMediaServer(alice.candidates);
+    const bobEndpoint = expectAddedAtMediaServer(bob.candidates);
+    expect(aliceEndpoint).not.toBe(bobEndpoint);
 
     // pipeline + alice's WebRtcEndpoint and PassThrough + bob's WebRtcEndpoint
     expect(server.stats()).toMatchObject({ objects: 4, pipelines: 1 });
@@ -163,7 +199,7 @@ describe("room media through kurento-client and the embedded media server", () =
     expect(server.stats().objects).toBe(3);
     await room.handlers.releaseUser({ user: "alice" });
     // The last user's media went: the pipeline went with it.
-    await waitUntil(() => server.stats().objects === 0, 5000, "every media object released");
+    await waitUntil(() => server.stats().objects === 0, WAIT_MS, "every media object released");
     expect(server.stats().pipelines).toBe(0);
     expect(pool.totalPipelines).toBe(0);
     expect(room.stats()).toMatchObject({ pipeline: false, endpoints: 0 });
@@ -201,7 +237,7 @@ describe("room media through kurento-client and the embedded media server", () =
           }
           return looped() >= 10;
         },
-        20_000,
+        WAIT_MS,
         "carol's own video coming back",
       );
     } finally {
@@ -258,19 +294,29 @@ describe("room media through kurento-client and the embedded media server", () =
     const grace = testPeer("sendonly", () => undefined);
     peers.push(frank, grace);
     const frankOffer = await frank.offer();
-    await waitUntil(() => frank.candidates.length > 0, 5000, "frank's local candidates");
+    await waitUntil(() => frank.candidates.length > 0, WAIT_MS, "frank's local candidates");
     for (const candidate of frank.candidates)
       await room.handlers.addIceCandidate({ user: "frank", endpoint: "frank", ...candidate });
     expect(room.stats().queuedCandidates).toBe(frank.candidates.length);
+    const framesFrom = relay.frames.length;
     await room.handlers.publish({ user: "frank", sdpOffer: frankOffer, loopback: false, dataChannels: false });
     expect(room.stats().queuedCandidates).toBe(0);
+    // The queue was flushed, not dropped: right after processOffer and before gatherCandidates, every queued candidate
+    // went to frank's endpoint and the media server accepted it.
+    const frankEndpoint = expectAddedAtMediaServer(frank.candidates);
+    const order = relay.frames
+      .slice(framesFrom)
+      .filter((entry) => entry.from === "bridge" && entry.frame.params?.object === frankEndpoint)
+      .map((entry) => String(entry.frame.params?.operation))
+      .filter((operation) => ["processOffer", "addIceCandidate", "gatherCandidates"].includes(operation));
+    expect(order).toEqual(["processOffer", ...frank.candidates.map(() => "addIceCandidate"), "gatherCandidates"]);
     await room.handlers.publish({ user: "grace", sdpOffer: await grace.offer(), loopback: false, dataChannels: false });
     expect(server.stats().objects).toBe(5);
 
     expect(await room.handlers.sync({ users: ["grace", "henry"] })).toEqual({ held: ["grace"] });
     expect(server.stats().objects).toBe(3);
     expect(await room.handlers.sync({ users: [] })).toEqual({ held: [] });
-    await waitUntil(() => server.stats().objects === 0, 5000, "every media object released");
+    await waitUntil(() => server.stats().objects === 0, WAIT_MS, "every media object released");
   });
 
   it("answers with the media error codes and leaks nothing when a command fails", async () => {
@@ -287,7 +333,7 @@ describe("room media through kurento-client and the embedded media server", () =
       }),
     );
     expect(badSdp.code).toBe(RoomCode.MEDIA_SDP);
-    await waitUntil(() => server.stats().objects === 0, 5000, "the failed publish's objects released");
+    await waitUntil(() => server.stats().objects === 0, WAIT_MS, "the failed publish's objects released");
 
     const nobody = await rpcFailure(room.handlers.subscribe({ user: "judy", sender: "ivan", sdpOffer: "v=0\r\n" }));
     expect(nobody.code).toBe(RoomCode.MEDIA_ENDPOINT);
