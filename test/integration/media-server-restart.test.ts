@@ -68,7 +68,10 @@ async function rtpFlows(from: MediaLeg, to: MediaLeg, tag: string): Promise<void
 }
 
 describe("the media server restarts under a running room", () => {
-  it("the publisher gets mediaError naming its stream, the others participantUnpublished; media flows again after", async () => {
+  // Its waits are bounded one by one (up to 60 s each on a busy machine); the test as a whole gets their sum.
+  it("the publisher gets mediaError naming its stream, the others participantUnpublished; media flows again after", {
+    timeout: 300_000,
+  }, async () => {
     const original = system.mediaServer;
     if (!original) throw new Error("the system runs the embedded media server");
     const alice = await join("kms-restart", "alice");
