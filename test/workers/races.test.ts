@@ -68,6 +68,9 @@ function answerTo(client: Client, id: number): Frame | undefined {
   return client.frames.find((f) => f.id === id && f.method === undefined);
 }
 
+// Fails today (worker bug): the rebuilt object's bridge peer does not know the evicted one's
+// request ids, so the bridge's answer is dropped; the 301 the client gets comes from a timer of the
+// evicted instance, which workerd's test runtime keeps running and production does not.
 describe("eviction between a media command and its answer", () => {
   it("the publisher gets its answer (or a clear error), and a retry works", TEST, async () => {
     const link = await attachedLink("evict-1", "evict-bridge");
@@ -151,6 +154,8 @@ describe("the room changes while a publish is pending", () => {
     link.reply(release.id, {});
   });
 
+  // Fails today (worker bug): the late result makes the absent publisher "live" and announces its
+  // stream to the others; nothing tells the bridge to drop it.
   it(
     "the publisher's socket closes: the late result is undone on the bridge, no participantPublished, no stray answer",
     TEST,
