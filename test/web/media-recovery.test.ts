@@ -92,6 +92,8 @@ let server: WebSocketServer;
 let port = 0;
 let client: ServerSocket | null = null;
 const seen: Seen[] = [];
+/** receiveVideoFrom of these senders fails (301, worth a retry) this many more times. */
+const failSubscriptions = new Map<string, number>();
 
 beforeAll(async () => {
   vi.stubGlobal("RTCPeerConnection", FakePeer);
@@ -104,6 +106,14 @@ beforeAll(async () => {
       const frame = JSON.parse(String(raw)) as { id: number; method: string; params: Record<string, unknown> };
       seen.push({ method: frame.method, params: frame.params });
       const session = { sessionId: "s-1" };
+      const sender = typeof frame.params?.sender === "string" ? frame.params.sender : "";
+      const failures = frame.method === "receiveVideoFrom" ? (failSubscriptions.get(sender) ?? 0) : 0;
+      if (failures > 0) {
+        failSubscriptions.set(sender, failures - 1);
+        const error = { code: 301, message: `media server busy (${sender})` };
+        socket.send(JSON.stringify({ jsonrpc: "2.0", id: frame.id, error }));
+        return;
+      }
       const results: Record<string, object> = {
         joinRoom: {
           ...session,
@@ -121,6 +131,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  failSubscriptions.clear();
   await leaveAll();
 });
 
@@ -219,5 +230,26 @@ describe("mediaError", () => {
     expect(seen.slice(mark).map((s) => s.method)).toEqual(["sendMessage"]);
     expect(mediaRequestsSince(mark)).toEqual([]);
     expect(names(log, ["stream-recovered"])).toEqual([]);
+  });
+});
+
+describe("the automatic subscription", () => {
+  it("retries a failed subscription after releasing what the failed try may still hold on the server", async () => {
+    failSubscriptions.set("bob_webcam", 2);
+    const mark = seen.length;
+    const room = await aliceLive();
+    const forBob = mediaRequestsSince(mark).filter((r) => r.endsWith(" bob_webcam"));
+    // The server may have gone on with a try the client gave up on: each retry releases first.
+    expect(forBob).toEqual([
+      "receiveVideoFrom bob_webcam",
+      "unsubscribeFromVideo bob_webcam",
+      "receiveVideoFrom bob_webcam",
+      "unsubscribeFromVideo bob_webcam",
+      "receiveVideoFrom bob_webcam",
+    ]);
+    expect(mediaRequestsSince(mark).filter((r) => r.endsWith(" carol_webcam"))).toEqual([
+      "receiveVideoFrom carol_webcam",
+    ]);
+    expect(room.getParticipant("bob")?.getStream()?.status).toBe("live");
   });
 });

@@ -278,7 +278,11 @@ export class Room extends Emitter<RoomEvents> {
 
   /** See auto-subscribe.ts. */
   #autoSubscribe(stream: Stream): void {
-    autoSubscribe(stream, () => this.#state === "connected", this.emit.bind(this));
+    autoSubscribe(stream, {
+      connected: () => this.#state === "connected",
+      emit: this.emit.bind(this),
+      release: (released) => this.#request("unsubscribeFromVideo", { sender: released.getGlobalID() }),
+    });
   }
 
   #sendIceCandidate(endpointName: string, candidate: RTCIceCandidateInit): void {
