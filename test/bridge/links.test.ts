@@ -5,170 +5,30 @@
  * commands and events on the room link, malformed frames, reconnection,
  * refused tokens, detaching, a media-server restart and a KMS that is down.
  *
- * Every test starts its own media server, worker stand-in and bridge (every
- * server on a port the OS picks), so no test depends on another's rooms or
- * media server. The media server sits behind a KmsRelay: the bridge keeps one
- * KMS address while media servers come and go, and the tests see what the
- * media server itself received and answered.
+ * Every test starts its own media server, worker stand-in and bridge
+ * (helpers/bridge-stack.ts, every server on a port the OS picks), so no test
+ * depends on another's rooms or media server. The media server sits behind a
+ * KmsRelay: the bridge keeps one KMS address while media servers come and go,
+ * and the tests see what the media server itself received and answered.
  */
-import { describe, expect, it, onTestFinished } from "vitest";
-import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
-import { type BridgeHandle, startBridge } from "../../bridge/main.ts";
-import { loadConfig } from "../../bridge/config.ts";
-import { createLogger } from "../../bridge/log.ts";
+import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { JsonRpcCode, RoomCode } from "../../protocol/errors.ts";
-import { RpcRequestError } from "../../protocol/rpc-peer.ts";
-import { FakeWorker, type Link, waitUntil } from "./helpers/fake-worker.ts";
-import { KmsRelay } from "./helpers/kms-relay.ts";
-import { expectTrickledBothWays, type LinkLeg, publishOverLink, subscribeOverLink } from "./helpers/link-media.ts";
+import {
+  expectNoRefusedCandidates,
+  failure,
+  idleHealth,
+  json,
+  KMS_LOST_AFTER_MS,
+  publish,
+  startStack,
+  WAIT_MS,
+} from "./helpers/bridge-stack.ts";
+import { type Link, waitUntil } from "./helpers/fake-worker.ts";
+import { expectTrickledBothWays, subscribeOverLink } from "./helpers/link-media.ts";
 import { startSyntheticMedia } from "./helpers/peers.ts";
 
-const SECRET = "links-test-secret-0123456789";
 const VIDEO = Buffer.from("bridge link video");
-/** Bound of every wait: it only guards against a hang, so it is far above the normal time of anything here. */
-const WAIT_MS = 30_000;
-const KMS_LOST_AFTER_MS = 1500;
-
-const fastOptions = {
-  backoff: { minMs: 50, maxMs: 400 },
-  heartbeatMs: 0,
-  loadIntervalMs: 300,
-  kmsLostAfterMs: KMS_LOST_AFTER_MS,
-  settleMs: 1500,
-  attachTimeoutMs: 5000,
-} as const;
-
-interface LogLine {
-  level: string;
-  msg: string;
-  [field: string]: unknown;
-}
-
-interface Stack {
-  /** The media server behind the bridge now (undefined while it is down). */
-  media: MediaServerHandle | undefined;
-  /** The KMS URI the bridge was configured with: the relay's. */
-  readonly kmsUrl: string;
-  readonly relay: KmsRelay;
-  readonly worker: FakeWorker;
-  readonly bridge: BridgeHandle;
-  readonly logLines: string[];
-  readonly legs: LinkLeg[];
-  logs(): LogLine[];
-  /** Starts a media server (port 0) and, with a relay, points the relay at it. */
-  startMedia(): Promise<MediaServerHandle>;
-  /** Stops the media server; with a relay, new connections are reset from now on (the KMS is down). */
-  stopMedia(): Promise<void>;
-}
-
-function startMediaServerOnAnyPort(): Promise<MediaServerHandle> {
-  return startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, sessionGraceMs: 1000, log: () => {} });
-}
-
-/**
- * A media server (or none, `kms: "down"`), a worker stand-in and a bridge,
- * all owned by the calling test and stopped when it finishes.
- */
-async function startStack(options: { id?: string; kms?: "up" | "down"; settleMs?: number } = {}): Promise<Stack> {
-  const id = options.id ?? "test-bridge";
-  const relay = await KmsRelay.start();
-  let media = options.kms === "down" ? undefined : await startMediaServerOnAnyPort();
-  relay.pointAt(media?.port);
-  const kmsUrl = relay.url;
-  const worker = await FakeWorker.start(SECRET);
-  const logLines: string[] = [];
-  const legs: LinkLeg[] = [];
-  const stack: Stack = {
-    media,
-    kmsUrl,
-    relay,
-    worker,
-    bridge: undefined as unknown as BridgeHandle,
-    logLines,
-    legs,
-    logs: () => logLines.map((line) => JSON.parse(line) as LogLine),
-    async startMedia() {
-      media = await startMediaServerOnAnyPort();
-      stack.media = media;
-      relay.pointAt(media.port);
-      return media;
-    },
-    async stopMedia() {
-      relay.pointAt(undefined);
-      const stopping = media;
-      media = undefined;
-      stack.media = undefined;
-      await stopping?.close();
-    },
-  };
-  onTestFinished(async () => {
-    await Promise.all(legs.map((leg) => leg.peer.close()));
-    await stack.bridge?.stop();
-    await worker.close();
-    await media?.close();
-    await relay.close();
-  });
-  const bridge = await startBridge(
-    loadConfig({
-      BRIDGE_SECRET: SECRET,
-      BRIDGE_ID: id,
-      WORKER_URL: worker.url,
-      KMS_URIS: kmsUrl,
-      KMS_LIMIT: "10",
-      REQUEST_TIMEOUT_MS: "5000",
-      BRIDGE_HTTP_PORT: "0",
-      LOG_LEVEL: "silent",
-    }),
-    {
-      ...fastOptions,
-      ...(options.settleMs !== undefined ? { settleMs: options.settleMs } : {}),
-      logger: createLogger({ level: "debug", sink: (line) => logLines.push(line) }),
-    },
-  );
-  (stack as { bridge: BridgeHandle }).bridge = bridge;
-  return stack;
-}
-
-async function json(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(url);
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
-
-async function failure(promise: Promise<unknown>): Promise<RpcRequestError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RpcRequestError) return error;
-    throw error;
-  }
-  throw new Error("expected an error answer");
-}
-
-/** /health of a bridge holding nothing, with its one KMS in `kms` state. */
-function idleHealth(bridgeId: string, kmsUrl: string, kms: { connected: boolean; state: string }) {
-  return {
-    status: kms.connected ? "ok" : "degraded",
-    bridgeId,
-    controlConnected: true,
-    registered: true,
-    rooms: 0,
-    pipelines: 0,
-    endpoints: 0,
-    kms: [{ uri: kmsUrl, ...kms, pipelines: 0, limit: 10, filters: false }],
-  };
-}
-
-async function publish(stack: Stack, room: Link, user: string): Promise<LinkLeg> {
-  const leg = await publishOverLink(room, user);
-  stack.legs.push(leg);
-  return leg;
-}
-
-/** Candidates answered `{}` may still have waited in the bridge's queue; a refused one is logged there. */
-function expectNoRefusedCandidates(stack: Stack): void {
-  expect(stack.logs().filter((line) => line.msg === "queued ICE candidate refused")).toEqual([]);
-}
 
 describe("the bridge's links to the worker", () => {
   it("registers on the control link with a valid token, reports its load and serves /health and /metrics", async () => {
