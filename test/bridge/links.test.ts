@@ -385,7 +385,7 @@ describe("the bridge's links to the worker", () => {
 
     // The fast path: with no KMS connected the bridge refuses at once, with
     // the selection's own answer, not after REQUEST_TIMEOUT_MS (that failure
-    // would say "no answer … within 5000 ms" or "not reachable within").
+    // would say "no answer … within 20000 ms" or "not reachable within").
     const refused = await failure(
       room.request("publish", { user: "hal", sdpOffer: "v=0\r\n", loopback: false, dataChannels: false }),
     );

@@ -72,7 +72,7 @@ beforeAll(async () => {
   pool = new KmsPool({
     kms: [{ uri: relay.url, limit: 2 }],
     factory: connectKurentoMediaServer,
-    requestTimeoutMs: 10_000,
+    requestTimeoutMs: 20_000,
     lostAfterMs: 3000,
     log: silentLogger,
     onLost: (slot, reason) => {

@@ -4,6 +4,9 @@ import { type MediaServerHandle, startMediaServer } from "../../media-server/ind
 import { connectKurento, iceCandidate, type KurentoClient, type KurentoWebRtcEndpoint } from "./helpers/kurento.ts";
 import { createClientPeer, waitFor } from "./helpers/werift-peer.ts";
 
+/** Bound of every wait: it only guards against a hang. */
+const WAIT_MS = 30_000;
+
 let server: MediaServerHandle;
 let client: KurentoClient;
 const peers: RTCPeerConnection[] = [];
@@ -65,7 +68,7 @@ describe("data channels", () => {
 
     await waitFor(
       () => from.channel.readyState === "open" && to.channel.readyState === "open",
-      15_000,
+      WAIT_MS,
       "both data channels open",
     );
     await waitFor(
@@ -73,7 +76,7 @@ describe("data channels", () => {
         from.channel.send("hello through the media server");
         return received.includes("hello through the media server");
       },
-      15_000,
+      WAIT_MS,
       "a message forwarded to the other peer",
     );
     expect(opened.length).toBeGreaterThan(0);

@@ -25,7 +25,7 @@ const fastOptions = {
   loadIntervalMs: 300,
   kmsLostAfterMs: KMS_LOST_AFTER_MS,
   settleMs: 1500,
-  attachTimeoutMs: 5000,
+  attachTimeoutMs: 20_000,
 } as const;
 
 export interface LogLine {
@@ -107,7 +107,7 @@ export async function startStack(
       WORKER_URL: worker.url,
       KMS_URIS: kmsUrl,
       KMS_LIMIT: "10",
-      REQUEST_TIMEOUT_MS: "5000",
+      REQUEST_TIMEOUT_MS: "20000",
       BRIDGE_HTTP_PORT: "0",
       LOG_LEVEL: "silent",
     }),

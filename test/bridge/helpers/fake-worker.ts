@@ -190,7 +190,7 @@ export class FakeWorker {
   }
 
   /** The newest open control link that has registered. */
-  async registeredControl(timeoutMs = 10_000, after = 0): Promise<Link> {
+  async registeredControl(timeoutMs = 30_000, after = 0): Promise<Link> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const link = this.controls()
@@ -204,7 +204,7 @@ export class FakeWorker {
   }
 
   /** The newest open link for `room`, after the first `after` ones. */
-  async roomLink(room: string, timeoutMs = 10_000, after = 0): Promise<Link> {
+  async roomLink(room: string, timeoutMs = 30_000, after = 0): Promise<Link> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const link = this.roomLinks(room)
