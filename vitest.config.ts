@@ -30,8 +30,10 @@ export default defineConfig({
               bindings: {
                 ADMIN_TOKEN: "test-admin-token",
                 BRIDGE_SECRET: "test-bridge-secret",
-                MEDIA_TIMEOUT_MS: "3000",
-                RECONNECT_WINDOW_SECONDS: "1",
+                // Long enough that a loaded machine never hits them by accident;
+                // the tests that exercise them wait for them, bounded above.
+                MEDIA_TIMEOUT_MS: "10000",
+                RECONNECT_WINDOW_SECONDS: "5",
               },
             },
           }),
@@ -39,6 +41,8 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/workers/**/*.test.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
       {
