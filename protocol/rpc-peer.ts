@@ -40,7 +40,24 @@ export interface RpcPeerOptions {
   readonly onNotification?: (method: string, params: unknown) => void;
   /** Incoming requests; throw an RpcRequestError (or return a rejected promise) to answer with an error. */
   readonly onRequest?: (method: string, params: unknown) => unknown | Promise<unknown>;
+  /**
+   * Prefix of the ids `request` picks (`<prefix><n>`, strings); unset: numbers from 1. A peer that
+   * may be rebuilt while the other side still answers its requests (a Durable Object evicted
+   * mid-request) uses a per-instance random prefix, so an answer meant for an earlier instance can
+   * never settle a request of this one that reused its id.
+   */
+  readonly idPrefix?: string;
+  /**
+   * Responses whose id this peer is not waiting for: answers to `sendRequest` frames, or to a
+   * request of an earlier peer on the same link. Unset: they are dropped.
+   */
+  readonly onUntrackedResponse?: (id: RequestId, outcome: RpcOutcome) => void;
 }
+
+/** A response, as data: the result, or the error. */
+export type RpcOutcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: RpcError };
 
 interface Pending {
   readonly resolve: (value: unknown) => void;
@@ -63,7 +80,8 @@ export class RpcPeer {
 
   request<T = unknown>(method: string, params?: unknown, timeoutMs = this.options.timeoutMs ?? 0): Promise<T> {
     if (this.closedWith) return Promise.reject(this.closedWith);
-    const id = this.nextId++;
+    const n = this.nextId++;
+    const id: RequestId = this.options.idPrefix === undefined ? n : `${this.options.idPrefix}${n}`;
     return new Promise<T>((resolve, reject) => {
       const timer =
         timeoutMs > 0
@@ -84,6 +102,24 @@ export class RpcPeer {
     });
   }
 
+  /**
+   * Sends a request under the caller's own id and does not wait for it: no pending entry, no
+   * timeout. Its answer goes to `onUntrackedResponse`, on this peer or on whichever peer receives
+   * it (the caller keeps the id somewhere that outlives this peer). Throws an RpcRequestError when
+   * the peer is closed or the frame cannot be sent.
+   */
+  sendRequest(id: RequestId, method: string, params?: unknown): void {
+    if (this.closedWith) throw this.closedWith;
+    if (this.pending.has(id)) {
+      throw new RpcRequestError(rpcError(RoomCode.TRANSPORT_REQUEST, `request id ${String(id)} is already in use`));
+    }
+    try {
+      this.transport.send(encodeRequest(id, method, params ?? {}));
+    } catch (error) {
+      throw new RpcRequestError(rpcError(RoomCode.TRANSPORT_REQUEST, `could not send ${method}: ${String(error)}`));
+    }
+  }
+
   notify(method: string, params?: unknown): void {
     this.transport.send(encodeNotification(method, params ?? {}));
   }
@@ -95,7 +131,13 @@ export class RpcPeer {
       case "response": {
         if (message.id === null) return;
         const pending = this.settle(message.id);
-        if (!pending) return;
+        if (!pending) {
+          const outcome: RpcOutcome = message.error
+            ? { ok: false, error: message.error }
+            : { ok: true, value: message.result };
+          this.options.onUntrackedResponse?.(message.id, outcome);
+          return;
+        }
         if (message.error) pending.reject(new RpcRequestError(message.error));
         else pending.resolve(message.result);
         return;

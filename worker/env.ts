@@ -102,6 +102,7 @@ export function settingsOf(env: Env): Settings {
       reconnectWindowMs: s.RECONNECT_WINDOW_SECONDS * 1000,
       maxParticipants: s.MAX_PARTICIPANTS,
       maxIceCandidates: s.MAX_ICE_CANDIDATES,
+      mediaTimeoutMs: s.MEDIA_TIMEOUT_MS,
     },
     loopbackRemote: s.LOOPBACK_REMOTE,
     loopbackAndLocal: s.LOOPBACK_AND_LOCAL,

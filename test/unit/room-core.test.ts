@@ -17,6 +17,7 @@ class Room {
   readonly authRegex: RegExp;
   readonly maxParticipants: number;
   readonly maxIceCandidates: number;
+  readonly mediaTimeoutMs: number;
 
   constructor(
     opts: {
@@ -25,6 +26,7 @@ class Room {
       authRegex?: RegExp;
       maxParticipants?: number;
       maxIceCandidates?: number;
+      mediaTimeoutMs?: number;
     } = {},
   ) {
     this.state = emptyRoom("r1");
@@ -33,6 +35,7 @@ class Room {
     this.authRegex = opts.authRegex ?? /^(?:.*)$/;
     this.maxParticipants = opts.maxParticipants ?? 100;
     this.maxIceCandidates = opts.maxIceCandidates ?? 100;
+    this.mediaTimeoutMs = opts.mediaTimeoutMs ?? 25_000;
   }
 
   ctx(): CoreContext {
@@ -43,6 +46,7 @@ class Room {
         reconnectWindowMs: this.windowMs,
         maxParticipants: this.maxParticipants,
         maxIceCandidates: this.maxIceCandidates,
+        mediaTimeoutMs: this.mediaTimeoutMs,
       },
       hooks: this.hooks,
     };
@@ -741,27 +745,215 @@ describe("media lost (media server restart, bridge replaced)", () => {
   });
 });
 
+/** The ref of the media request among `effects` (the command's JSON-RPC id on the bridge link). */
+function refOf(effects: Effect[]): string {
+  const media = effects.find((e): e is Effect & { kind: "media" } => e.kind === "media" && e.ref !== null);
+  if (!media || media.ref === null) throw new Error("no media request among the effects");
+  return media.ref;
+}
+
+const ok = (sdpAnswer: string): MediaOutcome => ({ ok: true, value: { sdpAnswer } });
+
 describe("media requests overtaken by events", () => {
-  it("a publish whose media was reset meanwhile still gets an answer (an error), and the bridge cleans up", () => {
+  it("a publish whose media was reset meanwhile gets an error at once, the bridge undoes it, its late result changes nothing", () => {
     const room = new Room();
     room.join("a", "alice");
     const out = room.req("a", "publishVideo", { sdpOffer: "v=0" });
-    room.input({ type: "mediaEvent", event: { event: "mediaLost", error: "restart" } });
-    const late = room.completeMedia(out, { ok: true, value: { sdpAnswer: "x" } });
-    expect(errorCode(late)).toBe(RoomCode.MEDIA_GENERIC);
-    expect(mediaCommands(late)).toEqual([{ op: "unpublish", user: "alice" }]);
+    const reset = room.input({ type: "mediaEvent", event: { event: "mediaLost", error: "restart" } });
+    expect(errorCode(reset)).toBe(RoomCode.MEDIA_GENERIC);
+    expect(mediaCommands(reset)).toEqual([{ op: "unpublish", user: "alice" }]);
+    expect(room.state.pending.size).toBe(0);
+    expect(room.completeMedia(out, ok("x"))).toEqual([]);
+    expect(findByUser(room.state, "alice")?.publish).toBe("none");
   });
 
-  it("a subscription whose publisher unpublished meanwhile gets an error answer", () => {
+  it("a subscription whose publisher unpublished meanwhile gets an error at once, undone on the bridge", () => {
     const room = new Room();
     room.join("a", "alice");
     room.join("b", "bob");
     room.publish("a");
     const sub = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" });
-    room.req("a", "unpublishVideo");
-    const late = room.completeMedia(sub, { ok: true, value: { sdpAnswer: "x" } });
-    expect(errorCode(late)).toBe(RoomCode.MEDIA_GENERIC);
-    expect(mediaCommands(late)).toEqual([{ op: "unsubscribe", user: "bob", sender: "alice" }]);
+    const unpub = room.req("a", "unpublishVideo");
+    const bobsError = unpub.find((e) => e.kind === "error" && e.session === "b");
+    expect(bobsError).toMatchObject({ error: { code: RoomCode.MEDIA_GENERIC } });
+    expect(mediaCommands(unpub)).toEqual([
+      { op: "unsubscribe", user: "bob", sender: "alice" },
+      { op: "unpublish", user: "alice" },
+    ]);
+    expect(room.completeMedia(sub, ok("x"))).toEqual([]);
+    expect(findByUser(room.state, "bob")?.subscriptions).toEqual({});
+  });
+
+  it("a late answer to an unsubscribed try is never taken for the next try of the same subscription", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.publish("a");
+    const first = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0 first" });
+    const firstId = room.nextId - 1;
+    const unsub = room.req("b", "unsubscribeFromVideo", { sender: "alice_webcam" });
+    // The try in flight gets 301, the unsubscription its {} answer; one unsubscribe reaches the bridge.
+    expect(unsub.filter((e) => e.kind === "error")).toMatchObject([{ id: firstId, error: { code: 301 } }]);
+    expect(unsub.filter((e) => e.kind === "reply")).toHaveLength(1);
+    expect(mediaCommands(unsub)).toEqual([{ op: "unsubscribe", user: "bob", sender: "alice" }]);
+    const second = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0 second" });
+    const secondId = room.nextId - 1;
+    expect(refOf(second)).not.toBe(refOf(first));
+
+    // The first try's answer arrives late: ignored, the second try still pending.
+    expect(room.completeMedia(first, ok("answer to the first"))).toEqual([]);
+    expect(findByUser(room.state, "bob")?.subscriptions).toEqual({ alice: "pending" });
+    const done = room.completeMedia(second, ok("answer to the second"));
+    expect(done.filter((e) => e.kind !== "alarm")).toEqual([
+      { kind: "reply", session: "b", id: secondId, result: { sdpAnswer: "answer to the second", sessionId: "b" } },
+    ]);
+    expect(findByUser(room.state, "bob")?.subscriptions).toEqual({ alice: "live" });
+  });
+
+  it("a late answer to a publish reset by a media loss is never taken for the next publish", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    const first = room.req("a", "publishVideo", { sdpOffer: "v=0 first" });
+    room.input({ type: "mediaEvent", event: { event: "mediaLost", users: ["alice"], error: "lost" } });
+    const second = room.req("a", "publishVideo", { sdpOffer: "v=0 second" });
+    expect(mediaCommands(second)).toHaveLength(1);
+    expect(room.completeMedia(first, ok("stale"))).toEqual([]);
+    expect(findByUser(room.state, "alice")?.publish).toBe("pending");
+    const done = room.completeMedia(second, ok("fresh"));
+    expect(resultOf(done)).toEqual({ sdpAnswer: "fresh", sessionId: "a" });
+    expect(broadcasts(done, "participantPublished")).toHaveLength(1);
+  });
+
+  it("a result for a ref the room never had changes nothing", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.req("a", "publishVideo", { sdpOffer: "v=0" });
+    const before = room.state;
+    expect(room.input({ type: "mediaResult", ref: "media-999", outcome: ok("x") })).toEqual([]);
+    expect(room.state).toBe(before);
+  });
+});
+
+describe("a media request whose asker's socket dropped", () => {
+  it("publish: given up when the socket closes, undone on the bridge; the late result sends no answer and no participantPublished", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    const out = room.req("a", "publishVideo", { sdpOffer: "v=0" });
+    const drop = room.input({ type: "socketClosed", session: "a" });
+    expect(mediaCommands(drop)).toEqual([{ op: "unpublish", user: "alice" }]);
+    expect(drop.filter((e) => e.kind === "reply" || e.kind === "error")).toEqual([]);
+    expect(findByUser(room.state, "alice")).toMatchObject({ publish: "none", disconnectedAt: room.now });
+    expect(room.state.pending.size).toBe(0);
+
+    expect(room.completeMedia(out, ok("nobody reads this"))).toEqual([]);
+    expect(findByUser(room.state, "alice")?.publish).toBe("none");
+
+    // Back within the window: the roster says alice publishes nothing, and she can publish again.
+    const back = room.req("a2", "connect", { sessionId: "a" });
+    expect(resultOf(back)).toEqual({ value: [{ id: "bob" }], sessionId: "a" });
+    const again = room.publish("a");
+    expect(broadcasts(again, "participantPublished")).toHaveLength(1);
+  });
+
+  it("subscribe: the same; the live subscriptions of the dropped user are kept for the window", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.join("c", "carol");
+    room.publish("a");
+    room.publish("c");
+    const live = room.req("b", "receiveVideoFrom", { sender: "carol_webcam", sdpOffer: "v=0" });
+    room.completeMedia(live, ok("live"));
+    const sub = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" });
+    const drop = room.input({ type: "socketClosed", session: "b" });
+    expect(mediaCommands(drop)).toEqual([{ op: "unsubscribe", user: "bob", sender: "alice" }]);
+    expect(findByUser(room.state, "bob")?.subscriptions).toEqual({ carol: "live" });
+    expect(room.completeMedia(sub, ok("late"))).toEqual([]);
+  });
+
+  it("a result for an asker marked dropped while still pending (rows stored before): interrupted, undone, no answer, no broadcast", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    const out = room.req("a", "publishVideo", { sdpOffer: "v=0" });
+    // Such a row: alice dropped, her publish still pending (as earlier versions of the room left it).
+    const alice = room.state.participants.get("a");
+    if (!alice) throw new Error("alice not seated");
+    const participants = new Map(room.state.participants).set("a", { ...alice, disconnectedAt: room.now });
+    room.state = { ...room.state, participants };
+
+    const late = room.completeMedia(out, ok("nobody reads this"));
+    expect(late).toEqual([{ kind: "media", command: { op: "unpublish", user: "alice" }, ref: null }]);
+    expect(findByUser(room.state, "alice")?.publish).toBe("none");
+    expect(room.state.pending.size).toBe(0);
+
+    // A failed result for such an asker: nothing to undo, nothing to say.
+    const out2 = room.req("b", "publishVideo", { sdpOffer: "v=0" });
+    const bob = room.state.participants.get("b");
+    if (!bob) throw new Error("bob not seated");
+    room.state = {
+      ...room.state,
+      participants: new Map(room.state.participants).set("b", { ...bob, disconnectedAt: room.now }),
+    };
+    const failed = room.completeMedia(out2, { ok: false, error: { code: 301, message: "boom" } });
+    expect(failed).toEqual([]);
+    expect(findByUser(room.state, "bob")?.publish).toBe("none");
+  });
+});
+
+describe("media request deadlines (MEDIA_TIMEOUT_MS)", () => {
+  it("the request names the alarm at its deadline; the tick there answers 301 and undoes it on the bridge", () => {
+    const room = new Room({ mediaTimeoutMs: 5_000 });
+    room.join("a", "alice");
+    const out = room.req("a", "publishVideo", { sdpOffer: "v=0" });
+    const deadline = room.now + 5_000;
+    expect(out).toContainEqual({ kind: "alarm", at: deadline });
+    expect([...room.state.pending.values()][0]?.deadline).toBe(deadline);
+
+    room.now = deadline - 1;
+    const early = room.input({ type: "tick" });
+    expect(early).toEqual([{ kind: "alarm", at: deadline }]);
+    expect(room.state.pending.size).toBe(1);
+
+    room.now = deadline;
+    const due = room.input({ type: "tick" });
+    expect(errorCode(due)).toBe(RoomCode.MEDIA_GENERIC);
+    expect(mediaCommands(due)).toEqual([{ op: "unpublish", user: "alice" }]);
+    expect(due).toContainEqual({ kind: "alarm", at: null });
+    expect(findByUser(room.state, "alice")?.publish).toBe("none");
+    // The bridge's answer after the deadline changes nothing; a retry is a fresh request.
+    expect(room.completeMedia(out, ok("too late"))).toEqual([]);
+    expect(broadcasts(room.publish("a"), "participantPublished")).toHaveLength(1);
+  });
+
+  it("mediaTimeout (the adapter's precise wording) answers with its error and undoes a subscription", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.join("b", "bob");
+    room.publish("a");
+    const sub = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" });
+    const error = { code: 301, message: "subscribe timed out after 25000 ms" };
+    const out = room.input({ type: "mediaTimeout", ref: refOf(sub), error });
+    expect(out.find((e) => e.kind === "error")).toMatchObject({ session: "b", error });
+    expect(mediaCommands(out)).toEqual([{ op: "unsubscribe", user: "bob", sender: "alice" }]);
+    expect(findByUser(room.state, "bob")?.subscriptions).toEqual({});
+    // Twice (the tick after the adapter): nothing more.
+    expect(room.input({ type: "mediaTimeout", ref: refOf(sub), error })).toEqual([]);
+  });
+
+  it("a hat that timed out is taken off on the bridge (the handler's undo), and stays off", () => {
+    const room = new Room();
+    room.join("a", "alice");
+    room.publish("a");
+    const on = room.req("a", "customRequest", { hat: true });
+    room.now += 25_000;
+    const due = room.input({ type: "tick" });
+    expect(errorCode(due)).toBe(RoomCode.MEDIA_GENERIC);
+    expect(mediaCommands(due)).toEqual([{ op: "removeFilter", user: "alice", filter: "hat" }]);
+    expect(room.completeMedia(on, { ok: true, value: {} })).toEqual([]);
+    expect(findByUser(room.state, "alice")?.attributes).toEqual({});
   });
 });
 

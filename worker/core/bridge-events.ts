@@ -3,6 +3,7 @@
  * server ICE candidates, media errors, and media lost with a media server.
  */
 import type { MediaEvent } from "../../protocol/bridge.ts";
+import { RoomCode, rpcError } from "../../protocol/errors.ts";
 import { streamIdOf } from "../../protocol/room.ts";
 import type { Participant } from "./types.ts";
 import { findByUser, type StepBuilder } from "./step.ts";
@@ -57,6 +58,10 @@ function mediaLost(b: StepBuilder, users: readonly string[] | undefined, error: 
     if (after && Object.keys(after.subscriptions).length > 0) b.putParticipant({ ...after, subscriptions: {} });
     if (p.publish === "live") b.broadcast(p.session, { method: "participantUnpublished", params: { name: p.user } });
   }
+  // Their negotiations in flight are reset too: an answer to one of them must not be taken for a
+  // later try (the bridge is told to undo them, in case it still builds them).
+  const reset = rpcError(RoomCode.MEDIA_GENERIC, "Interrupted: the media connection was reset; try again");
+  for (const p of affected) b.abandonMediaRequestsOf(p.session, reset, (entry) => entry.op !== "custom");
   for (const p of affected) {
     if (p.disconnectedAt === null)
       b.notify(p.session, { method: "mediaError", params: { error, streams: lostStreams(p) } });

@@ -22,7 +22,11 @@ export const hatFilterHandler: CustomRequestHandler = {
       if (participant.publish !== "live") {
         return { error: rpcError(RoomCode.USER_NOT_STREAMING, "Publish your video before putting a hat on it") };
       }
-      return { media: { op: "applyFilter", user: participant.user, filter: "hat" }, data: true };
+      return {
+        media: { op: "applyFilter", user: participant.user, filter: "hat" },
+        data: true,
+        undo: { op: "removeFilter", user: participant.user, filter: "hat" },
+      };
     }
     if (!wearing) return { error: rpcError(RoomCode.USER_GENERIC, "This user has no hat filter yet") };
     return { media: { op: "removeFilter", user: participant.user, filter: "hat" }, data: false };

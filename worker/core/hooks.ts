@@ -18,8 +18,11 @@ export type CustomOutcome =
   | { readonly error: RpcError }
   /** Answer now, optionally changing the caller's attributes. */
   | { readonly result: Record<string, Json>; readonly attributes?: Record<string, Json> }
-  /** Run a media command first; `complete` runs when it succeeded. */
-  | { readonly media: MediaCommand; readonly data: Json };
+  /**
+   * Run a media command first; `complete` runs when it succeeded. `undo`, if given, is sent to the
+   * bridge when the room gives up on the command (timeout, asker gone), in case the bridge did it.
+   */
+  | { readonly media: MediaCommand; readonly data: Json; readonly undo?: MediaCommand };
 
 export interface CustomRequestHandler {
   handle(request: { participant: Participant; params: Record<string, unknown>; state: RoomState }): CustomOutcome;
@@ -36,6 +39,8 @@ export interface RoomConfig {
   readonly maxParticipants: number;
   /** ICE candidates a participant may send for one endpoint (per negotiation); the next get 303. */
   readonly maxIceCandidates: number;
+  /** MEDIA_TIMEOUT_MS: how long a media request may wait for the bridge before the room answers 301. */
+  readonly mediaTimeoutMs: number;
 }
 
 export interface RoomHooks {

@@ -6,7 +6,7 @@
 import { RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
 import type { RequestId } from "../../protocol/jsonrpc.ts";
 import { splitStreamId, WEBCAM_STREAM, type RequestParams } from "../../protocol/room.ts";
-import type { MediaOutcome } from "./types.ts";
+import type { MediaOutcome, Participant, PendingMedia } from "./types.ts";
 import { findByUser, WEBCAM_STREAMS, withoutSubscription, type StepBuilder } from "./step.ts";
 
 export function publishVideo(
@@ -94,8 +94,18 @@ export function unsubscribeFromVideo(
     const message = `User '${me.user}' is not receiving media from '${senderName}'`;
     return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
   }
-  b.putParticipant(withoutSubscription(me, senderName));
-  b.media({ op: "unsubscribe", user: me.user, sender: senderName });
+  const inFlight = (entry: PendingMedia) =>
+    entry.session === session && entry.op === "subscribe" && entry.sender === senderName;
+  if ([...b.state.pending.values()].some(inFlight)) {
+    // The try in flight is given up (and undone on the bridge): its answer, if one still comes,
+    // must not be taken for a later try.
+    const message = `Receiving from '${senderName}' was interrupted: unsubscribed meanwhile`;
+    b.abandonMediaRequestsOf(session, rpcError(RoomCode.MEDIA_GENERIC, message), inFlight);
+  } else {
+    b.media({ op: "unsubscribe", user: me.user, sender: senderName });
+  }
+  const current = b.state.participants.get(session) ?? me;
+  if (senderName in current.subscriptions) b.putParticipant(withoutSubscription(current, senderName));
   b.reply(session, id, {});
 }
 
@@ -146,24 +156,35 @@ export function customRequest(
     if (outcome.attributes) b.putParticipant({ ...me, attributes: outcome.attributes });
     return b.reply(session, id, outcome.result);
   }
-  b.mediaRequest({ session, id, op: "custom", data: outcome.data }, outcome.media);
+  b.mediaRequest(
+    { session, id, op: "custom", data: outcome.data, ...(outcome.undo ? { undo: outcome.undo } : {}) },
+    outcome.media,
+  );
 }
 
-/** The bridge answered the media command `ref`: finish the client request that waited for it. */
+/**
+ * The bridge answered the media command `ref`: finish the client request that waited for it.
+ * Matched by ref alone: a ref the room no longer waits for (it timed out, was unsubscribed, reset by
+ * a media loss, or its asker left or dropped) was undone on the bridge when it was given up, so its
+ * late answer changes nothing, and can never be taken for a newer request of the same user.
+ */
 export function mediaResult(b: StepBuilder, ref: string, outcome: MediaOutcome): void {
   const pending = b.state.pending.get(ref);
-  // The asker left (and its media was released) while the bridge was working.
   if (!pending) return;
-  const pendingMap = new Map(b.state.pending);
-  pendingMap.delete(ref);
-  b.state = { ...b.state, pending: pendingMap };
   const me = b.state.participants.get(pending.session);
-  if (!me) return;
+  if (!me) return b.dropPending(ref);
+  if (me.disconnectedAt !== null) {
+    // The asker's socket is gone: it never gets the answer, so nobody may use what was built.
+    // (socketClosed gives up its requests already; this covers rows stored before it did.)
+    b.dropPending(ref);
+    return interrupted(b, me, pending, outcome);
+  }
+  b.dropPending(ref);
   const { session, id } = pending;
   switch (pending.op) {
     case "publish": {
       if (me.publish !== "pending") {
-        // Its media was reset meanwhile (mediaLost): drop what the bridge built and say so.
+        // Its media was reset meanwhile: drop what the bridge built and say so.
         if (outcome.ok) b.media({ op: "unpublish", user: me.user });
         const message = "Publishing was interrupted: the media connection was reset";
         return b.fail(session, id, rpcError(RoomCode.MEDIA_GENERIC, message));
@@ -199,6 +220,43 @@ export function mediaResult(b: StepBuilder, ref: string, outcome: MediaOutcome):
       if (handler) b.putParticipant({ ...me, attributes: handler.complete(me, pending.data ?? null) });
       return b.reply(session, id, {});
     }
+  }
+}
+
+/** A result for an asker whose socket dropped: what it negotiated goes back to nothing, undone on the bridge; no answer, no broadcast. */
+function interrupted(b: StepBuilder, me: Participant, pending: PendingMedia, outcome: MediaOutcome): void {
+  switch (pending.op) {
+    case "publish":
+      if (me.publish === "pending") b.putParticipant({ ...me, publish: "none", loopback: false });
+      if (outcome.ok) b.media({ op: "unpublish", user: me.user });
+      return;
+    case "subscribe": {
+      const sender = pending.sender ?? "";
+      if (me.subscriptions[sender] === "pending") b.putParticipant(withoutSubscription(me, sender));
+      if (outcome.ok) b.media({ op: "unsubscribe", user: me.user, sender });
+      return;
+    }
+    case "custom":
+      if (outcome.ok && pending.undo) b.media(pending.undo);
+      return;
+  }
+}
+
+/** The room stopped waiting for media request `ref` (deadline passed): 301 to the asker, the command undone on the bridge. */
+export function mediaTimeout(b: StepBuilder, ref: string, error: RpcError): void {
+  b.abandonMediaRequest(ref, error);
+}
+
+/**
+ * The alarm: every media request past its deadline gets 301 and is undone on the bridge (the
+ * adapter may have answered some already, worded by what it knows of them).
+ */
+export function expireMediaRequests(b: StepBuilder): void {
+  const { now, config } = b.ctx;
+  for (const [ref, pending] of b.state.pending) {
+    if (pending.deadline > now) continue;
+    const what = pending.op === "custom" ? "customRequest" : pending.op;
+    b.abandonMediaRequest(ref, rpcError(RoomCode.MEDIA_GENERIC, `${what} timed out after ${config.mediaTimeoutMs} ms`));
   }
 }
 

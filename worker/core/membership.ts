@@ -104,7 +104,11 @@ export function connect(b: StepBuilder, session: string, id: RequestId | null, p
     return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
   }
   b.effects.push({ kind: "bind", from: session, to: target });
-  if (resumed.disconnectedAt !== null) b.putParticipant({ ...resumed, disconnectedAt: null });
+  // Requests still in flight belong to the socket that sent them, which is gone (or is being
+  // replaced now): their answers must not reach this one under ids it never used.
+  b.abandonMediaRequestsOf(target, null);
+  const current = b.state.participants.get(target) ?? resumed;
+  if (current.disconnectedAt !== null) b.putParticipant({ ...current, disconnectedAt: null });
   // Notifications sent while the socket was gone are lost: the roster as it is
   // now (like joinRoom's) lets the client catch up on joins, leaves and streams.
   b.reply(target, id, { value: peersOf(b, target) });
@@ -126,6 +130,10 @@ export function socketClosed(b: StepBuilder, session: string): void {
   if (!me || me.disconnectedAt !== null) return;
   if (b.ctx.config.reconnectWindowMs <= 0) return b.removeParticipant(me);
   b.putParticipant({ ...me, disconnectedAt: b.ctx.now });
+  // Its media requests in flight die with the socket: nobody can read their answers (an SDP
+  // answer the client never gets makes an endpoint nobody can use), so the room stops waiting and
+  // tells the bridge to undo them. Live media is kept for the window.
+  b.abandonMediaRequestsOf(session, null);
 }
 
 export function expireDisconnected(b: StepBuilder): void {

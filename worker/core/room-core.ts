@@ -27,7 +27,9 @@ import {
 } from "./membership.ts";
 import {
   customRequest,
+  expireMediaRequests,
   mediaResult,
+  mediaTimeout,
   onIceCandidate,
   publishVideo,
   receiveVideoFrom,
@@ -50,10 +52,14 @@ export function apply(state: RoomState, input: Input, ctx: CoreContext): Step {
     case "mediaResult":
       mediaResult(step, input.ref, input.outcome);
       break;
+    case "mediaTimeout":
+      mediaTimeout(step, input.ref, input.error);
+      break;
     case "mediaEvent":
       mediaEvent(step, input.event);
       break;
     case "tick":
+      expireMediaRequests(step);
       expireDisconnected(step);
       // The alarm that delivered this tick is spent: always name the next one.
       step.effects.push({ kind: "alarm", at: nextDeadline(step.state, ctx.config.reconnectWindowMs) });

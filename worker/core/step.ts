@@ -30,7 +30,7 @@ export class StepBuilder {
     this.ctx = ctx;
   }
 
-  /** The step's result; names the next alarm when the earliest seat expiry moved. */
+  /** The step's result; names the next alarm when the earliest deadline (seat expiry, media timeout) moved. */
   finish(): Step {
     if (this.state !== this.initial) {
       const windowMs = this.ctx.config.reconnectWindowMs;
@@ -64,10 +64,11 @@ export class StepBuilder {
     const participants = new Map(this.state.participants);
     participants.delete(me.session);
     dropSubscriptionsTo(participants, me.user);
-    // Its media requests in flight will find no asker: their results are ignored.
+    // Its media requests in flight will find no asker: their results are ignored (releaseUser undoes them).
     const pending = new Map(this.state.pending);
     for (const [ref, entry] of this.state.pending) if (entry.session === me.session) pending.delete(ref);
     this.state = { ...this.state, participants, pending };
+    this.abandonSubscriptionsTo(me.user);
     this.forgetIceCandidates(me.session);
     this.media({ op: "releaseUser", user: me.user });
     this.broadcast(me.session, { method: "participantLeft", params: { name: me.user } });
@@ -107,16 +108,79 @@ export class StepBuilder {
     participants.set(me.session, { ...me, publish: "none", loopback: false, attributes: {} });
     dropSubscriptionsTo(participants, me.user);
     this.state = { ...this.state, participants };
+    this.abandonSubscriptionsTo(me.user);
   }
 
-  /** A media command whose result answers a client request: remembered (persisted) until it comes back. */
-  mediaRequest(pending: PendingMedia, command: MediaCommand): void {
+  /** `user`'s stream is gone: the subscriptions to it still being negotiated are given up (301 to each asker). */
+  abandonSubscriptionsTo(user: string): void {
+    for (const [ref, entry] of this.state.pending) {
+      if (entry.op !== "subscribe" || entry.sender !== user) continue;
+      const message = `Receiving from '${user}' was interrupted: the stream is gone`;
+      this.abandonMediaRequest(ref, rpcError(RoomCode.MEDIA_GENERIC, message));
+    }
+  }
+
+  /**
+   * A media command whose result answers a client request: remembered (persisted) until it comes
+   * back or its deadline passes. The ref is short (`media-<seq>`, seq is persisted and only grows):
+   * it is also the command's JSON-RPC id on the bridge link.
+   */
+  mediaRequest(pending: Omit<PendingMedia, "deadline">, command: MediaCommand): void {
     const seq = this.state.seq + 1;
-    const ref = `${pending.session}#${seq}`;
+    const ref = `media-${seq}`;
     const pendingMap = new Map(this.state.pending);
-    pendingMap.set(ref, pending);
+    pendingMap.set(ref, { ...pending, deadline: this.ctx.now + this.ctx.config.mediaTimeoutMs });
     this.state = { ...this.state, seq, pending: pendingMap };
     this.effects.push({ kind: "media", command, ref });
+  }
+
+  /** Forgets the media request `ref` (its result, if one still comes, is ignored). */
+  dropPending(ref: string): void {
+    if (!this.state.pending.has(ref)) return;
+    const pendingMap = new Map(this.state.pending);
+    pendingMap.delete(ref);
+    this.state = { ...this.state, pending: pendingMap };
+  }
+
+  /**
+   * The room stops waiting for media request `ref` before its result: what it was negotiating goes
+   * back to nothing, the bridge is told to undo it (in case it did it, or still does: the bridge
+   * runs a user's commands in order), and the asker gets `error` (null: no answer, its socket is
+   * gone). Its result, if one still comes, is ignored.
+   */
+  abandonMediaRequest(ref: string, error: RpcError | null): void {
+    const pending = this.state.pending.get(ref);
+    if (!pending) return;
+    this.dropPending(ref);
+    const me = this.state.participants.get(pending.session);
+    if (!me) return;
+    switch (pending.op) {
+      case "publish":
+        if (me.publish === "pending") this.putParticipant({ ...me, publish: "none", loopback: false });
+        this.media({ op: "unpublish", user: me.user });
+        break;
+      case "subscribe": {
+        const sender = pending.sender ?? "";
+        if (me.subscriptions[sender] === "pending") this.putParticipant(withoutSubscription(me, sender));
+        this.media({ op: "unsubscribe", user: me.user, sender });
+        break;
+      }
+      case "custom":
+        if (pending.undo) this.media(pending.undo);
+        break;
+    }
+    if (error) this.fail(pending.session, pending.id, error);
+  }
+
+  /** Abandons every media request of `session` that matches (see `abandonMediaRequest`). */
+  abandonMediaRequestsOf(
+    session: string,
+    error: RpcError | null,
+    match: (pending: PendingMedia) => boolean = () => true,
+  ): void {
+    for (const [ref, pending] of this.state.pending) {
+      if (pending.session === session && match(pending)) this.abandonMediaRequest(ref, error);
+    }
   }
 
   /** A media command nobody waits for. */
@@ -143,12 +207,15 @@ export class StepBuilder {
   }
 }
 
-/** Earliest moment a dropped participant's seat expires, or null. */
+/** Earliest moment a dropped participant's seat expires or a media request times out, or null. */
 export function nextDeadline(state: RoomState, windowMs: number): number | null {
   let at: number | null = null;
   for (const p of state.participants.values()) {
     if (p.disconnectedAt !== null && (at === null || p.disconnectedAt + windowMs < at))
       at = p.disconnectedAt + windowMs;
+  }
+  for (const pending of state.pending.values()) {
+    if (at === null || pending.deadline < at) at = pending.deadline;
   }
   return at;
 }

@@ -27,13 +27,22 @@ export interface Participant {
   readonly disconnectedAt: number | null;
 }
 
-/** A client request waiting for the media bridge; persisted, as the object may hibernate meanwhile. */
+/**
+ * A client request waiting for the media bridge; persisted, as the object may
+ * hibernate or be evicted meanwhile. Its ref (the key in `RoomState.pending`)
+ * is also the JSON-RPC id of the command on the bridge link, so whichever
+ * instance of the room object receives the answer can match it.
+ */
 export interface PendingMedia {
   readonly session: string;
   readonly id: RequestId | null;
   readonly op: "publish" | "subscribe" | "custom";
   readonly sender?: string;
   readonly data?: Json;
+  /** When the room stops waiting (ms since the epoch): the alarm then answers 301 (`mediaTimeout`). */
+  readonly deadline: number;
+  /** What undoes the command on the bridge if it is abandoned (custom requests; publish/subscribe have their own). */
+  readonly undo?: MediaCommand;
 }
 
 export interface RoomState {
@@ -55,6 +64,8 @@ export type Input =
   | { type: "request"; session: string; id: RequestId | null; method: string; params: unknown }
   | { type: "socketClosed"; session: string }
   | { type: "mediaResult"; ref: string; outcome: MediaOutcome }
+  /** The room stops waiting for the media command `ref` (its deadline passed, or nothing can answer it any more). */
+  | { type: "mediaTimeout"; ref: string; error: RpcError }
   | { type: "mediaEvent"; event: MediaEvent }
   | { type: "tick" }
   | { type: "close"; reason: string };

@@ -9,7 +9,7 @@
  * deployed over old storage keeps its rooms and sockets.
  */
 import * as z from "zod";
-import { filterName, type FilterName } from "../../protocol/bridge.ts";
+import { filterName, mediaCommandParams, type FilterName, type MediaCommand } from "../../protocol/bridge.ts";
 import type { Json, Participant, PendingMedia } from "../core/types.ts";
 
 const json = z.json() as z.ZodType<Json>;
@@ -25,12 +25,26 @@ const participantFields = {
   disconnectedAt: z.number().nullable(),
 };
 
+/** A media command as the core emits it (`{op, ...params}`), for the `undo` of a pending custom request. */
+const mediaCommand = z.union(
+  Object.entries(mediaCommandParams).map(([op, params]) => params.extend({ op: z.literal(op) })) as unknown as [
+    z.ZodType<MediaCommand>,
+    ...z.ZodType<MediaCommand>[],
+  ],
+) as z.ZodType<MediaCommand>;
+
 const pendingFields = {
   session: z.string(),
   id: z.union([z.string(), z.number()]).nullable(),
   op: z.enum(["publish", "subscribe", "custom"]),
   sender: z.string().optional(),
   data: json.optional(),
+  /**
+   * Rows written before deadlines existed have none: 0, so the next alarm fails them with 301
+   * (their command went out under an id no instance of the room knows any more).
+   */
+  deadline: z.number().default(0),
+  undo: mediaCommand.optional(),
 };
 
 /** A room socket: a client's (its session; `superseded` once replaced or closed by the room) or the bridge's. */

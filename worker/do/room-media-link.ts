@@ -17,6 +17,15 @@
  *
  * Every state that holds commands owns the one promise they wait on; a state
  * that is left settles it, so no later state can inherit a spent promise.
+ *
+ * A command that answers a client request goes out with its pending ref (a
+ * persisted row of the room) as its JSON-RPC id, and is not tracked by the
+ * peer: its answer is matched by that id, so it reaches the room core even
+ * when this object was evicted or hibernated after sending it (a rebuilt
+ * object has a new peer that never sent it). The room stops waiting at the
+ * ref's stored deadline, by the alarm, not by a timer of this instance. Other
+ * commands go out under ids with a random prefix per peer, so an answer meant
+ * for an earlier instance can never settle one of this instance's requests.
  */
 import type { Input } from "../core/types.ts";
 import {
@@ -25,9 +34,11 @@ import {
   type MediaCommand,
   type MediaEvent,
   type MediaEventMethod,
+  type MediaOp,
 } from "../../protocol/bridge.ts";
 import { RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
-import { RpcPeer, RpcRequestError } from "../../protocol/rpc-peer.ts";
+import type { RequestId } from "../../protocol/jsonrpc.ts";
+import { RpcPeer, RpcRequestError, type RpcOutcome } from "../../protocol/rpc-peer.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { closeQuietly } from "../ws-util.ts";
 import type { Assignment } from "./bridge-pool.ts";
@@ -44,10 +55,24 @@ export interface MediaLinkHost {
   assign(user: string): Promise<Assignment>;
   /** The room released its media: the pool may forget the assignment. */
   released(): void;
+  /** Whether the room core still waits for the media request `ref`. */
+  isPending(ref: string): boolean;
+  /** The media requests the room core waits for (after an eviction: sent by an earlier instance, or never sent). */
+  pendingRefs(): string[];
   log(fields: Record<string, unknown>): void;
 }
 
 type Timer = ReturnType<typeof setTimeout>;
+
+/**
+ * What this instance knows of a media request (a command with a ref): still waiting for a bridge
+ * (`queued`), sent on `peer` (`sent`), or found pending when the object started with a bridge socket
+ * already open (`adopted`: an earlier instance sent it, or it never went out).
+ */
+type RequestStage =
+  | { readonly stage: "queued"; readonly op: MediaOp }
+  | { readonly stage: "sent"; readonly op: MediaOp; readonly peer: RpcPeer }
+  | { readonly stage: "adopted"; readonly peer: RpcPeer };
 
 /** Commands wait on `promise`; it settles once, when the state that owns it is left. */
 interface Waiter {
@@ -85,16 +110,49 @@ export class RoomMediaLink {
   readonly #host: MediaLinkHost;
   readonly #timeoutMs: number;
   #state: LinkState = { kind: "idle" };
+  /** Media requests (by ref) this instance holds, sent or adopted; forgotten once answered or given up. */
+  readonly #requests = new Map<string, RequestStage>();
 
   constructor(host: MediaLinkHost, timeoutMs: number) {
     this.#host = host;
     this.#timeoutMs = timeoutMs;
   }
 
-  /** After hibernation: the bridge socket is still open, nothing to reconcile. */
+  /**
+   * After hibernation or eviction: the bridge socket is still open, nothing to reconcile. The media
+   * requests the room still waits for count as in flight on it (their answers arrive by ref; if the
+   * socket drops they fail at once, as any request in flight).
+   */
   adopt(ws: WebSocket): void {
     const peer = this.#peerFor(ws);
     this.#transition({ kind: "attached", socket: ws, peer, ready: Promise.resolve(peer) });
+    for (const ref of this.#host.pendingRefs()) {
+      if (!this.#requests.has(ref)) this.#requests.set(ref, { stage: "adopted", peer });
+    }
+  }
+
+  /** Whether a bridge socket is open (attached or syncing). */
+  hasSocket(): boolean {
+    return this.#state.kind === "attached" || this.#state.kind === "syncing";
+  }
+
+  /**
+   * The room stops waiting for `ref` (its deadline passed): this instance forgets it (a command still
+   * queued is never sent) and says, as precisely as it knows, why it timed out. Null: this instance
+   * did not send it (an earlier instance did, before a hibernation or eviction): the core's own
+   * message ("<op> timed out after N ms") applies.
+   */
+  expire(ref: string): RpcError | null {
+    const request = this.#requests.get(ref);
+    this.#requests.delete(ref);
+    switch (request?.stage) {
+      case "queued":
+        return rpcError(RoomCode.MEDIA_GENERIC, `no media bridge attached within ${this.#timeoutMs} ms`);
+      case "sent":
+        return rpcError(RoomCode.MEDIA_GENERIC, `${request.op} timed out after ${this.#timeoutMs} ms`);
+      default:
+        return null;
+    }
   }
 
   /** A bridge opened `/bridge/rooms/:room`: reconcile, then release the commands waiting for it. */
@@ -146,6 +204,7 @@ export class RoomMediaLink {
     const state = this.#state;
     if ((state.kind !== "syncing" && state.kind !== "attached") || state.socket !== ws) return;
     state.peer.closed("media bridge disconnected");
+    this.#failInFlight(state.peer, "media bridge disconnected");
     if (expected) return this.#transition({ kind: "idle" });
     this.#transition({ kind: "waitingForReturn", lostTimer: this.#startLostTimer() });
   }
@@ -158,20 +217,79 @@ export class RoomMediaLink {
       return;
     }
     const { op, ...params } = command;
+    if (ref !== null) return this.#sendRequest(ready, ref, op, params);
     ready
       .then((peer) => peer.request(op, params, this.#timeoutMs))
       .then(
-        (value) => {
-          if (ref !== null) this.#host.deliver({ type: "mediaResult", ref, outcome: { ok: true, value } });
+        () => {
           if (op === "releaseRoom") this.#releaseBridge();
         },
         (error: unknown) => {
           const rpc = toRpcError(error);
-          if (ref !== null) this.#host.deliver({ type: "mediaResult", ref, outcome: { ok: false, error: rpc } });
-          else this.#host.log({ msg: "media command failed", op, code: rpc.code, error: rpc.message });
+          this.#host.log({ msg: "media command failed", op, code: rpc.code, error: rpc.message });
           if (op === "releaseRoom") this.#releaseBridge();
         },
       );
+  }
+
+  /**
+   * A command that answers a client request: sent with its ref as id, once the bridge is ready (in
+   * order with the other commands), unless the room stopped waiting for it meanwhile. Its answer
+   * comes back through `#onResponse`; no timer here (the alarm enforces the stored deadline).
+   */
+  #sendRequest(ready: Promise<RpcPeer>, ref: string, op: MediaOp, params: object): void {
+    this.#forgetSettled();
+    this.#requests.set(ref, { stage: "queued", op });
+    ready.then(
+      (peer) => {
+        if (this.#requests.get(ref)?.stage !== "queued") return;
+        if (!this.#host.isPending(ref)) {
+          // Given up while it waited for the bridge (timeout, the asker left): never sent.
+          this.#requests.delete(ref);
+          return;
+        }
+        try {
+          peer.sendRequest(ref, op, params);
+          this.#requests.set(ref, { stage: "sent", op, peer });
+        } catch (error) {
+          this.#requests.delete(ref);
+          this.#host.deliver({ type: "mediaResult", ref, outcome: { ok: false, error: toRpcError(error) } });
+        }
+      },
+      (error: unknown) => {
+        if (this.#requests.get(ref)?.stage !== "queued") return;
+        this.#requests.delete(ref);
+        this.#host.deliver({ type: "mediaResult", ref, outcome: { ok: false, error: toRpcError(error) } });
+      },
+    );
+  }
+
+  /** An answer the peer was not waiting for: a media request's, by ref, whichever instance sent it. */
+  #onResponse(id: RequestId, outcome: RpcOutcome): void {
+    if (typeof id === "string" && this.#host.isPending(id)) {
+      this.#requests.delete(id);
+      this.#host.deliver({ type: "mediaResult", ref: id, outcome });
+      return;
+    }
+    if (typeof id === "string") this.#requests.delete(id);
+    // A request the room gave up on (undone on the bridge then), or one of an earlier peer's.
+    this.#host.log({ msg: "late bridge answer ignored", id, ok: outcome.ok });
+  }
+
+  /** The socket of `peer` is gone: the media requests in flight on it fail now with 301. */
+  #failInFlight(peer: RpcPeer, reason: string): void {
+    for (const [ref, request] of [...this.#requests]) {
+      if (request.stage === "queued" || request.peer !== peer) continue;
+      this.#requests.delete(ref);
+      if (!this.#host.isPending(ref)) continue;
+      const error = rpcError(RoomCode.MEDIA_GENERIC, reason);
+      this.#host.deliver({ type: "mediaResult", ref, outcome: { ok: false, error } });
+    }
+  }
+
+  /** Drops what the room no longer waits for (given up, never answered), so the map stays small. */
+  #forgetSettled(): void {
+    for (const ref of [...this.#requests.keys()]) if (!this.#host.isPending(ref)) this.#requests.delete(ref);
   }
 
   /** What a command waits on; `summonFor` (a user) summons a bridge when none is coming. */
@@ -262,7 +380,13 @@ export class RoomMediaLink {
   #peerFor(ws: WebSocket): RpcPeer {
     return new RpcPeer(
       { send: (frame) => ws.send(frame) },
-      { timeoutMs: this.#timeoutMs, onNotification: (method, params) => this.#onEvent(method, params) },
+      {
+        timeoutMs: this.#timeoutMs,
+        // Never `media-…` (the refs), and never an id an earlier instance or socket used.
+        idPrefix: `${crypto.randomUUID().slice(0, 8)}-`,
+        onNotification: (method, params) => this.#onEvent(method, params),
+        onUntrackedResponse: (id, outcome) => this.#onResponse(id, outcome),
+      },
     );
   }
 

@@ -8,7 +8,7 @@
  * its attachment.
  */
 import { DurableObject } from "cloudflare:workers";
-import { apply } from "../core/room-core.ts";
+import { apply, nextDeadline } from "../core/room-core.ts";
 import type { CoreContext } from "../core/hooks.ts";
 import { appHooks } from "../app-hooks.ts";
 import type { Effect, Input, RoomState } from "../core/types.ts";
@@ -41,6 +41,8 @@ export class RoomObject extends DurableObject<Env> {
   readonly #nonces: NonceLedger;
   readonly #media: RoomMediaLink;
   #state: RoomState | null = null;
+  /** This instance's id, claimed in storage when it starts. */
+  readonly #instance = crypto.randomUUID();
   /** session id → its live socket; rebuilt from attachments after hibernation. */
   readonly #sockets = new Map<string, WebSocket>();
   /** Inputs produced while carrying out effects (e.g. an immediate media failure). */
@@ -57,8 +59,14 @@ export class RoomObject extends DurableObject<Env> {
     this.#nonces = new NonceLedger(ctx.storage.sql);
     this.#media = new RoomMediaLink(
       {
-        deliver: (input) => this.#run(input),
+        // An evicted instance's timers and promises may still run (workerd's test runtime keeps them):
+        // only the live instance feeds its core, so a stale one never answers or writes storage.
+        deliver: (input) => {
+          if (this.#isLiveInstance()) this.#run(input);
+        },
         roster: () => this.#roster(),
+        isPending: (ref) => this.#state?.pending.has(ref) ?? false,
+        pendingRefs: () => [...(this.#state?.pending.keys() ?? [])],
         assign: (user) => this.#pool().assign(this.#state?.room ?? "", user),
         released: () => this.ctx.waitUntil(this.#pool().release(this.#state?.room ?? "")),
         log: (fields) => console.log(JSON.stringify({ room: this.#state?.room, ...fields })),
@@ -66,6 +74,7 @@ export class RoomObject extends DurableObject<Env> {
       settingsOf(env).mediaTimeoutMs,
     );
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE));
+    this.#store.claimInstance(this.#instance);
     const room = this.#store.roomName();
     if (room !== null) this.#state = this.#store.load(room);
     for (const ws of ctx.getWebSockets()) {
@@ -73,6 +82,38 @@ export class RoomObject extends DurableObject<Env> {
       if (!att) continue;
       if (att.role === "bridge") this.#media.adopt(ws);
       else if (!att.superseded) this.#sockets.set(att.session, ws);
+    }
+    if ((this.#state?.pending.size ?? 0) > 0) void ctx.blockConcurrencyWhile(async () => this.#resumePending());
+  }
+
+  /**
+   * The object started (after an eviction) with media requests still pending. With no bridge
+   * socket open, nothing can answer them any more (they waited for a bridge to attach, or their
+   * socket is gone): they fail now with 301 and are undone, and the client may retry. With a bridge
+   * socket open, their answers still arrive by ref; the alarm fails them at their stored deadline.
+   */
+  #resumePending(): void {
+    const state = this.#state;
+    if (!state) return;
+    if (!this.#media.hasSocket()) {
+      for (const [ref, pending] of state.pending) {
+        const what = pending.op === "custom" ? "the custom request" : pending.op;
+        const message = `The room restarted while ${what} waited for the media bridge; try again`;
+        this.#run({ type: "mediaTimeout", ref, error: rpcError(RoomCode.MEDIA_GENERIC, message) });
+      }
+    }
+    // Deadlines are in the rows: make sure the alarm covers them (rows from before deadlines existed included).
+    const current = this.#state;
+    if (current && current.pending.size > 0)
+      this.#setAlarm(nextDeadline(current, settingsOf(this.env).room.reconnectWindowMs));
+  }
+
+  /** Whether this instance is the room's live one (a newer instance claims the room when it starts). */
+  #isLiveInstance(): boolean {
+    try {
+      return this.#store.instance() === this.#instance;
+    } catch {
+      return false;
     }
   }
 
@@ -263,9 +304,17 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    // The tick always names the next alarm (an `alarm` effect), which also covers the idle sockets.
-    if (this.#state) this.#run({ type: "tick" });
-    else this.#setAlarm(null);
+    if (!this.#state) return this.#setAlarm(null);
+    // Media requests past their stored deadline get 301, worded by what this instance knows of
+    // them; the tick fails any others (sent by an earlier instance) and always names the next
+    // alarm (an `alarm` effect), which also covers the idle sockets.
+    const now = Date.now();
+    for (const [ref, pending] of this.#state.pending) {
+      if (pending.deadline > now) continue;
+      const error = this.#media.expire(ref);
+      if (error) this.#run({ type: "mediaTimeout", ref, error });
+    }
+    this.#run({ type: "tick" });
   }
 
   #socketGone(ws: WebSocket): void {

@@ -22,6 +22,16 @@ export class RoomStore {
     return row ? row.value : null;
   }
 
+  /** Records `id` as the object's live instance (the newest one to start). */
+  claimInstance(id: string): void {
+    this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('instance', ?)`, id);
+  }
+
+  instance(): string | null {
+    const row = this.#sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'instance'`).toArray()[0];
+    return row ? row.value : null;
+  }
+
   setRoomName(room: string): void {
     this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('room', ?)`, room);
   }
