@@ -928,19 +928,19 @@ describe("media request deadlines (MEDIA_TIMEOUT_MS)", () => {
     expect(broadcasts(room.publish("a"), "participantPublished")).toHaveLength(1);
   });
 
-  it("mediaTimeout (the adapter's precise wording) answers with its error and undoes a subscription", () => {
+  it("mediaGiveUp (the adapter's precise wording) answers with its error and undoes a subscription", () => {
     const room = new Room();
     room.join("a", "alice");
     room.join("b", "bob");
     room.publish("a");
     const sub = room.req("b", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0" });
     const error = { code: 301, message: "subscribe timed out after 25000 ms" };
-    const out = room.input({ type: "mediaTimeout", ref: refOf(sub), error });
+    const out = room.input({ type: "mediaGiveUp", ref: refOf(sub), error });
     expect(out.find((e) => e.kind === "error")).toMatchObject({ session: "b", error });
     expect(mediaCommands(out)).toEqual([{ op: "unsubscribe", user: "bob", sender: "alice" }]);
     expect(findByUser(room.state, "bob")?.subscriptions).toEqual({});
     // Twice (the tick after the adapter): nothing more.
-    expect(room.input({ type: "mediaTimeout", ref: refOf(sub), error })).toEqual([]);
+    expect(room.input({ type: "mediaGiveUp", ref: refOf(sub), error })).toEqual([]);
   });
 
   it("a hat that timed out is taken off on the bridge (the handler's undo), and stays off", () => {

@@ -4,7 +4,7 @@
  * bridge: a bridge that never answers a command, and one that never opens the
  * room link after `attach`. The client gets 301 after MEDIA_TIMEOUT_MS (not
  * before, and not never), the pending request is gone from storage, and a
- * retry works.
+ * retry works; a command that was sent is undone on the bridge (`unpublish`).
  *
  * The bounds are read from the bindings, so the tests hold for any configured
  * MEDIA_TIMEOUT_MS; the upper bound is generous (a busy machine), the lower
@@ -68,6 +68,10 @@ describe("MEDIA_TIMEOUT_MS in the room", () => {
       expect(answer.error?.message).toBe(`publish timed out after ${mediaTimeoutMs()} ms`);
       expect(elapsedMs).toBeGreaterThanOrEqual(mediaTimeoutMs());
       await expectNothingPending("mute-1", "alice");
+      // The room gave up, so the bridge is told to drop whatever it built (or still builds) for it.
+      const undo = await link.incoming("unpublish");
+      expect(undo.params).toEqual({ user: "alice" });
+      link.reply(undo.id, {});
 
       // The same link still serves the room: the retry is sent to it and answered.
       const retry = alice.request("publishVideo", { sdpOffer: "v=0 retry", doLoopback: false });

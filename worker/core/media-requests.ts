@@ -242,8 +242,8 @@ function interrupted(b: StepBuilder, me: Participant, pending: PendingMedia, out
   }
 }
 
-/** The room stopped waiting for media request `ref` (deadline passed): 301 to the asker, the command undone on the bridge. */
-export function mediaTimeout(b: StepBuilder, ref: string, error: RpcError): void {
+/** The room stops waiting for media request `ref` (deadline passed, or its link is gone): `error` to the asker, the command undone on the bridge. */
+export function mediaGiveUp(b: StepBuilder, ref: string, error: RpcError): void {
   b.abandonMediaRequest(ref, error);
 }
 

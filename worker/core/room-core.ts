@@ -29,7 +29,7 @@ import {
   customRequest,
   expireMediaRequests,
   mediaResult,
-  mediaTimeout,
+  mediaGiveUp,
   onIceCandidate,
   publishVideo,
   receiveVideoFrom,
@@ -52,8 +52,8 @@ export function apply(state: RoomState, input: Input, ctx: CoreContext): Step {
     case "mediaResult":
       mediaResult(step, input.ref, input.outcome);
       break;
-    case "mediaTimeout":
-      mediaTimeout(step, input.ref, input.error);
+    case "mediaGiveUp":
+      mediaGiveUp(step, input.ref, input.error);
       break;
     case "mediaEvent":
       mediaEvent(step, input.event);

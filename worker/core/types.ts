@@ -39,7 +39,7 @@ export interface PendingMedia {
   readonly op: "publish" | "subscribe" | "custom";
   readonly sender?: string;
   readonly data?: Json;
-  /** When the room stops waiting (ms since the epoch): the alarm then answers 301 (`mediaTimeout`). */
+  /** When the room stops waiting (ms since the epoch): the alarm then answers 301 (`mediaGiveUp`). */
   readonly deadline: number;
   /** What undoes the command on the bridge if it is abandoned (custom requests; publish/subscribe have their own). */
   readonly undo?: MediaCommand;
@@ -64,8 +64,11 @@ export type Input =
   | { type: "request"; session: string; id: RequestId | null; method: string; params: unknown }
   | { type: "socketClosed"; session: string }
   | { type: "mediaResult"; ref: string; outcome: MediaOutcome }
-  /** The room stops waiting for the media command `ref` (its deadline passed, or nothing can answer it any more). */
-  | { type: "mediaTimeout"; ref: string; error: RpcError }
+  /**
+   * The room stops waiting for the media command `ref` (its deadline passed, or nothing can answer
+   * it any more): 301 `error` to the asker, and the command is undone on the bridge.
+   */
+  | { type: "mediaGiveUp"; ref: string; error: RpcError }
   | { type: "mediaEvent"; event: MediaEvent }
   | { type: "tick" }
   | { type: "close"; reason: string };

@@ -58,7 +58,9 @@ export interface MediaLinkHost {
   /** Whether the room core still waits for the media request `ref`. */
   isPending(ref: string): boolean;
   /** The media requests the room core waits for (after an eviction: sent by an earlier instance, or never sent). */
-  pendingRefs(): string[];
+  pendingRefs(): Array<{ ref: string; op: string }>;
+  /** The room stops waiting for `ref`: `error` to its asker, the command undone on the bridge. */
+  giveUp(ref: string, error: RpcError): void;
   log(fields: Record<string, unknown>): void;
 }
 
@@ -87,10 +89,12 @@ type LinkState =
   /** The bridge dropped; `lostTimer` declares the room's media lost unless a bridge attaches first. */
   | { readonly kind: "waitingForReturn"; readonly lostTimer: Timer }
   /**
-   * The pool was asked for a bridge; commands wait on `waiter`. `timer` gives up after the media
-   * timeout; `lostTimer` is still running when the summon follows a drop.
+   * The pool was asked for a bridge; commands wait on `waiter`. No timer: the summon is given up
+   * when the pool fails, or when the room's alarm expires the last media request waiting for it
+   * (`expire`), so an object evicted meanwhile leaves no timer behind. `lostTimer` is still running
+   * when the summon follows a drop.
    */
-  | { readonly kind: "summoning"; readonly waiter: Waiter; readonly timer: Timer; readonly lostTimer: Timer | null }
+  | { readonly kind: "summoning"; readonly waiter: Waiter; readonly lostTimer: Timer | null }
   /** A bridge socket arrived; `sync` is in flight and commands wait on `waiter`. */
   | { readonly kind: "syncing"; readonly socket: WebSocket; readonly peer: RpcPeer; readonly waiter: Waiter }
   /** Synced: `ready` is resolved (commands chain on it so they keep their order). */
@@ -126,7 +130,7 @@ export class RoomMediaLink {
   adopt(ws: WebSocket): void {
     const peer = this.#peerFor(ws);
     this.#transition({ kind: "attached", socket: ws, peer, ready: Promise.resolve(peer) });
-    for (const ref of this.#host.pendingRefs()) {
+    for (const { ref } of this.#host.pendingRefs()) {
       if (!this.#requests.has(ref)) this.#requests.set(ref, { stage: "adopted", peer });
     }
   }
@@ -138,21 +142,24 @@ export class RoomMediaLink {
 
   /**
    * The room stops waiting for `ref` (its deadline passed): this instance forgets it (a command still
-   * queued is never sent) and says, as precisely as it knows, why it timed out. Null: this instance
-   * did not send it (an earlier instance did, before a hibernation or eviction): the core's own
-   * message ("<op> timed out after N ms") applies.
+   * queued is never sent) and says why it timed out. Null: the core's own message ("<op> timed out
+   * after N ms") applies: an earlier instance (before a hibernation or eviction) sent it on the
+   * bridge socket that is still open. When the last request waiting for a summon expires, the
+   * summon is given up, so the next request summons afresh.
    */
   expire(ref: string): RpcError | null {
     const request = this.#requests.get(ref);
     this.#requests.delete(ref);
-    switch (request?.stage) {
-      case "queued":
-        return rpcError(RoomCode.MEDIA_GENERIC, `no media bridge attached within ${this.#timeoutMs} ms`);
-      case "sent":
-        return rpcError(RoomCode.MEDIA_GENERIC, `${request.op} timed out after ${this.#timeoutMs} ms`);
-      default:
-        return null;
+    const noBridge = rpcError(RoomCode.MEDIA_GENERIC, `no media bridge attached within ${this.#timeoutMs} ms`);
+    const state = this.#state;
+    if (state.kind === "summoning" && ![...this.#requests.values()].some((r) => r.stage === "queued")) {
+      this.#summonFailed(state.waiter, noBridge);
     }
+    if (request?.stage === "sent") {
+      return rpcError(RoomCode.MEDIA_GENERIC, `${request.op} timed out after ${this.#timeoutMs} ms`);
+    }
+    if (request?.stage === "queued" || !this.hasSocket()) return noBridge;
+    return null;
   }
 
   /** A bridge opened `/bridge/rooms/:room`: reconcile, then release the commands waiting for it. */
@@ -160,12 +167,22 @@ export class RoomMediaLink {
     const previous = this.#state;
     if ((previous.kind === "syncing" || previous.kind === "attached") && previous.socket !== ws) {
       previous.peer.closed("replaced by a new bridge connection");
+      this.#failInFlight(previous.peer, "replaced by a new bridge connection");
       closeQuietly(previous.socket, CloseCode.BRIDGE_REPLACED, "replaced by a new bridge connection");
     }
     const peer = this.#peerFor(ws);
     // Commands held while summoning now wait for this socket's sync.
     const waiter = previous.kind === "summoning" ? previous.waiter : newWaiter();
     this.#transition({ kind: "syncing", socket: ws, peer, waiter });
+    // Requests this instance does not hold were sent by an earlier one (before an eviction) on a
+    // socket that is gone, or were waiting for a bridge in its memory: nothing will send or answer
+    // them on this socket, so they fail now (and are undone) instead of at their deadline.
+    for (const { ref, op } of this.#host.pendingRefs()) {
+      if (this.#requests.has(ref)) continue;
+      const what = op === "custom" ? "customRequest" : op;
+      const message = `The room restarted while ${what} waited for the media bridge; try again`;
+      this.#host.giveUp(ref, rpcError(RoomCode.MEDIA_GENERIC, message));
+    }
     const { users, withMedia } = this.#host.roster();
     peer.request("sync", { users }).then(
       (result) => {
@@ -310,13 +327,7 @@ export class RoomMediaLink {
   #summon(user: string): Promise<RpcPeer> {
     const waiter = newWaiter();
     const lostTimer = this.#state.kind === "waitingForReturn" ? this.#state.lostTimer : null;
-    const timer = setTimeout(() => {
-      this.#summonFailed(
-        waiter,
-        rpcError(RoomCode.MEDIA_GENERIC, `no media bridge attached within ${this.#timeoutMs} ms`),
-      );
-    }, this.#timeoutMs);
-    this.#transition({ kind: "summoning", waiter, timer, lostTimer });
+    this.#transition({ kind: "summoning", waiter, lostTimer });
     this.#host.assign(user).then(
       (assignment) => {
         // Success: the bridge's socket arrives through attach().
@@ -410,7 +421,7 @@ function timersOf(state: LinkState): Timer[] {
     case "waitingForReturn":
       return [state.lostTimer];
     case "summoning":
-      return state.lostTimer ? [state.timer, state.lostTimer] : [state.timer];
+      return state.lostTimer ? [state.lostTimer] : [];
     default:
       return [];
   }

@@ -66,7 +66,8 @@ export class RoomObject extends DurableObject<Env> {
         },
         roster: () => this.#roster(),
         isPending: (ref) => this.#state?.pending.has(ref) ?? false,
-        pendingRefs: () => [...(this.#state?.pending.keys() ?? [])],
+        pendingRefs: () => [...(this.#state?.pending ?? [])].map(([ref, pending]) => ({ ref, op: pending.op })),
+        giveUp: (ref, error) => this.#run({ type: "mediaGiveUp", ref, error }),
         assign: (user) => this.#pool().assign(this.#state?.room ?? "", user),
         released: () => this.ctx.waitUntil(this.#pool().release(this.#state?.room ?? "")),
         log: (fields) => console.log(JSON.stringify({ room: this.#state?.room, ...fields })),
@@ -87,25 +88,16 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   /**
-   * The object started (after an eviction) with media requests still pending. With no bridge
-   * socket open, nothing can answer them any more (they waited for a bridge to attach, or their
-   * socket is gone): they fail now with 301 and are undone, and the client may retry. With a bridge
-   * socket open, their answers still arrive by ref; the alarm fails them at their stored deadline.
+   * The object started (after a hibernation or an eviction) with media requests still pending:
+   * their deadlines are in the rows, so the alarm must cover them (rows from before deadlines
+   * existed included). Their answers still arrive by ref on an open bridge socket; a new bridge
+   * socket gives up the ones it cannot answer (RoomMediaLink.attach).
    */
   #resumePending(): void {
     const state = this.#state;
-    if (!state) return;
-    if (!this.#media.hasSocket()) {
-      for (const [ref, pending] of state.pending) {
-        const what = pending.op === "custom" ? "the custom request" : pending.op;
-        const message = `The room restarted while ${what} waited for the media bridge; try again`;
-        this.#run({ type: "mediaTimeout", ref, error: rpcError(RoomCode.MEDIA_GENERIC, message) });
-      }
+    if (state && state.pending.size > 0) {
+      this.#setAlarm(nextDeadline(state, settingsOf(this.env).room.reconnectWindowMs));
     }
-    // Deadlines are in the rows: make sure the alarm covers them (rows from before deadlines existed included).
-    const current = this.#state;
-    if (current && current.pending.size > 0)
-      this.#setAlarm(nextDeadline(current, settingsOf(this.env).room.reconnectWindowMs));
   }
 
   /** Whether this instance is the room's live one (a newer instance claims the room when it starts). */
@@ -312,7 +304,7 @@ export class RoomObject extends DurableObject<Env> {
     for (const [ref, pending] of this.#state.pending) {
       if (pending.deadline > now) continue;
       const error = this.#media.expire(ref);
-      if (error) this.#run({ type: "mediaTimeout", ref, error });
+      if (error) this.#run({ type: "mediaGiveUp", ref, error });
     }
     this.#run({ type: "tick" });
   }
