@@ -44,12 +44,20 @@ const OPEN = 1;
 /** RFC 6455's code for a connection that ended without a close frame (reported locally, never sent). */
 const ABNORMAL_CLOSURE = 1006;
 
+/** Requests the server answers only once the media bridge has (MEDIA_TIMEOUT_MS on the server). */
+const MEDIA_METHODS: ReadonlySet<RoomMethod> = new Set<RoomMethod>(["publishVideo", "receiveVideoFrom"]);
+
 export type RequestInput<M extends RoomMethod> = z.input<(typeof requestParams)[M]>;
 
 export interface ConnectionOptions {
   readonly WebSocket: WebSocketConstructor;
   /** Per-request timeout (the original client used 15 s). */
   readonly requestTimeoutMs: number;
+  /**
+   * Timeout of the media requests (`publishVideo`, `receiveVideoFrom`), which the server may take
+   * up to its MEDIA_TIMEOUT_MS (default 25 s) to answer; unset: `requestTimeoutMs`.
+   */
+  readonly mediaRequestTimeoutMs?: number;
   /** How long opening a socket may take. */
   readonly openTimeoutMs: number;
   /** A `ping` every this many ms while open; 0 disables the heartbeat. */
@@ -165,7 +173,8 @@ export class Connection {
 
   /** Sends a request and validates its result with the protocol's schema. */
   request<M extends RoomMethod>(method: M, params: RequestInput<M>, timeoutMs?: number): Promise<RoomResult<M>> {
-    return this.requestWith(method, params, results[method] as unknown as z.ZodType<RoomResult<M>>, timeoutMs);
+    const timeout = timeoutMs ?? (MEDIA_METHODS.has(method) ? this.options.mediaRequestTimeoutMs : undefined);
+    return this.requestWith(method, params, results[method] as unknown as z.ZodType<RoomResult<M>>, timeout);
   }
 
   /** Like `request`, with a caller-chosen result schema (e.g. a looser one). */

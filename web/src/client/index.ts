@@ -11,6 +11,7 @@
  */
 export {
   KurentoRoom,
+  DEFAULT_MEDIA_REQUEST_TIMEOUT_MS,
   DEFAULT_RECONNECT,
   defaultRoomUri,
   roomSocketUrl,

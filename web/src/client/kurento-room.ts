@@ -18,8 +18,14 @@ export interface KurentoRoomOptions {
    * appended (`/room/<room>`): straight to the room, no relay.
    */
   readonly legacyRoute?: boolean;
-  /** Per-request timeout (default 15 s, as the original). */
+  /** Per-request timeout (default 15 s, as the original), except for the media requests below. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Timeout of `publishVideo` and `receiveVideoFrom` (default 40 s): longer than the server's own
+   * media timeout (MEDIA_TIMEOUT_MS, default 25 s), so the client never gives up on a stream the
+   * server is still negotiating, and gets the server's 301 instead.
+   */
+  readonly mediaRequestTimeoutMs?: number;
   /** How long opening the socket may take (default 10 s). */
   readonly connectTimeoutMs?: number;
   /** Ping interval while connected (default 10 s; 0 disables); a ping unanswered for `heartbeatTimeoutMs` (default 5 s) counts as a drop. */
@@ -32,6 +38,9 @@ export interface KurentoRoomOptions {
   /** Restore lost media automatically (after `mediaError`, failed ICE or a reconnection). Default true. */
   readonly autoRecoverMedia?: boolean;
 }
+
+/** `mediaRequestTimeoutMs` by default: above the server's default MEDIA_TIMEOUT_MS (25 s). */
+export const DEFAULT_MEDIA_REQUEST_TIMEOUT_MS = 40_000;
 
 export const DEFAULT_RECONNECT: ReconnectOptions = { timeoutMs: 30_000, initialDelayMs: 250, maxDelayMs: 2_000 };
 
@@ -80,6 +89,7 @@ export class KurentoRoom {
       connection: {
         WebSocket: resolveWebSocket(o.WebSocket),
         requestTimeoutMs: o.requestTimeoutMs ?? 15_000,
+        mediaRequestTimeoutMs: o.mediaRequestTimeoutMs ?? DEFAULT_MEDIA_REQUEST_TIMEOUT_MS,
         openTimeoutMs: o.connectTimeoutMs ?? 10_000,
         heartbeatIntervalMs: o.heartbeatIntervalMs ?? 10_000,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 5_000,
