@@ -5,7 +5,8 @@
  *
  * When a command needs media and no bridge is attached, the link asks the
  * BridgePool for one and holds commands (in order) until the bridge's socket
- * arrives and the roster has been reconciled with `sync`.
+ * arrives and the roster has been reconciled with `sync` (or until the room's
+ * alarm expires the media requests waiting for it).
  *
  * The link's whole state is one field, changed only by `#transition`:
  *
@@ -150,6 +151,7 @@ export class RoomMediaLink {
   expire(ref: string): RpcError | null {
     const request = this.#requests.get(ref);
     this.#requests.delete(ref);
+    this.#forgetSettled();
     const noBridge = rpcError(RoomCode.MEDIA_GENERIC, `no media bridge attached within ${this.#timeoutMs} ms`);
     const state = this.#state;
     if (state.kind === "summoning" && ![...this.#requests.values()].some((r) => r.stage === "queued")) {
