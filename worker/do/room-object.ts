@@ -192,7 +192,8 @@ export class RoomObject extends DurableObject<Env> {
     const idleAt = this.#closeIdleSockets(Date.now());
     const at = coreAt === null ? idleAt : idleAt === null ? coreAt : Math.min(coreAt, idleAt);
     if (at === null) void this.ctx.storage.deleteAlarm();
-    else void this.ctx.storage.setAlarm(at);
+    // An overdue deadline (0 for rows written before deadlines existed) fires at once; setAlarm refuses times <= 0.
+    else void this.ctx.storage.setAlarm(Math.max(at, Date.now() + 1));
   }
 
   /** The worker has verified the bridge's token; the nonce must be new. */
