@@ -11,12 +11,12 @@
 import { env, evictDurableObject, SELF } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  attachedLink,
   closeAll,
-  connectBridge,
+  flushLink,
   join,
   mediaTimeoutMs,
   openClient,
-  openRoomLink,
   roomStub,
   SLACK_MS,
   storedRoster,
@@ -28,33 +28,6 @@ import type { Client, Frame } from "./ws-client.ts";
 const TEST = { timeout: 2 * mediaTimeoutMs() + 4 * SLACK_MS };
 
 afterEach(closeAll);
-
-/** A bridge whose room link to `room` is open and synced (no summon: nothing here depends on MEDIA_TIMEOUT_MS). */
-async function attachedLink(room: string, bridgeId: string): Promise<Client> {
-  await connectBridge(bridgeId);
-  const link = await openRoomLink(room, bridgeId);
-  link.reply((await link.incoming("sync")).id, { held: [] });
-  return link;
-}
-
-/**
- * Everything the room did with the link's earlier frames is done once a frame
- * sent after them has had its effect: a server ICE candidate for `user`
- * (frames on one socket are handled in order).
- */
-async function flushLink(link: Client, user: string, client: Client, tag: string): Promise<void> {
-  link.notify("iceCandidate", {
-    user,
-    endpoint: user,
-    candidate: `candidate:${tag} 1 udp 1 127.0.0.1 9 typ host`,
-    sdpMid: "0",
-    sdpMLineIndex: 0,
-  });
-  await client.waitFor(
-    (f) => f.method === "iceCandidate" && String(f.params?.candidate).startsWith(`candidate:${tag} `),
-    `the flush candidate ${tag}`,
-  );
-}
 
 function sendPublish(client: Client, sdpOffer: string): number {
   const id = client.nextId++;
