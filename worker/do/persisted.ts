@@ -106,13 +106,26 @@ export const readPendingRow = (text: string): PendingMedia | null => orNull(pend
 export const writeRow = (value: Participant | PendingMedia): string => JSON.stringify({ v: 1, ...value });
 
 /** A socket's attachment; null when it has none (or one no version can read). */
+/**
+ * Every client frame needs its socket's attachment: parse it once per socket
+ * and instance, not per frame (a chat storm is the hot path). All writes go
+ * through writeSocketAttachment, which keeps this copy current; a woken
+ * object has new WebSocket objects, so it starts empty.
+ */
+const parsedAttachments = new WeakMap<WebSocket, SocketAttachment | null>();
+
 export function readSocketAttachment(ws: WebSocket): SocketAttachment | null {
+  const cached = parsedAttachments.get(ws);
+  if (cached !== undefined) return cached;
   const raw: unknown = ws.deserializeAttachment();
-  return raw === null || raw === undefined ? null : orNull(socketAttachment, raw, "socket attachment");
+  const parsed = raw === null || raw === undefined ? null : orNull(socketAttachment, raw, "socket attachment");
+  parsedAttachments.set(ws, parsed);
+  return parsed;
 }
 
 export function writeSocketAttachment(ws: WebSocket, attachment: SocketAttachment): void {
   ws.serializeAttachment({ v: 1, ...attachment });
+  parsedAttachments.set(ws, attachment);
 }
 
 export function readControlAttachment(ws: WebSocket): ControlAttachment | null {
