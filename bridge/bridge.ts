@@ -80,6 +80,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
 
   const pool = new KmsPool({
     kms: config.kms,
+    dialUri: config.dialUri,
     factory: options.mediaServerFactory ?? connectKurentoMediaServer,
     requestTimeoutMs: config.requestTimeoutMs,
     lostAfterMs: options.kmsLostAfterMs ?? 5000,

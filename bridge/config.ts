@@ -36,6 +36,12 @@ export interface BridgeConfig {
    */
   readonly bridgeSecret: BridgeCredential;
   readonly kms: readonly KmsConfig[];
+  /**
+   * The URI kurento-client dials for a configured KMS URI: with `?token=`
+   * when KMS_TOKEN is set. A function, so the token stays out of everything
+   * that prints, serialises or reports the configuration and its URIs.
+   */
+  readonly dialUri: (uri: string) => string;
   readonly requestTimeoutMs: number;
   readonly hat: HatConfig;
   /** Port of `/health` and `/metrics`; 0 picks a free one. */
@@ -174,17 +180,8 @@ const envSchema = z.object({
 /** Variables whose values an error message must not show. */
 const SECRET_KEYS: ReadonlySet<string> = new Set(["BRIDGE_SECRET", "BRIDGE_KEY", "KMS_TOKEN"]);
 
-/**
- * KMS_TOKEN by KMS URI, filled by `loadConfig`. It is kept out of BridgeConfig
- * and out of the URIs on purpose: those are logged, exported as metric labels
- * and reported to the worker, the token must never be. Only the adapter reads
- * it, through `kmsDialUri`, at the moment kurento-client dials.
- */
-const kmsTokens = new Map<string, string>();
-
-/** What kurento-client dials for `uri`: `uri` with `?token=` when KMS_TOKEN was configured for it. Never log it. */
-export function kmsDialUri(uri: string): string {
-  const token = kmsTokens.get(uri);
+/** `uri` with `?token=` (KMS_TOKEN); never log the result. */
+function withToken(uri: string, token: string | undefined): string {
   if (token === undefined) return uri;
   const url = new URL(uri);
   url.searchParams.set("token", token);
@@ -241,16 +238,13 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
     ]);
   }
   const vars = parsed.data;
-  // This configuration says how its KMS URIs are dialled; a later one for the same URI replaces it.
-  for (const uri of vars.KMS_URIS) {
-    if (vars.KMS_TOKEN) kmsTokens.set(uri, vars.KMS_TOKEN);
-    else kmsTokens.delete(uri);
-  }
+  const kmsToken = vars.KMS_TOKEN;
   return {
     workerUrl: vars.WORKER_URL,
     bridgeId: vars.BRIDGE_ID ?? defaultBridgeId(),
     bridgeSecret: vars.BRIDGE_KEY !== undefined ? { bridgeKey: vars.BRIDGE_KEY } : (vars.BRIDGE_SECRET ?? ""),
     kms: vars.KMS_URIS.map((uri) => ({ uri, limit: vars.KMS_LIMIT })),
+    dialUri: (uri) => withToken(uri, kmsToken),
     requestTimeoutMs: vars.REQUEST_TIMEOUT_MS,
     hat: {
       url: vars.HAT_URL ?? `${vars.WORKER_URL}/img/mario-wings.png`,

@@ -44,6 +44,8 @@ export class KmsSlot {
 export interface KmsPoolOptions {
   readonly kms: readonly KmsConfig[];
   readonly factory: MediaServerFactory;
+  /** See MediaServerOptions.dialUri. */
+  readonly dialUri?: (uri: string) => string;
   readonly requestTimeoutMs: number;
   readonly lostAfterMs: number;
   readonly log: Logger;
@@ -65,6 +67,7 @@ export class KmsPool {
       const server = options.factory(config.uri, {
         requestTimeoutMs: options.requestTimeoutMs,
         lostAfterMs: options.lostAfterMs,
+        ...(options.dialUri ? { dialUri: options.dialUri } : {}),
         log: (level, msg, fields) => options.log[level](msg, fields),
         listeners: {
           state: (state) => {

@@ -27,7 +27,6 @@
  */
 import { createRequire } from "node:module";
 import { z } from "zod";
-import { kmsDialUri } from "../config.ts";
 import type { IceCandidate } from "./media-server.ts";
 
 // ── the untyped CommonJS package, described as far as the bridge uses it ────
@@ -104,20 +103,8 @@ let kurentoModule: KurentoModule | undefined;
  * `connectKurentoMediaServer`.
  */
 export function loadKurento(): KurentoModule {
-  kurentoModule ??= withTokens(require("kurento-client") as KurentoModule);
+  kurentoModule ??= require("kurento-client") as KurentoModule;
   return kurentoModule;
-}
-
-/**
- * kurento-client dials `kmsDialUri(uri)`: the URI with `?token=` when
- * KMS_TOKEN is configured (bridge/config.ts). Only kurento-client sees that
- * URI; the bridge keeps, logs and reports the plain one.
- */
-function withTokens(kurento: KurentoModule): KurentoModule {
-  return new Proxy(kurento, {
-    apply: (target, thisArg, args: unknown[]) =>
-      Reflect.apply(target, thisArg, typeof args[0] === "string" ? [kmsDialUri(args[0]), ...args.slice(1)] : args),
-  });
 }
 
 /** Whether kurento-client resolves `reconnect-ws` to packages/reconnect-ws (the package.json overrides). */

@@ -78,7 +78,7 @@ class KurentoConnection implements MediaServer, ObjectOwner {
           "the registry reconnect-ws may crash the process",
       );
     }
-    this.client = this.kurento(uri, {
+    this.client = this.kurento(options.dialUri?.(uri) ?? uri, {
       request_timeout: options.requestTimeoutMs,
       response_timeout: options.requestTimeoutMs,
       // kurento-jsonrpc keeps a timer per answered request this long (to drop

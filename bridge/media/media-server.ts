@@ -113,6 +113,8 @@ export interface MediaServerOptions {
   /** How long a dropped connection may take to come back with its session before its media counts as lost. */
   readonly lostAfterMs: number;
   readonly listeners: MediaServerListeners;
+  /** What to dial for the server's URI (adds credentials such as KMS_TOKEN); the URI itself when absent. */
+  readonly dialUri?: (uri: string) => string;
   readonly log?: (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 

@@ -248,22 +248,22 @@ describe("shared token (KMS_TOKEN)", () => {
     const env = { BRIDGE_SECRET: "bridge-secret-0123456789", KMS_URIS: guarded.url };
 
     // Without the token the bridge's kurento-client is refused…
-    loadConfig(env);
-    const refused = loadKurento()(guarded.url, { failAfter: 1 });
+    const plain = loadConfig(env);
+    expect(plain.dialUri(guarded.url)).toBe(guarded.url);
+    const refused = loadKurento()(plain.dialUri(guarded.url), { failAfter: 1 });
     await expect(Promise.resolve(refused as unknown as PromiseLike<unknown>)).rejects.toThrow();
     refused.close();
 
     // …with it, it connects and works; the configuration and its URIs do not carry the token.
     const config = loadConfig({ ...env, KMS_TOKEN: TOKEN });
     expect(JSON.stringify(config)).not.toContain(TOKEN);
-    const client = loadKurento()(guarded.url, { failAfter: 3 });
+    const client = loadKurento()(config.dialUri(guarded.url), { failAfter: 3 });
     clients.push(client);
     await Promise.resolve(client as unknown as PromiseLike<unknown>);
     const { object: pipeline } = await invokeObject<KPipeline>((callback) => client.create("MediaPipeline", callback));
     expect(guarded.stats().pipelines).toBe(1);
     await invoke((callback) => pipeline.release(callback));
     client.close();
-    loadConfig(env); // leave no token configured for this URI
 
     // A bad KMS_TOKEN is reported without its value.
     const tooLong = "k".repeat(600);
