@@ -3,6 +3,11 @@
  * group, waits for `GET /health`, and stops the whole group (workerd
  * included) on `stop()`. Used by `npm start` and the integration tests.
  *
+ * For fault-injection tests, `kill()` ends the group with SIGKILL (a crash:
+ * no graceful shutdown, the Durable Object storage stays as the crash left
+ * it) and `restart()` starts `wrangler dev` again on the same port, the same
+ * storage and the same vars, as an operator's supervisor would.
+ *
  * Options never appear on a command line: wrangler reads secrets and vars
  * from a `.dev.vars` file beside its configuration, so each run gets a
  * private directory (0700) holding a copy of wrangler.toml (paths made
@@ -31,7 +36,21 @@ export interface WranglerDev {
   readonly url: string;
   readonly port: number;
   readonly pid: number;
+  /** Where the Durable Object storage lives (the given `persistTo`, or a temporary directory). */
+  readonly persistTo: string;
+  /** Ends the group gracefully (SIGTERM, then SIGKILL after 5 s); deletes the private config and any temporary storage. */
   stop(): Promise<void>;
+  /**
+   * SIGKILLs the whole group (wrangler, workerd) as a crash would, and resolves once it is gone.
+   * Keeps the storage and the private config; call `stop()` (or `restart()`) afterwards.
+   */
+  kill(): Promise<void>;
+  /**
+   * Ends this run (`signal`: SIGKILL by default, a crash; SIGTERM is a graceful stop) unless it
+   * is gone already, then starts `wrangler dev` again on the same port with the same storage and
+   * options. The new handle owns the storage from then on (a temporary one is deleted by its `stop()`).
+   */
+  restart(options?: { signal?: "SIGKILL" | "SIGTERM" }): Promise<WranglerDev>;
 }
 
 export function freePort(): Promise<number> {
@@ -100,7 +119,7 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
   const attempts = options.port === undefined ? 3 : 1;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(options);
+      return await startOnce(options, null);
     } catch (error) {
       if (attempt >= attempts || !(error instanceof PortTakenError)) throw error;
     }
@@ -108,6 +127,33 @@ export async function startWranglerDev(options: WranglerDevOptions = {}): Promis
 }
 
 class PortTakenError extends Error {}
+
+/** A temporary storage directory a run owns (deleted by its `stop()`), handed on by `restart()`. */
+interface OwnedState {
+  readonly dir: string;
+  handedOn: boolean;
+}
+
+/**
+ * Starts again on `port` right after the previous run ended. A SIGKILLed
+ * workerd's listening socket is closed by the kernel at once, but the port
+ * can still be refused for a moment (or taken by another process): a few
+ * tries, each after the previous one failed, bounded.
+ */
+async function startAgain(options: WranglerDevOptions, port: number, owned: OwnedState | null): Promise<WranglerDev> {
+  const attempts = 5;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce({ ...options, port }, owned);
+    } catch (error) {
+      if (attempt >= attempts || !(error instanceof PortTakenError)) {
+        if (owned) rmSync(owned.dir, { recursive: true, force: true });
+        throw error;
+      }
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+}
 
 /**
  * A private copy of wrangler.toml (paths made absolute) in a fresh temp
@@ -123,7 +169,7 @@ export function isolatedWranglerConfig(): string {
   return path;
 }
 
-async function startOnce(options: WranglerDevOptions): Promise<WranglerDev> {
+async function startOnce(options: WranglerDevOptions, inherited: OwnedState | null): Promise<WranglerDev> {
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const configDir = mkdtempSync(join(tmpdir(), "room-worker-"));
@@ -131,8 +177,12 @@ async function startOnce(options: WranglerDevOptions): Promise<WranglerDev> {
   const configPath = join(configDir, "wrangler.toml");
   writeFileSync(configPath, relocatedConfig(join(configDir, "no-assets")));
   writeFileSync(join(configDir, ".dev.vars"), devVars(options.vars ?? {}), { mode: 0o600 });
-  const tempDir = options.persistTo ? null : join(configDir, "state");
-  const persistTo = options.persistTo ? resolve(options.persistTo) : (tempDir as string);
+  // Without persistTo the storage is a temporary directory of its own (not inside the config
+  // directory), so a restart can hand it to the next run.
+  const owned: OwnedState | null = options.persistTo
+    ? null
+    : { dir: inherited?.dir ?? mkdtempSync(join(tmpdir(), "room-state-")), handedOn: false };
+  const persistTo = owned ? owned.dir : resolve(options.persistTo as string);
   const args = [
     "wrangler",
     "dev",
@@ -175,29 +225,61 @@ async function startOnce(options: WranglerDevOptions): Promise<WranglerDev> {
     process.removeListener("exit", killGroup);
   });
 
-  const stop = async (): Promise<void> => {
-    if (!exited) {
-      try {
-        process.kill(-pid, "SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          try {
-            process.kill(-pid, "SIGKILL");
-          } catch {
-            // Already gone.
-          }
-          resolve();
-        }, 5000);
-        child.once("exit", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+  const exitedPromise = new Promise<void>((resolve) => {
+    if (exited) resolve();
+    else child.once("exit", () => resolve());
+  });
+
+  const signalGroup = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // Already gone.
     }
+  };
+
+  /** Resolves once no process of the group is left (bounded: a zombie nobody reaps must not hang a test). */
+  const groupGone = async (): Promise<void> => {
+    await exitedPromise;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      try {
+        process.kill(-pid, 0);
+      } catch {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  const removeFiles = (): void => {
     rmSync(configDir, { recursive: true, force: true });
+    if (owned && !owned.handedOn) rmSync(owned.dir, { recursive: true, force: true });
+  };
+
+  const end = async (signal: "SIGKILL" | "SIGTERM"): Promise<void> => {
+    if (exited) return groupGone();
+    signalGroup(signal);
+    if (signal === "SIGTERM") {
+      const timer = setTimeout(() => signalGroup("SIGKILL"), 5000);
+      await exitedPromise;
+      clearTimeout(timer);
+    }
+    await groupGone();
+  };
+
+  const stop = async (): Promise<void> => {
+    await end("SIGTERM");
+    removeFiles();
+  };
+
+  const kill = (): Promise<void> => end("SIGKILL");
+
+  const restart = async (restartOptions: { signal?: "SIGKILL" | "SIGTERM" } = {}): Promise<WranglerDev> => {
+    await end(restartOptions.signal ?? "SIGKILL");
+    if (owned) owned.handedOn = true;
+    rmSync(configDir, { recursive: true, force: true });
+    return startAgain(options, port, owned);
   };
 
   const url = `http://127.0.0.1:${port}`;
@@ -206,12 +288,14 @@ async function startOnce(options: WranglerDevOptions): Promise<WranglerDev> {
     if (exited) break;
     try {
       const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
-      if (response.ok) return { url, port, pid, stop };
+      if (response.ok) return { url, port, pid, persistTo, stop, kill, restart };
     } catch {
       // Not listening yet.
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+  // A restart that failed keeps the storage it was handed (the caller may try again, or deletes it).
+  if (owned && inherited) owned.handedOn = true;
   await stop();
   if (exited && PORT_TAKEN.test(output))
     throw new PortTakenError(`port ${port} or ${inspectorPort} was taken:\n${output}`);

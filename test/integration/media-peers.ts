@@ -3,6 +3,8 @@
  * whole-stack integration tests): real SDP offers and answers, trickle ICE
  * both ways, and bounded waits. Not a test file.
  */
+import { performance } from "node:perf_hooks";
+import type { MediaStreamTrack, RtpPacket } from "werift";
 import { expect } from "vitest";
 import type { RoomTestClient } from "../helpers/room-client.ts";
 import { expectValidAnswer, testPeer, type Candidate, type TestPeer } from "../bridge/helpers/peers.ts";
@@ -121,4 +123,74 @@ export async function until(predicate: () => boolean, timeoutMs: number, what: s
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Every marked video packet a subscriber received: when (ms, monotonic) and its RTP sequence number. */
+export interface PacketLog {
+  /** Packets received so far. */
+  count(): number;
+  /**
+   * Over the packets received in [fromMs, toMs] (`performance.now()` times), plus the last one
+   * before and the first one after (so a freeze that straddles an edge is counted whole; when none
+   * came after, the gap up to `toMs`): the longest silence, and how many sequence numbers between
+   * the first and the last of them never arrived.
+   */
+  window(fromMs: number, toMs: number): { received: number; maxGapMs: number; lost: number };
+}
+
+/**
+ * Records the subscriber's video packets whose payload starts with `marker`
+ * (the synthetic media's), from now on. The track exists once the answer is
+ * applied; a leg whose track is not there yet is picked up when it comes.
+ */
+export function recordVideoPackets(leg: MediaLeg, marker: Buffer): PacketLog {
+  const times: number[] = [];
+  const sequences: number[] = [];
+  // RTP sequence numbers wrap at 2^16: unwrap them against the last one seen.
+  let lastUnwrapped: number | null = null;
+  const onPacket = (packet: RtpPacket): void => {
+    if (!packet.payload.subarray(0, marker.length).equals(marker)) return;
+    const raw = packet.header.sequenceNumber;
+    let unwrapped = raw;
+    if (lastUnwrapped !== null) {
+      const base = lastUnwrapped - (lastUnwrapped & 0xffff);
+      unwrapped = base + raw;
+      if (unwrapped < lastUnwrapped - 0x8000) unwrapped += 0x10000;
+      else if (unwrapped > lastUnwrapped + 0x8000) unwrapped -= 0x10000;
+    }
+    lastUnwrapped = Math.max(lastUnwrapped ?? unwrapped, unwrapped);
+    times.push(performance.now());
+    sequences.push(unwrapped);
+  };
+  const listen = (track: MediaStreamTrack): void => {
+    track.onReceiveRtp.subscribe(onPacket);
+  };
+  const existing = leg.peer.video.receiver.tracks.find((track) => track.kind === "video");
+  if (existing) listen(existing);
+  else {
+    const { unSubscribe } = leg.peer.peer.onTrack.subscribe((track) => {
+      if (track.kind !== "video") return;
+      unSubscribe();
+      listen(track);
+    });
+  }
+  return {
+    count: () => times.length,
+    window(fromMs, toMs) {
+      let first = times.findIndex((t) => t >= fromMs);
+      if (first < 0) first = times.length;
+      let end = times.findIndex((t) => t > toMs);
+      if (end < 0) end = times.length;
+      const start = Math.max(0, first - 1);
+      const last = Math.min(times.length, end + 1);
+      const inWindow = times.slice(start, last);
+      let maxGapMs = 0;
+      for (let i = 1; i < inWindow.length; i++) maxGapMs = Math.max(maxGapMs, inWindow[i]! - inWindow[i - 1]!);
+      const lastTime = inWindow.at(-1);
+      if (end === times.length) maxGapMs = Math.max(maxGapMs, toMs - (lastTime ?? fromMs));
+      const seen = new Set(sequences.slice(start, last));
+      const lost = seen.size === 0 ? 0 : Math.max(...seen) - Math.min(...seen) + 1 - seen.size;
+      return { received: end - first, maxGapMs, lost };
+    },
+  };
 }
