@@ -32,6 +32,8 @@ import { JsonRpcCode, RoomCode, rpcError } from "../../protocol/errors.ts";
 import { SocketLimiter } from "../rate-limit.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
 import { readSocketAttachment, writeSocketAttachment } from "./persisted.ts";
+import { DirectorySync } from "./directory-sync.ts";
+import { roomOfSessionId } from "../session-id.ts";
 
 /** The worker names the room in this header: an object id alone does not say which room it is. */
 export const ROOM_NAME_HEADER = "x-room-name";
@@ -52,10 +54,13 @@ export class RoomObject extends DurableObject<Env> {
   #clientChain: Promise<void> = Promise.resolve();
   /** Each client socket's request budget; in memory only (a hibernated object starts them full again). */
   readonly #limiters = new WeakMap<WebSocket, SocketLimiter>();
+  readonly #directory: DirectorySync;
+  /** An emptied room waits for the nonces of its bridge tokens to expire before deleting its storage (ms). */
+  #purgeAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.#store = new RoomStore(ctx.storage.sql);
+    this.#store = new RoomStore(ctx.storage.sql, this.#instance);
     this.#nonces = new NonceLedger(ctx.storage.sql);
     this.#media = new RoomMediaLink(
       {
@@ -74,9 +79,25 @@ export class RoomObject extends DurableObject<Env> {
       },
       settingsOf(env).mediaTimeoutMs,
     );
+    this.#directory = new DirectorySync({
+      wanted: () => (this.#state?.participants.size ?? 0) > 0,
+      listed: () => this.#store.listed(),
+      setListed: (listed) => this.#store.setListed(listed),
+      call: (listed) => {
+        const directory = this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("directory"));
+        const room = this.#state?.room ?? "";
+        return listed ? directory.add(room) : directory.remove(room);
+      },
+      settled: (listed) => {
+        if (!listed) this.#purgeIfEmpty();
+      },
+      retryAt: () => this.#setAlarm(this.#coreDeadline()),
+      waitUntil: (promise) => this.ctx.waitUntil(promise),
+      log: (fields) => console.log(JSON.stringify({ room: this.#state?.room, ...fields })),
+    });
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE));
-    this.#store.claimInstance(this.#instance);
-    const room = this.#store.roomName();
+    // An object with sockets but no stored room (nobody has joined yet) finds its name in their session ids.
+    const room = this.#store.roomName() ?? this.#roomOfSockets(ctx.getWebSockets("client"));
     if (room !== null) this.#state = this.#store.load(room);
     for (const ws of ctx.getWebSockets()) {
       const att = readSocketAttachment(ws);
@@ -84,7 +105,25 @@ export class RoomObject extends DurableObject<Env> {
       if (att.role === "bridge") this.#media.adopt(ws);
       else if (!att.superseded) this.#sockets.set(att.session, ws);
     }
+    this.#orphanedSeatsDisconnected();
     if ((this.#state?.pending.size ?? 0) > 0) void ctx.blockConcurrencyWhile(async () => this.#resumePending());
+  }
+
+  /**
+   * After a restart (a deploy, an eviction, a crash) every socket of the old
+   * instance is gone without a close event ever reaching us: a seat whose
+   * socket is not among `getWebSockets()` would otherwise stay connected
+   * forever. It enters the reconnection window as if its socket had closed
+   * (a wake from hibernation keeps the sockets, so it changes nothing then).
+   */
+  #orphanedSeatsDisconnected(): void {
+    const state = this.#state;
+    if (!state) return;
+    for (const p of state.participants.values()) {
+      if (p.disconnectedAt === null && !this.#sockets.has(p.session)) {
+        this.#run({ type: "socketClosed", session: p.session });
+      }
+    }
   }
 
   /**
@@ -98,6 +137,48 @@ export class RoomObject extends DurableObject<Env> {
     if (state && state.pending.size > 0) {
       this.#setAlarm(nextDeadline(state, settingsOf(this.env).room.reconnectWindowMs));
     }
+  }
+
+  #roomOfSockets(sockets: WebSocket[]): string | null {
+    for (const ws of sockets) {
+      const att = readSocketAttachment(ws);
+      const room = att?.role === "client" ? roomOfSessionId(att.session) : null;
+      if (room !== null) return room;
+    }
+    return null;
+  }
+
+  /** The core's next deadline (seat expiries, media requests), for an alarm set outside a step. */
+  #coreDeadline(): number | null {
+    return this.#state ? nextDeadline(this.#state, settingsOf(this.env).room.reconnectWindowMs) : null;
+  }
+
+  /**
+   * The room is empty and the directory no longer lists it: its storage goes, so a room
+   * that is not in use costs nothing. Nonces of bridge tokens are kept until those tokens
+   * expire (a replayed token must still be refused), then the alarm comes back here.
+   */
+  #purgeIfEmpty(): void {
+    const state = this.#state;
+    if (!state || state.participants.size > 0 || state.pending.size > 0 || !this.#store.stored) return;
+    const guardedUntil = this.#nonces.guardedUntil();
+    if (guardedUntil !== null) {
+      this.#purgeAt = guardedUntil;
+      this.#setAlarm(this.#coreDeadline());
+      return;
+    }
+    this.#purgeAt = null;
+    void this.ctx.blockConcurrencyWhile(async () => {
+      const now = this.#state;
+      if (!now || now.participants.size > 0 || now.pending.size > 0) return;
+      this.#store.forget();
+      this.#nonces.forget();
+      await this.ctx.storage.deleteAlarm();
+      await this.ctx.storage.deleteAll();
+      this.#state = { ...now, seq: 0 };
+      // Sockets still waiting to join keep their idle deadline.
+      this.#setAlarm(null);
+    });
   }
 
   /** Whether this instance is the room's live one (a newer instance claims the room when it starts). */
@@ -161,9 +242,10 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   /** Client sockets that have not joined (nor resumed a session), each with the time it was accepted. */
-  #unjoinedSockets(): Array<{ ws: WebSocket; session: string; openedAt: number }> {
+  #unjoinedSockets(closing?: WebSocket): Array<{ ws: WebSocket; session: string; openedAt: number }> {
     const out: Array<{ ws: WebSocket; session: string; openedAt: number }> = [];
     for (const ws of this.ctx.getWebSockets("client")) {
+      if (ws === closing) continue;
       const att = readSocketAttachment(ws);
       if (att?.role !== "client" || att.superseded) continue;
       if (this.#state?.participants.has(att.session)) continue;
@@ -173,10 +255,10 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   /** Closes the sockets that did not join within IDLE_SOCKET_SECONDS; the earliest deadline of the others. */
-  #closeIdleSockets(now: number): number | null {
+  #closeIdleSockets(now: number, closing?: WebSocket): number | null {
     const idleMs = settingsOf(this.env).idleSocketMs;
     let next: number | null = null;
-    for (const { ws, session, openedAt } of this.#unjoinedSockets()) {
+    for (const { ws, session, openedAt } of this.#unjoinedSockets(closing)) {
       const deadline = openedAt + idleMs;
       if (deadline <= now) {
         writeSocketAttachment(ws, { role: "client", session, superseded: true });
@@ -188,9 +270,12 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   /** The alarm serves two clocks: the core's seat expiries and the idle deadline of unjoined sockets. */
-  #setAlarm(coreAt: number | null): void {
-    const idleAt = this.#closeIdleSockets(Date.now());
-    const at = coreAt === null ? idleAt : idleAt === null ? coreAt : Math.min(coreAt, idleAt);
+  #setAlarm(coreAt: number | null, closing?: WebSocket): void {
+    const idleAt = this.#closeIdleSockets(Date.now(), closing);
+    let at: number | null = null;
+    for (const t of [coreAt, idleAt, this.#directory.retryAt, this.#purgeAt]) {
+      if (t !== null && (at === null || t < at)) at = t;
+    }
     if (at === null) void this.ctx.storage.deleteAlarm();
     // An overdue deadline (0 for rows written before deadlines existed) fires at once; setAlarm refuses times <= 0.
     else void this.ctx.storage.setAlarm(Math.max(at, Date.now() + 1));
@@ -288,12 +373,26 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.#socketGone(ws);
     closeQuietly(ws, code, reason);
+    return this.#afterFramesOf(ws);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    this.#socketGone(ws);
+    return this.#afterFramesOf(ws);
+  }
+
+  /**
+   * A socket's close is handled after its frames: with join tokens, frames may still wait on the
+   * chain (a token being checked), and a joinRoom that completes after the close would seat a
+   * user whose socket is already gone.
+   */
+  #afterFramesOf(ws: WebSocket): Promise<void> {
+    if (settingsOf(this.env).joinTokenSecret === null) {
+      this.#socketGone(ws);
+      return Promise.resolve();
+    }
+    this.#clientChain = this.#clientChain.then(() => this.#socketGone(ws));
+    return this.#clientChain;
   }
 
   override async alarm(): Promise<void> {
@@ -308,6 +407,9 @@ export class RoomObject extends DurableObject<Env> {
       if (error) this.#run({ type: "mediaGiveUp", ref, error });
     }
     this.#run({ type: "tick" });
+    // A directory call that failed is retried, and an emptied room deletes its storage, from here too:
+    // after an eviction the alarm is all that is left of them.
+    if (this.#store.stored) this.#directory.sync();
   }
 
   #socketGone(ws: WebSocket): void {
@@ -316,12 +418,14 @@ export class RoomObject extends DurableObject<Env> {
     if (att.role === "bridge") return this.#media.gone(ws);
     if (att.superseded) return;
     if (this.#sockets.get(att.session) === ws) this.#sockets.delete(att.session);
-    this.#run({ type: "socketClosed", session: att.session });
+    if (this.#state?.participants.has(att.session)) return this.#run({ type: "socketClosed", session: att.session });
+    // A socket that never joined: its idle deadline no longer needs the alarm (a stray one leaves nothing stored).
+    this.#setAlarm(this.#coreDeadline(), ws);
   }
 
+  /** The room's name, known from the first request; stored only with the first change of the room. */
   #bindRoom(room: string): void {
     if (this.#state) return;
-    this.#store.setRoomName(room);
     this.#state = this.#store.load(room);
   }
 
@@ -384,12 +488,10 @@ export class RoomObject extends DurableObject<Env> {
       case "alarm":
         this.#setAlarm(effect.at);
         return;
-      case "directory": {
-        const directory = this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("directory"));
-        const room = this.#state?.room ?? "";
-        this.ctx.waitUntil(effect.open ? directory.add(room) : directory.remove(room));
+      case "directory":
+        // Reconciled from the room's state, not the effect: the latest state is what the directory should show.
+        this.#directory.sync();
         return;
-      }
     }
   }
 

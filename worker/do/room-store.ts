@@ -9,34 +9,79 @@ import { readParticipantRow, readPendingRow, writeRow } from "./persisted.ts";
 
 export class RoomStore {
   readonly #sql: SqlStorage;
+  /** This object instance's id: the newest instance to write claims the room (see `instance`). */
+  readonly #instance: string;
+  /**
+   * Whether the tables exist. A room object that never had anyone in it (a
+   * stray upgrade, `/close` for an unknown room) creates none: it stores nothing.
+   */
+  #created: boolean;
 
-  constructor(sql: SqlStorage) {
+  constructor(sql: SqlStorage, instance: string) {
     this.#sql = sql;
-    sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS participants (session TEXT PRIMARY KEY, data TEXT NOT NULL)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS pending (ref TEXT PRIMARY KEY, data TEXT NOT NULL)`);
+    this.#instance = instance;
+    this.#created = sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).toArray().length > 0;
+    if (this.#created) this.#claimInstance();
+  }
+
+  /** Whether anything is stored. */
+  get stored(): boolean {
+    return this.#created;
+  }
+
+  /** Creates the tables on the first write, with the room's name and this instance's claim. */
+  #create(room: string): void {
+    if (this.#created) return;
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS participants (session TEXT PRIMARY KEY, data TEXT NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS pending (ref TEXT PRIMARY KEY, data TEXT NOT NULL)`);
+    this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('room', ?)`, room);
+    this.#created = true;
+    this.#claimInstance();
+  }
+
+  /** Records this instance as the object's live one (the newest one to start or write). */
+  #claimInstance(): void {
+    this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('instance', ?)`, this.#instance);
+  }
+
+  /**
+   * The storage was deleted (ctx.storage.deleteAll): the next write creates the tables again.
+   * Until then no instance holds the claim, which only matters to an object with media in flight,
+   * and an emptied room has none.
+   */
+  forget(): void {
+    this.#created = false;
+  }
+
+  #meta(key: string): string | null {
+    if (!this.#created) return null;
+    const row = this.#sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
+    return row ? row.value : null;
   }
 
   roomName(): string | null {
-    const row = this.#sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'room'`).toArray()[0];
-    return row ? row.value : null;
+    return this.#meta("room");
   }
 
-  /** Records `id` as the object's live instance (the newest one to start). */
-  claimInstance(id: string): void {
-    this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('instance', ?)`, id);
+  /** Whether the RoomDirectory is known to list the room. */
+  listed(): boolean {
+    return this.#meta("listed") === "1";
   }
 
+  setListed(listed: boolean): void {
+    if (!this.#created) return;
+    if (listed) this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('listed', '1')`);
+    else this.#sql.exec(`DELETE FROM meta WHERE key = 'listed'`);
+  }
+
+  /** The id of the room's live instance (null while nothing is stored). */
   instance(): string | null {
-    const row = this.#sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'instance'`).toArray()[0];
-    return row ? row.value : null;
-  }
-
-  setRoomName(room: string): void {
-    this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('room', ?)`, room);
+    return this.#meta("instance");
   }
 
   load(room: string): RoomState {
+    if (!this.#created) return emptyRoom(room);
     const seqRow = this.#sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'seq'`).toArray()[0];
     const participants = new Map<string, Participant>();
     for (const row of this.#sql.exec<{ session: string; data: string }>(`SELECT session, data FROM participants`)) {
@@ -53,6 +98,7 @@ export class RoomStore {
 
   save(before: RoomState, after: RoomState): void {
     if (before === after) return;
+    this.#create(after.room);
     if (before.seq !== after.seq) {
       this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)`, String(after.seq));
     }
