@@ -1,5 +1,5 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 import { isolatedWranglerConfig } from "./scripts/wrangler-dev.ts";
 
 // One config, four kinds of test (README "Tests"):
@@ -8,6 +8,20 @@ import { isolatedWranglerConfig } from "./scripts/wrangler-dev.ts";
 // - integration: Node processes talking to real servers over 127.0.0.1
 //   (wrangler dev, the bridge, the embedded media server);
 // - e2e: real Chromium against the whole stack.
+// The media tests run twice, once per media back end: `integration` and `e2e`
+// against the embedded media server, `integration-kms` and `e2e-kms` against
+// a real Kurento Media Server started from KMS_HOME (scripts/kms.ts; the
+// project sets MEDIA_BACKEND, which startSystem reads). Files named
+// `*-kms.test.ts` test what only KMS has (the hat filter, KMS faults) and run
+// in the KMS projects only; a test that differs by back end says which in its
+// name. Without KMS_HOME the KMS projects fail, loudly: never skipped.
+
+/** Media tests that run against both back ends. */
+const MEDIA_INTEGRATION = ["test/integration/media-system.test.ts"];
+const MEDIA_E2E = ["test/e2e/media.test.ts", "test/e2e/loopback.test.ts"];
+const KMS_ONLY = "**/*-kms.test.ts";
+const KMS_ENV = { MEDIA_BACKEND: "kms" };
+
 export default defineConfig({
   test: {
     // Two cores: integration and browser files start real servers and
@@ -54,6 +68,7 @@ export default defineConfig({
             "test/bridge/**/*.test.ts",
             "test/web/**/*.test.ts",
           ],
+          exclude: [...configDefaults.exclude, KMS_ONLY],
           environment: "node",
           // Real servers start in these tests; run files one at a time so two
           // cores are not oversubscribed and ports do not collide.
@@ -64,10 +79,33 @@ export default defineConfig({
       },
       {
         test: {
+          name: "integration-kms",
+          include: [...MEDIA_INTEGRATION, "test/integration/**/*-kms.test.ts"],
+          env: KMS_ENV,
+          environment: "node",
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, KMS_ONLY],
           environment: "node",
           // Real Chromium pages against the whole stack: one file at a time.
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e-kms",
+          include: [...MEDIA_E2E, "test/e2e/**/*-kms.test.ts"],
+          env: KMS_ENV,
+          environment: "node",
           fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 180_000,

@@ -77,12 +77,20 @@ export async function applyFilter(
   }
 }
 
-/** Connects the new links first, then cuts the old one: subscribers never see a gap. */
+/**
+ * Feeds the filter first, then makes it the PassThrough's source: subscribers
+ * never see a gap. There is no `disconnect` of the old link: in Kurento a
+ * sink has one source per media type and a new `connect` replaces it (the
+ * embedded media server does the same), so the PassThrough's old link is
+ * already gone, and KMS 7.2 given `previous.disconnect(passThrough)` then
+ * unlinks the PassThrough's new source instead ("Padname …filterelement…
+ * does not belong to element …webrtcendpoint… when removing"): no hat, and
+ * no video behind it.
+ */
 async function insertBeforePassThrough(publisher: Publisher, element: MediaElement): Promise<void> {
   const previous = publisher.filters.at(-1)?.element ?? publisher.endpoint;
   await previous.connect(element);
   await element.connect(publisher.passThrough);
-  await previous.disconnect(publisher.passThrough);
 }
 
 export async function removeFilter(
@@ -97,6 +105,7 @@ export async function removeFilter(
   const entry = publisher.filters[index]!;
   const previous = index === 0 ? publisher.endpoint : publisher.filters[index - 1]!.element;
   const next = publisher.filters[index + 1]?.element ?? publisher.passThrough;
+  // Replaces the filter as `next`'s source (one source per media type); releasing the filter cuts its feed.
   await previous.connect(next);
   publisher.filters.splice(index, 1);
   await entry.element.release();

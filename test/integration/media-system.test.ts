@@ -1,18 +1,23 @@
 /**
  * The whole system as `npm start` runs it: worker (wrangler dev) + media
- * bridge (real kurento-client) + embedded media server. Clients are `ws`
- * sockets speaking the Room protocol with werift peers standing in for
- * browsers (127.0.0.1 only): real SDP offers and answers, trickle ICE both
- * ways, RTP from a publisher reaching a subscriber, and every media object
- * released afterwards.
+ * bridge (real kurento-client) + a media server: the embedded one (project
+ * `integration`) or a real KMS (project `integration-kms`, MEDIA_BACKEND=kms).
+ * Clients are `ws` sockets speaking the Room protocol with werift peers
+ * standing in for browsers (127.0.0.1 only): real SDP offers and answers,
+ * trickle ICE both ways, RTP from a publisher reaching a subscriber, and
+ * every media object released afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSystem, waitForBridges, type System } from "../../scripts/system.ts";
+import { mediaBackendFromEnv, startSystem, waitForBridges, type System } from "../../scripts/system.ts";
 import { loadConfig, startBridge, type BridgeHandle } from "../../bridge/main.ts";
 import { RoomCode } from "../../protocol/errors.ts";
 import { RoomTestClient } from "../helpers/room-client.ts";
 import { startSyntheticMedia } from "../bridge/helpers/peers.ts";
-import { publish, subscribe, until } from "./media-peers.ts";
+import { type MediaLeg, publish, subscribe } from "./media-peers.ts";
+import { startVp8Media, vp8Frames } from "./vp8-media.ts";
+
+const BACKEND = mediaBackendFromEnv();
+const SERVER = BACKEND === "kms" ? "a real KMS" : "the embedded media server";
 
 const ADMIN_TOKEN = "media-admin-token";
 let system: System;
@@ -39,11 +44,53 @@ async function join(room: string, user: string): Promise<RoomTestClient> {
   return client;
 }
 
-function mediaObjects(): number {
-  return system.mediaServer?.stats().objects ?? -1;
+/** Waits (bounded) until the media server holds `count` objects, or more than zero with `"some"`. */
+async function mediaObjectsReach(count: number | "some", what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let last = -1;
+  for (;;) {
+    last = await system.mediaObjects();
+    if (count === "some" ? last > 0 : last === count) return;
+    if (Date.now() > deadline) throw new Error(`timed out after 30000 ms waiting for ${what} (holds ${last} objects)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
-describe("media through worker, bridge and media server", () => {
+async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Video from `from` reaches `to`. The embedded media server forwards RTP as
+ * is, so marked packets prove these very packets arrived; a KMS parses VP8,
+ * so there the publisher sends a real VP8 clip and any video packet counts.
+ */
+async function videoFlows(from: MediaLeg, to: MediaLeg, packets: number, what: string): Promise<void> {
+  if (BACKEND === "kms") {
+    const received = to.peer.videoPackets(Buffer.alloc(0));
+    const media = startVp8Media(from.peer.video, vp8Frames());
+    try {
+      await until(() => received() > packets, 30_000, what);
+    } finally {
+      media.stop();
+    }
+    return;
+  }
+  const marker = Buffer.from(what);
+  const received = to.peer.videoPackets(marker);
+  const media = startSyntheticMedia(from.peer.video, marker, 50, 3000);
+  try {
+    await until(() => received() > packets, 30_000, what);
+  } finally {
+    media.stop();
+  }
+}
+
+describe(`media through worker, bridge and ${SERVER}`, () => {
   it("publish and subscribe with real SDP and trickle ICE; RTP flows; leaving releases every media object", async () => {
     const alice = await join("media-1", "alice");
     const bob = await join("media-1", "bob");
@@ -51,15 +98,8 @@ describe("media through worker, bridge and media server", () => {
     expect(await bob.next("participantPublished")).toEqual({ id: "alice", streams: [{ id: "webcam" }] });
     const subscribed = await subscribe(bob, "alice");
 
-    const marker = Buffer.from("ROOM-E2E");
-    const received = subscribed.peer.videoPackets(marker);
-    const media = startSyntheticMedia(published.peer.video, marker, 50, 3000);
-    try {
-      await until(() => received() > 20, 30_000, "RTP from alice at bob");
-    } finally {
-      media.stop();
-    }
-    expect(mediaObjects()).toBeGreaterThan(0);
+    await videoFlows(published, subscribed, 20, "RTP from alice at bob");
+    await mediaObjectsReach("some", "the media server to hold the room's objects");
     // Trickle ICE both ways: the server accepted every candidate the peers
     // sent, and its own candidates reached both peers.
     for (const leg of [published, subscribed]) {
@@ -74,10 +114,19 @@ describe("media through worker, bridge and media server", () => {
     await bob.request("leaveRoom");
     await published.peer.close();
     await subscribed.peer.close();
-    await until(() => mediaObjects() === 0, 30_000, "the media server to hold no objects");
+    await mediaObjectsReach(0, "the media server to hold no objects");
   });
 
-  it("the hat filter answers with the media server's refusal, clearly", async () => {
+  if (BACKEND === "embedded") {
+    it(
+      "the hat filter (embedded media server: it has no filters) answers with the media server's refusal, clearly",
+      hatRefused,
+    );
+  } else {
+    it("the hat filter (KMS: FaceOverlayFilter) goes on and comes off while the video keeps flowing", hatOnKms);
+  }
+
+  async function hatRefused(): Promise<void> {
     const alice = await join("media-hat", "alice");
     const published = await publish(alice, "alice");
     const error = await alice.requestError("customRequest", { hat: true });
@@ -91,8 +140,31 @@ describe("media through worker, bridge and media server", () => {
     published.stopCandidates();
     await alice.request("leaveRoom");
     await published.peer.close();
-    await until(() => mediaObjects() === 0, 30_000, "the media server to hold no objects");
-  });
+    await mediaObjectsReach(0, "the media server to hold no objects");
+  }
+
+  async function hatOnKms(): Promise<void> {
+    const alice = await join("media-hat-kms", "alice");
+    const bob = await join("media-hat-kms", "bob");
+    const published = await publish(alice, "alice");
+    await bob.next("participantPublished");
+    const subscribed = await subscribe(bob, "alice");
+    await videoFlows(published, subscribed, 10, "video before the hat");
+    await mediaObjectsReach("some", "the room's objects");
+    const before = await system.mediaObjects();
+    expect(await alice.request("customRequest", { hat: true })).toStrictEqual({ sessionId: expect.any(String) });
+    // One more object (the FaceOverlayFilter), and the subscriber still receives video through it.
+    expect(await system.mediaObjects()).toBe(before + 1);
+    await videoFlows(published, subscribed, 10, "video through the hat filter");
+    expect((await alice.requestError("customRequest", { hat: true })).message).toMatch(/hat/i);
+    expect(await alice.request("customRequest", { hat: false })).toStrictEqual({ sessionId: expect.any(String) });
+    expect(await system.mediaObjects()).toBe(before);
+    await videoFlows(published, subscribed, 10, "video after the hat came off");
+    for (const leg of [published, subscribed]) leg.stopCandidates();
+    for (const client of [alice, bob]) await client.request("leaveRoom");
+    for (const leg of [published, subscribed]) await leg.peer.close();
+    await mediaObjectsReach(0, "the media server to hold no objects");
+  }
 
   it("/close evicts everyone and releases the room's media", async () => {
     const alice = await join("media-close", "alice");
@@ -100,7 +172,7 @@ describe("media through worker, bridge and media server", () => {
     const published = await publish(alice, "alice");
     await bob.next("participantPublished");
     const subscribed = await subscribe(bob, "alice");
-    expect(mediaObjects()).toBeGreaterThan(0);
+    await mediaObjectsReach("some", "the room's objects");
     const response = await fetch(`${system.url}/close?room=media-close`, {
       headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
     });
@@ -114,7 +186,7 @@ describe("media through worker, bridge and media server", () => {
     subscribed.stopCandidates();
     await published.peer.close();
     await subscribed.peer.close();
-    await until(() => mediaObjects() === 0, 30_000, "the media server to hold no objects");
+    await mediaObjectsReach(0, "the media server to hold no objects");
   });
 
   it("a bridge restart loses no room: the publisher is told, publishes again, and is seen again", async () => {
@@ -132,7 +204,7 @@ describe("media through worker, bridge and media server", () => {
         WORKER_URL: system.url,
         BRIDGE_SECRET: system.bridgeSecret,
         BRIDGE_ID: "replacement-bridge",
-        KMS_URIS: system.mediaServer?.url ?? "",
+        KMS_URIS: system.mediaUrl,
         BRIDGE_HTTP_PORT: "0",
         LOG_LEVEL: "error",
       }),
@@ -159,20 +231,13 @@ describe("media through worker, bridge and media server", () => {
       const live = await publish(alice, "alice");
       expect(await bob.next("participantPublished")).toEqual({ id: "alice", streams: [{ id: "webcam" }] });
       const sub = await subscribe(bob, "alice");
-      const marker = Buffer.from("AFTER-RESTART");
-      const received = sub.peer.videoPackets(marker);
-      const media = startSyntheticMedia(live.peer.video, marker, 50, 3000);
-      try {
-        await until(() => received() > 10, 30_000, "RTP after the bridge restart");
-      } finally {
-        media.stop();
-      }
+      await videoFlows(live, sub, 10, "RTP after the bridge restart");
       for (const c of [alice, bob, carol]) await c.request("leaveRoom");
       for (const p of [live, sub]) {
         p.stopCandidates();
         await p.peer.close();
       }
-      await until(() => mediaObjects() === 0, 30_000, "the media server to hold no objects");
+      await mediaObjectsReach(0, "the media server to hold no objects");
     } finally {
       await replacement.stop();
     }
