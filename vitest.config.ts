@@ -12,14 +12,14 @@ import { isolatedWranglerConfig } from "./scripts/wrangler-dev.ts";
 // against the embedded media server, `integration-kms` and `e2e-kms` against
 // a real Kurento Media Server started from KMS_HOME (scripts/kms.ts; the
 // project sets MEDIA_BACKEND, which startSystem reads). Files named
-// `*-kms.test.ts` test what only KMS has (the hat filter, KMS faults) and run
+// `*.kms.test.ts` test what only KMS has (the hat filter, KMS faults) and run
 // in the KMS projects only; a test that differs by back end says which in its
 // name. Without KMS_HOME the KMS projects fail, loudly: never skipped.
 
 /** Media tests that run against both back ends. */
 const MEDIA_INTEGRATION = ["test/integration/media-system.test.ts"];
 const MEDIA_E2E = ["test/e2e/media.test.ts", "test/e2e/loopback.test.ts"];
-const KMS_ONLY = "**/*-kms.test.ts";
+const KMS_ONLY = "**/*.kms.test.ts";
 const KMS_ENV = { MEDIA_BACKEND: "kms" };
 
 export default defineConfig({
@@ -80,7 +80,7 @@ export default defineConfig({
       {
         test: {
           name: "integration-kms",
-          include: [...MEDIA_INTEGRATION, "test/integration/**/*-kms.test.ts"],
+          include: [...MEDIA_INTEGRATION, "test/integration/**/*.kms.test.ts"],
           env: KMS_ENV,
           environment: "node",
           fileParallelism: false,
@@ -103,7 +103,7 @@ export default defineConfig({
       {
         test: {
           name: "e2e-kms",
-          include: [...MEDIA_E2E, "test/e2e/**/*-kms.test.ts"],
+          include: [...MEDIA_E2E, "test/e2e/**/*.kms.test.ts"],
           env: KMS_ENV,
           environment: "node",
           fileParallelism: false,
