@@ -20,6 +20,8 @@ export interface CloseInfo {
   readonly reason: string;
   /** The socket had been open (the close ended a connection, not an attempt). */
   readonly wasOpen: boolean;
+  /** The HTTP status with which the worker refused the upgrade, if it did. */
+  readonly refusedStatus: number | null;
 }
 
 export interface ReconnectingSocketOptions {
@@ -34,7 +36,7 @@ export interface ReconnectingSocketOptions {
   readonly log: Logger;
   readonly onOpen: () => void;
   readonly onMessage: (text: string) => void;
-  /** After every close or failed attempt; return false to stop reconnecting. */
+  /** After every close or failed attempt of the current socket; return false to stop reconnecting. */
   readonly onClose: (info: CloseInfo) => boolean;
 }
 
@@ -193,8 +195,10 @@ export class ReconnectingSocket {
           error,
         });
       }
-      const again = this.options.onClose({ code, reason, wasOpen });
-      if (current()) this.apply({ type: "closed", at: Date.now(), reconnect: again });
+      // A socket left behind by stop() is nobody's concern any more; only the current one decides.
+      if (!current()) return;
+      const again = this.options.onClose({ code, reason, wasOpen, refusedStatus: refused?.status ?? null });
+      this.apply({ type: "closed", at: Date.now(), reconnect: again });
     });
   }
 
@@ -210,9 +214,11 @@ export class ReconnectingSocket {
     const fields = { link: this.options.name, url: this.options.url, status: refused.status, detail };
     if (refused.status === 401) {
       this.options.log.error(
-        "the worker refused the bridge token (401): check that BRIDGE_SECRET is the same for the worker and the bridge, and that both clocks are right",
+        "the worker refused the bridge token (401): check the bridge's credential (BRIDGE_SECRET equal to the worker's, or BRIDGE_KEY made for this BRIDGE_ID from the worker's BRIDGE_SECRET with `npm run bridge:key`) and that both clocks are right",
         fields,
       );
+    } else if (refused.status === 409) {
+      this.options.log.warn("the worker gave this room to another media bridge (409)", fields);
     } else if (refused.status === 503) {
       this.options.log.error("the worker does not accept bridges (503): is BRIDGE_SECRET set on the worker?", fields);
     } else {

@@ -6,8 +6,10 @@
  * crash.
  *
  * Closing: a close with code 1000 from the room means "this room no longer
- * needs the bridge" (its media is released and the room forgotten); any other
- * close, or a failed attempt, reconnects with backoff and a fresh token.
+ * needs the bridge" (its media is released and the room forgotten); 4002, or
+ * an upgrade refused with 409, means another bridge serves the room now (the
+ * same: released, forgotten, never dialled again); any other close, or a
+ * failed attempt, reconnects with backoff and a fresh token.
  */
 import { mediaCommandParams, type MediaEvent, type MediaOp } from "../protocol/bridge.ts";
 import { JsonRpcCode, rpcError } from "../protocol/errors.ts";
@@ -79,10 +81,18 @@ export class RoomLink {
         this.flush();
       },
       onMessage: (text) => this.peer.receive(text),
-      onClose: ({ code, wasOpen }) => {
+      onClose: ({ code, wasOpen, refusedStatus }) => {
         this.peer.closed(`room link closed (${code})`);
         if (wasOpen && code === CloseCode.NORMAL) {
           log.info("the room detached the bridge");
+          this.detached = true;
+          this.options.onDetached(this.room);
+          return false;
+        }
+        // The pool gave the room to another bridge (this one's links dropped meanwhile): dialling
+        // again would take it back and start a tug of war. Its media here is released instead.
+        if ((wasOpen && code === CloseCode.BRIDGE_REPLACED) || refusedStatus === 409) {
+          log.warn("another media bridge serves this room now; releasing its media here", { code, refusedStatus });
           this.detached = true;
           this.options.onDetached(this.room);
           return false;

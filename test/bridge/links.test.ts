@@ -251,7 +251,7 @@ describe("the bridge's links to the worker", () => {
     const complaints = stack.logs().filter((line) => line.level === "error" && line.status === 401);
     expect(complaints).toHaveLength(2);
     for (const complaint of complaints) {
-      expect(complaint.msg).toMatch(/refused the bridge token \(401\).*BRIDGE_SECRET/);
+      expect(complaint.msg).toMatch(/refused the bridge token \(401\).*BRIDGE_SECRET.*BRIDGE_KEY/);
       expect(complaint).toMatchObject({ link: "control", detail: "refused by the test" });
     }
   });
@@ -282,12 +282,42 @@ describe("the bridge's links to the worker", () => {
     // reconnections take longer than the first one "leaving" would have made,
     // so had the bridge dialled "leaving" again, that link would be here now.
     for (let round = 1; round <= 2; round++) {
-      staying.close(CloseCode.BRIDGE_REPLACED, "a test drops the link");
+      staying.close(CloseCode.LINK_DROPPED, "a test drops the link");
       staying = await worker.roomLink("staying", WAIT_MS, round);
     }
     expect(worker.roomLinks("leaving")).toHaveLength(1);
     expect(worker.refusals).toEqual([]);
     expect(bridge.stats().rooms.map((entry) => entry.room)).toEqual(["staying"]);
+  });
+
+  it("gives a room up to another bridge: closed with 4002 or refused with 409, it releases the room's media and never dials it again", async () => {
+    const stack = await startStack();
+    const { worker, bridge } = stack;
+    const media = stack.media!;
+    const control = await worker.registeredControl(WAIT_MS);
+    await control.request("attach", { room: "replaced", user: "gina" });
+    await control.request("attach", { room: "refused", user: "hugo" });
+    const replaced = await worker.roomLink("replaced", WAIT_MS);
+    const refused = await worker.roomLink("refused", WAIT_MS);
+    await publish(stack, replaced, "gina");
+    await publish(stack, refused, "hugo");
+    expect(media.stats().objects).toBe(6);
+
+    // "replaced": the room closes the link because another bridge's link took its place.
+    replaced.close(CloseCode.BRIDGE_REPLACED, "replaced by a new bridge connection");
+    // "refused": the link drops, and the room refuses every new dial: the pool gave it to another bridge.
+    worker.servedElsewhere.add("refused");
+    refused.close(CloseCode.LINK_DROPPED, "a test drops the link");
+    await waitUntil(() => bridge.stats().rooms.length === 0, WAIT_MS, "both rooms forgotten");
+    await waitUntil(() => media.stats().objects === 0, WAIT_MS, "their media released");
+    expect(worker.refusals.map((r) => [r.path, r.status])).toEqual([["/bridge/rooms/refused", 409]]);
+    const warnings = stack
+      .logs()
+      .filter((line) => line.msg === "another media bridge serves this room now; releasing its media here");
+    expect(warnings.map((line) => line.room).sort()).toEqual(["refused", "replaced"]);
+    // Neither is dialled again: one link each, ever (the refused dial never became a link).
+    expect(worker.roomLinks("replaced")).toHaveLength(1);
+    expect(worker.roomLinks("refused")).toHaveLength(1);
   });
 
   it("starts with its KMS down without crashing, reports it, and uses the KMS once it is up", async () => {

@@ -21,6 +21,7 @@ import {
   register,
   SLACK_MS,
   storedPending,
+  until,
   waitForBridgeCount,
 } from "./fake-bridge.ts";
 import type { Client } from "./ws-client.ts";
@@ -118,6 +119,97 @@ describe("BridgePool selection with two bridges", () => {
       const link = await answerAttach(controls[1] as Client, frame, ids[1] as string);
       link.reply((await link.incoming("publish")).id, { sdpAnswer: "v=0 ok" });
       expect((await retry).result).toMatchObject({ sdpAnswer: "v=0 ok" });
+    },
+  );
+});
+
+/** Opens `/bridge/rooms/<room>` as `bridgeId` and returns the raw upgrade response (refusals included). */
+async function dialRoom(room: string, bridgeId: string): Promise<Response> {
+  return SELF.fetch(`https://example.com/bridge/rooms/${room}`, {
+    headers: { Upgrade: "websocket", Authorization: `Bearer ${await bridgeToken(roomAudience(room), bridgeId)}` },
+  });
+}
+
+describe("two bridges never take a room from each other", () => {
+  it(
+    "a room moved to another bridge while the first one's links were down refuses the first one (409), however often it redials",
+    TEST,
+    async () => {
+      const ids = ["flap-a", "flap-b"];
+      const a = await connectBridge("flap-a");
+      await waitForBridgeCount(1);
+      // alice publishes: the room goes to A, the only bridge.
+      const { client: alice } = await join("flap-room", "alice");
+      const first = alice.request("publishVideo", { sdpOffer: "v=0 first", doLoopback: false });
+      const attachA = await nextAttach([a], "flap-room");
+      const linkA = await answerAttach(a, attachA.frame, "flap-a");
+      linkA.reply((await linkA.incoming("publish")).id, { sdpAnswer: "v=0 from A" });
+      expect((await first).result).toMatchObject({ sdpAnswer: "v=0 from A" });
+
+      // A flaps: its control link and its room link drop. B is there; the room needs media again.
+      a.ws.close(4000, "flap");
+      linkA.ws.close(4000, "flap");
+      const b = await connectBridge("flap-b");
+      await waitForBridgeCount(1);
+      const { client: bob } = await join("flap-room", "bob");
+      const second = bob.request("publishVideo", { sdpOffer: "v=0 second", doLoopback: false });
+      const attachB = await nextAttach([b], "flap-room");
+      const linkB = await answerAttach(b, attachB.frame, ids[1] as string);
+      linkB.reply((await linkB.incoming("publish")).id, { sdpAnswer: "v=0 from B" });
+      expect((await second).result).toMatchObject({ sdpAnswer: "v=0 from B" });
+
+      // A comes back and re-registers with the room it held: the pool keeps the room with B.
+      const aAgain = await connectBridge("flap-a", { rooms: ["flap-room"] });
+      await waitForBridgeCount(2);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const refused = await dialRoom("flap-room", "flap-a");
+        expect(refused.status).toBe(409);
+        expect(await refused.json()).toEqual({ error: "room 'flap-room' is served by media bridge 'flap-b'" });
+      }
+      // B's link was never replaced, and still carries the room's commands.
+      expect(linkB.closeCode).toBeNull();
+      const sent = await bob.request("onIceCandidate", {
+        endpointName: "bob",
+        candidate: "candidate:1 1 UDP 1 127.0.0.1 9 typ host",
+        sdpMid: "0",
+        sdpMLineIndex: 0,
+      });
+      expect(sent.error).toBeUndefined();
+      const ice = await linkB.incoming("addIceCandidate");
+      expect(ice.params).toMatchObject({ user: "bob", endpoint: "bob" });
+      linkB.reply(ice.id, {});
+      expect(aAgain.frames.filter((f) => f.method === "attach")).toEqual([]);
+    },
+  );
+
+  it(
+    "a bridge whose owner's control link is down takes the room over, and the old owner's link is closed with 4002",
+    TEST,
+    async () => {
+      const a = await connectBridge("over-a");
+      await waitForBridgeCount(1);
+      const { client: alice } = await join("over-room", "alice");
+      const publishing = alice.request("publishVideo", { sdpOffer: "v=0", doLoopback: false });
+      const attach = await nextAttach([a], "over-room");
+      const linkA = await answerAttach(a, attach.frame, "over-a");
+      linkA.reply((await linkA.incoming("publish")).id, { sdpAnswer: "v=0 A" });
+      await publishing;
+      // A's control link is gone; another bridge holding the room dials it: the room moves.
+      a.ws.close(4000, "control gone");
+      await waitForBridgeCount(0);
+      const b = await connectBridge("over-b", { rooms: ["over-room"] });
+      await waitForBridgeCount(1);
+      const taken = await dialRoom("over-room", "over-b");
+      expect(taken.status).toBe(101);
+      taken.webSocket?.accept();
+      await until(() => (linkA.closeCode === null ? undefined : linkA.closeCode), "A's room link to close");
+      expect(linkA.closeCode).toBe(4002);
+      // A, back, is refused: B is connected and owns the room.
+      await connectBridge("over-a");
+      await waitForBridgeCount(2);
+      expect((await dialRoom("over-room", "over-a")).status).toBe(409);
+      taken.webSocket?.close(1000, "done");
+      void b;
     },
   );
 });

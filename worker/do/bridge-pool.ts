@@ -132,8 +132,10 @@ export class BridgePool extends DurableObject<Env> {
       r.rooms.length,
       writeBridgeFilters(r.filters),
     );
+    // A room that was given to another bridge meanwhile stays with it: this bridge's room link
+    // will be refused (409) and it releases the room's media.
     for (const room of r.rooms)
-      this.#sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, bridgeId);
+      this.#sql.exec(`INSERT OR IGNORE INTO assignments (room, bridge) VALUES (?, ?)`, room, bridgeId);
     return { accepted: true } satisfies z.infer<typeof controlResults.register>;
   }
 
@@ -195,6 +197,26 @@ export class BridgePool extends DurableObject<Env> {
         error: rpcError(RoomCode.MEDIA_GENERIC, `media bridge '${chosen.id}' could not attach: ${message}`),
       };
     }
+  }
+
+  /**
+   * A bridge opened the room's link: may it serve the room? Yes if the pool assigned the room to
+   * it, or to nobody (it becomes the owner), or to a bridge whose control link is down (the room
+   * moves to the one that is here). No if the owner is another connected bridge: the room
+   * accepts only the bridge the pool assigned, so two bridges with flapping links can never take
+   * the room from each other in turn.
+   */
+  async claim(room: string, bridgeId: string): Promise<{ ok: true } | { ok: false; owner: string }> {
+    const current = this.#sql
+      .exec<{ bridge: string }>(`SELECT bridge FROM assignments WHERE room = ?`, room)
+      .toArray()[0];
+    if (current && current.bridge !== bridgeId && this.#peers.has(current.bridge)) {
+      return { ok: false, owner: current.bridge };
+    }
+    if (current?.bridge !== bridgeId) {
+      this.#sql.exec(`INSERT OR REPLACE INTO assignments (room, bridge) VALUES (?, ?)`, room, bridgeId);
+    }
+    return { ok: true };
   }
 
   /** The room released its media: forget the assignment. */

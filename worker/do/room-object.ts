@@ -281,11 +281,20 @@ export class RoomObject extends DurableObject<Env> {
     else void this.ctx.storage.setAlarm(Math.max(at, Date.now() + 1));
   }
 
-  /** The worker has verified the bridge's token; the nonce must be new. */
-  #acceptBridge(request: Request): Response {
+  /** The worker has verified the bridge's token; the nonce must be new, and the pool must agree it is this room's bridge. */
+  async #acceptBridge(request: Request): Promise<Response> {
     const claimed = claimBridgeToken(request, this.#nonces);
     if (claimed instanceof Response) return claimed;
     const { bridgeId } = claimed;
+    const room = this.#state?.room ?? "";
+    const verdict = await this.#pool().claim(room, bridgeId);
+    if (!verdict.ok) {
+      const error = `room '${room}' is served by media bridge '${verdict.owner}'`;
+      console.log(
+        JSON.stringify({ msg: "refused a bridge the pool did not assign", room, bridgeId, owner: verdict.owner }),
+      );
+      return Response.json({ error }, { status: 409 });
+    }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, ["bridge"]);

@@ -102,6 +102,8 @@ export interface Refusal {
   readonly reason: string;
 }
 
+const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 409: "Conflict" };
+
 export class FakeWorker {
   readonly secret: string;
   readonly http: Server;
@@ -112,6 +114,8 @@ export class FakeWorker {
   readonly nonces = new Set<string>();
   /** The next N upgrades get 401 whatever their token. */
   refuseNext = 0;
+  /** Room links to these rooms get 409, as a room assigned to another bridge answers. */
+  readonly servedElsewhere = new Set<string>();
   /** Answer to `register` (default: accepted). */
   onRegister: (params: Record<string, unknown>) => unknown = () => ({ accepted: true });
   url = "";
@@ -141,7 +145,7 @@ export class FakeWorker {
     this.refusals.push({ path, status, reason });
     const body = JSON.stringify({ error: reason });
     socket.end(
-      `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Not Found"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Refused"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   }
 
@@ -157,6 +161,9 @@ export class FakeWorker {
     if (this.refuseNext > 0) {
       this.refuseNext -= 1;
       return this.refuse(socket, path, 401, "refused by the test");
+    }
+    if (room !== undefined && this.servedElsewhere.has(room)) {
+      return this.refuse(socket, path, 409, `room '${room}' is served by media bridge 'another-bridge'`);
     }
     const header = request.headers.authorization ?? "";
     const token = header.startsWith("Bearer ") ? header.slice(7) : "";
