@@ -1,7 +1,8 @@
 /**
  * The demo with real media: Chromium's fake camera → the worker → the media
- * bridge → the embedded media server → other Chromium pages. Every remote
- * stream must decode frames (`framesDecoded > 0`).
+ * bridge → the media server → other Chromium pages. Every remote stream must
+ * decode frames (`framesDecoded > 0`). The media server is the embedded one
+ * (project `e2e`) or a real KMS (project `e2e-kms`, MEDIA_BACKEND=kms).
  */
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
@@ -16,6 +17,9 @@ import {
   waitUntil,
 } from "./helpers/demo.ts";
 import { demoSuite } from "./helpers/suite.ts";
+import { mediaBackendFromEnv } from "../../scripts/system.ts";
+
+const BACKEND = mediaBackendFromEnv();
 
 /**
  * A dropped page keeps its seat far longer than the client's own reconnection
@@ -305,7 +309,8 @@ describe("controls", () => {
 });
 
 describe("media loss", () => {
-  it("a media server restart: mediaError is shown, publish and subscriptions are negotiated again, video decodes again", async () => {
+  const restart = BACKEND === "kms" ? "KMS killed (SIGKILL) and started again" : "the embedded media server restarted";
+  it(`${restart}: mediaError is shown, publish and subscriptions are negotiated again, video decodes again`, async () => {
     const [alice, bob] = (await everyoneJoins(room("restart"), ["alice", "bob"])) as [Page, Page];
     await waitForRemoteVideo(alice, ["bob_webcam"]);
     await waitForRemoteVideo(bob, ["alice_webcam"]);

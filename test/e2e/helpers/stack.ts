@@ -1,9 +1,10 @@
 /**
  * The whole system as `npm start` runs it (scripts/system.ts: the worker
- * under wrangler dev, the embedded media server, the media bridge), on
+ * under wrangler dev, a media server, the media bridge), on
  * 127.0.0.1 with loopback-only WebRTC. Nothing is mocked. Adds what the
  * browser tests need: the worker's port (for a proxy in front of it) and a
- * media server restart on the same port.
+ * media server restart on the same port. The media server is the embedded
+ * one, or a real KMS when MEDIA_BACKEND=kms (the `e2e-kms` project).
  *
  * No port is picked ahead of time: the media server listens on port 0 and
  * reports the port the OS gave it, and wrangler-dev retries a port taken
@@ -19,6 +20,8 @@ export interface Stack {
   /** The worker's port. */
   readonly port: number;
   readonly bridge: BridgeHandle;
+  /** The log of the KMS serving media now (MEDIA_BACKEND=kms), else null. */
+  readonly kmsLogFile: string | null;
   /** Stops the media server (everything it held is gone) and starts a fresh one on the same port. */
   restartMediaServer(): Promise<void>;
   stop(): Promise<void>;
@@ -37,15 +40,20 @@ const RELEASE_TIMEOUT_MS = 30_000;
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const system = await startSystem({ vars: options.vars ?? {}, kmsPort: 0, mediaServerWebrtc: { loopbackOnly: true } });
   const first = system.mediaServer;
-  if (!first) throw new Error("startSystem gave no embedded media server");
-  const kmsPort = first.port;
+  if (!first && !system.kms) throw new Error("startSystem started no media server");
+  const kmsPort = first?.port ?? 0;
   let current: MediaServerHandle | null = first;
   let replaced = false;
   return {
     url: system.url,
     port: system.worker.port,
     bridge: system.bridge,
+    get kmsLogFile() {
+      return system.kms?.logFile ?? null;
+    },
     async restartMediaServer() {
+      // A KMS is killed (a crash: everything it held is gone) and started again on its port.
+      if (system.kms) return system.restartKms("SIGKILL");
       await current?.close();
       current = null;
       current = await listenAgain(kmsPort);
