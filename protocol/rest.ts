@@ -27,3 +27,37 @@ export type CloseResponse = z.infer<typeof closeResponse>;
 /** Every refusal (4xx/5xx) carries one readable sentence. */
 export const errorResponse = z.object({ error: z.string() });
 export type ErrorResponse = z.infer<typeof errorResponse>;
+
+// ── Moderation (admin token) ────────────────────────────────────────────────
+/** One participant as `GET /api/rooms/:room` shows it. */
+export const participantInfo = z.object({
+  user: z.string(),
+  role: z.enum(["participant", "moderator"]),
+  /** False while its socket is gone (inside the reconnection window). */
+  connected: z.boolean(),
+  publishing: z.enum(["none", "pending", "live"]),
+  /** Its published streams (`<user>_webcam` while live). */
+  streams: z.array(z.object({ id: z.string() })),
+  /** The streams it receives, with the state of each subscription. */
+  subscriptions: z.array(z.object({ stream: z.string(), state: z.enum(["pending", "live"]) })),
+});
+export type ParticipantInfo = z.infer<typeof participantInfo>;
+
+/** `GET /api/rooms/:room`. */
+export const roomInfoResponse = z.object({ room: z.string(), participants: z.array(participantInfo) });
+export type RoomInfoResponse = z.infer<typeof roomInfoResponse>;
+
+/** `GET /api/rooms`: every open room with its participant count. */
+export const roomsResponse = z.array(z.object({ room: z.string(), participants: z.number().int().min(0) }));
+export type RoomsResponse = z.infer<typeof roomsResponse>;
+
+/** `POST /api/rooms/:room/participants/:user/unpublish` body (optional). */
+export const forceUnpublishBody = z.strictObject({ streamId: z.string().max(256).optional() });
+
+/** `POST …/evict` and `POST …/unpublish`, on success. */
+export const moderationResponse = z.object({
+  room: z.string(),
+  user: z.string(),
+  done: z.enum(["evicted", "unpublished"]),
+});
+export type ModerationResponse = z.infer<typeof moderationResponse>;

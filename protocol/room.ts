@@ -93,6 +93,10 @@ export const requestParams = {
   ping: z.object({ interval: z.number().optional() }),
   /** Resume a session inside the reconnection window (kurento-jsonrpc's `connect`). */
   connect: z.object({ sessionId: z.string().min(1).max(256).optional() }),
+  /** Moderators only (a join token with `role: "moderator"`): removes `user` from the room. */
+  evictParticipant: z.object({ user: name }),
+  /** Moderators only: stops `user`'s stream (`streamId`, when given, must be that user's stream). */
+  forceUnpublish: z.object({ user: name, streamId: streamId.optional() }),
 } as const;
 
 export type RoomMethod = keyof typeof requestParams;
@@ -121,7 +125,12 @@ export type PeerDescriptor = z.infer<typeof peerDescriptor>;
 
 const withSession = { sessionId: z.string() };
 export const results = {
-  joinRoom: z.object({ value: z.array(peerDescriptor), ...withSession }),
+  /** `role`: present (an addition) when a join token made this participant a moderator. */
+  joinRoom: z.object({
+    value: z.array(peerDescriptor),
+    role: z.enum(["participant", "moderator"]).optional(),
+    ...withSession,
+  }),
   publishVideo: z.object({ sdpAnswer: z.string(), ...withSession }),
   unpublishVideo: z.object(withSession),
   receiveVideoFrom: z.object({ sdpAnswer: z.string(), ...withSession }),
@@ -133,6 +142,8 @@ export const results = {
   ping: z.object({ value: z.literal("pong"), ...withSession }),
   /** After resuming a seat: the room as it is now (what the client missed while away). */
   connect: z.object({ value: z.array(peerDescriptor).optional(), ...withSession }),
+  evictParticipant: z.object(withSession),
+  forceUnpublish: z.object(withSession),
 } as const satisfies Record<RoomMethod, z.ZodType>;
 
 export type RoomResult<M extends RoomMethod> = z.infer<(typeof results)[M]>;
@@ -150,7 +161,13 @@ export const notifications = {
   participantPublished: z.object({ id: z.string(), streams: z.array(streamDescriptor) }),
   participantUnpublished: z.object({ name: z.string() }),
   participantLeft: z.object({ name: z.string() }),
-  participantEvicted: z.object({}),
+  /**
+   * To the evicted user, before its socket is closed. `by` (an addition: old clients ignore it):
+   * the moderator's name, or absent when the administrator evicted (or closed the room).
+   */
+  participantEvicted: z.object({ by: z.string().optional() }),
+  /** To a user whose stream a moderator (`by`) or the administrator (no `by`) stopped. An addition. */
+  streamForceUnpublished: z.object({ streamId: z.string(), by: z.string().optional() }),
   sendMessage: z.object({ room: z.string(), user: z.string(), message: z.string() }),
   iceCandidate: iceCandidateParams,
   roomClosed: z.object({ room: z.string() }),

@@ -10,7 +10,15 @@ import { relayLegacySocket } from "./legacy-relay.ts";
 import { name as roomName } from "../protocol/room.ts";
 import { CONTROL_AUDIENCE, roomAudience } from "../protocol/tokens/bridge-token.ts";
 import { authenticateBridge, forwardWithClaims } from "./bridge-auth.ts";
-import type { ClientConfigResponse, HealthResponse, RoomListResponse } from "../protocol/rest.ts";
+import {
+  type ClientConfigResponse,
+  forceUnpublishBody,
+  type HealthResponse,
+  type RoomListResponse,
+  roomInfoResponse,
+  type RoomsResponse,
+} from "../protocol/rest.ts";
+import { describeIssues } from "../protocol/jsonrpc.ts";
 
 export { RoomObject } from "./do/room-object.ts";
 export { RoomDirectory } from "./do/room-directory.ts";
@@ -81,6 +89,69 @@ app.get("/close", async (c) => {
   if (!parsed.success) return c.json({ error: "query parameter 'room' must name a room" }, 400);
   const room = parsed.data;
   return roomStub(c.env, room).fetch("https://room.internal/close", { headers: { [ROOM_NAME_HEADER]: room } });
+});
+
+// ── Moderation (admin token): README "Moderation" ───────────────────────────
+const ROOM_HEADERS = (room: string) => ({ [ROOM_NAME_HEADER]: room });
+
+app.get("/api/rooms", async (c) => {
+  const refusal = adminRefusal(c);
+  if (refusal) return refusal;
+  const names = await directory(c.env).list();
+  const rooms = await Promise.all(
+    names.map(async (room) => {
+      const response = await roomStub(c.env, room).fetch("https://room.internal/admin/info", {
+        headers: ROOM_HEADERS(room),
+      });
+      const info = response.ok ? roomInfoResponse.safeParse(await response.json()) : null;
+      return { room, participants: info?.success ? info.data.participants.length : 0 };
+    }),
+  );
+  return c.json(rooms satisfies RoomsResponse);
+});
+
+app.get("/api/rooms/:room", async (c) => {
+  const refusal = adminRefusal(c);
+  if (refusal) return refusal;
+  const parsed = roomName.safeParse(c.req.param("room"));
+  if (!parsed.success) return c.json({ error: "invalid room name" }, 400);
+  return roomStub(c.env, parsed.data).fetch("https://room.internal/admin/info", { headers: ROOM_HEADERS(parsed.data) });
+});
+
+app.delete("/api/rooms/:room", async (c) => {
+  const refusal = adminRefusal(c);
+  if (refusal) return refusal;
+  const parsed = roomName.safeParse(c.req.param("room"));
+  if (!parsed.success) return c.json({ error: "invalid room name" }, 400);
+  return roomStub(c.env, parsed.data).fetch("https://room.internal/close", { headers: ROOM_HEADERS(parsed.data) });
+});
+
+app.post("/api/rooms/:room/participants/:user/:action", async (c) => {
+  const refusal = adminRefusal(c);
+  if (refusal) return refusal;
+  const action = c.req.param("action");
+  if (action !== "evict" && action !== "unpublish") return c.json({ error: `unknown action '${action}'` }, 404);
+  const room = roomName.safeParse(c.req.param("room"));
+  const user = roomName.safeParse(c.req.param("user"));
+  if (!room.success || !user.success) return c.json({ error: "invalid room or user name" }, 400);
+  let streamId: string | undefined;
+  if (action === "unpublish") {
+    const text = await c.req.text();
+    let raw: unknown = {};
+    try {
+      raw = text.trim() === "" ? {} : JSON.parse(text);
+    } catch {
+      return c.json({ error: 'the body must be JSON: {"streamId"?: string}' }, 400);
+    }
+    const body = forceUnpublishBody.safeParse(raw);
+    if (!body.success) return c.json({ error: `invalid body: ${describeIssues(body.error)}` }, 400);
+    streamId = body.data.streamId;
+  }
+  return roomStub(c.env, room.data).fetch(`https://room.internal/admin/${action}`, {
+    method: "POST",
+    headers: { ...ROOM_HEADERS(room.data), "content-type": "application/json" },
+    body: JSON.stringify({ user: user.data, ...(streamId === undefined ? {} : { streamId }) }),
+  });
 });
 
 app.get("/room", (c) => {

@@ -7,8 +7,15 @@ import type { RequestId } from "../../protocol/jsonrpc.ts";
 import type { PeerDescriptor, RequestParams } from "../../protocol/room.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { findByUser, WEBCAM_STREAMS, type StepBuilder } from "./step.ts";
+import type { Role } from "./types.ts";
 
-export function joinRoom(b: StepBuilder, session: string, id: RequestId | null, p: RequestParams<"joinRoom">): void {
+export function joinRoom(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  p: RequestParams<"joinRoom">,
+  role: Role = "participant",
+): void {
   const { room } = b.state;
   const existing = b.state.participants.get(session);
   if (existing) {
@@ -51,11 +58,13 @@ export function joinRoom(b: StepBuilder, session: string, id: RequestId | null, 
     subscriptions: {},
     attributes: {},
     disconnectedAt: null,
+    role,
   });
   if (creating) b.effects.push({ kind: "directory", open: true });
   // The original order: the others hear of the newcomer before it gets its answer.
   b.broadcast(session, { method: "participantJoined", params: { id: p.user } });
-  b.reply(session, id, { value: peers });
+  // `role` is an addition (the original client ignores it), sent only to moderators.
+  b.reply(session, id, role === "moderator" ? { value: peers, role } : { value: peers });
 }
 
 export function leaveRoom(b: StepBuilder, session: string, id: RequestId | null): void {

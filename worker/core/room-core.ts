@@ -37,6 +37,8 @@ import {
   unsubscribeFromVideo,
 } from "./media-requests.ts";
 import { mediaEvent } from "./bridge-events.ts";
+import { adminAction, evictParticipant, forceUnpublish } from "./moderation.ts";
+import type { Role } from "./types.ts";
 
 export { findByUser, nextDeadline } from "./step.ts";
 
@@ -44,7 +46,7 @@ export function apply(state: RoomState, input: Input, ctx: CoreContext): Step {
   const step = new StepBuilder(state, ctx);
   switch (input.type) {
     case "request":
-      request(step, input.session, input.id, input.method, input.params);
+      request(step, input.session, input.id, input.method, input.params, input.grant?.role ?? "participant");
       break;
     case "socketClosed":
       socketClosed(step, input.session);
@@ -67,6 +69,9 @@ export function apply(state: RoomState, input: Input, ctx: CoreContext): Step {
     case "close":
       closeRoom(step);
       break;
+    case "admin":
+      adminAction(step, input.action);
+      break;
   }
   return step.finish();
 }
@@ -76,6 +81,7 @@ type Handler<M extends RoomMethod> = (
   session: string,
   id: RequestId | null,
   params: RequestParams<M>,
+  role: Role,
 ) => void;
 
 /** One handler per protocol method: a method without one fails to compile. */
@@ -91,9 +97,18 @@ const HANDLERS = {
   customRequest,
   ping: (b, session, id) => b.reply(session, id, { value: "pong" }),
   connect,
+  evictParticipant,
+  forceUnpublish,
 } satisfies { [M in RoomMethod]: Handler<M> };
 
-function request(b: StepBuilder, session: string, id: RequestId | null, method: string, rawParams: unknown): void {
+function request(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  method: string,
+  rawParams: unknown,
+  role: Role,
+): void {
   if (!isRoomMethod(method)) {
     // JSON-RPC: a notification is never answered, not even with an error.
     if (id !== null) b.fail(session, id, rpcError(JsonRpcCode.METHOD_NOT_FOUND, `Method not found: ${method}`));
@@ -108,5 +123,5 @@ function request(b: StepBuilder, session: string, id: RequestId | null, method: 
     );
     return;
   }
-  (HANDLERS[method] as Handler<typeof method>)(b, session, id, parsed.data as never);
+  (HANDLERS[method] as Handler<typeof method>)(b, session, id, parsed.data as never, role);
 }

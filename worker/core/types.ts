@@ -6,6 +6,9 @@ import type { RpcError } from "../../protocol/errors.ts";
 import type { RequestId } from "../../protocol/jsonrpc.ts";
 import type { Notification } from "../../protocol/room.ts";
 import type { MediaCommand, MediaEvent } from "../../protocol/bridge.ts";
+import type { Role } from "../../protocol/tokens/join-token.ts";
+
+export type { Role };
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -25,6 +28,8 @@ export interface Participant {
   readonly attributes: Readonly<Record<string, Json>>;
   /** Set while the socket is gone; the seat is kept until `disconnectedAt + window`. */
   readonly disconnectedAt: number | null;
+  /** Granted by the join token (`participant` without one): moderators may evict and force-unpublish. */
+  readonly role: Role;
 }
 
 /**
@@ -58,10 +63,15 @@ export interface RoomState {
   readonly iceCandidates: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
+export type AdminAction = { kind: "evict"; user: string } | { kind: "unpublish"; user: string };
+
 export type MediaOutcome = { ok: true; value: unknown } | { ok: false; error: RpcError };
 
 export type Input =
-  | { type: "request"; session: string; id: RequestId | null; method: string; params: unknown }
+  /** `grant`: what a verified join token granted (only the adapter sets it; never read from params). */
+  | { type: "request"; session: string; id: RequestId | null; method: string; params: unknown; grant?: { role: Role } }
+  /** The administrator (admin REST API) acts on a participant; the adapter checked that it exists. */
+  | { type: "admin"; action: AdminAction }
   | { type: "socketClosed"; session: string }
   | { type: "mediaResult"; ref: string; outcome: MediaOutcome }
   /**

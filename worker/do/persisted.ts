@@ -23,6 +23,8 @@ const participantFields = {
   subscriptions: z.record(z.string(), z.enum(["pending", "live"])),
   attributes: z.record(z.string(), json),
   disconnectedAt: z.number().nullable(),
+  /** Rows written before roles existed have none: `participant`. */
+  role: z.enum(["participant", "moderator"]).default("participant"),
 };
 
 /** A media command as the core emits it (`{op, ...params}`), for the `undo` of a pending custom request. */

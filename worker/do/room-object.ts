@@ -8,6 +8,9 @@
  * its attachment.
  */
 import { DurableObject } from "cloudflare:workers";
+import * as z from "zod";
+import { findByUser } from "../core/room-core.ts";
+import type { ModerationResponse, ParticipantInfo, RoomInfoResponse } from "../../protocol/rest.ts";
 import { apply, nextDeadline } from "../core/room-core.ts";
 import type { CoreContext } from "../core/hooks.ts";
 import { appHooks } from "../app-hooks.ts";
@@ -24,10 +27,10 @@ import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { RoomMediaLink } from "./room-media-link.ts";
 import { settingsOf, type Env } from "../env.ts";
 import { newSessionId } from "../session-id.ts";
-import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, requestParams } from "../../protocol/room.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, requestParams, streamIdOf } from "../../protocol/room.ts";
 import { RoomStore } from "./room-store.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
-import { joinTokenProblem } from "../../protocol/tokens/join-token.ts";
+import { checkJoinToken, type JoinGrant } from "../../protocol/tokens/join-token.ts";
 import { JsonRpcCode, RoomCode, rpcError } from "../../protocol/errors.ts";
 import { SocketLimiter } from "../rate-limit.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
@@ -215,6 +218,7 @@ export class RoomObject extends DurableObject<Env> {
       this.#run({ type: "close", reason: "closed by the administrator" });
       return Response.json({ room, closed: true });
     }
+    if (url.pathname.startsWith("/admin/")) return this.#admin(url.pathname, request);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
@@ -239,6 +243,35 @@ export class RoomObject extends DurableObject<Env> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > deadline) await this.ctx.storage.setAlarm(deadline);
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** The admin REST API's view and actions (the worker checked the admin token and the names). */
+  async #admin(path: string, request: Request): Promise<Response> {
+    const state = this.#state;
+    const room = state?.room ?? "";
+    if (!state || state.participants.size === 0)
+      return Response.json({ error: `Room '${room}' not found` }, { status: 404 });
+    if (path === "/admin/info") return Response.json(roomInfo(state) satisfies RoomInfoResponse);
+    const parsed = adminActionBody.safeParse(await request.json().catch(() => null));
+    if (!parsed.success) return Response.json({ error: "malformed admin action" }, { status: 400 });
+    const { user, streamId } = parsed.data;
+    const them = findByUser(state, user);
+    if (!them) return Response.json({ error: `User '${user}' not found in room '${room}'` }, { status: 404 });
+    if (path === "/admin/evict") {
+      this.#run({ type: "admin", action: { kind: "evict", user } });
+      return Response.json({ room, user, done: "evicted" } satisfies ModerationResponse);
+    }
+    if (path === "/admin/unpublish") {
+      if (streamId !== undefined && streamId !== streamIdOf(user)) {
+        return Response.json({ error: `Stream '${streamId}' is not a stream of '${user}'` }, { status: 404 });
+      }
+      if (them.publish === "none") {
+        return Response.json({ error: `User '${user}' is not publishing` }, { status: 409 });
+      }
+      this.#run({ type: "admin", action: { kind: "unpublish", user } });
+      return Response.json({ room, user, done: "unpublished" } satisfies ModerationResponse);
+    }
+    return Response.json({ error: "unknown admin action" }, { status: 404 });
   }
 
   /** Client sockets that have not joined (nor resumed a session), each with the time it was accepted. */
@@ -360,9 +393,22 @@ export class RoomObject extends DurableObject<Env> {
       case "notification": {
         const id = frame.kind === "request" ? frame.id : null;
         if (joinTokenSecret !== null && frame.method === "joinRoom") {
-          const problem = await this.#joinTokenProblem(joinTokenSecret, frame.params);
-          if (problem !== null) {
-            if (id !== null) safeSend(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, problem)));
+          const grant = await this.#joinGrant(joinTokenSecret, frame.params);
+          if (grant === null) {
+            // Ill-typed params: the core answers -32602.
+          } else if (!grant.ok) {
+            if (id !== null) safeSend(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, grant.problem)));
+            return;
+          } else {
+            const { role } = grant;
+            this.#run({
+              type: "request",
+              session: att.session,
+              id,
+              method: frame.method,
+              params: frame.params,
+              grant: { role },
+            });
             return;
           }
         }
@@ -372,13 +418,16 @@ export class RoomObject extends DurableObject<Env> {
     }
   }
 
-  /** With JOIN_TOKEN_SECRET set, joinRoom needs a token for that user and room (ill-typed params are left to the core's -32602). */
-  async #joinTokenProblem(secret: string, params: unknown): Promise<string | null> {
+  /**
+   * With JOIN_TOKEN_SECRET set, joinRoom needs a token for that user and room; what it grants (a
+   * role) goes to the core beside the params, never in them. Null for ill-typed params (the core's -32602).
+   */
+  async #joinGrant(secret: string, params: unknown): Promise<JoinGrant | null> {
     const parsed = requestParams.joinRoom.safeParse(params ?? {});
     if (!parsed.success) return null;
     const { user, room, token } = parsed.data;
     const maxTtl = settingsOf(this.env).joinTokenMaxTtlSeconds;
-    return joinTokenProblem(secret, token, user, room, Math.floor(Date.now() / 1000), maxTtl);
+    return checkJoinToken(secret, token, user, room, Math.floor(Date.now() / 1000), maxTtl);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -531,6 +580,26 @@ export class RoomObject extends DurableObject<Env> {
     this.#sockets.set(to, ws);
     writeSocketAttachment(ws, { role: "client", session: to });
   }
+}
+
+const adminActionBody = z.object({ user: z.string(), streamId: z.string().optional() });
+
+function roomInfo(state: RoomState): RoomInfoResponse {
+  const participants: ParticipantInfo[] = [];
+  for (const p of state.participants.values()) {
+    participants.push({
+      user: p.user,
+      role: p.role,
+      connected: p.disconnectedAt === null,
+      publishing: p.publish,
+      streams: p.publish === "live" ? [{ id: streamIdOf(p.user) }] : [],
+      subscriptions: Object.entries(p.subscriptions).map(([sender, subscription]) => ({
+        stream: streamIdOf(sender),
+        state: subscription,
+      })),
+    });
+  }
+  return { room: state.room, participants };
 }
 
 function observeSafely(room: string, effect: Effect): void {
