@@ -116,4 +116,35 @@ describe("JOIN_TOKEN_SECRET", () => {
       await worker.waitForRooms((rooms) => !rooms.includes(room));
     }
   });
+
+  it("a token with role 'moderator' lets its holder evict and stop streams; a plain token (or a role in the params) does not", async () => {
+    const room = "moderated";
+    const token = (user: string, role?: "moderator") =>
+      signJoinToken(SECRET, { user, room, ...(role ? { role } : {}) });
+    const mia = await worker.open(`/room/${room}`);
+    const joined = await mia.request<{ role?: string }>("joinRoom", {
+      user: "mia",
+      room,
+      token: await token("mia", "moderator"),
+    });
+    expect(joined.role).toBe("moderator");
+    const eve = await worker.open(`/room/${room}`);
+    const eveJoined = await eve.request<Record<string, unknown>>("joinRoom", {
+      user: "eve",
+      room,
+      token: await token("eve"),
+      role: "moderator",
+    });
+    expect(eveJoined.role).toBeUndefined();
+    const refused = await eve.requestError("evictParticipant", { user: "mia" });
+    expect(refused.code).toBe(RoomCode.USER_GENERIC);
+    expect(refused.message).toMatch(/Only moderators/);
+
+    await mia.request("evictParticipant", { user: "eve" });
+    expect(await eve.next("participantEvicted")).toEqual({ by: "mia" });
+    expect((await eve.closedWithin()).code).toBe(1000);
+    expect(await mia.next("participantLeft")).toEqual({ name: "eve" });
+    await mia.request("leaveRoom");
+    await worker.waitForRooms((rooms) => !rooms.includes(room));
+  });
 });

@@ -30,6 +30,8 @@ export interface NotificationContext {
   roomClosed(room: string): void;
   /** `mediaError` (after `error-media` was emitted). */
   mediaError(streams: readonly string[] | undefined): void;
+  /** `streamForceUnpublished`: a moderator or the administrator stopped this participant's stream. */
+  forceUnpublished(streamId: string, by: string | undefined): void;
 }
 
 const NOTIFICATION_METHODS = Object.keys(notifications) as NotificationMethod[];
@@ -65,6 +67,9 @@ export function notificationHandlers(ctx: NotificationContext): NotificationHand
     },
     participantLeft: ({ name }) => {
       roster.leave(name);
+    },
+    streamForceUnpublished: ({ streamId, by }) => {
+      ctx.forceUnpublished(streamId, by);
     },
     participantEvicted: () => {
       ctx.evicted();

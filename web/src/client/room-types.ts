@@ -70,6 +70,8 @@ export interface RoomEvents {
   /** The local stream is published (the server's answer is applied). */
   "stream-published": { stream: Stream };
   "stream-unpublished": { stream: Stream };
+  /** A moderator (`by`) or the administrator (no `by`) stopped the local stream; `stream-unpublished` follows. */
+  "stream-force-unpublished": { stream: Stream; by?: string };
   /** A remote stream is being received (the server's answer is applied). */
   "stream-subscribed": { stream: Stream };
   "stream-unsubscribed": { stream: Stream };

@@ -59,6 +59,7 @@ export class Room extends Emitter<RoomEvents> {
   #closeReason: CloseReason | null = null;
   #sessionId: string | null = null;
   #evicted = false;
+  #role: "participant" | "moderator" = "participant";
   #joining: Promise<RoomConnectedEvent> | null = null;
   #leaving: Promise<void> | null = null;
   /** Candidates gathered while reconnecting: sent once the session is back. */
@@ -111,6 +112,7 @@ export class Room extends Emitter<RoomEvents> {
         this.emit("room-closed", { room });
       },
       mediaError: (streams) => this.#recovery.mediaError(streams),
+      forceUnpublished: (streamId, by) => this.#forceUnpublished(streamId, by),
     });
   }
 
@@ -220,6 +222,7 @@ export class Room extends Emitter<RoomEvents> {
       });
       if (!this.#isIn("connecting")) throw new RoomClientError("room-closed", "joining was cancelled");
       this.#sessionId = joined.sessionId;
+      this.#role = joined.role ?? "participant";
       const event = this.#roster.adopt(joined.value);
       this.#transition("connected");
       this.emit("room-connected", event);
@@ -246,6 +249,31 @@ export class Room extends Emitter<RoomEvents> {
       return Promise.reject(transportError(`cannot send ${method}: the room is ${this.#state}`));
     }
     return this.#connection.request(method, params);
+  }
+
+  /** `moderator` when the join token granted it (the server says so in the join answer). */
+  get role(): "participant" | "moderator" {
+    return this.#role;
+  }
+
+  /** Moderators: removes `user` from the room (it gets `participant-evicted`). */
+  async evictParticipant(user: string): Promise<void> {
+    await this.#request("evictParticipant", { user });
+  }
+
+  /** Moderators: stops `user`'s stream (it gets `stream-force-unpublished`). */
+  async forceUnpublish(user: string, streamId?: string): Promise<void> {
+    await this.#request("forceUnpublish", streamId === undefined ? { user } : { user, streamId });
+  }
+
+  /** The server stopped our stream: it is released here too (no recovery), and the app is told who did it. */
+  #forceUnpublished(streamId: string, by: string | undefined): void {
+    for (const stream of this.#roster.localStreams()) {
+      if (stream.getGlobalID() !== streamId) continue;
+      // The server already dropped it: unpublish's own request gets 105, which it takes as done.
+      stream.unpublish().catch(() => undefined);
+      this.emit("stream-force-unpublished", by === undefined ? { stream } : { stream, by });
+    }
   }
 
   /** Sends a chat message to everyone in the room (the sender gets it back as `newMessage`). */
