@@ -10,12 +10,14 @@
  */
 import { performance } from "node:perf_hooks";
 import { startMediaServer } from "../../media-server/index.ts";
+import { kmsObjectCount, startKms } from "../../scripts/kms.ts";
+import { mediaBackendFromEnv } from "../../scripts/system.ts";
 import { startBridge } from "../../bridge/bridge.ts";
 import { loadConfig } from "../../bridge/config.ts";
 import { silentLogger } from "../../bridge/log.ts";
 import { loadKurento } from "../../bridge/media/kurento-media-server.ts";
 import { ORIGINAL_BANDWIDTH } from "../../bridge/media/room-media.ts";
-import { FakeWorker, waitUntil } from "../bridge/helpers/fake-worker.ts";
+import { FakeWorker } from "../bridge/helpers/fake-worker.ts";
 import { createClientPeer, stripCandidates } from "../media-server/helpers/werift-peer.ts";
 
 const ITERATIONS = Number(process.env.ITERATIONS ?? 30);
@@ -94,7 +96,21 @@ async function measurePair(
 }
 
 async function main(): Promise<void> {
-  const media = await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, log: () => {} });
+  // MEDIA_BACKEND=kms: a real KMS from KMS_HOME (the anchor the embedded server is measured against).
+  const media: { url: string; objects(): Promise<number>; close(): Promise<void>; name: string } =
+    mediaBackendFromEnv() === "kms"
+      ? await startKms({ loopbackOnly: true }).then((kms) => ({
+          url: kms.url,
+          objects: () => kmsObjectCount(kms.url),
+          close: () => kms.stop(),
+          name: "a real KMS",
+        }))
+      : await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, log: () => {} }).then((server) => ({
+          url: server.url,
+          objects: async () => server.stats().objects,
+          close: () => server.close(),
+          name: "embedded media server",
+        }));
   const worker = await FakeWorker.start(SECRET);
   const config = loadConfig({
     BRIDGE_SECRET: SECRET,
@@ -205,7 +221,11 @@ async function main(): Promise<void> {
 
     await call((cb) => pipeline.release(cb));
     await room.request("releaseRoom", {});
-    await waitUntil(() => media.stats().objects === 0, 5000, "every media object released");
+    const deadline = Date.now() + 5000;
+    while ((await media.objects()) !== 0) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for every media object released");
+      await new Promise((r) => setTimeout(r, 100));
+    }
 
     const row = (name: string, bridged: number[], plain: number[]) => {
       const [b50, b95, d50, d95] = [
@@ -217,7 +237,7 @@ async function main(): Promise<void> {
       return `${name.padEnd(10)} bridge p50 ${b50.toFixed(1).padStart(7)} ms  p95 ${b95.toFixed(1).padStart(7)} ms | direct p50 ${d50.toFixed(1).padStart(7)} ms  p95 ${d95.toFixed(1).padStart(7)} ms | overhead p50 ×${(b50 / d50).toFixed(2)} (+${(b50 - d50).toFixed(1)} ms)`;
     };
     console.log(
-      `\nMedia bridge round trips (${ITERATIONS} iterations, embedded media server, werift offers, Node ${process.version})`,
+      `\nMedia bridge round trips (${ITERATIONS} iterations, ${media.name}, werift offers, Node ${process.version})`,
     );
     console.log(row("publish", bridgePublish, directPublish));
     console.log(row("subscribe", bridgeSubscribe, directSubscribe));
