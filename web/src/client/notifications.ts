@@ -24,8 +24,8 @@ export interface NotificationContext {
   readonly emit: RoomEmit;
   /** A remote stream was announced (after `stream-added`): the Room subscribes to it when it should. */
   streamAdded(stream: Stream): void;
-  /** `participantEvicted`: the `roomClosed` that follows ends the stay as an eviction. */
-  evicted(): void;
+  /** `participantEvicted` (`by`: the moderator, absent for the server): the `roomClosed` that may follow ends the stay as an eviction. */
+  evicted(by: string | undefined): void;
   /** `roomClosed`: ends the stay. */
   roomClosed(room: string): void;
   /** `mediaError` (after `error-media` was emitted). */
@@ -71,8 +71,8 @@ export function notificationHandlers(ctx: NotificationContext): NotificationHand
     streamForceUnpublished: ({ streamId, by }) => {
       ctx.forceUnpublished(streamId, by);
     },
-    participantEvicted: () => {
-      ctx.evicted();
+    participantEvicted: ({ by }) => {
+      ctx.evicted(by);
       emit("participant-evicted", { localParticipant: roster.local });
     },
     roomClosed: ({ room }) => {

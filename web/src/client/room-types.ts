@@ -58,6 +58,13 @@ export interface MediaErrorEvent {
   readonly streams?: string[];
 }
 
+/** How a participant's stay ended by eviction: `by` a moderator (absent: the server), with the room or alone. */
+export interface Eviction {
+  readonly by?: string;
+  /** The whole room was closed (`roomClosed` followed), not just this participant removed. */
+  readonly roomClosed: boolean;
+}
+
 export interface RoomEvents {
   "room-connected": RoomConnectedEvent;
   "error-room": { error: RpcRequestError };

@@ -26,7 +26,14 @@ import {
 } from "./notifications.ts";
 import type { Participant } from "./participant.ts";
 import { connectResult, reconnectLoop, WakeableSleep } from "./reconnect.ts";
-import type { ReconnectOptions, RoomConnectedEvent, RoomEnvironment, RoomEvents, RoomOptions } from "./room-types.ts";
+import type {
+  Eviction,
+  ReconnectOptions,
+  RoomConnectedEvent,
+  RoomEnvironment,
+  RoomEvents,
+  RoomOptions,
+} from "./room-types.ts";
 import { Roster } from "./roster.ts";
 import { canSend, canTransition, type CloseReason, type ConnectionState } from "./state.ts";
 import { Stream, type StreamHost, type StreamOptions } from "./stream.ts";
@@ -37,6 +44,7 @@ export type {
   RoomConnectedEvent,
   RoomEnvironment,
   RoomEvents,
+  Eviction,
   RoomOptions,
 } from "./room-types.ts";
 
@@ -60,6 +68,7 @@ export class Room extends Emitter<RoomEvents> {
   #sessionId: string | null = null;
   #evicted = false;
   #role: "participant" | "moderator" = "participant";
+  #eviction: Eviction | null = null;
   #joining: Promise<RoomConnectedEvent> | null = null;
   #leaving: Promise<void> | null = null;
   /** Candidates gathered while reconnecting: sent once the session is back. */
@@ -104,10 +113,12 @@ export class Room extends Emitter<RoomEvents> {
       streamAdded: (stream) => {
         if (this.subscribeToStreams) this.#autoSubscribe(stream);
       },
-      evicted: () => {
+      evicted: (by) => {
         this.#evicted = true;
+        this.#eviction = by === undefined ? { roomClosed: false } : { by, roomClosed: false };
       },
       roomClosed: (room) => {
+        if (this.#eviction) this.#eviction = { ...this.#eviction, roomClosed: true };
         this.#finish(this.#evicted ? "evicted" : "room-closed");
         this.emit("room-closed", { room });
       },
@@ -249,6 +260,11 @@ export class Room extends Emitter<RoomEvents> {
       return Promise.reject(transportError(`cannot send ${method}: the room is ${this.#state}`));
     }
     return this.#connection.request(method, params);
+  }
+
+  /** How this participant was evicted, once it was: by whom (a moderator; absent: the server) and whether the whole room closed. */
+  get eviction(): Eviction | null {
+    return this.#eviction;
   }
 
   /** `moderator` when the join token granted it (the server says so in the join answer). */

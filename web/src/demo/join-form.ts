@@ -19,8 +19,11 @@ export class JoinForm {
 
   bind(): void {
     const ui = this.#app.ui;
-    const preset = new URLSearchParams(location.search).get("room");
+    const query = new URLSearchParams(location.search);
+    const preset = query.get("room");
     if (preset) ui.roomName.value = preset;
+    const presetUser = query.get("user");
+    if (presetUser) ui.name.value = presetUser;
     ui.loginForm.addEventListener("submit", (event) => {
       event.preventDefault();
       void this.join(true);
@@ -106,6 +109,9 @@ export class JoinForm {
     this.setBusy(true);
     app.lastJoin = { user, room: roomName };
     const kurento = new KurentoRoom(defaultRoomUri());
+    // A join token from the application's server (JOIN_TOKEN_SECRET), e.g. `npm run join-token`'s link.
+    const token = new URLSearchParams(location.search).get("token");
+    if (token) kurento.setRpcParams({ token });
     const room = kurento.Room({ room: roomName, user });
     let local: Stream | null = null;
     if (withCamera) {

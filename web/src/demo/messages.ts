@@ -6,6 +6,7 @@ import { JsonRpcCode, RoomCode } from "../../../protocol/errors.ts";
 import { MAX_NAME_LENGTH, name as nameSchema } from "../../../protocol/room.ts";
 import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import type { CloseReason } from "../client/state.ts";
+import type { Eviction } from "../client/room-types.ts";
 
 /**
  * Any failure as an RpcRequestError, for the sentences below: a server's or
@@ -66,9 +67,18 @@ export interface Notice {
   readonly rejoin: boolean;
 }
 
-export function closedNotice(reason: CloseReason, room: string, error?: RpcRequestError): Notice {
+export function closedNotice(
+  reason: CloseReason,
+  room: string,
+  error?: RpcRequestError,
+  eviction?: Eviction | null,
+): Notice {
   switch (reason) {
     case "evicted":
+      if (eviction && !eviction.roomClosed) {
+        const who = eviction.by === undefined ? "The administrator" : eviction.by;
+        return { title: "You were removed", text: `${who} removed you from room “${room}”.`, rejoin: false };
+      }
       return {
         title: "You were removed",
         text: `Room “${room}” was closed by the server and everyone in it was asked to leave.`,

@@ -81,7 +81,12 @@ export class RoomView {
       app.ui.reconnectText.textContent = `Connection lost. Reconnecting… (attempt ${attempt})`;
     });
     room.on("reconnected", () => chat.systemMessage("Reconnected"));
-    room.on("room-closed", ({ room: name }) => this.ended(closedNotice(room.closeReason ?? "room-closed", name)));
+    room.on("room-closed", ({ room: name }) =>
+      this.ended(closedNotice(room.closeReason ?? "room-closed", name, undefined, room.eviction)),
+    );
+    room.on("stream-force-unpublished", ({ by }) =>
+      chat.systemMessage(`${by ?? "The administrator"} stopped your video; publish again to share it`),
+    );
     room.on("error-room", ({ error }) => {
       // Join failures are shown on the login form; this is a stay that ended.
       if (!app.ui.roomView.hidden && room.state === "closed") {

@@ -51,6 +51,7 @@ export class Tiles {
     }
     root.append(state, name);
     if (action) root.append(action);
+    if (!local && this.#app.room?.role === "moderator") root.append(this.#moderation(stream, who));
     root.addEventListener("click", () => this.setMain(stream));
     root.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") {
@@ -68,6 +69,39 @@ export class Tiles {
     this.render(stream);
     this.#renderWidth();
     if (!this.main) this.setMain(stream);
+  }
+
+  /** A moderator's buttons on another participant's tile: stop that video, remove that participant. */
+  #moderation(stream: Stream, who: string): HTMLDivElement {
+    const box = create("div", "thumb-moderation");
+    const stop = create("button", "thumb-moderate", "Stop video");
+    stop.type = "button";
+    stop.setAttribute("aria-label", `Stop ${who}'s video`);
+    const remove = create("button", "thumb-moderate", "Remove");
+    remove.type = "button";
+    remove.setAttribute("aria-label", `Remove ${who} from the room`);
+    const act = (button: HTMLButtonElement, action: () => Promise<void>, done: string, verb: string) =>
+      button.addEventListener("click", (event) => {
+        event.stopPropagation();
+        button.disabled = true;
+        action().then(
+          () => this.#app.chat.systemMessage(`You ${done} ${who}`),
+          (error: unknown) => {
+            button.disabled = false;
+            this.#app.chat.systemMessage(`Could not ${verb} ${who}: ${errorText(error)}`);
+          },
+        );
+      });
+    const room = this.#app.room;
+    act(
+      stop,
+      () => room?.forceUnpublish(who, stream.getGlobalID()) ?? Promise.resolve(),
+      "stopped the video of",
+      "stop the video of",
+    );
+    act(remove, () => room?.evictParticipant(who) ?? Promise.resolve(), "removed", "remove");
+    box.append(stop, remove);
+    return box;
   }
 
   remove(stream: Stream): void {
@@ -155,4 +189,8 @@ export class Tiles {
   #renderWidth(): void {
     this.#app.ui.participants.style.setProperty("--thumb-width", `${thumbnailWidthPercent(this.#tiles.size)}%`);
   }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
