@@ -81,11 +81,11 @@ async function round(kind: "SIGKILL" | "SIGTERM", index: number): Promise<Row> {
     loop.enable();
     const from = performance.now();
     worker = await worker.restart({ signal: kind });
-    await waitForBridges(worker.url, 1, 60_000);
     const alice2 = await RoomTestClient.connect(wsUrl(room));
     await alice2.request("connect", { sessionId: aliceJoin.sessionId });
     const bob2 = await RoomTestClient.connect(wsUrl(room));
     await bob2.request("connect", { sessionId: bobJoin.sessionId });
+    await waitForBridges(worker.url, 1, 60_000);
     const candidate = subscribed.peer.candidates[0];
     if (!candidate) throw new Error("bob's peer gathered no candidate");
     await bob2.request("onIceCandidate", { endpointName: "alice", ...candidate });
