@@ -9,6 +9,7 @@ import type { BridgePool } from "./do/bridge-pool.ts";
 import type { RoomDirectory } from "./do/room-directory.ts";
 import type { RoomObject } from "./do/room-object.ts";
 import type { WorkerOption } from "./options.ts";
+import type { WebhookSettings } from "./do/webhook-outbox.ts";
 import { DEFAULT_JOIN_TOKEN_MAX_TTL_SECONDS } from "../protocol/tokens/join-token.ts";
 import {
   DEFAULT_CHAT_PER_SECOND,
@@ -44,35 +45,58 @@ const secret = (key: string) =>
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-const settingsSchema = z.object({
-  AUTH_REGEX: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      try {
-        // Anchored like Java's String.matches(), which the original used.
-        return new RegExp(`^(?:${v ?? ".*"})$`, "u");
-      } catch {
-        ctx.addIssue({ code: "custom", message: `AUTH_REGEX is not a valid regular expression: ${v}` });
-        return z.NEVER;
-      }
-    }),
-  LOOPBACK_REMOTE: flag,
-  LOOPBACK_AND_LOCAL: flag,
-  RECONNECT_WINDOW_SECONDS: z.coerce.number().min(0).max(3600).default(10),
-  ADMIN_TOKEN: z.string().optional(),
-  MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(25_000),
-  BRIDGE_SECRET: secret("BRIDGE_SECRET"),
-  JOIN_TOKEN_SECRET: secret("JOIN_TOKEN_SECRET"),
-  JOIN_TOKEN_MAX_TTL_SECONDS: int(1, 366 * 86_400).default(DEFAULT_JOIN_TOKEN_MAX_TTL_SECONDS),
-  MAX_PARTICIPANTS: int(1, 10_000).default(100),
-  RATE_LIMIT_BURST: int(1, 1_000_000).default(DEFAULT_RATE_LIMIT_BURST),
-  RATE_LIMIT_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(DEFAULT_RATE_LIMIT_PER_SECOND),
-  CHAT_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(DEFAULT_CHAT_PER_SECOND),
-  IDLE_SOCKET_SECONDS: int(1, 3600).default(30),
-  MAX_PENDING_SOCKETS: int(1, 100_000).default(50),
-  MAX_ICE_CANDIDATES: int(1, 100_000).default(100),
-});
+const settingsSchema = z
+  .object({
+    AUTH_REGEX: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        try {
+          // Anchored like Java's String.matches(), which the original used.
+          return new RegExp(`^(?:${v ?? ".*"})$`, "u");
+        } catch {
+          ctx.addIssue({ code: "custom", message: `AUTH_REGEX is not a valid regular expression: ${v}` });
+          return z.NEVER;
+        }
+      }),
+    LOOPBACK_REMOTE: flag,
+    LOOPBACK_AND_LOCAL: flag,
+    RECONNECT_WINDOW_SECONDS: z.coerce.number().min(0).max(3600).default(10),
+    ADMIN_TOKEN: z.string().optional(),
+    MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(25_000),
+    BRIDGE_SECRET: secret("BRIDGE_SECRET"),
+    JOIN_TOKEN_SECRET: secret("JOIN_TOKEN_SECRET"),
+    JOIN_TOKEN_MAX_TTL_SECONDS: int(1, 366 * 86_400).default(DEFAULT_JOIN_TOKEN_MAX_TTL_SECONDS),
+    MAX_PARTICIPANTS: int(1, 10_000).default(100),
+    RATE_LIMIT_BURST: int(1, 1_000_000).default(DEFAULT_RATE_LIMIT_BURST),
+    RATE_LIMIT_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(DEFAULT_RATE_LIMIT_PER_SECOND),
+    CHAT_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(DEFAULT_CHAT_PER_SECOND),
+    IDLE_SOCKET_SECONDS: int(1, 3600).default(30),
+    MAX_PENDING_SOCKETS: int(1, 100_000).default(50),
+    MAX_ICE_CANDIDATES: int(1, 100_000).default(100),
+    WEBHOOK_URLS: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        const urls = (v ?? "")
+          .split(",")
+          .map((u) => u.trim())
+          .filter((u) => u !== "");
+        for (const url of urls) {
+          if (!/^https?:\/\//.test(url) || !URL.canParse(url)) {
+            ctx.addIssue({ code: "custom", message: `WEBHOOK_URLS: '${url}' is not an http(s) URL` });
+            return z.NEVER;
+          }
+        }
+        return urls;
+      }),
+    WEBHOOK_SECRET: secret("WEBHOOK_SECRET"),
+    WEBHOOK_MAX_AGE_SECONDS: int(60, 30 * 86_400).default(86_400),
+  })
+  .refine((s) => s.WEBHOOK_URLS.length === 0 || s.WEBHOOK_SECRET !== null, {
+    message: "WEBHOOK_SECRET is required when WEBHOOK_URLS is set (receivers check the signature)",
+    path: ["WEBHOOK_SECRET"],
+  });
 
 export interface Settings {
   readonly room: RoomConfig;
@@ -86,6 +110,8 @@ export interface Settings {
   readonly rateLimit: RateLimits;
   readonly idleSocketMs: number;
   readonly maxPendingSockets: number;
+  /** null: no webhooks (WEBHOOK_URLS unset). */
+  readonly webhooks: WebhookSettings | null;
 }
 
 let cached: { env: Env; settings: Settings } | null = null;
@@ -118,6 +144,10 @@ export function settingsOf(env: Env): Settings {
     },
     idleSocketMs: s.IDLE_SOCKET_SECONDS * 1000,
     maxPendingSockets: s.MAX_PENDING_SOCKETS,
+    webhooks:
+      s.WEBHOOK_URLS.length > 0 && s.WEBHOOK_SECRET !== null
+        ? { urls: s.WEBHOOK_URLS, secret: s.WEBHOOK_SECRET, maxAgeMs: s.WEBHOOK_MAX_AGE_SECONDS * 1000 }
+        : null,
   };
   cached = { env, settings };
   return settings;

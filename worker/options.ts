@@ -21,5 +21,8 @@ export const WORKER_OPTIONS = [
   "IDLE_SOCKET_SECONDS",
   "MAX_PENDING_SOCKETS",
   "MAX_ICE_CANDIDATES",
+  "WEBHOOK_URLS",
+  "WEBHOOK_SECRET",
+  "WEBHOOK_MAX_AGE_SECONDS",
 ] as const;
 export type WorkerOption = (typeof WORKER_OPTIONS)[number];

@@ -36,6 +36,8 @@ import { SocketLimiter } from "../rate-limit.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
 import { readSocketAttachment, writeSocketAttachment } from "./persisted.ts";
 import { DirectorySync } from "./directory-sync.ts";
+import { WebhookOutbox } from "./webhook-outbox.ts";
+import { roomEvents } from "../core/room-events.ts";
 import { roomOfSessionId } from "../session-id.ts";
 
 /** The worker names the room in this header: an object id alone does not say which room it is. */
@@ -58,6 +60,7 @@ export class RoomObject extends DurableObject<Env> {
   /** Each client socket's request budget; in memory only (a hibernated object starts them full again). */
   readonly #limiters = new WeakMap<WebSocket, SocketLimiter>();
   readonly #directory: DirectorySync;
+  readonly #webhooks: WebhookOutbox;
   /** An emptied room waits for the nonces of its bridge tokens to expire before deleting its storage (ms). */
   #purgeAt: number | null = null;
 
@@ -65,6 +68,9 @@ export class RoomObject extends DurableObject<Env> {
     super(ctx, env);
     this.#store = new RoomStore(ctx.storage.sql, this.#instance);
     this.#nonces = new NonceLedger(ctx.storage.sql);
+    this.#webhooks = new WebhookOutbox(ctx.storage.sql, settingsOf(env).webhooks, (fields) =>
+      console.log(JSON.stringify({ room: this.#state?.room, ...fields })),
+    );
     this.#media = new RoomMediaLink(
       {
         // An evicted instance's timers and promises may still run (workerd's test runtime keeps them):
@@ -164,6 +170,8 @@ export class RoomObject extends DurableObject<Env> {
   #purgeIfEmpty(): void {
     const state = this.#state;
     if (!state || state.participants.size > 0 || state.pending.size > 0 || !this.#store.stored) return;
+    // Undelivered webhook events are kept until they are sent (their delivery comes back here).
+    if (!this.#webhooks.empty()) return;
     const guardedUntil = this.#nonces.guardedUntil();
     if (guardedUntil !== null) {
       this.#purgeAt = guardedUntil;
@@ -173,9 +181,10 @@ export class RoomObject extends DurableObject<Env> {
     this.#purgeAt = null;
     void this.ctx.blockConcurrencyWhile(async () => {
       const now = this.#state;
-      if (!now || now.participants.size > 0 || now.pending.size > 0) return;
+      if (!now || now.participants.size > 0 || now.pending.size > 0 || !this.#webhooks.empty()) return;
       this.#store.forget();
       this.#nonces.forget();
+      this.#webhooks.forget();
       await this.ctx.storage.deleteAlarm();
       await this.ctx.storage.deleteAll();
       this.#state = { ...now, seq: 0 };
@@ -306,7 +315,7 @@ export class RoomObject extends DurableObject<Env> {
   #setAlarm(coreAt: number | null, closing?: WebSocket): void {
     const idleAt = this.#closeIdleSockets(Date.now(), closing);
     let at: number | null = null;
-    for (const t of [coreAt, idleAt, this.#directory.retryAt, this.#purgeAt]) {
+    for (const t of [coreAt, idleAt, this.#directory.retryAt, this.#purgeAt, this.#webhooks.nextAt()]) {
       if (t !== null && (at === null || t < at)) at = t;
     }
     if (at === null) void this.ctx.storage.deleteAlarm();
@@ -468,6 +477,15 @@ export class RoomObject extends DurableObject<Env> {
     // A directory call that failed is retried, and an emptied room deletes its storage, from here too:
     // after an eviction the alarm is all that is left of them.
     if (this.#store.stored) this.#directory.sync();
+    await this.#deliverWebhooks();
+  }
+
+  /** Sends the webhook events that are due; then the alarm covers the retries, and an emptied room may go. */
+  async #deliverWebhooks(): Promise<void> {
+    await this.#webhooks.deliver();
+    if (!this.#isLiveInstance() && this.#store.stored) return;
+    this.#setAlarm(this.#coreDeadline());
+    this.#purgeIfEmpty();
   }
 
   #socketGone(ws: WebSocket): void {
@@ -496,12 +514,20 @@ export class RoomObject extends DurableObject<Env> {
     this.#queue.push(input);
     if (this.#running) return;
     this.#running = true;
+    let events = false;
     try {
       for (let next = this.#queue.shift(); next; next = this.#queue.shift()) {
         const before = this.#state;
         if (!before) continue;
-        const step = apply(before, next, this.#coreContext());
+        const context = this.#coreContext();
+        const step = apply(before, next, context);
         this.#store.save(before, step.state);
+        // In the same synchronous step as the change: both are committed together, or neither.
+        const happened = this.#webhooks.enabled ? roomEvents(before, step.state) : [];
+        if (happened.length > 0) {
+          this.#webhooks.enqueue(step.state.room, happened, context.now);
+          events = true;
+        }
         this.#state = step.state;
         for (const effect of step.effects) {
           this.#perform(effect);
@@ -511,6 +537,8 @@ export class RoomObject extends DurableObject<Env> {
     } finally {
       this.#running = false;
     }
+    // Sent after the step's replies went out: a receiver never slows a join or a chat.
+    if (events) this.ctx.waitUntil(this.#deliverWebhooks());
   }
 
   #perform(effect: Effect): void {
