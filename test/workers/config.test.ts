@@ -76,4 +76,19 @@ describe("secrets too short to be safe", () => {
       expect((await call({ [key]: value }, "/getAllRooms")).status, key).toBe(500);
     }
   });
+
+  it("webhooks: a receiver URL that is not http(s), a missing or short secret, a malformed max age fail every request", async () => {
+    const secret = "a-webhook-secret-long-enough";
+    for (const overrides of [
+      { WEBHOOK_URLS: "ftp://example.com/hook", WEBHOOK_SECRET: secret },
+      { WEBHOOK_URLS: "https://example.com/hook,not a url", WEBHOOK_SECRET: secret },
+      { WEBHOOK_URLS: "https://example.com/hook" },
+      { WEBHOOK_URLS: "https://example.com/hook", WEBHOOK_SECRET: "short" },
+      { WEBHOOK_URLS: "https://example.com/hook", WEBHOOK_SECRET: secret, WEBHOOK_MAX_AGE_SECONDS: "10" },
+    ]) {
+      expect((await call(overrides, "/getAllRooms")).status, JSON.stringify(overrides)).toBe(500);
+    }
+    const fine = { WEBHOOK_URLS: " https://a.example/hook , https://b.example/hook ", WEBHOOK_SECRET: secret };
+    expect((await call(fine, "/getAllRooms")).status).toBe(200);
+  });
 });
