@@ -3,6 +3,7 @@
  * `satisfies` what it sends and clients can validate what they get.
  */
 import * as z from "zod";
+import { iceServer } from "./ice-servers.ts";
 
 /** `GET /getAllRooms`: the names of the open rooms. */
 export const roomListResponse = z.array(z.string());
@@ -13,6 +14,8 @@ export const clientConfigResponse = z.object({
   loopbackRemote: z.boolean().default(false),
   loopbackAndLocal: z.boolean().default(false),
   filters: z.array(z.string()).default([]),
+  /** STUN/TURN servers for pages that make peer connections before joining (TURN credentials for user `client-config`). */
+  iceServers: z.array(iceServer).default([]),
 });
 export type ClientConfigResponse = z.infer<typeof clientConfigResponse>;
 

@@ -7,6 +7,7 @@
  * keys are dropped, never rejected. Missing or ill-typed fields are errors.
  */
 import * as z from "zod";
+import { iceServer } from "./ice-servers.ts";
 
 export const MAX_NAME_LENGTH = 128;
 export const MAX_MESSAGE_LENGTH = 64 * 1024;
@@ -129,6 +130,8 @@ export const results = {
   joinRoom: z.object({
     value: z.array(peerDescriptor),
     role: z.enum(["participant", "moderator"]).optional(),
+    /** An addition: STUN/TURN servers (with short-lived TURN credentials) for this user's peer connections. */
+    iceServers: z.array(iceServer).optional(),
     ...withSession,
   }),
   publishVideo: z.object({ sdpAnswer: z.string(), ...withSession }),
@@ -141,7 +144,11 @@ export const results = {
   customRequest: z.looseObject(withSession),
   ping: z.object({ value: z.literal("pong"), ...withSession }),
   /** After resuming a seat: the room as it is now (what the client missed while away). */
-  connect: z.object({ value: z.array(peerDescriptor).optional(), ...withSession }),
+  connect: z.object({
+    value: z.array(peerDescriptor).optional(),
+    iceServers: z.array(iceServer).optional(),
+    ...withSession,
+  }),
   evictParticipant: z.object(withSession),
   forceUnpublish: z.object(withSession),
 } as const satisfies Record<RoomMethod, z.ZodType>;

@@ -10,6 +10,7 @@ import type { RoomDirectory } from "./do/room-directory.ts";
 import type { RoomObject } from "./do/room-object.ts";
 import type { WorkerOption } from "./options.ts";
 import type { WebhookSettings } from "./do/webhook-outbox.ts";
+import type { IceSettings } from "../protocol/ice-servers.ts";
 import { DEFAULT_JOIN_TOKEN_MAX_TTL_SECONDS } from "../protocol/tokens/join-token.ts";
 import {
   DEFAULT_CHAT_PER_SECOND,
@@ -44,6 +45,25 @@ const secret = (key: string) =>
     );
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** A comma-separated list of URIs, each matching `scheme` (e.g. `stun:host:3478`). */
+const urlList = (key: string, scheme: RegExp, example: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const urls = (v ?? "")
+        .split(",")
+        .map((u) => u.trim())
+        .filter((u) => u !== "");
+      for (const url of urls) {
+        if (!scheme.test(url) || /\s/.test(url)) {
+          ctx.addIssue({ code: "custom", message: `${key}: '${url}' is not a URI like ${example}` });
+          return z.NEVER;
+        }
+      }
+      return urls;
+    });
 
 const settingsSchema = z
   .object({
@@ -91,11 +111,19 @@ const settingsSchema = z
         return urls;
       }),
     WEBHOOK_SECRET: secret("WEBHOOK_SECRET"),
+    STUN_URLS: urlList("STUN_URLS", /^stuns?:/, "stun:stun.example.com:3478"),
+    TURN_URLS: urlList("TURN_URLS", /^turns?:/, "turn:turn.example.com:3478?transport=udp"),
+    TURN_SECRET: secret("TURN_SECRET"),
+    TURN_TTL_SECONDS: int(60, 7 * 86_400).default(3600),
     WEBHOOK_MAX_AGE_SECONDS: int(60, 30 * 86_400).default(86_400),
   })
   .refine((s) => s.WEBHOOK_URLS.length === 0 || s.WEBHOOK_SECRET !== null, {
     message: "WEBHOOK_SECRET is required when WEBHOOK_URLS is set (receivers check the signature)",
     path: ["WEBHOOK_SECRET"],
+  })
+  .refine((s) => s.TURN_URLS.length === 0 || s.TURN_SECRET !== null, {
+    message: "TURN_SECRET is required when TURN_URLS is set (it signs the clients' TURN credentials)",
+    path: ["TURN_SECRET"],
   });
 
 export interface Settings {
@@ -110,6 +138,8 @@ export interface Settings {
   readonly rateLimit: RateLimits;
   readonly idleSocketMs: number;
   readonly maxPendingSockets: number;
+  /** null: no STUN or TURN configured (clients get no iceServers). */
+  readonly ice: IceSettings | null;
   /** null: no webhooks (WEBHOOK_URLS unset). */
   readonly webhooks: WebhookSettings | null;
 }
@@ -144,6 +174,15 @@ export function settingsOf(env: Env): Settings {
     },
     idleSocketMs: s.IDLE_SOCKET_SECONDS * 1000,
     maxPendingSockets: s.MAX_PENDING_SOCKETS,
+    ice:
+      s.STUN_URLS.length > 0 || s.TURN_URLS.length > 0
+        ? {
+            stunUrls: s.STUN_URLS,
+            turnUrls: s.TURN_URLS,
+            turnSecret: s.TURN_SECRET,
+            turnTtlSeconds: s.TURN_TTL_SECONDS,
+          }
+        : null,
     webhooks:
       s.WEBHOOK_URLS.length > 0 && s.WEBHOOK_SECRET !== null
         ? { urls: s.WEBHOOK_URLS, secret: s.WEBHOOK_SECRET, maxAgeMs: s.WEBHOOK_MAX_AGE_SECONDS * 1000 }

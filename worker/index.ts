@@ -19,6 +19,7 @@ import {
   type RoomsResponse,
 } from "../protocol/rest.ts";
 import { describeIssues } from "../protocol/jsonrpc.ts";
+import { iceServersFor } from "../protocol/ice-servers.ts";
 
 export { RoomObject } from "./do/room-object.ts";
 export { RoomDirectory } from "./do/room-directory.ts";
@@ -63,6 +64,7 @@ app.get("/getClientConfig", async (c) => {
     loopbackAndLocal: settings.loopbackAndLocal,
     // Filters every attached media server can apply (the demo hides the hat button otherwise).
     filters,
+    iceServers: settings.ice ? await iceServersFor(settings.ice, "client-config") : [],
   } satisfies ClientConfigResponse);
 });
 

@@ -24,5 +24,9 @@ export const WORKER_OPTIONS = [
   "WEBHOOK_URLS",
   "WEBHOOK_SECRET",
   "WEBHOOK_MAX_AGE_SECONDS",
+  "STUN_URLS",
+  "TURN_URLS",
+  "TURN_SECRET",
+  "TURN_TTL_SECONDS",
 ] as const;
 export type WorkerOption = (typeof WORKER_OPTIONS)[number];

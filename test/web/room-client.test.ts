@@ -273,7 +273,7 @@ describe("the server ends the stay", () => {
 describe("REST helpers", () => {
   it("getClientConfig and getAllRooms read the worker's answers (http or ws URLs)", async () => {
     const config = await getClientConfig(`${dev.url.replace(/^http/, "ws")}/room`);
-    expect(config).toEqual({ loopbackRemote: false, loopbackAndLocal: false, filters: [] });
+    expect(config).toEqual({ loopbackRemote: false, loopbackAndLocal: false, filters: [], iceServers: [] });
     const roomName = uniqueRoom("listed");
     await joined(dev.url, roomName, "lee");
     // The directory is updated after the join's reply: poll it (bounded).

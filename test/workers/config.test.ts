@@ -91,4 +91,31 @@ describe("secrets too short to be safe", () => {
     const fine = { WEBHOOK_URLS: " https://a.example/hook , https://b.example/hook ", WEBHOOK_SECRET: secret };
     expect((await call(fine, "/getAllRooms")).status).toBe(200);
   });
+
+  it("STUN/TURN: URIs of the wrong scheme, TURN without (or with a short) secret fail every request; a good set is served", async () => {
+    const secret = "a-turn-secret-long-enough";
+    for (const overrides of [
+      { STUN_URLS: "http://stun.example.com" },
+      { TURN_URLS: "stun:turn.example.com:3478", TURN_SECRET: secret },
+      { TURN_URLS: "turn:turn.example.com:3478" },
+      { TURN_URLS: "turn:turn.example.com:3478", TURN_SECRET: "short" },
+      { TURN_URLS: "turn:turn.example.com:3478", TURN_SECRET: secret, TURN_TTL_SECONDS: "5" },
+    ]) {
+      expect((await call(overrides, "/getAllRooms")).status, JSON.stringify(overrides)).toBe(500);
+    }
+    const fine = {
+      STUN_URLS: "stun:127.0.0.1:3478",
+      TURN_URLS: "turn:127.0.0.1:3478?transport=udp",
+      TURN_SECRET: secret,
+    };
+    const config = (await (await call(fine, "/getClientConfig")).json()) as { iceServers: unknown };
+    expect(config.iceServers).toEqual([
+      { urls: ["stun:127.0.0.1:3478"] },
+      {
+        urls: ["turn:127.0.0.1:3478?transport=udp"],
+        username: expect.stringMatching(/^\d+:client-config$/),
+        credential: expect.any(String),
+      },
+    ]);
+  });
 });

@@ -210,6 +210,7 @@ describe("REST routes", () => {
       loopbackRemote: false,
       loopbackAndLocal: false,
       filters: [],
+      iceServers: [],
     });
     const health = await SELF.fetch("https://example.com/health");
     expect(health.status).toBe(200);

@@ -7,15 +7,16 @@ import type { RequestId } from "../../protocol/jsonrpc.ts";
 import type { PeerDescriptor, RequestParams } from "../../protocol/room.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { findByUser, WEBCAM_STREAMS, type StepBuilder } from "./step.ts";
-import type { Role } from "./types.ts";
+import type { Grant } from "./types.ts";
 
 export function joinRoom(
   b: StepBuilder,
   session: string,
   id: RequestId | null,
   p: RequestParams<"joinRoom">,
-  role: Role = "participant",
+  grant: Grant = {},
 ): void {
+  const role = grant.role ?? "participant";
   const { room } = b.state;
   const existing = b.state.participants.get(session);
   if (existing) {
@@ -63,8 +64,12 @@ export function joinRoom(
   if (creating) b.effects.push({ kind: "directory", open: true });
   // The original order: the others hear of the newcomer before it gets its answer.
   b.broadcast(session, { method: "participantJoined", params: { id: p.user } });
-  // `role` is an addition (the original client ignores it), sent only to moderators.
-  b.reply(session, id, role === "moderator" ? { value: peers, role } : { value: peers });
+  // Additions the original client ignores: `role` only for moderators, `iceServers` when configured.
+  b.reply(session, id, {
+    value: peers,
+    ...(role === "moderator" ? { role } : {}),
+    ...(grant.iceServers?.length ? { iceServers: grant.iceServers } : {}),
+  });
 }
 
 export function leaveRoom(b: StepBuilder, session: string, id: RequestId | null): void {
@@ -97,7 +102,13 @@ export function sendMessage(
 }
 
 /** Resumes the seat of `sessionId` on this socket (kurento-jsonrpc's `connect`). */
-export function connect(b: StepBuilder, session: string, id: RequestId | null, p: RequestParams<"connect">): void {
+export function connect(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  p: RequestParams<"connect">,
+  grant: Grant = {},
+): void {
   const target = p.sessionId;
   if (target === undefined || target === session) return b.reply(session, id, {});
   const resumed = b.state.participants.get(target);
@@ -120,7 +131,10 @@ export function connect(b: StepBuilder, session: string, id: RequestId | null, p
   if (current.disconnectedAt !== null) b.putParticipant({ ...current, disconnectedAt: null });
   // Notifications sent while the socket was gone are lost: the roster as it is
   // now (like joinRoom's) lets the client catch up on joins, leaves and streams.
-  b.reply(target, id, { value: peersOf(b, target) });
+  b.reply(target, id, {
+    value: peersOf(b, target),
+    ...(grant.iceServers?.length ? { iceServers: grant.iceServers } : {}),
+  });
 }
 
 /** Everyone but `session`, as joinRoom's answer lists them. */

@@ -38,7 +38,7 @@ import {
 } from "./media-requests.ts";
 import { mediaEvent } from "./bridge-events.ts";
 import { adminAction, evictParticipant, forceUnpublish } from "./moderation.ts";
-import type { Role } from "./types.ts";
+import type { Grant } from "./types.ts";
 
 export { findByUser, nextDeadline } from "./step.ts";
 
@@ -46,7 +46,7 @@ export function apply(state: RoomState, input: Input, ctx: CoreContext): Step {
   const step = new StepBuilder(state, ctx);
   switch (input.type) {
     case "request":
-      request(step, input.session, input.id, input.method, input.params, input.grant?.role ?? "participant");
+      request(step, input.session, input.id, input.method, input.params, input.grant ?? {});
       break;
     case "socketClosed":
       socketClosed(step, input.session);
@@ -81,7 +81,7 @@ type Handler<M extends RoomMethod> = (
   session: string,
   id: RequestId | null,
   params: RequestParams<M>,
-  role: Role,
+  grant: Grant,
 ) => void;
 
 /** One handler per protocol method: a method without one fails to compile. */
@@ -107,7 +107,7 @@ function request(
   id: RequestId | null,
   method: string,
   rawParams: unknown,
-  role: Role,
+  grant: Grant,
 ): void {
   if (!isRoomMethod(method)) {
     // JSON-RPC: a notification is never answered, not even with an error.
@@ -123,5 +123,5 @@ function request(
     );
     return;
   }
-  (HANDLERS[method] as Handler<typeof method>)(b, session, id, parsed.data as never, role);
+  (HANDLERS[method] as Handler<typeof method>)(b, session, id, parsed.data as never, grant);
 }

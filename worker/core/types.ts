@@ -7,6 +7,7 @@ import type { RequestId } from "../../protocol/jsonrpc.ts";
 import type { Notification } from "../../protocol/room.ts";
 import type { MediaCommand, MediaEvent } from "../../protocol/bridge.ts";
 import type { Role } from "../../protocol/tokens/join-token.ts";
+import type { IceServer } from "../../protocol/ice-servers.ts";
 
 export type { Role };
 
@@ -63,13 +64,21 @@ export interface RoomState {
   readonly iceCandidates: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
+export interface Grant {
+  readonly role?: Role;
+  readonly iceServers?: readonly IceServer[];
+}
+
 export type AdminAction = { kind: "evict"; user: string } | { kind: "unpublish"; user: string };
 
 export type MediaOutcome = { ok: true; value: unknown } | { ok: false; error: RpcError };
 
 export type Input =
-  /** `grant`: what a verified join token granted (only the adapter sets it; never read from params). */
-  | { type: "request"; session: string; id: RequestId | null; method: string; params: unknown; grant?: { role: Role } }
+  /**
+   * `grant`: what only the adapter can give, never read from params: the role a verified join
+   * token granted, the ICE servers (with TURN credentials) for a joinRoom or connect answer.
+   */
+  | { type: "request"; session: string; id: RequestId | null; method: string; params: unknown; grant?: Grant }
   /** The administrator (admin REST API) acts on a participant; the adapter checked that it exists. */
   | { type: "admin"; action: AdminAction }
   | { type: "socketClosed"; session: string }

@@ -30,7 +30,9 @@ import { newSessionId } from "../session-id.ts";
 import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, requestParams, streamIdOf } from "../../protocol/room.ts";
 import { RoomStore } from "./room-store.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
-import { checkJoinToken, type JoinGrant } from "../../protocol/tokens/join-token.ts";
+import { checkJoinToken, type JoinGrant, type Role } from "../../protocol/tokens/join-token.ts";
+import { iceServersFor } from "../../protocol/ice-servers.ts";
+import type { Grant } from "../core/types.ts";
 import { JsonRpcCode, RoomCode, rpcError } from "../../protocol/errors.ts";
 import { SocketLimiter } from "../rate-limit.ts";
 import { closeQuietly, safeSend } from "../ws-util.ts";
@@ -352,11 +354,11 @@ export class RoomObject extends DurableObject<Env> {
     if (att.superseded) return;
     const frame = decodeFrame(message);
     if (!this.#withinRateLimit(ws, frame)) return;
-    const secret = settingsOf(this.env).joinTokenSecret;
-    if (secret === null) return this.#clientFrame(ws, frame, null);
-    // Checking a join token is asynchronous: frames then go through one chain, so they keep their order.
+    if (!this.#grantsAreAsync()) return this.#clientFrame(ws, frame);
+    // Checking a join token or signing TURN credentials is asynchronous: frames then go through one
+    // chain, so they keep their order.
     this.#clientChain = this.#clientChain
-      .then(() => this.#clientFrame(ws, frame, secret))
+      .then(() => this.#clientFrame(ws, frame))
       .catch((error: unknown) => console.error(JSON.stringify({ msg: "client frame failed", error: String(error) })));
     return this.#clientChain;
   }
@@ -388,7 +390,13 @@ export class RoomObject extends DurableObject<Env> {
     return false;
   }
 
-  async #clientFrame(ws: WebSocket, frame: DecodedFrame, joinTokenSecret: string | null): Promise<void> {
+  /** Whether joinRoom / connect need an asynchronous step first (a join token to check, TURN credentials to sign). */
+  #grantsAreAsync(): boolean {
+    const settings = settingsOf(this.env);
+    return settings.joinTokenSecret !== null || settings.ice !== null;
+  }
+
+  async #clientFrame(ws: WebSocket, frame: DecodedFrame): Promise<void> {
     const att = readSocketAttachment(ws);
     if (att?.role !== "client" || att.superseded || !this.#state) return;
     switch (frame.kind) {
@@ -401,30 +409,45 @@ export class RoomObject extends DurableObject<Env> {
       case "request":
       case "notification": {
         const id = frame.kind === "request" ? frame.id : null;
-        if (joinTokenSecret !== null && frame.method === "joinRoom") {
-          const grant = await this.#joinGrant(joinTokenSecret, frame.params);
-          if (grant === null) {
-            // Ill-typed params: the core answers -32602.
-          } else if (!grant.ok) {
-            if (id !== null) safeSend(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, grant.problem)));
-            return;
-          } else {
-            const { role } = grant;
-            this.#run({
-              type: "request",
-              session: att.session,
-              id,
-              method: frame.method,
-              params: frame.params,
-              grant: { role },
-            });
-            return;
-          }
+        const grant = await this.#grantFor(frame.method, frame.params);
+        if (typeof grant === "string") {
+          if (id !== null) safeSend(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, grant)));
+          return;
         }
-        this.#run({ type: "request", session: att.session, id, method: frame.method, params: frame.params });
+        this.#run({ type: "request", session: att.session, id, method: frame.method, params: frame.params, grant });
         return;
       }
     }
+  }
+
+  /**
+   * What the adapter adds to a joinRoom or connect (never read from the params): the role a join
+   * token grants and the ICE servers with TURN credentials for that user; a string: why the join
+   * is refused. Ill-typed params get nothing (the core answers -32602).
+   */
+  async #grantFor(method: string, params: unknown): Promise<Grant | string> {
+    const settings = settingsOf(this.env);
+    let user: string | undefined;
+    let role: Role | undefined;
+    if (method === "joinRoom") {
+      const parsed = requestParams.joinRoom.safeParse(params ?? {});
+      if (!parsed.success) return {};
+      user = parsed.data.user;
+      if (settings.joinTokenSecret !== null) {
+        const grant = await this.#joinGrant(settings.joinTokenSecret, params);
+        if (grant && !grant.ok) return grant.problem;
+        role = grant?.ok ? grant.role : undefined;
+      }
+    } else if (method === "connect" && settings.ice !== null) {
+      const parsed = requestParams.connect.safeParse(params ?? {});
+      const sessionId = parsed.success ? parsed.data.sessionId : undefined;
+      user = sessionId === undefined ? undefined : this.#state?.participants.get(sessionId)?.user;
+    } else {
+      return {};
+    }
+    const iceServers =
+      settings.ice !== null && user !== undefined ? await iceServersFor(settings.ice, user) : undefined;
+    return { ...(role ? { role } : {}), ...(iceServers ? { iceServers } : {}) };
   }
 
   /**
@@ -454,7 +477,7 @@ export class RoomObject extends DurableObject<Env> {
    * user whose socket is already gone.
    */
   #afterFramesOf(ws: WebSocket): Promise<void> {
-    if (settingsOf(this.env).joinTokenSecret === null) {
+    if (!this.#grantsAreAsync()) {
       this.#socketGone(ws);
       return Promise.resolve();
     }

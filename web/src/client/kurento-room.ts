@@ -35,6 +35,11 @@ export interface KurentoRoomOptions {
   readonly reconnect?: false | Partial<ReconnectOptions>;
   /** Peer connection configuration (default: no ICE servers, max-bundle). */
   readonly rtcConfiguration?: RTCConfiguration;
+  /**
+   * `"relay"`: media only through TURN (the ICE servers the room hands out with TURN credentials),
+   * e.g. to test a TURN setup or to hide the client's address. Default: all candidates.
+   */
+  readonly iceTransportPolicy?: RTCIceTransportPolicy;
   /** Restore lost media automatically (after `mediaError`, failed ICE or a reconnection). Default true. */
   readonly autoRecoverMedia?: boolean;
 }
@@ -94,7 +99,10 @@ export class KurentoRoom {
         heartbeatIntervalMs: o.heartbeatIntervalMs ?? 10_000,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 5_000,
       },
-      rtcConfiguration: o.rtcConfiguration ?? { iceServers: [], bundlePolicy: "max-bundle" },
+      rtcConfiguration: {
+        ...(o.rtcConfiguration ?? { iceServers: [], bundlePolicy: "max-bundle" }),
+        ...(o.iceTransportPolicy ? { iceTransportPolicy: o.iceTransportPolicy } : {}),
+      },
       reconnect,
       autoRecoverMedia: o.autoRecoverMedia ?? true,
       rpcParams: this.#rpcParams,

@@ -69,6 +69,8 @@ export class Room extends Emitter<RoomEvents> {
   #evicted = false;
   #role: "participant" | "moderator" = "participant";
   #eviction: Eviction | null = null;
+  /** The STUN/TURN servers the room gave in its joinRoom / connect answer (fresh TURN credentials each time). */
+  #serverIceServers: RTCIceServer[] = [];
   #joining: Promise<RoomConnectedEvent> | null = null;
   #leaving: Promise<void> | null = null;
   /** Candidates gathered while reconnecting: sent once the session is back. */
@@ -89,7 +91,7 @@ export class Room extends Emitter<RoomEvents> {
     });
     this.#connection.rpcParams = { ...env.rpcParams };
     this.#host = {
-      rtcConfiguration: env.rtcConfiguration,
+      rtcConfiguration: () => this.#rtcConfiguration(),
       localUser: () => this.user,
       request: (method, params) => this.#request(method, params),
       sendIceCandidate: (endpointName, candidate) => this.#sendIceCandidate(endpointName, candidate),
@@ -234,6 +236,7 @@ export class Room extends Emitter<RoomEvents> {
       if (!this.#isIn("connecting")) throw new RoomClientError("room-closed", "joining was cancelled");
       this.#sessionId = joined.sessionId;
       this.#role = joined.role ?? "participant";
+      this.#serverIceServers = (joined.iceServers ?? []).map(toRtcIceServer);
       const event = this.#roster.adopt(joined.value);
       this.#transition("connected");
       this.emit("room-connected", event);
@@ -260,6 +263,13 @@ export class Room extends Emitter<RoomEvents> {
       return Promise.reject(transportError(`cannot send ${method}: the room is ${this.#state}`));
     }
     return this.#connection.request(method, params);
+  }
+
+  /** The app's RTCConfiguration with the room's ICE servers after its own. */
+  #rtcConfiguration(): RTCConfiguration {
+    const own = this.#env.rtcConfiguration;
+    if (this.#serverIceServers.length === 0) return own;
+    return { ...own, iceServers: [...(own.iceServers ?? []), ...this.#serverIceServers] };
   }
 
   /** How this participant was evicted, once it was: by whom (a moderator; absent: the server) and whether the whole room closed. */
@@ -391,7 +401,16 @@ export class Room extends Emitter<RoomEvents> {
       reconnecting: () => this.#state === "reconnecting",
       announce: (attempt, delayMs) => this.emit("reconnecting", { room: this.name, attempt, delayMs }),
       open: () => this.#connection.open(this.#env.url),
-      resume: () => this.#connection.requestWith("connect", { sessionId: this.#sessionId ?? "" }, connectResult),
+      resume: async () => {
+        const resumed = await this.#connection.requestWith(
+          "connect",
+          { sessionId: this.#sessionId ?? "" },
+          connectResult,
+        );
+        // Fresh TURN credentials for the peer connections made from now on.
+        if (resumed.iceServers) this.#serverIceServers = resumed.iceServers.map(toRtcIceServer);
+        return resumed;
+      },
       abandon: () => this.#connection.close(CloseCode.NORMAL, "resume failed"),
       sleep: (ms) => this.#reconnectSleep.sleep(ms),
     });
@@ -467,4 +486,16 @@ export class Room extends Emitter<RoomEvents> {
     this.#queuedIce = [];
     this.#roster.clear();
   }
+}
+
+function toRtcIceServer(server: {
+  urls: string | string[];
+  username?: string | undefined;
+  credential?: string | undefined;
+}): RTCIceServer {
+  return {
+    urls: server.urls,
+    ...(server.username === undefined ? {} : { username: server.username }),
+    ...(server.credential === undefined ? {} : { credential: server.credential }),
+  };
 }

@@ -53,7 +53,8 @@ export type StreamStatus = "idle" | "negotiating" | "live";
 
 /** What a stream needs from its room (the Room implements it). */
 export interface StreamHost {
-  readonly rtcConfiguration: RTCConfiguration;
+  /** The configuration of the next peer connection (the app's own, plus the ICE servers the room gave). */
+  rtcConfiguration(): RTCConfiguration;
   localUser(): string;
   request<M extends RoomMethod>(method: M, params: RequestInput<M>): Promise<RoomResult<M>>;
   sendIceCandidate(endpointName: string, candidate: RTCIceCandidateInit): void;
@@ -326,7 +327,7 @@ export class Stream extends Emitter<StreamEvents> {
     const host = this.#host;
     const endpointName = this.local ? host.localUser() : this.#participant.getID();
     const session: PeerSession = new PeerSession(Peer, {
-      rtcConfiguration: host.rtcConfiguration,
+      rtcConfiguration: host.rtcConfiguration(),
       streamId: this.getGlobalID(),
       what: this.local ? "publishing" : `subscribing to ${this.getGlobalID()}`,
       sendMedia,

@@ -20,7 +20,7 @@ import { Tiles } from "./tiles.ts";
 import { findUi } from "./ui.ts";
 
 export class DemoApp {
-  config: ClientConfig = { loopbackRemote: false, loopbackAndLocal: false, filters: [] };
+  config: ClientConfig = { loopbackRemote: false, loopbackAndLocal: false, filters: [], iceServers: [] };
   kurento: KurentoRoom | null = null;
   room: Room | null = null;
   localStream: Stream | null = null;
