@@ -117,6 +117,34 @@ describe("JOIN_TOKEN_SECRET", () => {
     }
   });
 
+  it("a socket that closes while its joinRoom's token is checked leaves no ghost: the close is handled after the join", async () => {
+    const room = "close-during-check";
+    const token = await signJoinToken(SECRET, { user: "gil", room });
+    const gil = await worker.open(`/room/${room}`);
+    // The join and the close leave back to back; the token check in between is asynchronous.
+    gil.sendRaw(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "joinRoom", params: { user: "gil", room, token } }));
+    gil.ws.close(1000, "bye");
+    await gil.closedWithin();
+    // Whether or not the join got in first, "gil" is free again once the (10 s) window has passed.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const again = await worker.open(`/room/${room}`);
+      const refused = await again.request("joinRoom", { user: "gil", room, token }).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      if (refused === null) {
+        await again.request("leaveRoom");
+        break;
+      }
+      expect(refused).toMatchObject({ code: RoomCode.EXISTING_USER_IN_ROOM });
+      again.terminate();
+      if (Date.now() > deadline) expect.fail("gil's seat was never freed: a ghost");
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await worker.waitForRooms((rooms) => !rooms.includes(room));
+  });
+
   it("a token with role 'moderator' lets its holder evict and stop streams; a plain token (or a role in the params) does not", async () => {
     const room = "moderated";
     const token = (user: string, role?: "moderator") =>
