@@ -8,7 +8,9 @@
  * - Requests made while disconnected wait for the socket instead of failing:
  *   every call gets our own timeout (REQUEST_TIMEOUT_MS), calls are refused at
  *   once while disconnected, and objects whose creation answers too late are
- *   released.
+ *   released: kurento-client itself waits much longer than we do
+ *   (`lateAnswerMs`), or it would drop the late answer and its object would
+ *   stay on the server unknown.
  * - After a reconnection kurento-client resumes its session with
  *   `connect {sessionId}`; a refused resume (40007: the server restarted) means
  *   every object is gone, reported as `lost`. It says nothing when that
@@ -49,6 +51,16 @@ import {
 /** The benchmark drives kurento-client directly through this. */
 export { loadKurento };
 
+/**
+ * How long kurento-client waits for an answer: three times our own bound, at
+ * least a minute. Requests are never retried (kurento-client's max_retries
+ * is 0), so this only decides how late an answer may come and still be seen.
+ * A stopped bridge does not wait for it: bridge/main.ts exits explicitly.
+ */
+export function lateAnswerMs(requestTimeoutMs: number): number {
+  return Math.max(60_000, requestTimeoutMs * 3);
+}
+
 class KurentoConnection implements MediaServer, ObjectOwner {
   readonly uri: string;
   supportsFilters = false;
@@ -79,7 +91,14 @@ class KurentoConnection implements MediaServer, ObjectOwner {
       );
     }
     this.client = this.kurento(options.dialUri?.(uri) ?? uri, {
-      request_timeout: options.requestTimeoutMs,
+      // Our own bound (`timed`, REQUEST_TIMEOUT_MS) answers the caller; kurento-client keeps waiting
+      // well past it, so an answer that comes late (a frozen or overloaded KMS) still reaches its
+      // callback and `timed`'s onLate releases what it created. With kurento-client's timeout equal
+      // to ours the late answer was dropped ("Response already processed") and the MediaPipeline KMS
+      // made stayed on it forever: nobody ever learnt its id.
+      request_timeout: lateAnswerMs(options.requestTimeoutMs),
+      // Pings keep the old bound: an unanswered one only stops kurento-client's pinging.
+      ping_request_timeout: options.requestTimeoutMs,
       response_timeout: options.requestTimeoutMs,
       // kurento-jsonrpc keeps a timer per answered request this long (to drop
       // duplicate answers); at 20 s those timers kept a stopped bridge's process alive.

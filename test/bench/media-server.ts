@@ -7,6 +7,13 @@
 // share its cores with the server.
 //
 //   npm run bench:media-server            (MEASURE_SECONDS=10 by default)
+//   MEDIA_BACKEND=kms npm run bench:media-server
+//
+// With MEDIA_BACKEND=kms the same load runs against a real Kurento Media
+// Server from KMS_HOME (scripts/kms.ts; its own process, sampled the same
+// way): KMS is the anchor the embedded server is measured against. Both
+// rows print CPU per forwarded packet (server CPU time over the RTP packets
+// the subscribers received), which compares the two whatever the bitrate.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -23,6 +30,8 @@ import {
   type KurentoWebRtcEndpoint,
 } from "../media-server/helpers/kurento.ts";
 import { createClientPeer, waitFor } from "../media-server/helpers/werift-peer.ts";
+import { startKms } from "../../scripts/kms.ts";
+import { mediaBackendFromEnv } from "../../scripts/system.ts";
 
 const SUBSCRIBER_COUNTS = [1, 5, 10];
 const MEASURE_SECONDS = Number(process.env.MEASURE_SECONDS ?? 10);
@@ -62,12 +71,42 @@ interface Subscriber {
   endpoint: KurentoWebRtcEndpoint;
   peer: WeriftPeer;
   bytes: () => number;
+  packets: () => number;
+}
+
+/** The media server under test: its URL, the PID to sample, and how to stop it. */
+interface ServerUnderTest {
+  readonly name: string;
+  readonly url: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function startServerUnderTest(): Promise<ServerUnderTest> {
+  if (mediaBackendFromEnv() === "kms") {
+    // run.sh ends with exec: the PID is the server's own.
+    const kms = await startKms({ loopbackOnly: true });
+    return { name: "Kurento Media Server (KMS_HOME)", url: kms.url, pid: kms.pid, stop: () => kms.stop() };
+  }
+  const port = await freePort();
+  const child = await startServerProcess(port);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error("no server pid");
+  return {
+    name: "Embedded media server",
+    url: `ws://127.0.0.1:${port}/kurento`,
+    pid,
+    async stop() {
+      child.kill("SIGTERM");
+    },
+  };
 }
 
 async function addSubscriber(pipeline: KurentoPipeline, source: KurentoWebRtcEndpoint): Promise<Subscriber> {
   const endpoint = await pipeline.create("WebRtcEndpoint");
   const peer = createClientPeer();
   let bytes = 0;
+  let packets = 0;
   endpoint.on("IceCandidateFound", (event) => {
     const candidate = event.candidate as { candidate: string; sdpMid: string; sdpMLineIndex: number };
     void peer.addIceCandidate(candidate);
@@ -82,6 +121,7 @@ async function addSubscriber(pipeline: KurentoPipeline, source: KurentoWebRtcEnd
   peer.onTrack.subscribe((track) => {
     track.onReceiveRtp.subscribe((packet) => {
       bytes += packet.payload.length + packet.header.serializeSize;
+      packets += 1;
     });
   });
   peer.addTransceiver("audio", { direction: "recvonly" });
@@ -91,7 +131,7 @@ async function addSubscriber(pipeline: KurentoPipeline, source: KurentoWebRtcEnd
   const answer = await endpoint.processOffer(peer.localDescription?.sdp ?? "");
   await peer.setRemoteDescription({ type: "answer", sdp: answer });
   await endpoint.gatherCandidates();
-  return { endpoint, peer, bytes: () => bytes };
+  return { endpoint, peer, bytes: () => bytes, packets: () => packets };
 }
 
 interface PublisherStats {
@@ -131,13 +171,11 @@ async function publisherStats(page: Page): Promise<PublisherStats> {
 }
 
 async function main(): Promise<void> {
-  const port = await freePort();
-  const server = await startServerProcess(port);
+  const server = await startServerUnderTest();
   const pid = server.pid;
-  if (pid === undefined) throw new Error("no server pid");
   const pages = await startBlankPageServer();
   const browser = await launchChromium();
-  const client = await connectKurento(`ws://127.0.0.1:${port}/kurento`);
+  const client = await connectKurento(server.url);
   const rows: string[][] = [];
   try {
     const pipeline = await client.create("MediaPipeline");
@@ -156,6 +194,7 @@ async function main(): Promise<void> {
     const measure = async (label: string, subscribers: Subscriber[]) => {
       await sleep(WARMUP_SECONDS * 1000);
       const bytesBefore = subscribers.map((subscriber) => subscriber.bytes());
+      const packetsBefore = subscribers.reduce((sum, subscriber) => sum + subscriber.packets(), 0);
       const publisherBefore = await publisherStats(page);
       const before = sample(pid);
       await sleep(MEASURE_SECONDS * 1000);
@@ -170,6 +209,8 @@ async function main(): Promise<void> {
         ? perSubscriberKbps.reduce((sum, kbps) => sum + kbps, 0) / perSubscriberKbps.length
         : 0;
       const minKbps = perSubscriberKbps.length ? Math.min(...perSubscriberKbps) : 0;
+      const forwarded = subscribers.reduce((sum, subscriber) => sum + subscriber.packets(), 0) - packetsBefore;
+      const cpuMicros = ((after.cpuTicks - before.cpuTicks) / CLOCK_TICKS) * 1e6;
       rows.push([
         label,
         cpuPercent.toFixed(1),
@@ -180,6 +221,7 @@ async function main(): Promise<void> {
         averageKbps.toFixed(0),
         minKbps.toFixed(0),
         ((averageKbps * subscribers.length) / 1000).toFixed(2),
+        forwarded > 0 ? (cpuMicros / forwarded).toFixed(0) : "-",
       ]);
       process.stderr.write(`measured: ${label}\n`);
     };
@@ -204,7 +246,7 @@ async function main(): Promise<void> {
     client.close();
     await closeChromium(browser);
     await pages.close();
-    server.kill("SIGTERM");
+    await server.stop();
   }
 
   const header = [
@@ -217,12 +259,13 @@ async function main(): Promise<void> {
     "per-subscriber kbps (avg)",
     "(min)",
     "total forwarded Mbps",
+    "server CPU µs per forwarded packet",
   ];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)));
   const line = (cells: string[]) =>
     `| ${cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join(" | ")} |`;
   console.log(
-    `\nEmbedded media server, ${MEASURE_SECONDS} s per row after ${WARMUP_SECONDS} s warm-up; publisher: Chromium fake camera 640x480 + audio; subscribers: werift peers (audio + video)`,
+    `\n${server.name}, ${MEASURE_SECONDS} s per row after ${WARMUP_SECONDS} s warm-up; publisher: Chromium fake camera 640x480 + audio; subscribers: werift peers (audio + video)`,
   );
   console.log(line(header));
   console.log(`|${widths.map((width) => "-".repeat(width + 2)).join("|")}|`);
