@@ -409,12 +409,18 @@ export class RoomObject extends DurableObject<Env> {
       case "request":
       case "notification": {
         const id = frame.kind === "request" ? frame.id : null;
-        const grant = await this.#grantFor(frame.method, frame.params);
+        // Only joinRoom and connect get a grant, and only when a token or TURN is configured; every
+        // other frame (chat: the hot path) stays synchronous.
+        const needsGrant = (frame.method === "joinRoom" || frame.method === "connect") && this.#grantsAreAsync();
+        const grant = needsGrant ? await this.#grantFor(frame.method, frame.params) : {};
         if (typeof grant === "string") {
           if (id !== null) safeSend(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, grant)));
           return;
         }
-        this.#run({ type: "request", session: att.session, id, method: frame.method, params: frame.params, grant });
+        // The socket may have been superseded or closed by the room while the grant was made.
+        const now = needsGrant ? readSocketAttachment(ws) : att;
+        if (now?.role !== "client" || now.superseded) return;
+        this.#run({ type: "request", session: now.session, id, method: frame.method, params: frame.params, grant });
         return;
       }
     }
