@@ -16,8 +16,10 @@ import { isolatedWranglerConfig } from "./scripts/wrangler-dev.ts";
 // in the KMS projects only; a test that differs by back end says which in its
 // name. Without KMS_HOME the KMS projects fail, loudly: never skipped.
 
+/** kurento-client call sequences compared across the two back ends (docs/media-server.md, differences). */
+const CONFORMANCE = "test/conformance/kurento-api.test.ts";
 /** Media tests that run against both back ends. */
-const MEDIA_INTEGRATION = ["test/integration/media-system.test.ts"];
+const MEDIA_INTEGRATION = ["test/integration/media-system.test.ts", CONFORMANCE];
 const MEDIA_E2E = ["test/e2e/media.test.ts", "test/e2e/loopback.test.ts"];
 const KMS_ONLY = "**/*.kms.test.ts";
 const KMS_ENV = { MEDIA_BACKEND: "kms" };
@@ -67,6 +69,7 @@ export default defineConfig({
             "test/media-server/**/*.test.ts",
             "test/bridge/**/*.test.ts",
             "test/web/**/*.test.ts",
+            CONFORMANCE,
           ],
           exclude: [...configDefaults.exclude, KMS_ONLY],
           environment: "node",
