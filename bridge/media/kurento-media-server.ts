@@ -52,13 +52,16 @@ import {
 export { loadKurento };
 
 /**
- * How long kurento-client waits for an answer: three times our own bound, at
- * least a minute. Requests are never retried (kurento-client's max_retries
- * is 0), so this only decides how late an answer may come and still be seen.
- * A stopped bridge does not wait for it: bridge/main.ts exits explicitly.
+ * How long kurento-client waits for an answer: three times our own bound.
+ * Requests are never retried (kurento-client's max_retries is 0), so this
+ * only decides how late an answer may come and still be seen (a KMS frozen
+ * for up to twice REQUEST_TIMEOUT_MS after the bridge gave up). Kept a small
+ * multiple: an unanswered request (an unsubscribe KMS ignores) is reported,
+ * as an 'error' on its object, only when this runs out. A stopped bridge does
+ * not wait for it: bridge/main.ts exits explicitly.
  */
 export function lateAnswerMs(requestTimeoutMs: number): number {
-  return Math.max(60_000, requestTimeoutMs * 3);
+  return requestTimeoutMs * 3;
 }
 
 class KurentoConnection implements MediaServer, ObjectOwner {

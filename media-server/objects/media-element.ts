@@ -100,9 +100,17 @@ export abstract class MediaElement extends MediaObject {
     }
   }
 
+  /**
+   * As KMS 7.2 does: a sink has one source per media type and KMS unlinks
+   * the sink's side, so `X.disconnect(sink)` cuts the sink's current source
+   * of each type whoever X is (even after a newer `connect` replaced X, or
+   * when X was never connected). Mirrored so that a caller relying on the
+   * lenient version (the bridge's first hat insertion did) fails here too,
+   * not only on KMS (test/conformance/kurento-api.test.ts).
+   */
   disconnect(sink: MediaElement, mediaType?: MediaType): void {
     for (const type of mediaType ? [mediaType] : MEDIA_TYPES) {
-      if (sink.sources.get(type) === this) this.unlink(sink, type);
+      sink.sources.get(type)?.unlink(sink, type);
     }
   }
 
