@@ -108,9 +108,14 @@ export class JoinForm {
     }
     this.setBusy(true);
     app.lastJoin = { user, room: roomName };
-    const kurento = new KurentoRoom(defaultRoomUri());
+    const query = new URLSearchParams(location.search);
+    // `?relay=1`: every peer connection may only use TURN relay candidates (trying a TURN setup; README "ICE servers and TURN").
+    const kurento = new KurentoRoom(
+      defaultRoomUri(),
+      query.get("relay") === "1" ? { iceTransportPolicy: "relay" } : {},
+    );
     // A join token from the application's server (JOIN_TOKEN_SECRET), e.g. `npm run join-token`'s link.
-    const token = new URLSearchParams(location.search).get("token");
+    const token = query.get("token");
     if (token) kurento.setRpcParams({ token });
     const room = kurento.Room({ room: roomName, user });
     let local: Stream | null = null;
