@@ -55,7 +55,7 @@ export class WebRtcEndpoint extends MediaElement {
   readonly dataChannels: DataChannels;
   /** Bandwidth settings in kbps, 0 for "no limit"; the video ones shape the REMB sent to the peer. */
   readonly bandwidth = new Map<BandwidthProperty, number>(BANDWIDTH_PROPERTIES.map((name) => [name, 0]));
-  /** STUN/TURN and interface settings: accepted and reported, never used. */
+  /** STUN/TURN and interface settings (KMS names); STUN and TURN feed the ICE gathering, the rest is only reported. */
   readonly network = new Map<NetworkProperty, unknown>();
   private readonly pc: RTCPeerConnection;
   private readonly rtp: PeerRtp;

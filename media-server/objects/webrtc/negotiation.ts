@@ -166,6 +166,16 @@ export class Negotiation {
     return sdp;
   }
 
+  /**
+   * The STUN/TURN servers this endpoint gathers with (KMS's stunServerAddress,
+   * stunServerPort, turnUrl). As on KMS they count for a gathering not yet
+   * started: werift applies them to transports still in gathering state
+   * "new", and to those the next SDP creates.
+   */
+  setIceServers(iceServers: Array<{ urls: string; username?: string; credential?: string }>): void {
+    this.pc.setConfiguration({ iceServers });
+  }
+
   gatherCandidates(): void {
     this.gatherRequested = true;
     // KMS answers first and reports candidates as events afterwards.

@@ -3,6 +3,13 @@ import { iceCandidateSchema } from "../../protocol.ts";
 import { MEDIA_ELEMENT_OPERATIONS } from "../media-element.ts";
 import { noParams, type Operation, operation, operationTable } from "../operations.ts";
 import type { WebRtcEndpoint } from "../webrtc-endpoint.ts";
+import {
+  DEFAULT_STUN_PORT,
+  iceServersOf,
+  stunServerAddressSchema,
+  stunServerPortSchema,
+  turnUrlSchema,
+} from "./ice-servers.ts";
 
 /**
  * Bandwidth settings in kbps; 0 means "no limit". Names are KMS property
@@ -23,13 +30,15 @@ export const BANDWIDTH_PROPERTIES = [
 export type BandwidthProperty = (typeof BANDWIDTH_PROPERTIES)[number];
 
 /**
- * Accepted and remembered so applications configured for KMS keep working;
- * this server only gathers host candidates.
+ * Network settings as KMS names them. STUN and TURN are used for the
+ * endpoint's own ICE gathering (ice-servers.ts: KMS's formats, checked);
+ * the others are accepted and remembered so applications configured for KMS
+ * keep working.
  */
 const NETWORK_PROPERTIES = {
-  stunServerAddress: z.string().max(1000),
-  stunServerPort: z.number().int().min(0).max(65535),
-  turnUrl: z.string().max(2000),
+  stunServerAddress: stunServerAddressSchema,
+  stunServerPort: stunServerPortSchema,
+  turnUrl: turnUrlSchema,
   iceTcp: z.boolean(),
   networkInterfaces: z.string().max(1000),
   externalIPv4: z.string().max(100),
@@ -37,6 +46,7 @@ const NETWORK_PROPERTIES = {
   externalAddress: z.string().max(200),
 } as const;
 export type NetworkProperty = keyof typeof NETWORK_PROPERTIES;
+const ICE_SERVER_PROPERTIES: ReadonlySet<NetworkProperty> = new Set(["stunServerAddress", "stunServerPort", "turnUrl"]);
 
 const offerOptionsSchema = z.object({
   options: z
@@ -71,15 +81,24 @@ function bandwidthOperations(): Record<string, Operation<WebRtcEndpoint>> {
   return operations;
 }
 
-/** `get<Property>`/`set<Property>` for every network setting; unset ones read as false (booleans) or "". */
+/** `get<Property>`/`set<Property>` for every network setting; unset ones read as false (booleans), 3478 (the STUN port) or "". */
 function networkOperations(): Record<string, Operation<WebRtcEndpoint>> {
   const operations: Record<string, Operation<WebRtcEndpoint>> = {};
   for (const [name, schema] of Object.entries(NETWORK_PROPERTIES) as Array<[NetworkProperty, z.ZodType]>) {
     const suffix = capitalised(name);
-    const unset = schema instanceof z.ZodBoolean ? false : "";
+    const unset = schema instanceof z.ZodBoolean ? false : name === "stunServerPort" ? DEFAULT_STUN_PORT : "";
     operations[`get${suffix}`] = operation(noParams, (endpoint) => endpoint.network.get(name) ?? unset);
     operations[`set${suffix}`] = operation(z.object({ [name]: schema }), (endpoint, params) => {
       endpoint.network.set(name, params[name]);
+      if (ICE_SERVER_PROPERTIES.has(name)) {
+        endpoint.negotiation.setIceServers(
+          iceServersOf({
+            stunServerAddress: endpoint.network.get("stunServerAddress"),
+            stunServerPort: endpoint.network.get("stunServerPort"),
+            turnUrl: endpoint.network.get("turnUrl"),
+          }),
+        );
+      }
     });
   }
   return operations;
