@@ -102,6 +102,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
       room,
       pool,
       hat: config.hat,
+      ice: { config: config.mediaIce, bridgeId: config.bridgeId },
       ...(options.bandwidth ? { bandwidth: options.bandwidth } : {}),
       log,
       emit: (event: MediaEvent) => link?.notify(event),

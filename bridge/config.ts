@@ -5,6 +5,7 @@
  * KMS_LIMIT, `kurento.client.requestTimeout` → REQUEST_TIMEOUT_MS,
  * `demo.hatUrl` / `demo.hatCoords` → HAT_*.
  */
+import { isIP } from "node:net";
 import os from "node:os";
 import { z } from "zod";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
@@ -22,6 +23,24 @@ export interface HatConfig {
   readonly offsetY: number;
   readonly width: number;
   readonly height: number;
+}
+
+/**
+ * STUN/TURN for the media servers' side (KMS setStunServerAddress /
+ * setStunServerPort / setTurnUrl on every WebRtcEndpoint the bridge makes).
+ * KMS takes IP addresses only, and a TURN URL as `user:password@ip:port?transport=…`.
+ */
+export interface MediaIceConfig {
+  readonly stunAddress: string | null;
+  readonly stunPort: number;
+  /**
+   * KMS_TURN_URL: with credentials it is used as given; without (`ip:port?…`)
+   * and with `turnSecret`, each endpoint gets TURN REST API credentials
+   * (user "<expiry>:<bridge id>", HMAC-SHA1 of it with the secret) valid for `turnTtlSeconds`.
+   */
+  readonly turnUrl: string | null;
+  readonly turnSecret: string | null;
+  readonly turnTtlSeconds: number;
 }
 
 export interface BridgeConfig {
@@ -48,6 +67,8 @@ export interface BridgeConfig {
   readonly httpPort: number;
   readonly httpHost: string;
   readonly logLevel: LogLevel;
+  /** STUN/TURN for the media servers' endpoints; null when none is configured. */
+  readonly mediaIce: MediaIceConfig | null;
 }
 
 export const DEFAULT_WORKER_URL = "http://127.0.0.1:8787";
@@ -55,6 +76,9 @@ export const DEFAULT_KMS_URI = "ws://127.0.0.1:8888/kurento";
 export const DEFAULT_KMS_LIMIT = 1000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 20_000;
 export const MIN_SECRET_LENGTH = 16;
+export const DEFAULT_KMS_STUN_PORT = 3478;
+/** A media server's TURN allocation lives as long as its endpoint: a day covers any call. */
+export const DEFAULT_KMS_TURN_TTL_SECONDS = 86_400;
 /** The demo's mario-wings coordinates (kurento-room-demo.conf.json). */
 export const DEFAULT_HAT = { offsetX: -0.35, offsetY: -1.2, width: 1.6, height: 1.6 } as const;
 
@@ -127,6 +151,9 @@ const kmsUris = z
   .pipe(z.array(kmsUri).min(1, "needs at least one URI").max(64, "at most 64 URIs"))
   .refine((uris) => new Set(uris).size === uris.length, "lists the same URI twice");
 
+/** KMS's turnUrl (its own regex, greedy user), or the same without `user:password@` (credentials derived from KMS_TURN_SECRET). */
+const KMS_TURN_URL = /^(?:.+:.+@)?(?:\d{1,3}\.){3}\d{1,3}:\d{1,5}(?:\?transport=(?:udp|tcp|tls))?$/;
+
 const int = (min: number, max: number) => z.coerce.number().int(`must be an integer`).min(min).max(max);
 const finite = z.coerce.number().refine(Number.isFinite, "must be a number");
 
@@ -173,12 +200,35 @@ const envSchema = z.object({
   BRIDGE_HTTP_PORT: int(0, 65_535).default(9090),
   BRIDGE_HTTP_HOST: z.string().trim().min(1).default("127.0.0.1"),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+  // STUN/TURN for the media servers' side (KMS formats: IP addresses only).
+  KMS_STUN_ADDRESS: z
+    .string()
+    .trim()
+    .refine((value) => isIP(value) !== 0, "must be an IP address (KMS takes no domain names)")
+    .optional(),
+  KMS_STUN_PORT: int(1, 65_535).default(DEFAULT_KMS_STUN_PORT),
+  KMS_TURN_URL: z
+    .string()
+    .trim()
+    .regex(
+      KMS_TURN_URL,
+      "must be KMS's 'user:password@<IPv4>:<port>[?transport=udp|tcp|tls]', or '<IPv4>:<port>[?transport=…]' with KMS_TURN_SECRET",
+    )
+    .optional(),
+  KMS_TURN_SECRET: z.string().min(1).max(512).optional(),
+  KMS_TURN_TTL_SECONDS: int(60, 30 * 86_400).default(DEFAULT_KMS_TURN_TTL_SECONDS),
   // The embedded media server's KMS_TOKEN (or a proxy's in front of KMS); unset: URIs are dialled as given.
   KMS_TOKEN: z.string().trim().min(1).max(512).optional(),
 });
 
 /** Variables whose values an error message must not show. */
-const SECRET_KEYS: ReadonlySet<string> = new Set(["BRIDGE_SECRET", "BRIDGE_KEY", "KMS_TOKEN"]);
+const SECRET_KEYS: ReadonlySet<string> = new Set([
+  "BRIDGE_SECRET",
+  "BRIDGE_KEY",
+  "KMS_TOKEN",
+  "KMS_TURN_URL",
+  "KMS_TURN_SECRET",
+]);
 
 /** `uri` with `?token=` (KMS_TOKEN); never log the result. */
 function withToken(uri: string, token: string | undefined): string {
@@ -213,6 +263,16 @@ function credentialProblems(input: Record<string, string>): string[] {
   return [];
 }
 
+/** A KMS_TURN_URL without credentials needs the secret to derive them. */
+function turnProblems(input: Record<string, string>): string[] {
+  const url = input.KMS_TURN_URL;
+  if (url !== undefined && !url.includes("@") && input.KMS_TURN_SECRET === undefined)
+    return [
+      "KMS_TURN_SECRET: is required with a KMS_TURN_URL without user:password@ (the credentials are derived from it)",
+    ];
+  return [];
+}
+
 /** Reads and validates the configuration; throws a ConfigError listing every problem. */
 export function loadConfig(env: Record<string, string | undefined>): BridgeConfig {
   // Unset and empty are the same (env files often carry `KEY=`).
@@ -222,7 +282,7 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
     if (value !== undefined && value.trim() !== "") input[key] = value;
   }
   const parsed = envSchema.safeParse(input);
-  const credentialIssues = credentialProblems(input);
+  const credentialIssues = [...credentialProblems(input), ...turnProblems(input)];
   if (!parsed.success || credentialIssues.length > 0) {
     throw new ConfigError([
       ...credentialIssues,
@@ -256,6 +316,16 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
     httpPort: vars.BRIDGE_HTTP_PORT,
     httpHost: vars.BRIDGE_HTTP_HOST,
     logLevel: vars.LOG_LEVEL,
+    mediaIce:
+      vars.KMS_STUN_ADDRESS === undefined && vars.KMS_TURN_URL === undefined
+        ? null
+        : {
+            stunAddress: vars.KMS_STUN_ADDRESS ?? null,
+            stunPort: vars.KMS_STUN_PORT,
+            turnUrl: vars.KMS_TURN_URL ?? null,
+            turnSecret: vars.KMS_TURN_URL?.includes("@") ? null : (vars.KMS_TURN_SECRET ?? null),
+            turnTtlSeconds: vars.KMS_TURN_TTL_SECONDS,
+          },
   };
 }
 

@@ -63,11 +63,24 @@ export interface MediaElement {
   onError(listener: (description: string) => void): void;
 }
 
+/** KMS's STUN/TURN settings of a WebRtcEndpoint (setStunServerAddress, setStunServerPort, setTurnUrl). */
+export interface EndpointIceServers {
+  readonly stunAddress?: string;
+  readonly stunPort?: number;
+  /** KMS's format: `user:password@<IPv4>:<port>[?transport=udp|tcp|tls]`. */
+  readonly turnUrl?: string;
+}
+
 export interface WebRtcEndpoint extends MediaElement {
   processOffer(offer: string): Promise<string>;
   gatherCandidates(): Promise<void>;
   addIceCandidate(candidate: IceCandidate): Promise<void>;
   setBandwidth(bandwidth: Bandwidth): Promise<void>;
+  /**
+   * STUN/TURN for the endpoint's own ICE, set before its offer is processed.
+   * Optional until the kurento-client implementation (kurento-objects.ts) has it.
+   */
+  setIceServers?(servers: EndpointIceServers): Promise<void>;
   onIceCandidate(listener: (candidate: IceCandidate) => void): void;
   /** `MediaStateChanged` (CONNECTED / DISCONNECTED). */
   onMediaState(listener: (state: string) => void): void;

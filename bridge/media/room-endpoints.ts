@@ -5,7 +5,9 @@
  */
 import type { MediaEvent } from "../../protocol/bridge.ts";
 import { streamIdOf } from "../../protocol/room.ts";
-import type { Bandwidth, WebRtcEndpoint } from "./media-server.ts";
+import { turnCredentials } from "../../protocol/ice-servers.ts";
+import type { MediaIceConfig } from "../config.ts";
+import type { Bandwidth, EndpointIceServers, WebRtcEndpoint } from "./media-server.ts";
 
 /**
  * The original's limits (kurento-room-sdk MediaEndpoint, set on every
@@ -26,6 +28,47 @@ export async function applyBandwidth(
 ): Promise<void> {
   try {
     await endpoint.setBandwidth(bandwidth);
+  } catch (error) {
+    onFailure(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/**
+ * What one endpoint gets from MEDIA ICE settings (KMS_STUN_*, KMS_TURN_*): a
+ * KMS_TURN_URL without credentials gets fresh TURN REST API ones, user
+ * "<expiry>:<bridge id>" (KMS's turnUrl parser takes the user part greedily
+ * and a base64 password has no ':', so the REST user name's ':' is fine).
+ */
+export async function endpointIceServers(
+  ice: MediaIceConfig,
+  bridgeId: string,
+  nowSeconds?: number,
+): Promise<EndpointIceServers> {
+  let turnUrl = ice.turnUrl ?? undefined;
+  if (turnUrl !== undefined && ice.turnSecret !== null) {
+    const { username, credential } = await turnCredentials(ice.turnSecret, bridgeId, ice.turnTtlSeconds, nowSeconds);
+    turnUrl = `${username}:${credential}@${turnUrl}`;
+  }
+  return {
+    ...(ice.stunAddress !== null ? { stunAddress: ice.stunAddress, stunPort: ice.stunPort } : {}),
+    ...(turnUrl !== undefined ? { turnUrl } : {}),
+  };
+}
+
+/** Like bandwidth limits, STUN/TURN is advice to the media server: a failure is reported, the endpoint still works on host candidates. */
+export async function applyIceServers(
+  endpoint: WebRtcEndpoint,
+  ice: MediaIceConfig | null,
+  bridgeId: string,
+  onFailure: (message: string) => void,
+): Promise<void> {
+  if (!ice) return;
+  if (!endpoint.setIceServers) {
+    onFailure("this media server connection cannot set STUN/TURN on endpoints (setIceServers is not implemented)");
+    return;
+  }
+  try {
+    await endpoint.setIceServers(await endpointIceServers(ice, bridgeId));
   } catch (error) {
     onFailure(error instanceof Error ? error.message : String(error));
   }

@@ -20,14 +20,14 @@
 import type { z } from "zod";
 import type { MediaEvent, MediaOp, MediaResult, mediaCommandParams } from "../../protocol/bridge.ts";
 import { streamIdOf } from "../../protocol/room.ts";
-import type { HatConfig } from "../config.ts";
+import type { HatConfig, MediaIceConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { KmsPool, KmsSlot } from "./kms-pool.ts";
 import type { Bandwidth, IceCandidate, MediaElement, Pipeline, WebRtcEndpoint } from "./media-server.ts";
 import { endpointError, Superseded, toRpcError } from "./room-errors.ts";
 import { applyFilter, type FilterContext, removeFilter } from "./room-filters.ts";
 import { type Publisher, RoomGraph, type Subscription } from "./room-graph.ts";
-import { applyBandwidth, ORIGINAL_BANDWIDTH, watchEndpoint } from "./room-endpoints.ts";
+import { applyBandwidth, applyIceServers, ORIGINAL_BANDWIDTH, watchEndpoint } from "./room-endpoints.ts";
 import { IceQueues } from "./room-ice.ts";
 
 /** Where it always was (the benchmark imports it from here). */
@@ -40,6 +40,8 @@ export interface RoomMediaOptions {
   readonly pool: KmsPool;
   readonly hat: HatConfig;
   readonly bandwidth?: Bandwidth;
+  /** STUN/TURN for every endpoint (KMS_STUN_*, KMS_TURN_*), and the bridge id TURN REST user names carry. */
+  readonly ice?: { readonly config: MediaIceConfig | null; readonly bridgeId: string };
   readonly emit: (event: MediaEvent) => void;
   readonly log: Logger;
   /** The room's pipeline was created or released (the bridge reports its load). */
@@ -172,6 +174,7 @@ export class RoomMedia {
         if (current()) this.options.emit({ event: "mediaError", user, error, streams: [streamIdOf(user)] });
       });
       await this.bandwidth(endpoint);
+      await this.iceServers(endpoint);
       await endpoint.connect(passThrough);
       if (params.loopback) await passThrough.connect(endpoint);
       this.check(epoch);
@@ -209,6 +212,7 @@ export class RoomMedia {
       const current = (): boolean => this.graph.subscription(user, sender) === record;
       watchEndpoint(endpoint, { user, name: sender, current, emit: this.options.emit });
       await this.bandwidth(endpoint);
+      await this.iceServers(endpoint);
       if (this.graph.publishers.get(sender) !== publisher) {
         throw endpointError(`${sender} stopped publishing meanwhile`);
       }
@@ -362,6 +366,14 @@ export class RoomMedia {
   private bandwidth(endpoint: WebRtcEndpoint): Promise<void> {
     return applyBandwidth(endpoint, this.options.bandwidth ?? ORIGINAL_BANDWIDTH, (message) =>
       this.options.log.warn("could not set the bandwidth limits", { room: this.room, error: message }),
+    );
+  }
+
+  private iceServers(endpoint: WebRtcEndpoint): Promise<void> {
+    const ice = this.options.ice;
+    if (!ice) return Promise.resolve();
+    return applyIceServers(endpoint, ice.config, ice.bridgeId, (message) =>
+      this.options.log.warn("could not set STUN/TURN on the endpoint", { room: this.room, error: message }),
     );
   }
 
