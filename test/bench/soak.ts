@@ -16,7 +16,7 @@ import { startSystem, type System } from "../../scripts/system.ts";
 import { runChurn, OPERATIONS, type ChurnReport } from "../soak/churn.ts";
 import { megabytes } from "../soak/memory.ts";
 import { randomSeed } from "../soak/rng.ts";
-import { MEMORY_GROWTH_BOUND_MB, SOAK_RECONNECT_WINDOW_SECONDS } from "../soak/settings.ts";
+import { HEAP_GROWTH_BOUND_MB, MEMORY_GROWTH_BOUND_MB, SOAK_RECONNECT_WINDOW_SECONDS } from "../soak/settings.ts";
 
 function envInt(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -33,6 +33,8 @@ const seconds = envInt("SOAK_SECONDS", 180, 10, 3600);
 const clients = envInt("SOAK_CLIENTS", 16, 1, 24);
 const rooms = envInt("SOAK_ROOMS", 3, 1, 10);
 const seed = envInt("SOAK_SEED", randomSeed(), 0, 0x7fffffff);
+/** 0: signalling only (no media), to tell the worker's memory per connection from the media path's. */
+const publishers = envInt("SOAK_PUBLISHERS", 8, 0, 8);
 
 function print(report: ChurnReport, growthMb: number): void {
   const out = (line: string): void => {
@@ -48,6 +50,10 @@ function print(report: ChurnReport, growthMb: number): void {
   const unexpectedKeys = Object.keys(report.unexpectedErrors).sort();
   out(`unexpected errors: ${unexpectedKeys.length === 0 ? "none" : ""}`);
   for (const key of unexpectedKeys) out(`  ${key.padEnd(28)} ${report.unexpectedErrors[key]}`);
+  for (const kind of ["publish", "subscribe"] as const) {
+    const l = report.latencyMs[kind];
+    out(`${kind} round trip (ms): n=${l.count} p50=${l.p50} p95=${l.p95} max=${l.max}`);
+  }
   out(`media objects left: ${report.mediaObjectsLeft}`);
   out(`rooms left open: ${report.roomsLeft.length === 0 ? "none" : report.roomsLeft.join(", ")}`);
   out(
@@ -64,6 +70,12 @@ function print(report: ChurnReport, growthMb: number): void {
     `  samples (s:MB)               ${m.samples.map((s) => `${Math.round(s.atMs / 1000)}:${megabytes(s.memory.workerdBytes)}`).join(" ")}`,
   );
   out(`  whole wrangler group at end  ${megabytes(m.afterLeave.groupBytes)}`);
+  const heap = (bytes: number | null): string => (bytes === null ? "n/a" : String(megabytes(bytes)));
+  const h = m.heapAfterGc;
+  out("worker isolate JS heap after a forced GC (MB):");
+  out(
+    `  start ${heap(h.start)}, after warm-up ${heap(h.afterWarmup)}, end of churn ${heap(h.endOfChurn)}, after everyone left ${heap(h.afterLeave)}`,
+  );
   if (report.failures.length > 0) {
     out("FAILURES:");
     for (const failure of report.failures) out(`  ${failure}`);
@@ -89,13 +101,20 @@ try {
     durationMs: seconds * 1000,
     clients,
     rooms,
+    maxPublishers: publishers,
     reconnectWindowMs: SOAK_RECONNECT_WINDOW_SECONDS * 1000,
     log: (line) => process.stdout.write(`${line}\n`),
   });
   const growthMb = megabytes(report.memory.endOfChurn.workerdBytes - report.memory.afterWarmup.workerdBytes);
   print(report, growthMb);
-  const memoryOk = growthMb < MEMORY_GROWTH_BOUND_MB;
-  if (!memoryOk) process.stdout.write(`FAILED: workerd grew ${growthMb} MB after warm-up\n`);
+  const { afterWarmup, endOfChurn } = report.memory.heapAfterGc;
+  const heapGrowthMb = afterWarmup === null || endOfChurn === null ? null : megabytes(endOfChurn - afterWarmup);
+  process.stdout.write(`  heap growth after warm-up      ${heapGrowthMb ?? "n/a"} (bound ${HEAP_GROWTH_BOUND_MB})\n`);
+  const memoryOk = growthMb < MEMORY_GROWTH_BOUND_MB && heapGrowthMb !== null && heapGrowthMb < HEAP_GROWTH_BOUND_MB;
+  if (!memoryOk)
+    process.stdout.write(
+      `FAILED: workerd RSS grew ${growthMb} MB, its JS heap ${heapGrowthMb ?? "n/a"} MB after warm-up\n`,
+    );
   exitCode = report.ok && memoryOk ? 0 : 1;
   process.stdout.write(exitCode === 0 ? "soak: every invariant held\n" : "soak: FAILED\n");
 } catch (error) {

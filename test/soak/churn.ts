@@ -29,7 +29,7 @@ import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import type { System } from "../../scripts/system.ts";
 import { testPeer, type Candidate, type TestPeer } from "../bridge/helpers/peers.ts";
 import { RoomTestClient } from "../helpers/room-client.ts";
-import { groupMemory, type GroupMemory } from "./memory.ts";
+import { groupMemory, type GroupMemory, workerHeapAfterGc } from "./memory.ts";
 import { Rng } from "./rng.ts";
 
 export interface ChurnOptions {
@@ -82,6 +82,19 @@ export interface MemorySample {
   readonly memory: GroupMemory;
 }
 
+export interface LatencySummary {
+  readonly count: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly max: number;
+}
+
+export function summarize(values: readonly number[]): LatencySummary {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  return { count: sorted.length, p50: at(0.5), p95: at(0.95), max: sorted.at(-1) ?? 0 };
+}
+
 export interface ChurnReport {
   readonly seed: number;
   readonly durationMs: number;
@@ -95,6 +108,8 @@ export interface ChurnReport {
   /** Every invariant broken, one line each (the first few unexpected errors in full). */
   readonly failures: string[];
   readonly rosters: { readonly agreed: boolean; readonly clientsChecked: number; readonly probesChecked: number };
+  /** Round trips (request → SDP answer) of the publishes and subscriptions that succeeded. */
+  readonly latencyMs: Record<"publish" | "subscribe", LatencySummary>;
   /** Objects on the media server once everyone left (-1: no embedded media server to ask). */
   readonly mediaObjectsLeft: number;
   readonly roomsLeft: string[];
@@ -104,6 +119,13 @@ export interface ChurnReport {
     readonly endOfChurn: GroupMemory;
     readonly afterLeave: GroupMemory;
     readonly samples: MemorySample[];
+    /** The worker isolate's live JavaScript heap after a forced GC, in bytes (null: the inspector was unreachable). */
+    readonly heapAfterGc: {
+      readonly start: number | null;
+      readonly afterWarmup: number | null;
+      readonly endOfChurn: number | null;
+      readonly afterLeave: number | null;
+    };
   };
   readonly ok: boolean;
 }
@@ -148,6 +170,8 @@ class Run {
   /** Background work (negotiations, candidates, peer closes) the final phase waits for. */
   readonly background = new Set<Promise<unknown>>();
   stopping = false;
+  /** Round trips of the publishes and subscriptions that succeeded (request → SDP answer), in ms. */
+  readonly latencies: Record<"publish" | "subscribe", number[]> = { publish: [], subscribe: [] };
   /** When a client last gave a seat up without leaving (its seat expires a window later). */
   lastSeatGivenUpAt = 0;
 
@@ -567,10 +591,12 @@ class SoakClient {
             { sender: `${endpoint}_webcam`, sdpOffer: offer },
             { timeoutMs: MEDIA_REQUEST_TIMEOUT_MS },
           );
+    const sentAt = Date.now();
     const waiting = held;
     held = null;
     for (const candidate of waiting) send(candidate);
     const outcome = await request;
+    if (outcome.ok) this.run.latencies[kind].push(Date.now() - sentAt);
     this.awaiting.delete(id);
     if (!outcome.ok || leg.closed) {
       // Refused, cut by a drop or leave, or ended by the server right after its answer.
@@ -736,7 +762,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
     samples.push({ atMs: Date.now() - startedAt, label, memory });
     // workerd restarting (a crash, or wrangler reloading the worker) drops every socket and resets
     // every Durable Object: the soak must notice, not just the sockets that happen to see it.
-    const pids = memory.workerdPids.join(",");
+    const pids = memory.workerd.map((w) => w.pid).join(",");
     if (workerdPids !== "" && pids !== workerdPids)
       run.fail(`workerd restarted (${label}): pids ${workerdPids} → ${pids}`);
     workerdPids = pids;
@@ -748,7 +774,8 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
   const clients: SoakClient[] = [];
   try {
     const start = sample("start");
-    if (start.workerdPids.length === 0) run.fail(`no workerd process in the process group ${system.worker.pid}`);
+    const heapAtStart = await workerHeapAfterGc(system.worker.pid);
+    if (start.workerd.length === 0) run.fail(`no workerd process in the process group ${system.worker.pid}`);
     for (let slot = 0; slot < options.clients; slot++) clients.push(new SoakClient(slot, run, () => clients));
     log(`churn: ${options.clients} clients over ${rooms} rooms for ${Math.round(options.durationMs / 1000)} s`);
 
@@ -756,6 +783,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
     const warmupMs = options.warmupMs ?? Math.min(30_000, Math.floor(options.durationMs / 4));
     const everyMs = options.sampleEveryMs ?? 10_000;
     let afterWarmup = start;
+    let heapAfterWarmup: number | null = null;
     let warmed = false;
     while (Date.now() - startedAt < options.durationMs) {
       const elapsed = Date.now() - startedAt;
@@ -763,6 +791,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
       await pause(Math.max(0, Math.min(nextAt, options.durationMs) - elapsed));
       if (!warmed && Date.now() - startedAt >= warmupMs) {
         afterWarmup = sample("after warm-up");
+        heapAfterWarmup = await workerHeapAfterGc(system.worker.pid);
         warmed = true;
       } else if (Date.now() - startedAt < options.durationMs) sample("churn");
       log(progress(run, clients, startedAt));
@@ -775,6 +804,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
       run.fail("requests still unanswered 60 s after the churn");
     const rosters = await checkRosters(run, clients, rooms);
     const endOfChurn = sample("end of churn");
+    const heapAtEnd = await workerHeapAfterGc(system.worker.pid);
 
     // Everyone leaves; then nothing may be left on the media server nor in the directory.
     for (const client of clients) if (client.state === "in") run.track(client.leave("final"));
@@ -788,6 +818,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
     const health = await fetch(`${system.url}/health`).then((r) => r.json() as Promise<{ bridges?: number }>);
     if (health.bridges !== 1) run.fail(`the worker counts ${String(health.bridges)} bridges at the end, not 1`);
     const afterLeave = sample("after leave");
+    const heapAfterLeave = await workerHeapAfterGc(system.worker.pid);
 
     return {
       seed: options.seed,
@@ -799,9 +830,22 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
       unexpectedErrors: run.unexpectedErrors,
       failures: run.failures,
       rosters,
+      latencyMs: { publish: summarize(run.latencies.publish), subscribe: summarize(run.latencies.subscribe) },
       mediaObjectsLeft,
       roomsLeft,
-      memory: { start, afterWarmup, endOfChurn, afterLeave, samples },
+      memory: {
+        start,
+        afterWarmup,
+        endOfChurn,
+        afterLeave,
+        samples,
+        heapAfterGc: {
+          start: heapAtStart,
+          afterWarmup: heapAfterWarmup,
+          endOfChurn: heapAtEnd,
+          afterLeave: heapAfterLeave,
+        },
+      },
       ok: run.failures.length === 0,
     };
   } finally {
@@ -932,7 +976,7 @@ function progress(run: Run, clients: readonly SoakClient[], startedAt: number): 
     `t=${Math.round((Date.now() - startedAt) / 1000)}s in=${inRooms} publishing=${run.publishers(clients)} ` +
     `joins=${c.joins} leaves=${c.leaves} drops=${c.drops} resumes=${c.resumes} publishes=${c.publishes} ` +
     `subscribes=${c.subscribes} chats=${c.chats} media-objects=${run.options.system.mediaServer?.stats().objects ?? -1} ` +
-    `workerd=${Math.round(memory.workerdBytes / 1048576)}MB(${memory.workerdPids.join(",")}) failures=${run.failures.length}`
+    `workerd=${memory.workerd.map((w) => `${w.pid}:${Math.round(w.bytes / 1048576)}MB`).join(",")} failures=${run.failures.length}`
   );
 }
 
