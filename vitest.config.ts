@@ -19,7 +19,12 @@ import { isolatedWranglerConfig } from "./scripts/wrangler-dev.ts";
 /** kurento-client call sequences compared across the two back ends (docs/media-server.md, differences). */
 const CONFORMANCE = "test/conformance/kurento-api.test.ts";
 /** Media tests that run against both back ends. */
-const MEDIA_INTEGRATION = ["test/integration/media-system.test.ts", CONFORMANCE];
+const MEDIA_INTEGRATION = [
+  "test/integration/media-system.test.ts",
+  CONFORMANCE,
+  // The bridge sets STUN/TURN on every endpoint through the same kurento-client calls on both.
+  "test/integration/turn-bridge.test.ts",
+];
 const MEDIA_E2E = ["test/e2e/media.test.ts", "test/e2e/loopback.test.ts"];
 const KMS_ONLY = "**/*.kms.test.ts";
 const KMS_ENV = { MEDIA_BACKEND: "kms" };

@@ -54,6 +54,9 @@ export interface KWebRtcEndpoint extends KElement {
   setMinVideoRecvBandwidth(kbps: number, callback: Callback): unknown;
   setMaxVideoSendBandwidth(kbps: number, callback: Callback): unknown;
   setMinVideoSendBandwidth(kbps: number, callback: Callback): unknown;
+  setStunServerAddress(address: string, callback: Callback): unknown;
+  setStunServerPort(port: number, callback: Callback): unknown;
+  setTurnUrl(url: string, callback: Callback): unknown;
 }
 export interface KFaceOverlayFilter extends KElement {
   setOverlayedImage(

@@ -24,6 +24,7 @@ import {
 } from "./kurento-adapter.ts";
 import {
   type Bandwidth,
+  type EndpointIceServers,
   type FaceOverlayOptions,
   type IceCandidate,
   type MediaElement,
@@ -144,6 +145,22 @@ export class WebRtcHandle extends ElementHandle implements WebRtcEndpoint {
       this.call("setMaxVideoSendBandwidth", (callback) => k.setMaxVideoSendBandwidth(maxVideoSendKbps, callback)),
       this.call("setMinVideoSendBandwidth", (callback) => k.setMinVideoSendBandwidth(minVideoSendKbps, callback)),
     ]);
+  }
+
+  async setIceServers(servers: EndpointIceServers): Promise<void> {
+    const k = this.k;
+    const calls: Array<Promise<unknown>> = [];
+    if (servers.stunAddress !== undefined) {
+      const address = servers.stunAddress;
+      calls.push(this.call("setStunServerAddress", (callback) => k.setStunServerAddress(address, callback)));
+      const port = servers.stunPort ?? 3478;
+      calls.push(this.call("setStunServerPort", (callback) => k.setStunServerPort(port, callback)));
+    }
+    if (servers.turnUrl !== undefined) {
+      const url = servers.turnUrl;
+      calls.push(this.call("setTurnUrl", (callback) => k.setTurnUrl(url, callback)));
+    }
+    await Promise.all(calls);
   }
 
   onIceCandidate(listener: (candidate: IceCandidate) => void): void {

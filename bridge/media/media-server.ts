@@ -76,11 +76,8 @@ export interface WebRtcEndpoint extends MediaElement {
   gatherCandidates(): Promise<void>;
   addIceCandidate(candidate: IceCandidate): Promise<void>;
   setBandwidth(bandwidth: Bandwidth): Promise<void>;
-  /**
-   * STUN/TURN for the endpoint's own ICE, set before its offer is processed.
-   * Optional until the kurento-client implementation (kurento-objects.ts) has it.
-   */
-  setIceServers?(servers: EndpointIceServers): Promise<void>;
+  /** STUN/TURN for the endpoint's own ICE, set before its offer is processed (KMS's three setters). */
+  setIceServers(servers: EndpointIceServers): Promise<void>;
   onIceCandidate(listener: (candidate: IceCandidate) => void): void;
   /** `MediaStateChanged` (CONNECTED / DISCONNECTED). */
   onMediaState(listener: (state: string) => void): void;

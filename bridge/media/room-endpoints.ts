@@ -63,10 +63,6 @@ export async function applyIceServers(
   onFailure: (message: string) => void,
 ): Promise<void> {
   if (!ice) return;
-  if (!endpoint.setIceServers) {
-    onFailure("this media server connection cannot set STUN/TURN on endpoints (setIceServers is not implemented)");
-    return;
-  }
   try {
     await endpoint.setIceServers(await endpointIceServers(ice, bridgeId));
   } catch (error) {
