@@ -46,11 +46,16 @@ describe("TURN on the media server's side", () => {
     const allocated = /user <\d+:local-bridge>: incoming packet ALLOCATE processed, success/;
     await until(() => allocated.test(turn.log()), 30_000, "coturn to log an allocation by the bridge");
     // The endpoint's relay candidate reaches the client through trickle ICE.
-    const relayed = () =>
-      client.notifications.some(
+    const relayCandidates = () =>
+      client.notifications.filter(
         (n) =>
           n.method === "iceCandidate" && / typ relay /.test(String((n.params as { candidate?: unknown }).candidate)),
       );
-    await until(relayed, 30_000, "a relay candidate from the media server");
+    await until(() => relayCandidates().length > 0, 30_000, "a relay candidate from the media server");
+    // On coturn's relay address (127.0.0.1 here), for alice's own publisher endpoint.
+    expect(relayCandidates()[0]?.params).toMatchObject({
+      endpointName: "alice",
+      candidate: expect.stringContaining("127.0.0.1"),
+    });
   });
 });
