@@ -158,7 +158,7 @@ describe("TURN_SECRET shared with coturn", () => {
 describe("a worker whose TURN_SECRET is not coturn's", () => {
   const suite = demoSuite(wrongVars);
 
-  it("the relay-only user's media never connects: coturn answers 401, no candidate is gathered; a user without relay is unaffected", async () => {
+  it("the relay-only user's media never connects and the page says why: coturn answers 401, no candidate is gathered; a user without relay is unaffected", async () => {
     const name = suite.room("turn-wrong");
     const relay = await suite.page(`${suite.stack.url}/?relay=1`);
     await joinRoom(relay, "carol", name);
@@ -189,7 +189,11 @@ describe("a worker whose TURN_SECRET is not coturn's", () => {
     }
     expect((await remoteFrames(viewer)).find((s) => s.id === "carol_webcam")?.framesDecoded ?? 0).toBe(0);
     expect((await remoteFrames(relay)).find((s) => s.id === "dave_webcam")?.framesDecoded ?? 0).toBe(0);
-    console.log(`what carol's page shows: ${JSON.stringify(await mediaShown(relay))}`);
+    // And carol is told why, instead of a video that silently never starts.
+    await waitUntil(relay, "carol's media error banner", async () => (await mediaShown(relay)).banner !== "", WAIT_MS);
+    expect((await mediaShown(relay)).banner).toMatch(
+      /^No relay candidate for (carol|dave)_webcam: the TURN server refused this client or cannot be reached/,
+    );
     await screenshot(relay, "turn-wrong-secret");
   });
 });

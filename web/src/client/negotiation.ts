@@ -29,6 +29,11 @@ export interface NegotiationSpec {
   staleAnswer(): void;
   onTrack(track: MediaStreamTrack): void;
   onIceState(state: RTCIceConnectionState): void;
+  /**
+   * Gathering ended without a single local candidate: ICE can never connect (typically
+   * `iceTransportPolicy: "relay"` with a TURN server that refused the credentials, or none).
+   */
+  onNoCandidates(): void;
   onDataChannel(channel: RTCDataChannel): void;
 }
 
@@ -39,6 +44,7 @@ export class PeerSession {
   /** The offer is on the wire: local candidates may follow it. */
   #signalled = false;
   #localCandidates: RTCIceCandidateInit[] = [];
+  #gathered = 0;
   #remoteDescriptionSet = false;
   #remoteCandidates: RTCIceCandidateInit[] = [];
 
@@ -49,11 +55,15 @@ export class PeerSession {
     pc.onicecandidate = (event) => {
       if (this.#closed || !event.candidate || !event.candidate.candidate) return;
       const candidate = event.candidate.toJSON();
+      this.#gathered += 1;
       if (this.#signalled) spec.sendCandidate(candidate);
       else this.#localCandidates.push(candidate);
     };
     pc.oniceconnectionstatechange = () => {
       if (!this.#closed) spec.onIceState(pc.iceConnectionState);
+    };
+    pc.onicegatheringstatechange = () => {
+      if (!this.#closed && pc.iceGatheringState === "complete" && this.#gathered === 0) spec.onNoCandidates();
     };
     pc.ontrack = (event) => {
       if (!this.#closed) spec.onTrack(event.track);
@@ -115,6 +125,7 @@ export class PeerSession {
     pc.onicecandidate = null;
     pc.ontrack = null;
     pc.oniceconnectionstatechange = null;
+    pc.onicegatheringstatechange = null;
     pc.close();
   }
 

@@ -98,6 +98,8 @@ export class Room extends Emitter<RoomEvents> {
       negotiated: (stream) => this.#negotiated(stream),
       released: (stream) => this.#released(stream),
       iceFailed: (stream) => this.#recovery.iceFailed(stream),
+      // Not recovered by negotiating again: it would fail the same way.
+      unreachable: (stream, reason) => this.emit("error-media", { error: reason, stream }),
     };
     const remoteStream = (participant: Participant, id: string) => new Stream(this.#host, participant, false, { id });
     this.#roster = new Roster(options.user, emit, remoteStream);

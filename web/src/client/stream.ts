@@ -61,6 +61,8 @@ export interface StreamHost {
   negotiated(stream: Stream): void;
   released(stream: Stream): void;
   iceFailed(stream: Stream): void;
+  /** The stream's peer connection can never connect (no local ICE candidate at all). */
+  unreachable(stream: Stream, reason: string): void;
 }
 
 function wrongKind(message: string): RoomClientError {
@@ -348,6 +350,16 @@ export class Stream extends Emitter<StreamEvents> {
       onIceState: (state) => {
         this.emit("ice-state-changed", { stream: this, state });
         if (state === "failed" && this.#status === "live" && this.#session === session) host.iceFailed(this);
+      },
+      onNoCandidates: () => {
+        if (this.#session !== session) return;
+        const relayOnly = host.rtcConfiguration().iceTransportPolicy === "relay";
+        host.unreachable(
+          this,
+          relayOnly
+            ? `No relay candidate for ${this.getGlobalID()}: the TURN server refused this client or cannot be reached (iceTransportPolicy is "relay")`
+            : `No ICE candidate for ${this.getGlobalID()}: this browser found no network path`,
+        );
       },
       onDataChannel: (channel) => this.#channel.attach(channel, (data) => this.emit("data", { stream: this, data })),
     });
