@@ -9,6 +9,8 @@
  * candidate is on 127.0.0.1, and a direct pair wins.)
  */
 import type { RTCPeerConnection } from "werift";
+import dgram from "node:dgram";
+import dns from "node:dns";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { turnCredentials } from "../../protocol/ice-servers.ts";
@@ -17,6 +19,9 @@ import { connectKurento, iceCandidate, type KurentoClient, type KurentoWebRtcEnd
 import { createClientPeer, stripCandidates, waitFor } from "./helpers/werift-peer.ts";
 
 const WAIT_MS = 30_000;
+/** The real send and lookup, for the wrappers that record destinations. */
+const original = dgram.Socket.prototype.send;
+const originalLookup = dns.promises.lookup;
 
 /** kurento-client's STUN/TURN accessors of a WebRtcEndpoint (KMS's API). */
 type Callback = (error?: { code: number; message: string }) => void;
@@ -151,5 +156,44 @@ describe("STUN and TURN settings of the embedded media server's WebRtcEndpoint",
 
     await waitFor(() => states.includes("CONNECTED"), WAIT_MS, "the endpoint's media to connect");
     await Promise.all(added);
+  });
+
+  it("asks no STUN server unless it has one (werift's fallback to stun.l.google.com is off); with one, it asks that one", async () => {
+    // Every UDP datagram any socket of this process sends, with its destination (the media server runs in-process).
+    const sent: string[] = [];
+    dgram.Socket.prototype.send = function (this: dgram.Socket, ...args: unknown[]) {
+      if (typeof args[2] === "string") sent.push(`${args[2]}:${String(args[1])}`);
+      return original.apply(this, args as never);
+    } as typeof original;
+    // …and every host name werift resolves before a STUN request (it resolves, then sends to the address).
+    const looked: string[] = [];
+    dns.promises.lookup = ((hostname: string, ...rest: unknown[]) => {
+      looked.push(hostname);
+      return (originalLookup as (...args: unknown[]) => unknown)(hostname, ...rest);
+    }) as typeof dns.promises.lookup;
+    try {
+      /** The host names looked up while the endpoint negotiates (the werift test peer, in-process too, has gathered before). */
+      const negotiate = async (webrtc: IceEndpoint): Promise<string[]> => {
+        const peer = createClientPeer();
+        peers.push(peer);
+        peer.addTransceiver("video", { direction: "sendonly" });
+        await peer.setLocalDescription(await peer.createOffer());
+        const before = looked.length;
+        await webrtc.processOffer(stripCandidates(peer.localDescription?.sdp ?? ""));
+        await webrtc.gatherCandidates();
+        // The endpoint's gathering is over when processOffer answers (werift's setLocalDescription waits for it).
+        return looked.slice(before);
+      };
+      expect(await negotiate(await endpoint())).toEqual([]);
+
+      const withStun = await endpoint();
+      await withStun.setStunServerAddress("127.0.0.1");
+      await withStun.setStunServerPort(turn.port);
+      expect(await negotiate(withStun)).toEqual([]);
+      await waitFor(() => sent.includes(`127.0.0.1:${turn.port}`), WAIT_MS, "a STUN request to the configured server");
+    } finally {
+      dgram.Socket.prototype.send = original;
+      dns.promises.lookup = originalLookup;
+    }
   });
 });

@@ -42,6 +42,8 @@ export class Negotiation {
   private negotiation: NegotiationState = "none";
   private sdpBusy = false;
   private gatherRequested = false;
+  /** Whether this endpoint was given a STUN server of its own (setStunServerAddress). */
+  private hasStunServer = false;
   private gatheringDone = false;
   private gatheringDoneEmitted = false;
   private readonly localCandidates: LocalCandidate[] = [];
@@ -94,6 +96,7 @@ export class Negotiation {
         // Remote-created transceivers default to recvonly; KMS answers sendrecv offers with sendrecv.
         for (const transceiver of this.pc.getTransceivers()) transceiver.setDirection("sendrecv");
         const answer = await this.pc.createAnswer();
+        this.withoutFallbackStun();
         await this.pc.setLocalDescription(answer);
       } catch (error) {
         throw this.sdpFailure("SDP_END_POINT_PROCESS_OFFER_ERROR", "processing the SDP offer", error);
@@ -119,6 +122,7 @@ export class Negotiation {
         // pre-negotiated one stays invisible to the peer (no DCEP open message).
         if (this.host.useDataChannels) this.pc.createDataChannel("kurento-sctp", { negotiated: true, id: 1023 });
         const offer = await this.pc.createOffer();
+        this.withoutFallbackStun();
         await this.pc.setLocalDescription(offer);
       } catch (error) {
         throw this.sdpFailure("SDP_END_POINT_GENERATE_OFFER_ERROR", "generating the SDP offer", error);
@@ -173,7 +177,20 @@ export class Negotiation {
    * "new", and to those the next SDP creates.
    */
   setIceServers(iceServers: Array<{ urls: string; username?: string; credential?: string }>): void {
+    this.hasStunServer = iceServers.some((server) => /^stuns?:/.test(server.urls));
     this.pc.setConfiguration({ iceServers });
+  }
+
+  /**
+   * werift falls back to a public STUN server (stun.l.google.com:19302) when
+   * none is configured, and setLocalDescription waits for that query (up to
+   * 5 s when it goes unanswered): every publish and subscribe paid for it, and
+   * the media server talked to Google unasked. KMS asks no STUN server unless
+   * one is configured; neither does this endpoint.
+   */
+  private withoutFallbackStun(): void {
+    if (this.hasStunServer) return;
+    for (const transport of this.pc.iceTransports) transport.connection.stunServer = undefined;
   }
 
   gatherCandidates(): void {
