@@ -65,6 +65,14 @@ export class RoomObject extends DurableObject<Env> {
   readonly #webhooks: WebhookOutbox;
   /** An emptied room waits for the nonces of its bridge tokens to expire before deleting its storage (ms). */
   #purgeAt: number | null = null;
+  /**
+   * Frames to the other members of a request that changed the room (participantJoined, …), held
+   * until that change is committed (see #run), oldest first; `#heldSockets` are their sockets.
+   */
+  #held: Array<{ ws: WebSocket; frame: string }> = [];
+  readonly #heldSockets = new Set<WebSocket>();
+  /** Whether the step being carried out holds its broadcasts back (see #run). */
+  #holding = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -219,6 +227,7 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
+    this.#flushHeld();
     const room = request.headers.get(ROOM_NAME_HEADER);
     if (!room) return new Response("missing room name", { status: 400 });
     this.#bindRoom(room);
@@ -348,6 +357,7 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    this.#flushHeld();
     const att = readSocketAttachment(ws);
     if (!att) return;
     if (att.role === "bridge") return this.#media.receive(message);
@@ -381,7 +391,7 @@ export class RoomObject extends DurableObject<Env> {
     const id = frame.kind === "request" || frame.kind === "invalid" ? frame.id : null;
     const what = method === "sendMessage" ? "chat messages" : "requests";
     const error = rpcError(JsonRpcCode.RATE_LIMITED, `Rate limited: this connection sends ${what} too fast`);
-    if (id !== null) safeSend(ws, encodeError(id, error));
+    if (id !== null) this.#send(ws, encodeError(id, error));
     if (verdict === "close") {
       console.log(JSON.stringify({ msg: "closing a flooding socket", room: this.#state?.room }));
       // Its seat, if any, waits out the reconnection window like any dropped socket.
@@ -401,7 +411,7 @@ export class RoomObject extends DurableObject<Env> {
     if (att?.role !== "client" || att.superseded || !this.#state) return;
     switch (frame.kind) {
       case "invalid":
-        safeSend(ws, encodeError(frame.id, frame.error));
+        this.#send(ws, encodeError(frame.id, frame.error));
         return;
       case "response":
         // The room sends no requests to clients; a stray response is ignored.
@@ -414,7 +424,7 @@ export class RoomObject extends DurableObject<Env> {
         const needsGrant = (frame.method === "joinRoom" || frame.method === "connect") && this.#grantsAreAsync();
         const grant = needsGrant ? await this.#grantFor(frame.method, frame.params) : {};
         if (typeof grant === "string") {
-          if (id !== null) safeSend(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, grant)));
+          if (id !== null) this.#send(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, grant)));
           return;
         }
         // The socket may have been superseded or closed by the room while the grant was made.
@@ -483,6 +493,7 @@ export class RoomObject extends DurableObject<Env> {
    * user whose socket is already gone.
    */
   #afterFramesOf(ws: WebSocket): Promise<void> {
+    this.#flushHeld();
     if (!this.#grantsAreAsync()) {
       this.#socketGone(ws);
       return Promise.resolve();
@@ -492,6 +503,7 @@ export class RoomObject extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.#flushHeld();
     if (!this.#state) return this.#setAlarm(null);
     // Media requests past their stored deadline get 301, worded by what this instance knows of
     // them; the tick fails any others (sent by an earlier instance) and always names the next
@@ -538,7 +550,20 @@ export class RoomObject extends DurableObject<Env> {
     return { now: Date.now(), config: settingsOf(this.env).room, hooks: appHooks };
   }
 
-  /** Applies an input and everything it leads to, in order; persistence is synchronous SQLite. */
+  /**
+   * Applies an input and everything it leads to, in order; persistence is synchronous SQLite.
+   *
+   * A request that changes the room (a join, above all) writes its row, and the output gate
+   * holds every frame sent in this turn until that write is committed. Sending the N-1
+   * broadcast frames costs ~100 µs each in workerd, all of it before the commit and so before
+   * the requester's answer leaves. So a request's broadcasts are held and sent once the write
+   * is committed (or first thing in the object's next event, whichever comes first): the
+   * answer waits only for the commit. Nothing is visible before it is durable, and every socket
+   * still gets its frames in the core's order (a frame to a socket with held frames queues
+   * behind them; see #send). Only the order *across* sockets changes: the joiner's answer may
+   * now arrive before the others' participantJoined (it often did anyway, two sockets being two
+   * streams; test/integration/room-service.test.ts).
+   */
   #run(input: Input): void {
     this.#queue.push(input);
     if (this.#running) return;
@@ -551,6 +576,7 @@ export class RoomObject extends DurableObject<Env> {
         const context = this.#coreContext();
         const step = apply(before, next, context);
         this.#store.save(before, step.state);
+        this.#holding = next.type === "request" && step.state !== before;
         // In the same synchronous step as the change: both are committed together, or neither.
         const happened = this.#webhooks.enabled ? roomEvents(before, step.state) : [];
         if (happened.length > 0) {
@@ -565,6 +591,14 @@ export class RoomObject extends DurableObject<Env> {
       }
     } finally {
       this.#running = false;
+      this.#holding = false;
+    }
+    if (this.#held.length > 0) {
+      // Resolves once this turn's write is committed; an event delivered before that flushes first.
+      this.ctx.storage.sync().then(
+        () => this.#flushHeld(),
+        () => this.#flushHeld(),
+      );
     }
     // Sent after the step's replies went out: a receiver never slows a join or a chat.
     if (events) this.ctx.waitUntil(this.#deliverWebhooks());
@@ -587,6 +621,8 @@ export class RoomObject extends DurableObject<Env> {
       case "close": {
         const ws = this.#sockets.get(effect.session);
         this.#sockets.delete(effect.session);
+        // Its held frames go first (a socket's frames keep their order, its close included).
+        if (ws && this.#heldSockets.has(ws)) this.#flushHeld();
         if (ws) {
           // Mark it first: its close event must not start a reconnection window.
           writeSocketAttachment(ws, { role: "client", session: effect.session, superseded: true });
@@ -612,7 +648,13 @@ export class RoomObject extends DurableObject<Env> {
 
   #sendTo(session: string, frame: string): void {
     const ws = this.#sockets.get(session);
-    if (ws) safeSend(ws, frame);
+    if (ws) this.#send(ws, frame);
+  }
+
+  /** Sends now, unless the socket has held frames: then behind them (a socket's frames keep their order). */
+  #send(ws: WebSocket, frame: string): void {
+    if (this.#heldSockets.has(ws)) this.#held.push({ ws, frame });
+    else safeSend(ws, frame);
   }
 
   #broadcast(except: string | null, frame: string): void {
@@ -621,13 +663,28 @@ export class RoomObject extends DurableObject<Env> {
     for (const p of state.participants.values()) {
       if (p.session === except || p.disconnectedAt !== null) continue;
       const ws = this.#sockets.get(p.session);
-      if (ws) safeSend(ws, frame);
+      if (!ws) continue;
+      if (this.#holding) {
+        this.#held.push({ ws, frame });
+        this.#heldSockets.add(ws);
+      } else this.#send(ws, frame);
     }
+  }
+
+  /** Sends the held frames, oldest first (see #run). */
+  #flushHeld(): void {
+    if (this.#held.length === 0) return;
+    const held = this.#held;
+    this.#held = [];
+    this.#heldSockets.clear();
+    for (const { ws, frame } of held) safeSend(ws, frame);
   }
 
   #bind(from: string, to: string): void {
     const ws = this.#sockets.get(from);
     if (!ws) return;
+    // The socket changes identity: whatever was held goes out first, under the old one.
+    this.#flushHeld();
     const previous = this.#sockets.get(to);
     if (previous && previous !== ws) {
       writeSocketAttachment(previous, { role: "client", session: to, superseded: true });
