@@ -57,6 +57,15 @@ it("a minute of churn leaves no media object, no ghost seat, no disagreeing rost
     reconnectWindowMs: SOAK_RECONNECT_WINDOW_SECONDS * 1000,
   });
   const about = `seed ${seed}`;
+  // One line for the log of a failing run; the full print is the bench's (npm run soak).
+  const c = report.counts;
+  const heap = report.memory.heapAfterGc;
+  process.stdout.write(
+    `churn soak: joins ${c.joins}, leaves ${c.leaves}, drops ${c.drops}, resumes ${c.resumes}, publishes ${c.publishes}, ` +
+      `subscribes ${c.subscribes}, chats ${c.chats}; publish p95 ${report.latencyMs.publish.p95} ms; ` +
+      `race errors ${JSON.stringify(report.raceErrors)}; workerd RSS ${megabytes(report.memory.afterWarmup.workerdBytes)} → ` +
+      `${megabytes(report.memory.endOfChurn.workerdBytes)} MB, JS heap ${megabytes(heap.afterWarmup ?? 0)} → ${megabytes(heap.endOfChurn ?? 0)} MB\n`,
+  );
   expect(report.failures, about).toEqual([]);
   expect(report.unexpectedErrors, about).toEqual({});
   expect(report.rosters.agreed, about).toBe(true);
@@ -65,7 +74,6 @@ it("a minute of churn leaves no media object, no ghost seat, no disagreeing rost
   expect(report.roomsLeft, about).toEqual([]);
 
   // The churn really happened: every kind of operation, many times over.
-  const c = report.counts;
   for (const op of ["joins", "leaves", "drops", "resumes", "abandons", "chats"] as const)
     expect(c[op], `${op} (${about})`).toBeGreaterThanOrEqual(5);
   for (const op of ["publishes", "subscribes"] as const) expect(c[op], `${op} (${about})`).toBeGreaterThanOrEqual(3);
@@ -73,7 +81,6 @@ it("a minute of churn leaves no media object, no ghost seat, no disagreeing rost
   // Memory (bounds and the measurements behind them: test/soak/settings.ts): the live JS heap of
   // the worker isolate after a forced GC is what the room code keeps alive; RSS also holds
   // workerd's native memory, so its bound is loose and only catches a runaway.
-  const heap = report.memory.heapAfterGc;
   expect(heap.afterWarmup, `heap after warm-up read through the inspector (${about})`).not.toBeNull();
   expect(heap.endOfChurn, `heap at the end read through the inspector (${about})`).not.toBeNull();
   const heapGrowthMb = megabytes((heap.endOfChurn ?? 0) - (heap.afterWarmup ?? 0));
