@@ -652,7 +652,12 @@ describe("REST routes", () => {
     const config = await worker.get("/getClientConfig");
     expect(config.status).toBe(200);
     expect(config.headers.get("content-type")).toMatch(/application\/json/);
-    expect(await config.json()).toStrictEqual({ loopbackRemote: false, loopbackAndLocal: false, filters: [], iceServers: [] });
+    expect(await config.json()).toStrictEqual({
+      loopbackRemote: false,
+      loopbackAndLocal: false,
+      filters: [],
+      iceServers: [],
+    });
 
     const health = await worker.get("/health");
     expect(health.status).toBe(200);
