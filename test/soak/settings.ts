@@ -16,8 +16,8 @@ export const SOAK_RECONNECT_WINDOW_SECONDS = 5;
  * from the warm-up to the end of the churn, in MB: what the room code keeps
  * alive, so what a leak in it would grow. Measured, 12 clients for 60 s
  * (three runs): +0.2, +0.2, +0.4 MB (2.4–2.6 → 2.6–2.8 MB);
- * 16 clients for 180 s: +0.1 MB (2.6 → 2.7), and without media (~900
- * joins) 2.6 MB live at the end. 4 MB is ten times the largest growth and
+ * 16 clients for 180 s: +0.1 MB (2.6 → 2.7); 16 clients without media,
+ * read by hand after ~400 joins: 2.6 MB live. 4 MB is ten times the largest growth and
  * more than the whole live heap: a leak of some 30 KB per join (≈130 joins
  * after the warm-up) trips it, ordinary variation does not.
  */
@@ -29,7 +29,8 @@ export const HEAP_GROWTH_BOUND_MB = 4;
  * collected: it rises by about 100 MB in the first minute of churn and then
  * levels off (180 s without media: 317 → 419 MB by 110 s, then 395–416 MB).
  * Measured from the warm-up to the end of 60 s runs with 12 clients: +95,
- * +113, +131 MB (16 clients: +87 MB); 180 s with 16 clients: +88 MB. 400 MB is three times the
- * largest: a runaway leak trips it, the level-off does not.
+ * +113, +131 MB (16 clients: +87 MB); 180 s with 16 clients: +88 MB.
+ * 400 MB is three times the largest: a runaway leak trips it, the
+ * level-off does not.
  */
 export const MEMORY_GROWTH_BOUND_MB = 400;
