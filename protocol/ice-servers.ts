@@ -7,6 +7,7 @@
  * so nothing per user is stored anywhere, and a credential dies on its own.
  */
 import * as z from "zod";
+import { hmac } from "./tokens/hmac.ts";
 
 /** The RTCIceServer shape (what `new RTCPeerConnection({iceServers})` takes). */
 export const iceServer = z.object({
@@ -38,15 +39,8 @@ export async function turnCredentials(
   nowSeconds = Math.floor(Date.now() / 1000),
 ): Promise<{ username: string; credential: string }> {
   const username = `${nowSeconds + ttlSeconds}:${user}`;
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-1" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(username));
-  return { username, credential: base64(new Uint8Array(mac)) };
+  const mac = await hmac(secret, username, "SHA-1");
+  return { username, credential: base64(mac) };
 }
 
 /** What a client gets: STUN as is, TURN with credentials for `user` (none when nothing is configured). */

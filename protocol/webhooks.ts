@@ -11,6 +11,7 @@
  */
 import * as z from "zod";
 import { constantTimeEqual } from "./tokens/constant-time.ts";
+import { hmac } from "./tokens/hmac.ts";
 
 export const WEBHOOK_EVENT_TYPES = [
   "roomCreated",
@@ -45,16 +46,8 @@ export const webhookEvent = z.object({
 export type WebhookEvent = z.infer<typeof webhookEvent>;
 
 async function hmacHex(secret: string, text: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(text)));
   let hex = "";
-  for (const byte of mac) hex += byte.toString(16).padStart(2, "0");
+  for (const byte of await hmac(secret, text)) hex += byte.toString(16).padStart(2, "0");
   return hex;
 }
 

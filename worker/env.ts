@@ -46,7 +46,7 @@ const secret = (key: string) =>
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-/** A comma-separated list of URIs, each matching `scheme` (e.g. `stun:host:3478`). */
+/** A comma-separated list of URIs, each matching `scheme` and parsable as a URL (e.g. `stun:host:3478`). */
 const urlList = (key: string, scheme: RegExp, example: string) =>
   z
     .string()
@@ -57,7 +57,7 @@ const urlList = (key: string, scheme: RegExp, example: string) =>
         .map((u) => u.trim())
         .filter((u) => u !== "");
       for (const url of urls) {
-        if (!scheme.test(url) || /\s/.test(url)) {
+        if (!scheme.test(url) || /\s/.test(url) || !URL.canParse(url)) {
           ctx.addIssue({ code: "custom", message: `${key}: '${url}' is not a URI like ${example}` });
           return z.NEVER;
         }
@@ -94,22 +94,7 @@ const settingsSchema = z
     IDLE_SOCKET_SECONDS: int(1, 3600).default(30),
     MAX_PENDING_SOCKETS: int(1, 100_000).default(50),
     MAX_ICE_CANDIDATES: int(1, 100_000).default(100),
-    WEBHOOK_URLS: z
-      .string()
-      .optional()
-      .transform((v, ctx) => {
-        const urls = (v ?? "")
-          .split(",")
-          .map((u) => u.trim())
-          .filter((u) => u !== "");
-        for (const url of urls) {
-          if (!/^https?:\/\//.test(url) || !URL.canParse(url)) {
-            ctx.addIssue({ code: "custom", message: `WEBHOOK_URLS: '${url}' is not an http(s) URL` });
-            return z.NEVER;
-          }
-        }
-        return urls;
-      }),
+    WEBHOOK_URLS: urlList("WEBHOOK_URLS", /^https?:\/\//, "https://example.com/hook"),
     WEBHOOK_SECRET: secret("WEBHOOK_SECRET"),
     STUN_URLS: urlList("STUN_URLS", /^stuns?:/, "stun:stun.example.com:3478"),
     TURN_URLS: urlList("TURN_URLS", /^turns?:/, "turn:turn.example.com:3478?transport=udp"),

@@ -74,15 +74,8 @@ export async function checkJoinToken(
   return { ok: true, role: claims.role ?? "participant" };
 }
 
-/** null when the token lets `user` join `room` now; otherwise why not. */
-export async function joinTokenProblem(
-  secret: string,
-  token: string | undefined,
-  user: string,
-  room: string,
-  nowSeconds = Math.floor(Date.now() / 1000),
-  maxTtlSeconds = DEFAULT_JOIN_TOKEN_MAX_TTL_SECONDS,
-): Promise<string | null> {
-  const grant = await checkJoinToken(secret, token, user, room, nowSeconds, maxTtlSeconds);
+/** null when the token lets `user` join `room` now; otherwise why not (checkJoinToken's problem). */
+export async function joinTokenProblem(...args: Parameters<typeof checkJoinToken>): Promise<string | null> {
+  const grant = await checkJoinToken(...args);
   return grant.ok ? null : grant.problem;
 }

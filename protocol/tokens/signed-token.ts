@@ -6,19 +6,13 @@
  */
 import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
 import { constantTimeEqual } from "./constant-time.ts";
+import { hmac } from "./hmac.ts";
 
 const VERSION = "v1";
 
 /** HMAC-SHA256 of `data` keyed with `secret`, base64url. */
 export async function hmacBase64Url(secret: string, data: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return encodeBase64Url(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data))));
+  return encodeBase64Url(await hmac(secret, data));
 }
 
 export async function signToken(secret: string, claims: object): Promise<string> {
