@@ -77,7 +77,9 @@ try {
 
 const media = system.mediaServer
   ? `embedded media server ${system.mediaServer.url}, KMS_TOKEN required (random per run unless set)`
-  : `KMS ${kmsUris.join(", ")}`;
+  : system.kms
+    ? `Kurento Media Server from KMS_HOME at ${system.mediaUrl}`
+    : `KMS ${kmsUris.join(", ")}`;
 console.log(
   `\nRoom service ready: open ${system.url}/  (${media}; bridge health ${system.bridge.httpUrl}/health; Ctrl-C to stop)`,
 );
