@@ -2,18 +2,36 @@ import { z } from "zod";
 import { KurentoError } from "./errors.ts";
 import { parseParams } from "./protocol.ts";
 import type { MediaObject, MediaServerContext, ObjectOwner } from "./objects/media-object.ts";
+import { FaceOverlayFilter } from "./objects/filters/face-overlay-filter.ts";
+import { GSTREAMER_PACKAGES, filterSupport } from "./objects/filters/gstreamer.ts";
+import { GStreamerFilter, gstreamerFilterOptions } from "./objects/filters/gstreamer-filter.ts";
 import { MediaPipeline } from "./objects/pipeline.ts";
 import { PassThrough } from "./objects/pass-through.ts";
 import { WebRtcEndpoint } from "./objects/webrtc-endpoint.ts";
 
-export const SUPPORTED_TYPES = ["MediaPipeline", "WebRtcEndpoint", "PassThrough"] as const;
+export const SUPPORTED_TYPES = [
+  "MediaPipeline",
+  "WebRtcEndpoint",
+  "PassThrough",
+  "FaceOverlayFilter",
+  "GStreamerFilter",
+] as const;
 export type SupportedType = (typeof SUPPORTED_TYPES)[number];
+/** Types that need GStreamer on this machine (objects/filters/gstreamer.ts probes for it). */
+const FILTER_TYPES = new Set<string>(["FaceOverlayFilter", "GStreamerFilter"]);
+
+/** The types this server can create here: the filters only where GStreamer and their elements are installed. */
+export function creatableTypes(): SupportedType[] {
+  const support = filterSupport();
+  return SUPPORTED_TYPES.filter(
+    (type) =>
+      (type !== "FaceOverlayFilter" || support.faceOverlay) && (type !== "GStreamerFilter" || support.gstreamerFilter),
+  );
+}
 
 /** Types real KMS (with its standard modules) can create and this server cannot; their error says so plainly. */
 export const KNOWN_UNSUPPORTED_TYPES = [
-  "FaceOverlayFilter",
   "ImageOverlayFilter",
-  "GStreamerFilter",
   "ZBarFilter",
   "OpenCVFilter",
   "RecorderEndpoint",
@@ -61,6 +79,14 @@ const factories = {
     const params = parseParams(elementParams, raw, "PassThrough constructor");
     return new PassThrough(context, pipelineOf(context, params.mediaPipeline, creator));
   },
+  FaceOverlayFilter: (context, raw, creator) => {
+    const params = parseParams(elementParams, raw, "FaceOverlayFilter constructor");
+    return new FaceOverlayFilter(context, pipelineOf(context, params.mediaPipeline, creator));
+  },
+  GStreamerFilter: (context, raw, creator) => {
+    const params = gstreamerFilterOptions(raw);
+    return new GStreamerFilter(context, pipelineOf(context, params.mediaPipeline, creator), params.command);
+  },
 } satisfies Record<SupportedType, Factory>;
 
 function isSupported(type: string): type is SupportedType {
@@ -75,13 +101,20 @@ export function createObject(
   creator: ObjectOwner,
 ): MediaObject {
   const bare = type.replace(/^kurento\./, "");
+  if (FILTER_TYPES.has(bare) && !creatableTypes().includes(bare as SupportedType)) {
+    throw new KurentoError(
+      "MEDIA_OBJECT_TYPE_NOT_FOUND",
+      `${bare} is not available on this embedded media server: it runs filters with GStreamer, and this machine lacks ${filterSupport().missing.join(", ")} (Debian: apt-get install ${GSTREAMER_PACKAGES}); recording and playback need a real Kurento Media Server`,
+      { unsupported: bare, embeddedMediaServer: true },
+    );
+  }
   if (!isSupported(bare)) {
     const known = (KNOWN_UNSUPPORTED_TYPES as readonly string[]).includes(bare);
     throw new KurentoError(
       "MEDIA_OBJECT_TYPE_NOT_FOUND",
       known
-        ? `${bare} is not supported by the embedded media server (it can create ${SUPPORTED_TYPES.join(", ")}); filters, recording and playback need a real Kurento Media Server`
-        : `Unknown media object type "${bare}" (the embedded media server can create ${SUPPORTED_TYPES.join(", ")})`,
+        ? `${bare} is not supported by the embedded media server (it can create ${creatableTypes().join(", ")}); other filters, recording and playback need a real Kurento Media Server`
+        : `Unknown media object type "${bare}" (the embedded media server can create ${creatableTypes().join(", ")})`,
       { unsupported: bare, embeddedMediaServer: true },
     );
   }

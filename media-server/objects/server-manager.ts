@@ -1,6 +1,7 @@
 import os from "node:os";
 import { z } from "zod";
 import { KurentoError } from "../errors.ts";
+import { filterSupport } from "./filters/gstreamer.ts";
 import { MEDIA_OBJECT_OPERATIONS, MediaObject, type MediaServerContext } from "./media-object.ts";
 import { invokeOperation, noParams, operation, operationTable, type Caller, type RawParams } from "./operations.ts";
 
@@ -36,24 +37,41 @@ export class ServerManager extends MediaObject {
   protected override dispose(): void {}
 }
 
-const SERVER_INFO = {
-  __module__: "kurento",
-  __type__: "ServerInfo",
-  version: REPORTED_VERSION,
-  modules: ["core", "elements", "filters"].map((name) => ({
+/**
+ * KMS's module list, with the factories this server can create: the
+ * filters only when GStreamer and their elements are installed (probed once),
+ * so a client (the bridge) offers the hat only where it works.
+ */
+function serverInfo() {
+  const support = filterSupport();
+  const filters = [
+    ...(support.faceOverlay ? ["FaceOverlayFilter"] : []),
+    ...(support.gstreamerFilter ? ["GStreamerFilter"] : []),
+  ];
+  const factories: Record<string, string[]> = {
+    core: ["MediaPipeline", "PassThrough"],
+    elements: ["WebRtcEndpoint"],
+    filters,
+  };
+  return {
     __module__: "kurento",
-    __type__: "ModuleInfo",
+    __type__: "ServerInfo",
     version: REPORTED_VERSION,
-    name,
-    generationTime: "embedded",
-    factories: name === "core" ? ["MediaPipeline", "PassThrough"] : name === "elements" ? ["WebRtcEndpoint"] : [],
-  })),
-  type: "KMS",
-  capabilities: ["transactions"],
-} as const;
+    modules: Object.entries(factories).map(([name, names]) => ({
+      __module__: "kurento",
+      __type__: "ModuleInfo",
+      version: REPORTED_VERSION,
+      name,
+      generationTime: "embedded",
+      factories: names,
+    })),
+    type: "KMS",
+    capabilities: ["transactions"],
+  };
+}
 
 const SERVER_MANAGER_OPERATIONS = operationTable<ServerManager>(MEDIA_OBJECT_OPERATIONS, {
-  getInfo: operation(noParams, () => SERVER_INFO),
+  getInfo: operation(noParams, () => serverInfo()),
   getPipelines: operation(noParams, (manager, _, caller) => manager.facts.pipelineIds(caller)),
   getSessions: operation(noParams, (manager, _, caller) => manager.facts.sessionIds(caller)),
   getMetadata: operation(noParams, () => ""),

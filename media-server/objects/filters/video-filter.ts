@@ -1,0 +1,159 @@
+import { RtpPacket } from "werift";
+import { ErrorCodes } from "../../errors.ts";
+import type { MediaType } from "../../protocol.ts";
+import { type ForwardedRtp, KeyframeRequester, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
+import { MEDIA_ELEMENT_EVENTS, MediaElement, mediaTypeOf } from "../media-element.ts";
+import { MediaObject, type MediaServerContext } from "../media-object.ts";
+import { GstVideoPipeline, PIPE_PAYLOAD_TYPE } from "./gstreamer.ts";
+
+const VP8 = "video/vp8";
+/** Keyframe requests to the encoder, collapsed as the WebRtcEndpoint collapses them for a publisher. */
+const KEYFRAME_MIN_INTERVAL_MS = 300;
+/** Video arrives but nothing came out for this long: the decoder lost its reference, ask the publisher again. */
+const STALL_MS = 2000;
+/** A crashed GStreamer process is started again after this pause, at most RESTART_LIMIT times a minute. */
+const RESTART_DELAY_MS = 500;
+const RESTART_LIMIT = 5;
+
+/**
+ * A KMS filter element (kurento.Filter): audio and data pass unchanged, as
+ * in KMS's filters; VP8 video goes through a GStreamer pipeline
+ * (gstreamer.ts) whose output goes on to the sinks. While `filterElements()`
+ * is undefined (a FaceOverlayFilter without an image) video passes as it
+ * arrives, with no decoding. A crash of the pipeline is an `Error` event
+ * (a media error for the bridge) and a restart, never a silent black video.
+ */
+export abstract class VideoFilter extends MediaElement {
+  readonly hierarchy = ["kurento.Filter", "kurento.MediaElement", "kurento.MediaObject"] as const;
+  readonly events = MEDIA_ELEMENT_EVENTS;
+
+  private pipelineProcess: GstVideoPipeline | undefined;
+  /** Video is to be filtered (while a crashed pipeline restarts, it is held back rather than passed unfiltered). */
+  private filtering = false;
+  private readonly encoderKeyframes = new KeyframeRequester(KEYFRAME_MIN_INTERVAL_MS, () =>
+    this.pipelineProcess?.requestKeyframe(),
+  );
+  private lastInputAt = 0;
+  private lastOutputAt = 0;
+  private readonly stallTimer: NodeJS.Timeout;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly crashes: number[] = [];
+
+  constructor(context: MediaServerContext, typeName: string, pipeline: MediaObject) {
+    super(context, MediaObject.childId(pipeline, typeName), pipeline);
+    this.stallTimer = setInterval(() => this.checkStall(), STALL_MS);
+    this.stallTimer.unref();
+  }
+
+  /** The GStreamer elements between decoder and encoder (gst-launch tokens); undefined: video passes untouched. */
+  protected abstract filterElements(): readonly string[] | undefined;
+
+  /** The process id of the running GStreamer pipeline, if any (tests check it is gone after release). */
+  get gstreamerPid(): number | undefined {
+    return this.pipelineProcess?.running ? this.pipelineProcess.pid : undefined;
+  }
+
+  acceptRtp(kind: MediaKind, rtp: ForwardedRtp): void {
+    const mediaType = mediaTypeOf(kind);
+    this.flowIn.mark(mediaType);
+    const process = this.pipelineProcess;
+    if (kind === "audio" || !this.filtering) {
+      if (this.sinksOf(mediaType).size > 0) this.flowOut.mark(mediaType);
+      this.deliverRtp(kind, rtp);
+      return;
+    }
+    // The pipeline decodes VP8 only; other codecs are negotiated away by the endpoints' codec lists.
+    if (!process || !sameCodec(rtp.mimeType, VP8)) return;
+    this.lastInputAt = Date.now();
+    const packet = rtp.packet.clone();
+    packet.header.payloadType = PIPE_PAYLOAD_TYPE;
+    process.write(packet.serialize());
+  }
+
+  acceptData(label: string, message: string | Buffer): void {
+    this.deliverData(label, message);
+  }
+
+  /** A sink wants a keyframe: from the encoder when the pipeline runs, else from the publisher. */
+  requestKeyframe(): void {
+    if (this.filtering) this.encoderKeyframes.request();
+    else this.requestKeyframeFromSource();
+  }
+
+  /**
+   * Starts, restarts or stops the pipeline after the filter's settings
+   * changed (gst-launch cannot change a running pipeline). The decoder
+   * needs a keyframe to start from, so the publisher is asked for one.
+   */
+  protected async reconfigure(): Promise<void> {
+    const previous = this.pipelineProcess;
+    this.pipelineProcess = undefined;
+    if (previous) await previous.stop();
+    if (this.released) return;
+    const elements = this.filterElements();
+    this.filtering = elements !== undefined;
+    if (elements) this.pipelineProcess = this.spawn(elements);
+    this.requestKeyframeFromSource();
+  }
+
+  protected override sourceChanged(type: MediaType): void {
+    // A new publisher stream: the decoder needs its keyframe (connect asks the old source; this asks the new one).
+    if (type === "VIDEO" && this.pipelineProcess) this.requestKeyframeFromSource();
+  }
+
+  private spawn(elements: readonly string[]): GstVideoPipeline {
+    const started = new GstVideoPipeline(elements, {
+      output: (bytes) => {
+        if (this.pipelineProcess !== started || this.released) return;
+        this.lastOutputAt = Date.now();
+        if (this.sinksOf("VIDEO").size === 0) return;
+        this.flowOut.mark("VIDEO");
+        this.deliverRtp("video", { packet: RtpPacket.deSerialize(bytes), mimeType: VP8 });
+      },
+      exited: (detail) => {
+        if (this.pipelineProcess !== started || this.released) return;
+        this.pipelineProcess = undefined;
+        this.crashed(detail);
+      },
+    });
+    this.lastOutputAt = Date.now();
+    return started;
+  }
+
+  private crashed(detail: string): void {
+    const now = Date.now();
+    this.crashes.push(now);
+    while (this.crashes.length > 0 && now - (this.crashes[0] ?? now) > 60_000) this.crashes.shift();
+    const giveUp = this.crashes.length > RESTART_LIMIT;
+    this.context.log(`${this.id}: ${detail}${giveUp ? " (not restarted again)" : ""}`);
+    this.emitEvent("Error", {
+      description: `The ${this.typeName}'s GStreamer pipeline stopped: ${detail}${giveUp ? "; it is not restarted again" : "; restarting it"}`,
+      errorCode: ErrorCodes.UNEXPECTED_ERROR,
+      type: "GSTREAMER_PIPELINE_CRASHED",
+    });
+    if (giveUp) return;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.released || this.pipelineProcess) return;
+      const elements = this.filterElements();
+      if (elements) this.pipelineProcess = this.spawn(elements);
+      this.requestKeyframeFromSource();
+    }, RESTART_DELAY_MS);
+  }
+
+  private checkStall(): void {
+    if (!this.pipelineProcess) return;
+    const now = Date.now();
+    if (now - this.lastInputAt < STALL_MS && now - this.lastOutputAt > STALL_MS) this.requestKeyframeFromSource();
+  }
+
+  protected override async dispose(): Promise<void> {
+    clearInterval(this.stallTimer);
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.encoderKeyframes.dispose();
+    super.dispose();
+    const process = this.pipelineProcess;
+    this.pipelineProcess = undefined;
+    await process?.stop();
+  }
+}
