@@ -16,7 +16,7 @@ import {
 
 /** A werift peer standing in for a browser, on 127.0.0.1 only, without STUN. */
 export function createClientPeer(): RTCPeerConnection {
-  return new RTCPeerConnection({
+  const peer = new RTCPeerConnection({
     iceServers: [],
     bundlePolicy: "max-bundle",
     iceAdditionalHostAddresses: ["127.0.0.1"],
@@ -30,6 +30,14 @@ export function createClientPeer(): RTCPeerConnection {
     },
     headerExtensions: { audio: [useSdesMid()], video: [useSdesMid()] },
   });
+  // `iceServers: []` is not enough: werift then asks stun.l.google.com, and setLocalDescription waits
+  // for that (up to 5 s when DNS or the network does not answer). These peers gather host candidates only.
+  const setLocalDescription = peer.setLocalDescription.bind(peer) as (...args: unknown[]) => Promise<unknown>;
+  peer.setLocalDescription = ((...args: unknown[]) => {
+    for (const transport of peer.iceTransports) transport.connection.stunServer = undefined;
+    return setLocalDescription(...args);
+  }) as typeof peer.setLocalDescription;
+  return peer;
 }
 
 export function stripCandidates(sdp: string): string {
