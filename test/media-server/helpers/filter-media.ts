@@ -112,29 +112,67 @@ export function mirrored(picture: Picture): Picture {
   return { ...picture, rgb };
 }
 
-/** Sends `frames` in a loop at FPS (RFC 7741, one-byte descriptor); `sent()` counts frames sent. */
-export function sendVp8(transceiver: RTCRtpTransceiver, frames: readonly Buffer[]): { stop(): void; sent(): number } {
+/** Sends VP8 frames one at a time (RFC 7741, one-byte descriptor), with continuous sequence numbers and timestamps. */
+export function vp8Sender(transceiver: RTCRtpTransceiver): { send(frame: Buffer): void } {
   let sequenceNumber = 1000;
   let timestamp = 5000;
+  return {
+    send(frame) {
+      timestamp = (timestamp + 90_000 / FPS) >>> 0;
+      for (let start = 0; start < frame.length; start += CHUNK) {
+        sequenceNumber = (sequenceNumber + 1) & 0xffff;
+        const header = new RtpHeader({
+          payloadType: 120,
+          sequenceNumber,
+          timestamp,
+          marker: start + CHUNK >= frame.length,
+        });
+        const payload = Buffer.concat([Buffer.from([start === 0 ? 0x10 : 0x00]), frame.subarray(start, start + CHUNK)]);
+        transceiver.sender.sendRtp(new RtpPacket(header, payload)).catch(() => {});
+      }
+    },
+  };
+}
+
+/** Sends `frames` in a loop at FPS; `sent()` counts frames sent. */
+export function sendVp8(transceiver: RTCRtpTransceiver, frames: readonly Buffer[]): { stop(): void; sent(): number } {
+  const sender = vp8Sender(transceiver);
   let index = 0;
   const timer = setInterval(() => {
     const frame = frames[index % frames.length];
     if (!frame) return;
     index += 1;
-    timestamp = (timestamp + 90_000 / FPS) >>> 0;
-    for (let start = 0; start < frame.length; start += CHUNK) {
-      sequenceNumber = (sequenceNumber + 1) & 0xffff;
-      const header = new RtpHeader({
-        payloadType: 120,
-        sequenceNumber,
-        timestamp,
-        marker: start + CHUNK >= frame.length,
-      });
-      const payload = Buffer.concat([Buffer.from([start === 0 ? 0x10 : 0x00]), frame.subarray(start, start + CHUNK)]);
-      transceiver.sender.sendRtp(new RtpPacket(header, payload)).catch(() => {});
-    }
+    sender.send(frame);
   }, 1000 / FPS);
   return { stop: () => clearInterval(timer), sent: () => index };
+}
+
+/**
+ * Latency through the server: with no other video flowing, one keyframe is
+ * sent and the time until the subscriber has the next whole frame is taken;
+ * `samples` times, a second apart, the median returned. The filter makes
+ * one frame of each, so which output belongs to which input is never in
+ * doubt.
+ */
+export async function frameLatencyMs(
+  transceiver: RTCRtpTransceiver,
+  subscriber: { frames: ReceivedFrame[] },
+  keyframe: Buffer,
+  samples: number,
+  waitMs: number,
+): Promise<number> {
+  const sender = vp8Sender(transceiver);
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const before = subscriber.frames.length;
+    const sentAt = Date.now();
+    sender.send(keyframe);
+    await waitFor(() => subscriber.frames.length > before, waitMs, "the frame at the subscriber");
+    times.push((subscriber.frames[before]?.at ?? sentAt) - sentAt);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)] ?? 0;
 }
 
 /** Trickle ICE both ways between a server endpoint (kurento-client) and a werift peer. */
