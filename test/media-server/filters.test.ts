@@ -33,6 +33,7 @@ import {
   savePicture,
   sendVp8,
   subscriberPeer,
+  vp8Sender,
 } from "./helpers/filter-media.ts";
 import {
   connectKurento,
@@ -159,7 +160,7 @@ async function chain(type: string, params: Record<string, unknown>, frames = fac
   const publisher = await publisherPeer(publisherEndpoint);
   const subscriber = await subscriberPeer(subscriberEndpoint);
   peers.push(publisher.peer, subscriber.peer);
-  const media = sendVp8(publisher.video, frames);
+  const media = sendVp8(vp8Sender(publisher.video), frames);
   await waitFor(() => subscriber.frames.length > 0, WAIT_MS, "video at the subscriber");
   return { filter, subscriber, media };
 }

@@ -113,7 +113,12 @@ export function mirrored(picture: Picture): Picture {
 }
 
 /** Sends VP8 frames one at a time (RFC 7741, one-byte descriptor), with continuous sequence numbers and timestamps. */
-export function vp8Sender(transceiver: RTCRtpTransceiver): { send(frame: Buffer): void } {
+export interface Vp8Sender {
+  send(frame: Buffer): void;
+}
+
+/** One per publisher: a second one would start its sequence numbers over, and KMS drops what looks old. */
+export function vp8Sender(transceiver: RTCRtpTransceiver): Vp8Sender {
   let sequenceNumber = 1000;
   let timestamp = 5000;
   return {
@@ -135,8 +140,7 @@ export function vp8Sender(transceiver: RTCRtpTransceiver): { send(frame: Buffer)
 }
 
 /** Sends `frames` in a loop at FPS; `sent()` counts frames sent. */
-export function sendVp8(transceiver: RTCRtpTransceiver, frames: readonly Buffer[]): { stop(): void; sent(): number } {
-  const sender = vp8Sender(transceiver);
+export function sendVp8(sender: Vp8Sender, frames: readonly Buffer[]): { stop(): void; sent(): number } {
   let index = 0;
   const timer = setInterval(() => {
     const frame = frames[index % frames.length];
@@ -155,13 +159,12 @@ export function sendVp8(transceiver: RTCRtpTransceiver, frames: readonly Buffer[
  * doubt.
  */
 export async function frameLatencyMs(
-  transceiver: RTCRtpTransceiver,
+  sender: Vp8Sender,
   subscriber: { frames: ReceivedFrame[] },
   keyframe: Buffer,
   samples: number,
   waitMs: number,
 ): Promise<number> {
-  const sender = vp8Sender(transceiver);
   const times: number[] = [];
   for (let i = 0; i < samples; i++) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
