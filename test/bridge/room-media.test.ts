@@ -65,6 +65,13 @@ async function rpcFailure(promise: Promise<unknown>): Promise<RpcRequestError> {
   throw new Error("expected the command to fail");
 }
 
+// A media server without filters, as on a machine without GStreamer: the hat's refusal is tested here (the
+// hat itself in integration/media-system.test.ts and e2e/hat.test.ts). Read at its first getInfo.
+process.env.KMS_FILTERS = "off";
+afterAll(() => {
+  delete process.env.KMS_FILTERS;
+});
+
 beforeAll(async () => {
   server = await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, sessionGraceMs: 500, log: () => {} });
   relay = await KmsRelay.start();

@@ -10,13 +10,13 @@
  * it for the demo's hat; the subscriber's frames are decoded with ffmpeg and
  * compared with the decoded input.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { RTCPeerConnection } from "werift";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
@@ -416,7 +416,35 @@ describe("filters on the embedded media server (GStreamer)", () => {
     await other.close();
     await waitFor(() => gstChildren().length === before - 1, WAIT_MS, "the closed server's filter process to end");
   });
+
+  it("a server process killed with SIGKILL (no cleanup runs) leaves no GStreamer process: its pipe closes, the pipeline ends", async () => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL("./helpers/filter-child.ts", import.meta.url))], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let printed = "";
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (text: string) => {
+      printed += text;
+    });
+    await waitFor(() => printed.includes("\n"), WAIT_MS, "the child to start its pipeline");
+    const gstPid = Number(printed.trim());
+    expect(gstPid).toBeGreaterThan(0);
+    expect(gone(gstPid)).toBe(false);
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+    await waitFor(() => gone(gstPid), WAIT_MS, "the orphaned GStreamer process to end");
+  });
 });
+
+/** Whether a process is gone (or a zombie nobody has reaped yet, which runs nothing). */
+function gone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
+  } catch {
+    return true;
+  }
+}
 
 /** One second of a uniform grey 640×480 picture as VP8 (no face anywhere). */
 function greyFrames(): Buffer[] {

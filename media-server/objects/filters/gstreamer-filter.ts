@@ -167,7 +167,9 @@ export class GStreamerFilter extends VideoFilter {
     super(context, "GStreamerFilter", pipeline);
     this.command = command;
     this.elements = elements;
-    void this.reconfigure();
+    this.reconfigure().catch((error: unknown) =>
+      context.log(`${this.id}: starting GStreamer failed: ${error instanceof Error ? error.message : String(error)}`),
+    );
   }
 
   invoke(name: string, params: RawParams, caller?: Caller): unknown {

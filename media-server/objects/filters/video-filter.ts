@@ -15,6 +15,40 @@ const STALL_MS = 2000;
 const RESTART_DELAY_MS = 500;
 const RESTART_LIMIT = 5;
 
+/** A forward jump this large, or any jump back beyond reordering, is a new stream rather than loss. */
+const MAX_DROPOUT = 3000;
+const MAX_MISORDER = 100;
+
+/**
+ * Sequence numbers into the pipeline: a new stream (another SSRC, or a
+ * publisher whose numbering starts over) continues where the last one
+ * stopped, or GStreamer's depayloader would drop its packets as old ones;
+ * gaps within a stream are kept, so real loss still shows as loss.
+ */
+class ContinuousSequence {
+  private offset = 0;
+  private last: number | undefined;
+  private ssrc: number | undefined;
+
+  next(ssrc: number, sequenceNumber: number): number {
+    let out = (sequenceNumber + this.offset) & 0xffff;
+    if (this.last === undefined) {
+      this.last = out;
+      this.ssrc = ssrc;
+      return out;
+    }
+    const ahead = (out - this.last + 0x10000) & 0xffff;
+    const newStream = ssrc !== this.ssrc || (ahead > MAX_DROPOUT && ahead < 0x10000 - MAX_MISORDER);
+    if (newStream) {
+      this.offset = (this.last + 1 - sequenceNumber + 0x10000) & 0xffff;
+      out = (this.last + 1) & 0xffff;
+      this.ssrc = ssrc;
+    }
+    if (newStream || (ahead > 0 && ahead <= MAX_DROPOUT)) this.last = out;
+    return out;
+  }
+}
+
 /**
  * A KMS filter element (kurento.Filter): audio and data pass unchanged, as
  * in KMS's filters; VP8 video goes through a GStreamer pipeline
@@ -33,6 +67,7 @@ export abstract class VideoFilter extends MediaElement {
   private readonly encoderKeyframes = new KeyframeRequester(KEYFRAME_MIN_INTERVAL_MS, () =>
     this.pipelineProcess?.requestKeyframe(),
   );
+  private inputSequence = new ContinuousSequence();
   private lastInputAt = 0;
   private lastOutputAt = 0;
   private readonly stallTimer: NodeJS.Timeout;
@@ -67,6 +102,7 @@ export abstract class VideoFilter extends MediaElement {
     this.lastInputAt = Date.now();
     const packet = rtp.packet.clone();
     packet.header.payloadType = PIPE_PAYLOAD_TYPE;
+    packet.header.sequenceNumber = this.inputSequence.next(packet.header.ssrc, packet.header.sequenceNumber);
     process.write(packet.serialize());
   }
 
@@ -92,6 +128,7 @@ export abstract class VideoFilter extends MediaElement {
     if (this.released) return;
     const elements = this.filterElements();
     this.filtering = elements !== undefined;
+    this.inputSequence = new ContinuousSequence();
     if (elements) this.pipelineProcess = this.spawn(elements);
     this.requestKeyframeFromSource();
   }
@@ -136,6 +173,7 @@ export abstract class VideoFilter extends MediaElement {
       this.restartTimer = undefined;
       if (this.released || this.pipelineProcess) return;
       const elements = this.filterElements();
+      this.inputSequence = new ContinuousSequence();
       if (elements) this.pipelineProcess = this.spawn(elements);
       this.requestKeyframeFromSource();
     }, RESTART_DELAY_MS);
