@@ -249,7 +249,8 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
       operations: [
         { method: "create", params: { type: "MediaPipeline", constructorParams: {} } },
         { method: "create", params: { type: "PassThrough", constructorParams: { mediaPipeline: "newref:0" } } },
-        { method: "create", params: { type: "FaceOverlayFilter", constructorParams: { mediaPipeline: "newref:0" } } },
+        // A type it lacks (FaceOverlayFilter now exists where GStreamer is installed: filters.test.ts).
+        { method: "create", params: { type: "ImageOverlayFilter", constructorParams: { mediaPipeline: "newref:0" } } },
       ],
     });
     const results = reply.result?.value as Array<{ result?: { value: string }; error?: { code: number } }>;
@@ -351,15 +352,15 @@ describe("sessions", () => {
     }
   });
 
-  it("gives kurento-client a readable error for FaceOverlayFilter", async () => {
+  it("gives kurento-client a readable error for a filter it lacks (ImageOverlayFilter)", async () => {
     const kurentoClient = await connectKurento(server.url);
     try {
       const pipeline = await kurentoClient.create("MediaPipeline");
-      const failure = await pipeline.create("FaceOverlayFilter").then(
+      const failure = await pipeline.create("ImageOverlayFilter").then(
         () => undefined,
         (error: unknown) => error as Error & { code?: number },
       );
-      expect(failure?.message).toContain("FaceOverlayFilter is not supported by the embedded media server");
+      expect(failure?.message).toContain("ImageOverlayFilter is not supported by the embedded media server");
       expect(failure?.code).toBe(40100);
       await pipeline.release();
     } finally {
