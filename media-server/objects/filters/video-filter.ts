@@ -73,6 +73,7 @@ export abstract class VideoFilter extends MediaElement {
   private readonly stallTimer: NodeJS.Timeout;
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly crashes: number[] = [];
+  private codecReported = false;
 
   constructor(context: MediaServerContext, typeName: string, pipeline: MediaObject) {
     super(context, MediaObject.childId(pipeline, typeName), pipeline);
@@ -83,11 +84,6 @@ export abstract class VideoFilter extends MediaElement {
   /** The GStreamer elements between decoder and encoder (gst-launch tokens); undefined: video passes untouched. */
   protected abstract filterElements(): readonly string[] | undefined;
 
-  /** The process id of the running GStreamer pipeline, if any (tests check it is gone after release). */
-  get gstreamerPid(): number | undefined {
-    return this.pipelineProcess?.running ? this.pipelineProcess.pid : undefined;
-  }
-
   acceptRtp(kind: MediaKind, rtp: ForwardedRtp): void {
     const mediaType = mediaTypeOf(kind);
     this.flowIn.mark(mediaType);
@@ -97,8 +93,19 @@ export abstract class VideoFilter extends MediaElement {
       this.deliverRtp(kind, rtp);
       return;
     }
-    // The pipeline decodes VP8 only; other codecs are negotiated away by the endpoints' codec lists.
-    if (!process || !sameCodec(rtp.mimeType, VP8)) return;
+    if (!process) return;
+    if (!sameCodec(rtp.mimeType, VP8)) {
+      // The pipeline decodes VP8 only: say so once rather than show nothing without a word.
+      if (!this.codecReported) {
+        this.codecReported = true;
+        this.emitEvent("Error", {
+          description: `The ${this.typeName} filters VP8 video only; ${rtp.mimeType} from its source is not passed on`,
+          errorCode: ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+          type: "UNSUPPORTED_MEDIA_TYPE",
+        });
+      }
+      return;
+    }
     this.lastInputAt = Date.now();
     const packet = rtp.packet.clone();
     packet.header.payloadType = PIPE_PAYLOAD_TYPE;
