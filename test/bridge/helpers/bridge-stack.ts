@@ -4,6 +4,7 @@
  * the test sees what it received), the worker stand-in and a bridge, every
  * server on a port the OS picks. Stopped when the test finishes.
  */
+import { filterSupport } from "../../../media-server/objects/filters/gstreamer.ts";
 import { expect, onTestFinished } from "vitest";
 import { type MediaServerHandle, startMediaServer } from "../../../media-server/index.ts";
 import { type BridgeHandle, startBridge } from "../../../bridge/main.ts";
@@ -137,7 +138,16 @@ export async function failure(promise: Promise<unknown>): Promise<RpcRequestErro
 }
 
 /** /health of a bridge holding nothing, with its one KMS in `kms` state. */
-export function idleHealth(bridgeId: string, kmsUrl: string, kms: { connected: boolean; state: string }) {
+/**
+ * What the bridge's /health says with nothing going on. `filters`: whether the media server offers
+ * the hat (the embedded one does where GStreamer is installed); false for one never reached.
+ */
+export function idleHealth(
+  bridgeId: string,
+  kmsUrl: string,
+  kms: { connected: boolean; state: string; filters?: boolean },
+) {
+  const { filters = filterSupport().faceOverlay, ...connection } = kms;
   return {
     status: kms.connected ? "ok" : "degraded",
     bridgeId,
@@ -146,7 +156,7 @@ export function idleHealth(bridgeId: string, kmsUrl: string, kms: { connected: b
     rooms: 0,
     pipelines: 0,
     endpoints: 0,
-    kms: [{ uri: kmsUrl, ...kms, pipelines: 0, limit: 10, filters: false }],
+    kms: [{ uri: kmsUrl, ...connection, pipelines: 0, limit: 10, filters }],
   };
 }
 
