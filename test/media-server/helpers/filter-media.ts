@@ -391,12 +391,37 @@ export function changedBox(mask: Uint8Array, width: number, height: number, minR
       }
     }
   }
-  const top = rows.findIndex((count) => count >= minRun);
-  const left = columns.findIndex((count) => count >= minRun);
-  if (top < 0 || left < 0) return undefined;
-  const bottom = height - 1 - [...rows].reverse().findIndex((count) => count >= minRun);
-  const right = width - 1 - [...columns].reverse().findIndex((count) => count >= minRun);
+  // The densest band of consecutive rows (columns) with changes, so that a few blocks of codec
+  // noise elsewhere in a frame decoded under load do not stretch the box to the edge.
+  const rowBand = densestBand(rows, minRun);
+  const columnBand = densestBand(columns, minRun);
+  if (!rowBand || !columnBand) return undefined;
+  const [top, bottom] = rowBand;
+  const [left, right] = columnBand;
   return { left, top, right, bottom, share: total / (width * height) };
+}
+
+/** The run of consecutive indices with `counts[i] >= min` whose counts add up to the most, as [first, last]. */
+function densestBand(counts: readonly number[], min: number): [number, number] | undefined {
+  let best: [number, number] | undefined;
+  let bestSum = 0;
+  let start = -1;
+  let sum = 0;
+  for (let i = 0; i <= counts.length; i++) {
+    const count = counts[i] ?? 0;
+    if (i < counts.length && count >= min) {
+      if (start < 0) start = i;
+      sum += count;
+      continue;
+    }
+    if (start >= 0 && sum > bestSum) {
+      best = [start, i - 1];
+      bestSum = sum;
+    }
+    start = -1;
+    sum = 0;
+  }
+  return best;
 }
 
 /** Mean absolute difference per channel between two pictures of the same size (codec noise is a few units). */
