@@ -98,7 +98,14 @@ export async function negotiate(
   const offer = await peer.offer();
   const answered = request(offer);
   sender.offerSent();
-  const { sdpAnswer } = await answered;
+  let sdpAnswer: string;
+  try {
+    ({ sdpAnswer } = await answered);
+  } catch (error) {
+    // A refused negotiation leaves no peer (and no UDP sockets) behind.
+    await peer.close().catch(() => undefined);
+    throw error;
+  }
   expectValidAnswer(sdpAnswer, direction === "sendonly" ? /a=recvonly/ : /a=sendonly/);
   await peer.answer(sdpAnswer);
   const feed = feedServerCandidates(client, endpointName, peer);

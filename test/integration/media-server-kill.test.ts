@@ -22,6 +22,7 @@ import { startWranglerDev, type WranglerDev } from "../../scripts/wrangler-dev.t
 import { startSyntheticMedia } from "../bridge/helpers/peers.ts";
 import { onFreePort } from "../helpers/ports.ts";
 import { RoomTestClient } from "../helpers/room-client.ts";
+import { RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { type MediaLeg, publish, recordVideoPackets, subscribe, until } from "./media-peers.ts";
 
 const ROOM = "kms-crash";
@@ -208,6 +209,21 @@ async function bridgeHealthy(timeoutMs: number): Promise<void> {
   }
 }
 
+/** `publish`, again after a 301 "No media server is reachable right now" (bounded); any other error fails. */
+async function publishWhenReachable(client: RoomTestClient, user: string, timeoutMs: number): Promise<MediaLeg> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await publish(client, user);
+    } catch (error) {
+      const unreachable =
+        error instanceof RpcRequestError && error.code === 301 && /No media server is reachable/.test(error.message);
+      if (!unreachable || Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 /** RTP from `from` reaches `to` (counted on the subscriber's peer). */
 async function rtpFlows(from: MediaLeg, to: MediaLeg, tag: string): Promise<void> {
   const marker = Buffer.from(tag);
@@ -275,8 +291,11 @@ describe("the media server is killed (SIGKILL) mid-call and restarted on the sam
       expect(await client.nextWhere("participantLeft", (p) => p.name === "probe")).toEqual({ name: "probe" });
     }
 
-    // Publish and subscribe again: media flows through the restarted server.
-    const live = await publish(alice.client, "alice");
+    // Publish and subscribe again: media flows through the restarted server. The bridge's first
+    // connection to it may still be settling (its session resume refused, a fresh session made),
+    // so a publish may meet the documented 301 "No media server is reachable right now" once; a
+    // client publishes again, as this one does (bounded).
+    const live = await publishWhenReachable(alice.client, "alice", 60_000);
     legs.push(live);
     for (const other of [bob, carol]) {
       expect(await other.client.next("participantPublished", 30_000)).toEqual({

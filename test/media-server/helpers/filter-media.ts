@@ -393,8 +393,10 @@ export function changedBox(mask: Uint8Array, width: number, height: number, minR
   }
   // The densest band of consecutive rows (columns) with changes, so that a few blocks of codec
   // noise elsewhere in a frame decoded under load do not stretch the box to the edge.
-  const rowBand = densestBand(rows, minRun);
-  const columnBand = densestBand(columns, minRun);
+  // A row (column) counts when at least 2 % of its pixels changed: the hat changes far more,
+  // codec ringing along the photo's edges in a busy run a handful.
+  const rowBand = densestBand(rows, Math.max(minRun, Math.round(width * 0.02)));
+  const columnBand = densestBand(columns, Math.max(minRun, Math.round(height * 0.02)));
   if (!rowBand || !columnBand) return undefined;
   const [top, bottom] = rowBand;
   const [left, right] = columnBand;
