@@ -8,6 +8,7 @@
  */
 import * as z from "zod";
 import { name, iceCandidateParams } from "./room.ts";
+import { recordingFileName, recordingId } from "./recordings.ts";
 
 const sdp = z
   .string()
@@ -39,6 +40,22 @@ export const mediaCommandParams = {
   removeFilter: z.object({ user: name, filter: filterName }),
   /** After a (re)attach: the users the room has, so the bridge drops what it holds for anyone else. */
   sync: z.object({ users: z.array(name) }),
+  /**
+   * Record `user`'s published stream into `file` until `stopRecording` or the
+   * stream ends (unpublish, leave, media lost); then upload it to the worker
+   * with `token` (protocol/recordings.ts). `startedAt` (epoch ms) is the
+   * recording's start, the origin of the file's `startOffsetMs`.
+   */
+  record: z.object({
+    recording: recordingId,
+    user: name,
+    stream: z.string().min(1).max(32),
+    file: recordingFileName,
+    token: z.string().min(1).max(4096),
+    startedAt: z.number().int().min(0),
+  }),
+  /** End every file of `recording` in this room and upload them. Idempotent. */
+  stopRecording: z.object({ recording: recordingId }),
 } as const;
 
 export type MediaOp = keyof typeof mediaCommandParams;
@@ -58,6 +75,8 @@ export const mediaCommandResults = {
   removeFilter: z.object({}),
   /** Users the bridge still holds media for; the room resets everyone else's media. */
   sync: z.object({ held: z.array(name) }),
+  record: z.object({}),
+  stopRecording: z.object({}),
 } as const satisfies Record<MediaOp, z.ZodType>;
 
 export type MediaResult<K extends MediaOp> = z.infer<(typeof mediaCommandResults)[K]>;
@@ -93,6 +112,8 @@ export const controlParams = {
     /** Rooms this bridge already holds (after a reconnect), so the pool keeps them assigned. */
     rooms: z.array(name).max(100_000),
     filters: z.array(filterName),
+    /** Whether this bridge can record (it has a RECORDINGS_DIR and its media servers a RecorderEndpoint). */
+    recording: z.boolean().optional(),
   }),
   /** bridge → pool, periodically and on change. */
   load: z.object({ pipelines: z.number().int().min(0) }),

@@ -98,6 +98,10 @@ export const requestParams = {
   evictParticipant: z.object({ user: name }),
   /** Moderators only: stops `user`'s stream (`streamId`, when given, must be that user's stream). */
   forceUnpublish: z.object({ user: name, streamId: streamId.optional() }),
+  /** Starts recording the room (ALLOW_RECORDING_FROM_CLIENTS; moderators only when join tokens are in use). */
+  startRecording: z.object({ name: z.string().min(1).max(200).optional() }),
+  /** Stops the room's recording (same permission as startRecording). */
+  stopRecording: empty,
 } as const;
 
 export type RoomMethod = keyof typeof requestParams;
@@ -151,6 +155,8 @@ export const results = {
   }),
   evictParticipant: z.object(withSession),
   forceUnpublish: z.object(withSession),
+  startRecording: z.object({ id: z.string(), ...withSession }),
+  stopRecording: z.object({ id: z.string(), ...withSession }),
 } as const satisfies Record<RoomMethod, z.ZodType>;
 
 export type RoomResult<M extends RoomMethod> = z.infer<(typeof results)[M]>;
@@ -185,6 +191,10 @@ export const notifications = {
    * An addition to the original protocol; old clients ignore it.
    */
   mediaError: z.object({ error: z.string(), streams: z.array(z.string()).optional() }),
+  /** The room is being recorded (also sent right after joinRoom/connect to a room that is). An addition. */
+  recordingStarted: z.object({ id: z.string() }),
+  /** The room's recording stopped. An addition. */
+  recordingStopped: z.object({ id: z.string() }),
 } as const;
 
 export type NotificationMethod = keyof typeof notifications;
