@@ -16,6 +16,8 @@ export const clientConfigResponse = z.object({
   filters: z.array(z.string()).default([]),
   /** STUN/TURN servers for pages that make peer connections before joining (TURN credentials for user `client-config`). */
   iceServers: z.array(iceServer).default([]),
+  /** Whether participants may start and stop recordings themselves (ALLOW_RECORDING_FROM_CLIENTS). */
+  recordingFromClients: z.boolean().optional(),
 });
 export type ClientConfigResponse = z.infer<typeof clientConfigResponse>;
 

@@ -32,6 +32,8 @@ export interface NotificationContext {
   mediaError(streams: readonly string[] | undefined): void;
   /** `streamForceUnpublished`: a moderator or the administrator stopped this participant's stream. */
   forceUnpublished(streamId: string, by: string | undefined): void;
+  /** `recordingStarted` (an id) or `recordingStopped` (null, and the id that stopped). */
+  recording(id: string | null, stopped?: string): void;
 }
 
 const NOTIFICATION_METHODS = Object.keys(notifications) as NotificationMethod[];
@@ -92,6 +94,12 @@ export function notificationHandlers(ctx: NotificationContext): NotificationHand
     mediaError: ({ error, streams }) => {
       emit("error-media", streams ? { error, streams } : { error });
       ctx.mediaError(streams);
+    },
+    recordingStarted: ({ id }) => {
+      ctx.recording(id);
+    },
+    recordingStopped: ({ id }) => {
+      ctx.recording(null, id);
     },
   };
 }

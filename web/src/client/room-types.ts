@@ -89,6 +89,9 @@ export interface RoomEvents {
   /** Media was negotiated again after a loss (publish or subscription restored). */
   "stream-recovered": { stream: Stream };
   "error-media": MediaErrorEvent;
+  /** The room is being recorded (also right after joining a room that already is). */
+  "recording-started": { id: string };
+  "recording-stopped": { id: string };
   newMessage: { room: string; user: string; message: string };
   "lost-connection": { room: string };
   reconnecting: { room: string; attempt: number; delayMs: number };

@@ -68,6 +68,8 @@ export class Room extends Emitter<RoomEvents> {
   #sessionId: string | null = null;
   #evicted = false;
   #role: "participant" | "moderator" = "participant";
+  /** The id of the room's running recording, as the server last said. */
+  #recording: string | null = null;
   #eviction: Eviction | null = null;
   /** The STUN/TURN servers the room gave in its joinRoom / connect answer (fresh TURN credentials each time). */
   #serverIceServers: RTCIceServer[] = [];
@@ -128,6 +130,7 @@ export class Room extends Emitter<RoomEvents> {
       },
       mediaError: (streams) => this.#recovery.mediaError(streams),
       forceUnpublished: (streamId, by) => this.#forceUnpublished(streamId, by),
+      recording: (id, stopped) => this.#recordingChanged(id, stopped),
     });
   }
 
@@ -285,6 +288,40 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   /** Moderators: removes `user` from the room (it gets `participant-evicted`). */
+  /** The running recording's id, or null when the room is not being recorded. */
+  get recording(): string | null {
+    return this.#recording;
+  }
+
+  /**
+   * Starts recording the room; resolves with the recording's id. The server
+   * refuses unless it allows recording from clients (ALLOW_RECORDING_FROM_CLIENTS,
+   * moderators only when join tokens are in use).
+   */
+  async startRecording(name?: string): Promise<string> {
+    const result = await this.#request("startRecording", name === undefined ? {} : { name });
+    return result.id;
+  }
+
+  /** Stops the room's recording; resolves with its id. Same permission as startRecording. */
+  async stopRecording(): Promise<string> {
+    const result = await this.#request("stopRecording", {});
+    return result.id;
+  }
+
+  #recordingChanged(id: string | null, stopped: string | undefined): void {
+    if (id !== null) {
+      // Sent again after a resumed session: only a change is an event.
+      if (this.#recording === id) return;
+      this.#recording = id;
+      this.emit("recording-started", { id });
+      return;
+    }
+    if (stopped === undefined || this.#recording !== stopped) return;
+    this.#recording = null;
+    this.emit("recording-stopped", { id: stopped });
+  }
+
   async evictParticipant(user: string): Promise<void> {
     await this.#request("evictParticipant", { user });
   }

@@ -23,6 +23,7 @@ export class Controls {
     ui.buttonVideocam.addEventListener("click", () => this.toggleVideo());
     ui.buttonPublish.addEventListener("click", () => void this.togglePublish());
     ui.buttonHat.addEventListener("click", () => void this.toggleHat());
+    ui.buttonRecord.addEventListener("click", () => void this.toggleRecording());
     ui.buttonFullscreen.addEventListener("click", () => void this.toggleFullscreen());
     document.addEventListener("fullscreenchange", () => {
       ui.buttonFullscreen.textContent = document.fullscreenElement ? "Exit full screen" : "Full screen";
@@ -47,6 +48,36 @@ export class Controls {
     ui.buttonVideocam.classList.toggle("toggle-off", videoMuted);
     ui.buttonPublish.textContent = local && local.status !== "idle" ? "Unpublish" : "Publish";
     this.renderHat();
+    this.renderRecording();
+  }
+
+  /** The red badge whenever the room is recorded; the Record button only where the server lets clients record. */
+  renderRecording(): void {
+    const app = this.#app;
+    const ui = app.ui;
+    const recording = app.room?.recording ?? null;
+    show(ui.recordingBadge, recording !== null);
+    show(ui.buttonRecord, app.config.recordingFromClients === true);
+    ui.buttonRecord.textContent = recording ? "Stop recording" : "Record";
+    ui.buttonRecord.setAttribute("aria-pressed", String(recording !== null));
+  }
+
+  async toggleRecording(): Promise<void> {
+    const room = this.#app.room;
+    if (!room) return;
+    const recording = room.recording !== null;
+    this.#app.ui.buttonRecord.disabled = true;
+    try {
+      if (recording) await room.stopRecording();
+      else await room.startRecording();
+    } catch (error) {
+      this.#app.roomView.showMediaError(
+        `Could not ${recording ? "stop" : "start"} recording: ${errorOf(error).message}`,
+      );
+    } finally {
+      this.#app.ui.buttonRecord.disabled = false;
+      this.renderRecording();
+    }
   }
 
   toggleAudio(): void {

@@ -84,6 +84,14 @@ export class RoomView {
     room.on("room-closed", ({ room: name }) =>
       this.ended(closedNotice(room.closeReason ?? "room-closed", name, undefined, room.eviction)),
     );
+    room.on("recording-started", () => {
+      chat.systemMessage("This room is being recorded");
+      controls.renderRecording();
+    });
+    room.on("recording-stopped", () => {
+      chat.systemMessage("Recording stopped");
+      controls.renderRecording();
+    });
     room.on("stream-force-unpublished", ({ by }) =>
       chat.systemMessage(`${by ?? "The administrator"} stopped your video; publish again to share it`),
     );
@@ -214,5 +222,6 @@ export class RoomView {
     app.controls.hatOn = false;
     show(app.ui.mediaBanner, false);
     show(app.ui.reconnectBanner, false);
+    show(app.ui.recordingBadge, false);
   }
 }

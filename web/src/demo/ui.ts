@@ -20,6 +20,8 @@ export function findUi() {
     userTitle: byId("userTitle", HTMLSpanElement),
     peopleCount: byId("peopleCount", HTMLSpanElement),
     status: byId("connectionStatus", HTMLSpanElement),
+    recordingBadge: byId("recordingBadge", HTMLSpanElement),
+    buttonRecord: byId("buttonRecord", HTMLButtonElement),
     reconnectBanner: byId("reconnectBanner", HTMLDivElement),
     reconnectText: byId("reconnectText", HTMLSpanElement),
     mediaBanner: byId("mediaBanner", HTMLDivElement),
