@@ -10,6 +10,9 @@
  * outright (`kmsUris`: servers someone else runs).
  */
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startMediaServer, type MediaServerHandle, type WebRtcSettings } from "../media-server/index.ts";
 import { loadConfig, startBridge, type BridgeHandle } from "../bridge/main.ts";
 import { type KmsHandle, kmsObjectCount, startKms } from "./kms.ts";
@@ -44,6 +47,11 @@ export interface SystemOptions {
   mediaServerWebrtc?: Partial<WebRtcSettings>;
   /** Extra bridge environment (e.g. KMS_LIMIT, REQUEST_TIMEOUT_MS, LOG_LEVEL). */
   bridgeEnv?: Record<string, string>;
+  /**
+   * Where the bridge (and the media server beside it) writes recordings before
+   * uploading them; a fresh temp dir, removed at stop, when omitted.
+   */
+  recordingsDir?: string;
   /** Durable Object storage directory; a fresh temp dir when omitted. */
   persistTo?: string;
   inheritOutput?: boolean;
@@ -63,6 +71,8 @@ export interface System {
   /** The media server URL the bridge dials. */
   readonly mediaUrl: string;
   readonly bridgeSecret: string;
+  /** The bridge's RECORDINGS_DIR. */
+  readonly recordingsDir: string;
   /** Media objects the media server started here holds (embedded: every object; KMS: pipelines and their children). */
   mediaObjects(): Promise<number>;
   /**
@@ -118,12 +128,16 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     });
     stops.push(() => worker.stop());
 
+    const recordingsDir = options.recordingsDir ?? mkdtempSync(join(tmpdir(), "room-recordings-"));
+    if (!options.recordingsDir) stops.push(async () => rmSync(recordingsDir, { recursive: true, force: true }));
+
     const config = loadConfig({
       WORKER_URL: worker.url,
       BRIDGE_SECRET: bridgeSecret,
       BRIDGE_ID: "local-bridge",
       KMS_URIS: kmsUris.join(","),
       BRIDGE_HTTP_PORT: "0",
+      RECORDINGS_DIR: recordingsDir,
       LOG_LEVEL: options.inheritOutput ? "info" : "error",
       // A KMS started here has no token check; the embedded one and servers given by URI may.
       ...(options.kmsToken && backend !== "kms" ? { KMS_TOKEN: options.kmsToken } : {}),
@@ -145,6 +159,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       },
       mediaUrl,
       bridgeSecret,
+      recordingsDir,
       async mediaObjects() {
         if (embedded) return embedded.stats().objects;
         if (kms) return kmsObjectCount(kms.url);
