@@ -19,18 +19,41 @@ export interface MediaServerOptions {
   token?: string;
   /** How long a session survives its WebSocket, waiting for `connect {sessionId}`. Default 30 s. */
   sessionGraceMs?: number;
-  webrtc?: Partial<WebRtcSettings>;
+  /** ICE, codecs, REMB, and `mediaForwarding` (MEDIA_FORWARDING below). */
+  webrtc?: Partial<WebRtcSettings & ForwardingSettings>;
   /** Diagnostics sink; default writes to stderr. */
   log?: (message: string) => void;
 }
 
-export const DEFAULT_WEBRTC_SETTINGS: WebRtcSettings = {
+/**
+ * How RTP from the graph reaches a peer (MEDIA_FORWARDING): `fast` rewrites,
+ * encrypts and sends each packet on our own lean path
+ * (objects/webrtc/fast-sender.ts, docs/media-forwarding.md); `werift` hands it
+ * to werift's RTCRtpSender.sendRtp, as before that path existed.
+ */
+export type MediaForwarding = "fast" | "werift";
+export const MEDIA_FORWARDING_MODES: readonly MediaForwarding[] = ["fast", "werift"];
+export const DEFAULT_MEDIA_FORWARDING: MediaForwarding = "werift";
+
+/** Lives beside WebRtcSettings in the endpoints' `context.webrtc` (server.ts spreads the options into it). */
+export interface ForwardingSettings {
+  mediaForwarding: MediaForwarding;
+}
+
+export const DEFAULT_WEBRTC_SETTINGS: WebRtcSettings & ForwardingSettings = {
   loopbackOnly: false,
   icePortRange: undefined,
   additionalHostAddresses: [],
   videoCodecs: ["VP8", "H264"],
   rembKbps: 2500,
+  mediaForwarding: DEFAULT_MEDIA_FORWARDING,
 };
+
+/** The forwarding mode of an endpoint's settings (the default when the settings were built without one). */
+export function mediaForwardingOf(settings: object): MediaForwarding {
+  const mode = "mediaForwarding" in settings ? settings.mediaForwarding : undefined;
+  return mode === "fast" || mode === "werift" ? mode : DEFAULT_MEDIA_FORWARDING;
+}
 
 const flag = z
   .enum(["1", "0", "true", "false", "yes", "no"])
@@ -80,9 +103,15 @@ const envSchema = z.object({
   KMS_ANNOUNCED_ADDRESSES: list.optional(),
   KMS_VIDEO_CODECS: list.pipe(z.array(z.enum(["VP8", "H264"])).min(1)).optional(),
   KMS_REMB_KBPS: z.coerce.number().int().min(30).max(100_000).optional(),
+  /** `fast` or `werift` (see MediaForwarding); unset: DEFAULT_MEDIA_FORWARDING. */
+  MEDIA_FORWARDING: z.enum(["fast", "werift"]).optional(),
 });
 
-/** Reads the `KMS_*` variables documented in docs/media-server.md; throws a readable error on bad values. */
+/**
+ * Reads the `KMS_*` variables documented in docs/media-server.md, and
+ * MEDIA_FORWARDING (`fast` | `werift`, docs/media-forwarding.md); throws a
+ * readable error on bad values.
+ */
 export function mediaServerOptionsFromEnv(env: NodeJS.ProcessEnv): MediaServerOptions {
   // Unset and empty are the same for the access settings (env files often carry `KMS_TOKEN=`).
   const present = { ...env };
@@ -94,12 +123,13 @@ export function mediaServerOptionsFromEnv(env: NodeJS.ProcessEnv): MediaServerOp
     );
   }
   const vars = parsed.data;
-  const webrtc: Partial<WebRtcSettings> = {};
+  const webrtc: Partial<WebRtcSettings & ForwardingSettings> = {};
   if (vars.KMS_ICE_LOOPBACK_ONLY !== undefined) webrtc.loopbackOnly = vars.KMS_ICE_LOOPBACK_ONLY;
   if (vars.KMS_ICE_PORT_RANGE) webrtc.icePortRange = vars.KMS_ICE_PORT_RANGE;
   if (vars.KMS_ANNOUNCED_ADDRESSES) webrtc.additionalHostAddresses = vars.KMS_ANNOUNCED_ADDRESSES;
   if (vars.KMS_VIDEO_CODECS) webrtc.videoCodecs = vars.KMS_VIDEO_CODECS;
   if (vars.KMS_REMB_KBPS) webrtc.rembKbps = vars.KMS_REMB_KBPS;
+  if (vars.MEDIA_FORWARDING) webrtc.mediaForwarding = vars.MEDIA_FORWARDING;
   return {
     port: vars.KMS_PORT,
     host: vars.KMS_HOST,

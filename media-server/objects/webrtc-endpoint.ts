@@ -1,4 +1,5 @@
 import { RTCPeerConnection } from "werift";
+import { mediaForwardingOf } from "../config.ts";
 import { type ForwardedRtp, forwardableCopy, type MediaKind } from "../rtp-forwarding.ts";
 import { peerConfig } from "../webrtc-config.ts";
 import { MEDIA_ELEMENT_EVENTS, MediaElement, mediaTypeOf } from "./media-element.ts";
@@ -65,23 +66,27 @@ export class WebRtcEndpoint extends MediaElement {
     super(context, MediaObject.childId(pipeline, "WebRtcEndpoint"), pipeline);
     this.useDataChannels = options.useDataChannels;
     this.pc = new RTCPeerConnection(peerConfig(context.webrtc));
-    this.rtp = new PeerRtp(this.pc, {
-      id: this.id,
-      log: context.log,
-      isReleased: () => this.released,
-      isConnected: () => this.state === "CONNECTED",
-      received: (kind, packet, mimeType) => {
-        const mediaType = mediaTypeOf(kind);
-        this.flowIn.mark(mediaType);
-        if (this.sinksOf(mediaType).size === 0) return;
-        this.deliverRtp(kind, { packet: forwardableCopy(packet), mimeType });
+    this.rtp = new PeerRtp(
+      this.pc,
+      {
+        id: this.id,
+        log: context.log,
+        isReleased: () => this.released,
+        isConnected: () => this.state === "CONNECTED",
+        received: (kind, packet, mimeType) => {
+          const mediaType = mediaTypeOf(kind);
+          this.flowIn.mark(mediaType);
+          if (this.sinksOf(mediaType).size === 0) return;
+          this.deliverRtp(kind, { packet: forwardableCopy(packet), mimeType });
+        },
+        sending: (kind) => {
+          if (this.state === "CONNECTED") this.flowOut.mark(mediaTypeOf(kind));
+        },
+        keyframeWanted: () => this.requestKeyframeFromSource(),
+        rembKbps: () => this.rembKbps(),
       },
-      sending: (kind) => {
-        if (this.state === "CONNECTED") this.flowOut.mark(mediaTypeOf(kind));
-      },
-      keyframeWanted: () => this.requestKeyframeFromSource(),
-      rembKbps: () => this.rembKbps(),
-    });
+      mediaForwardingOf(context.webrtc),
+    );
     this.negotiation = new Negotiation(this.pc, this, () => this.rtp.negotiated());
     this.dataChannels = new DataChannels(this.pc, this, {
       isNegotiated: () => this.negotiation.negotiated,

@@ -1,26 +1,30 @@
 // Benchmark of the embedded media server (not a test): one Chromium publisher
-// (fake camera, 640×480) forwarded to 1, 5 and 10 subscribers. The server runs
-// as a child process (`media-server/main.ts`) so its CPU and RSS are
-// read from /proc for that process alone. Subscribers are werift peers in this
-// process (recvonly audio + video, counting the bytes they receive): cheaper
-// than Chromium pages, so 10 of them fit on a small machine, but they still
-// share its cores with the server.
+// (fake camera, 640×480, video capped at 0.5 Mbps) forwarded to 1, 10 and 50
+// subscribers (SUBSCRIBERS=1,10,50,100 for more), once per forwarding path
+// (BENCH_MODES=werift,fast; each mode on a fresh server started with
+// MEDIA_FORWARDING=<mode>). The server runs as a child process
+// (`media-server/main.ts`) so its CPU and RSS are read from /proc for that
+// process alone. Subscribers are werift peers in this process (recvonly audio
+// + video, counting bytes, packets and sequence gaps): cheaper than Chromium
+// pages, but they still share the machine's cores with the server.
 //
 //   npm run bench:media-server            (MEASURE_SECONDS=10 by default)
+//   MEDIA_SERVER_PROFILE_DIR=/tmp/prof npm run bench:media-server   (server under node --cpu-prof)
 //   MEDIA_BACKEND=kms npm run bench:media-server
 //
 // With MEDIA_BACKEND=kms the same load runs against a real Kurento Media
 // Server from KMS_HOME (scripts/kms.ts; its own process, sampled the same
-// way): KMS is the anchor the embedded server is measured against. Both
-// rows print CPU per forwarded packet (server CPU time over the RTP packets
-// the subscribers received), which compares the two whatever the bitrate.
+// way). Every row prints CPU per forwarded packet (server CPU time over the
+// RTP packets the subscribers received), which compares runs whatever the
+// bitrate, and the last line is the rows as JSON.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import type { RTCPeerConnection as WeriftPeer } from "werift";
-import { closeChromium, launchChromium, mediaContext } from "../helpers/chromium.ts";
+import { closeChromium, launchChromium } from "../helpers/chromium.ts";
 import { freePort } from "../helpers/ports.ts";
 import { acceptAnswer, offerFromPage, startBlankPageServer } from "../media-server/helpers/browser.ts";
 import {
@@ -33,10 +37,26 @@ import { createClientPeer, waitFor } from "../media-server/helpers/werift-peer.t
 import { startKms } from "../../scripts/kms.ts";
 import { mediaBackendFromEnv } from "../../scripts/system.ts";
 
-const SUBSCRIBER_COUNTS = [1, 5, 10];
+const SUBSCRIBER_COUNTS = (process.env.SUBSCRIBERS ?? "1,10,50")
+  .split(",")
+  .map((value) => Number(value.trim()))
+  .filter((count) => Number.isInteger(count) && count > 0)
+  .sort((a, b) => a - b);
+/** Both forwarding paths of the embedded server, each on a fresh server process, so one run compares them. */
+const FORWARDING_MODES = (process.env.BENCH_MODES ?? "werift,fast")
+  .split(",")
+  .map((mode) => mode.trim())
+  .filter((mode): mode is "fast" | "werift" => mode === "fast" || mode === "werift");
 const MEASURE_SECONDS = Number(process.env.MEASURE_SECONDS ?? 10);
 const WARMUP_SECONDS = 4;
 const CLOCK_TICKS = 100; // USER_HZ on Linux
+/** The publisher's encoder is capped here, so every row forwards the same ~0.5 Mbps stream. */
+const PUBLISHER_MAX_BITRATE = 500_000;
+/**
+ * MEDIA_SERVER_PROFILE_DIR=<dir>: the server runs under `node --cpu-prof` and writes one .cpuprofile per
+ * mode into <dir>/<mode>/ when it stops (open it in Chrome DevTools, or summarise the self time per function).
+ */
+const PROFILE_DIR = process.env.MEDIA_SERVER_PROFILE_DIR;
 
 interface Sample {
   cpuTicks: number;
@@ -53,9 +73,16 @@ function sample(pid: number): Sample {
   return { cpuTicks, rssKb: Number(rss?.[1] ?? 0), at: performance.now() };
 }
 
-async function startServerProcess(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["media-server/main.ts"], {
-    env: { ...process.env, KMS_PORT: String(port), KMS_HOST: "127.0.0.1", KMS_ICE_LOOPBACK_ONLY: "1" },
+async function startServerProcess(port: number, mode: string): Promise<ChildProcess> {
+  const nodeArgs = PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(PROFILE_DIR, mode)}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, "media-server/main.ts"], {
+    env: {
+      ...process.env,
+      KMS_PORT: String(port),
+      KMS_HOST: "127.0.0.1",
+      KMS_ICE_LOOPBACK_ONLY: "1",
+      MEDIA_FORWARDING: mode,
+    },
     stdio: ["ignore", "inherit", "pipe"],
   });
   await new Promise<void>((resolve, reject) => {
@@ -67,11 +94,47 @@ async function startServerProcess(port: number): Promise<ChildProcess> {
   return child;
 }
 
+/** Counts received RTP per SSRC with extended sequence numbers, so losses are counted across a sequence wrap. */
+class LossCounter {
+  private readonly streams = new Map<number, { first: number; highest: number; received: number }>();
+
+  receive(ssrc: number, sequenceNumber: number): void {
+    const stream = this.streams.get(ssrc);
+    if (!stream) {
+      this.streams.set(ssrc, { first: sequenceNumber, highest: sequenceNumber, received: 1 });
+      return;
+    }
+    // The extended number closest to the highest seen: handles wrap and reordering.
+    const cycle = stream.highest - (stream.highest & 0xffff);
+    let extended = cycle + sequenceNumber;
+    if (extended - stream.highest > 0x8000) extended -= 0x10000;
+    else if (stream.highest - extended > 0x8000) extended += 0x10000;
+    if (extended > stream.highest) stream.highest = extended;
+    stream.received += 1;
+  }
+
+  totals(): { expected: number; received: number } {
+    let expected = 0;
+    let received = 0;
+    for (const stream of this.streams.values()) {
+      expected += stream.highest - stream.first + 1;
+      received += stream.received;
+    }
+    return { expected, received };
+  }
+
+  /** Starts a new measurement window (the next packet of each stream becomes its first). */
+  reset(): void {
+    this.streams.clear();
+  }
+}
+
 interface Subscriber {
   endpoint: KurentoWebRtcEndpoint;
   peer: WeriftPeer;
   bytes: () => number;
   packets: () => number;
+  loss: LossCounter;
 }
 
 /** The media server under test: its URL, the PID to sample, and how to stop it. */
@@ -82,22 +145,25 @@ interface ServerUnderTest {
   stop(): Promise<void>;
 }
 
-async function startServerUnderTest(): Promise<ServerUnderTest> {
+async function startServerUnderTest(mode: string): Promise<ServerUnderTest> {
   if (mediaBackendFromEnv() === "kms") {
     // run.sh ends with exec: the PID is the server's own.
     const kms = await startKms({ loopbackOnly: true });
     return { name: "Kurento Media Server (KMS_HOME)", url: kms.url, pid: kms.pid, stop: () => kms.stop() };
   }
   const port = await freePort();
-  const child = await startServerProcess(port);
+  const child = await startServerProcess(port, mode);
   const pid = child.pid;
   if (pid === undefined) throw new Error("no server pid");
   return {
-    name: "Embedded media server",
+    name: `Embedded media server, MEDIA_FORWARDING=${mode}`,
     url: `ws://127.0.0.1:${port}/kurento`,
     pid,
     async stop() {
+      // Wait for the exit: under --cpu-prof the profile is written then.
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
       child.kill("SIGTERM");
+      await Promise.race([exited, sleep(15_000)]);
     },
   };
 }
@@ -105,6 +171,7 @@ async function startServerUnderTest(): Promise<ServerUnderTest> {
 async function addSubscriber(pipeline: KurentoPipeline, source: KurentoWebRtcEndpoint): Promise<Subscriber> {
   const endpoint = await pipeline.create("WebRtcEndpoint");
   const peer = createClientPeer();
+  const loss = new LossCounter();
   let bytes = 0;
   let packets = 0;
   endpoint.on("IceCandidateFound", (event) => {
@@ -122,6 +189,7 @@ async function addSubscriber(pipeline: KurentoPipeline, source: KurentoWebRtcEnd
     track.onReceiveRtp.subscribe((packet) => {
       bytes += packet.payload.length + packet.header.serializeSize;
       packets += 1;
+      loss.receive(packet.header.ssrc, packet.header.sequenceNumber);
     });
   });
   peer.addTransceiver("audio", { direction: "recvonly" });
@@ -131,7 +199,7 @@ async function addSubscriber(pipeline: KurentoPipeline, source: KurentoWebRtcEnd
   const answer = await endpoint.processOffer(peer.localDescription?.sdp ?? "");
   await peer.setRemoteDescription({ type: "answer", sdp: answer });
   await endpoint.gatherCandidates();
-  return { endpoint, peer, bytes: () => bytes, packets: () => packets };
+  return { endpoint, peer, bytes: () => bytes, packets: () => packets, loss };
 }
 
 interface PublisherStats {
@@ -170,18 +238,62 @@ async function publisherStats(page: Page): Promise<PublisherStats> {
   });
 }
 
-async function main(): Promise<void> {
-  const server = await startServerUnderTest();
+/**
+ * A context whose fake camera really delivers 640×480 at 30 fps: the shared test helper caps it at 320×240,
+ * 15 fps (several pages on two cores), which made an earlier run forward only ~150 kbps.
+ */
+async function fullSizeCameraContext(browser: Browser): Promise<BrowserContext> {
+  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+  await context.addInitScript(() => {
+    const devices = navigator.mediaDevices;
+    if (!devices?.getUserMedia) return;
+    const original = devices.getUserMedia.bind(devices);
+    devices.getUserMedia = (constraints?: MediaStreamConstraints) =>
+      original(
+        constraints?.video
+          ? { ...constraints, video: { width: { exact: 640 }, height: { exact: 480 }, frameRate: { ideal: 30 } } }
+          : constraints,
+      );
+  });
+  return context;
+}
+
+/** Caps the page's video encoder so the forwarded stream is ~0.5 Mbps whatever the bandwidth estimate allows. */
+async function capPublisherBitrate(page: Page, bitsPerSecond: number): Promise<void> {
+  await page.evaluate(async (maxBitrate) => {
+    const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
+    for (const sender of pc.getSenders()) {
+      if (sender.track?.kind !== "video") continue;
+      const parameters = sender.getParameters();
+      for (const encoding of parameters.encodings) encoding.maxBitrate = maxBitrate;
+      await sender.setParameters(parameters);
+    }
+  }, bitsPerSecond);
+}
+
+interface Row {
+  mode: string;
+  subscribers: number;
+  cpuPercent: number;
+  rssMB: number;
+  packetsPerSec: number;
+  usPerPacket: number | null;
+  lossPercent: number;
+  cells: string[];
+}
+
+async function runMode(mode: string, browser: Browser, pagesUrl: string): Promise<Row[]> {
+  const server = await startServerUnderTest(mode);
   const pid = server.pid;
-  const pages = await startBlankPageServer();
-  const browser = await launchChromium();
   const client = await connectKurento(server.url);
-  const rows: string[][] = [];
+  const rows: Row[] = [];
+  const subscribers: Subscriber[] = [];
+  const context = await fullSizeCameraContext(browser);
   try {
     const pipeline = await client.create("MediaPipeline");
     const publisherEndpoint = await pipeline.create("WebRtcEndpoint");
-    const page = await (await mediaContext(browser)).newPage();
-    await page.goto(pages.url);
+    const page = await context.newPage();
+    await page.goto(pagesUrl);
     const offer = await offerFromPage(page, "publish", publisherEndpoint);
     await acceptAnswer(page, await publisherEndpoint.processOffer(offer));
     await publisherEndpoint.gatherCandidates();
@@ -190,11 +302,13 @@ async function main(): Promise<void> {
       20_000,
       "the publisher to connect",
     );
+    await capPublisherBitrate(page, PUBLISHER_MAX_BITRATE);
 
-    const measure = async (label: string, subscribers: Subscriber[]) => {
+    const measure = async (count: number) => {
       await sleep(WARMUP_SECONDS * 1000);
       const bytesBefore = subscribers.map((subscriber) => subscriber.bytes());
       const packetsBefore = subscribers.reduce((sum, subscriber) => sum + subscriber.packets(), 0);
+      for (const subscriber of subscribers) subscriber.loss.reset();
       const publisherBefore = await publisherStats(page);
       const before = sample(pid);
       await sleep(MEASURE_SECONDS * 1000);
@@ -211,65 +325,104 @@ async function main(): Promise<void> {
       const minKbps = perSubscriberKbps.length ? Math.min(...perSubscriberKbps) : 0;
       const forwarded = subscribers.reduce((sum, subscriber) => sum + subscriber.packets(), 0) - packetsBefore;
       const cpuMicros = ((after.cpuTicks - before.cpuTicks) / CLOCK_TICKS) * 1e6;
-      rows.push([
-        label,
-        cpuPercent.toFixed(1),
-        (after.rssKb / 1024).toFixed(0),
-        (((publisherAfter.bytesSent - publisherBefore.bytesSent) * 8) / seconds / 1000).toFixed(0),
-        `${(publisherAfter.availableOutgoingBitrate / 1000).toFixed(0)} / ${(publisherAfter.targetBitrate / 1000).toFixed(0)}`,
+      let expected = 0;
+      let received = 0;
+      for (const subscriber of subscribers) {
+        const totals = subscriber.loss.totals();
+        expected += totals.expected;
+        received += totals.received;
+      }
+      const lossPercent = expected > 0 ? Math.max(0, ((expected - received) / expected) * 100) : 0;
+      const usPerPacket = forwarded > 0 ? cpuMicros / forwarded : null;
+      const publisherKbps = ((publisherAfter.bytesSent - publisherBefore.bytesSent) * 8) / seconds / 1000;
+      const row: Row = {
+        mode,
+        subscribers: count,
+        cpuPercent: Number(cpuPercent.toFixed(1)),
+        rssMB: Math.round(after.rssKb / 1024),
+        packetsPerSec: Math.round(forwarded / seconds),
+        usPerPacket: usPerPacket === null ? null : Number(usPerPacket.toFixed(1)),
+        lossPercent: Number(lossPercent.toFixed(2)),
+        cells: [],
+      };
+      row.cells = [
+        mode,
+        count === 0 ? "publisher only" : `${count}`,
+        row.cpuPercent.toFixed(1),
+        String(row.rssMB),
+        publisherKbps.toFixed(0),
         `${publisherAfter.frameWidth}x${publisherAfter.frameHeight}@${publisherAfter.framesPerSecond}`,
+        `${(publisherAfter.availableOutgoingBitrate / 1000).toFixed(0)} / ${(publisherAfter.targetBitrate / 1000).toFixed(0)}`,
         averageKbps.toFixed(0),
         minKbps.toFixed(0),
-        ((averageKbps * subscribers.length) / 1000).toFixed(2),
-        forwarded > 0 ? (cpuMicros / forwarded).toFixed(0) : "-",
-      ]);
-      process.stderr.write(`measured: ${label}\n`);
+        String(row.packetsPerSec),
+        usPerPacket === null ? "-" : usPerPacket.toFixed(1),
+        row.lossPercent.toFixed(2),
+      ];
+      rows.push(row);
+      process.stderr.write(`measured: ${mode}, ${count} subscribers: ${row.cells.join(" | ")}\n`);
     };
 
-    await measure("publisher only", []);
+    await measure(0);
     for (const count of SUBSCRIBER_COUNTS) {
-      const subscribers: Subscriber[] = [];
-      for (let index = 0; index < count; index += 1) subscribers.push(await addSubscriber(pipeline, publisherEndpoint));
+      // Subscribers accumulate from row to row: only the new ones negotiate.
+      while (subscribers.length < count) subscribers.push(await addSubscriber(pipeline, publisherEndpoint));
       await waitFor(
         () => subscribers.every((subscriber) => subscriber.bytes() > 10_000),
-        30_000,
+        60_000,
         `${count} subscribers receiving`,
       );
-      await measure(`${count} subscriber${count === 1 ? "" : "s"}`, subscribers);
-      for (const subscriber of subscribers) {
-        await subscriber.endpoint.release();
-        await subscriber.peer.close();
-      }
+      await measure(count);
     }
+    for (const subscriber of subscribers) await subscriber.peer.close();
     await pipeline.release();
   } finally {
     client.close();
+    await context.close();
+    await server.stop();
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const pages = await startBlankPageServer();
+  const browser = await launchChromium();
+  const rows: Row[] = [];
+  const modes = mediaBackendFromEnv() === "kms" ? ["kms"] : FORWARDING_MODES;
+  try {
+    for (const mode of modes) rows.push(...(await runMode(mode, browser, pages.url)));
+  } finally {
     await closeChromium(browser);
     await pages.close();
-    await server.stop();
   }
 
   const header = [
-    "load",
+    "mode",
+    "subscribers",
     "server CPU % of one core",
     "server RSS MB",
     "publisher video kbps",
-    "publisher BWE / target kbps",
     "publisher video",
+    "publisher BWE / target kbps",
     "per-subscriber kbps (avg)",
     "(min)",
-    "total forwarded Mbps",
+    "packets forwarded/s",
     "server CPU µs per forwarded packet",
+    "subscriber loss %",
   ];
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)));
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row.cells[column]?.length ?? 0)),
+  );
   const line = (cells: string[]) =>
     `| ${cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join(" | ")} |`;
   console.log(
-    `\n${server.name}, ${MEASURE_SECONDS} s per row after ${WARMUP_SECONDS} s warm-up; publisher: Chromium fake camera 640x480 + audio; subscribers: werift peers (audio + video)`,
+    `\n${MEASURE_SECONDS} s per row after ${WARMUP_SECONDS} s warm-up; publisher: Chromium fake camera 640x480 + audio, video capped at ${PUBLISHER_MAX_BITRATE / 1000} kbps; subscribers: werift peers (audio + video) in the bench process`,
   );
   console.log(line(header));
   console.log(`|${widths.map((width) => "-".repeat(width + 2)).join("|")}|`);
-  for (const row of rows) console.log(line(row));
+  for (const row of rows) console.log(line(row.cells));
+  const summary = rows.map(({ cells: _cells, ...row }) => row);
+  console.log(JSON.stringify({ bench: "media-server", rows: summary }));
   process.exit(0);
 }
 

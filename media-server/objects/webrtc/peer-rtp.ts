@@ -1,16 +1,22 @@
 import {
+  GenericNack,
   type MediaStreamTrack,
   type RTCPeerConnection,
   type RTCRtpTransceiver,
   RtcpPayloadSpecificFeedback,
+  RtcpTransportLayerFeedback,
   type RtpPacket,
 } from "werift";
+import type { MediaForwarding } from "../../config.ts";
 import { type ForwardedRtp, KeyframeRequester, type MediaKind, rembPacket, sameCodec } from "../../rtp-forwarding.ts";
+import { FastRtpSender } from "./fast-sender.ts";
 
 const PLI_MIN_INTERVAL_MS = 300;
 /** RTCP payload-specific feedback format of a Full Intra Request (RFC 5104); werift parses FIR but exports no class. */
 const FIR_FORMAT = 4;
 const REMB_INTERVAL_MS = 1000;
+/** RFC 3550 suggests ~5 s for a big session; one second keeps a new subscriber's lip sync quick, as werift does. */
+const SENDER_REPORT_INTERVAL_MS = 1000;
 const NON_MEDIA_CODECS = new Set([
   "video/rtx",
   "video/red",
@@ -56,10 +62,16 @@ export class PeerRtp {
   private readonly payloadCodecs = new WeakMap<RTCRtpTransceiver, Map<number, string>>();
   private readonly keyframes: KeyframeRequester;
   private readonly rembTimer: NodeJS.Timeout;
+  private readonly forwarding: MediaForwarding;
+  /** MEDIA_FORWARDING=fast: the lean sender of each sending transceiver (kept across renegotiations). */
+  private readonly fastSenders = new Map<MediaKind, FastRtpSender>();
+  private readonly fastSenderOf = new WeakMap<RTCRtpTransceiver, FastRtpSender>();
+  private senderReportTimer: NodeJS.Timeout | undefined;
 
-  constructor(pc: RTCPeerConnection, hooks: PeerRtpHooks) {
+  constructor(pc: RTCPeerConnection, hooks: PeerRtpHooks, forwarding: MediaForwarding = "werift") {
     this.pc = pc;
     this.hooks = hooks;
+    this.forwarding = forwarding;
     this.keyframes = new KeyframeRequester(PLI_MIN_INTERVAL_MS, () => this.sendPli());
     pc.onTrack.subscribe((track) => this.adoptIncomingTrack(track));
     this.rembTimer = setInterval(() => this.sendRemb(), REMB_INTERVAL_MS);
@@ -68,6 +80,13 @@ export class PeerRtp {
 
   /** Sends RTP from the graph to the peer, if the peer negotiated a sending transceiver with the packet's codec. */
   send(kind: MediaKind, rtp: ForwardedRtp): void {
+    const fast = this.fastSenders.get(kind);
+    if (fast) {
+      if (!fast.accepts(rtp.mimeType)) return;
+      this.hooks.sending(kind);
+      fast.send(rtp.packet);
+      return;
+    }
     const transceiver = this.sendingTransceivers.get(kind);
     const codec = transceiver?.sender.codec;
     if (!transceiver || !codec || !sameCodec(codec.mimeType, rtp.mimeType)) return;
@@ -106,14 +125,46 @@ export class PeerRtp {
         transceiver.sender.onRtcp.subscribe((packet) => {
           if (packet instanceof RtcpPayloadSpecificFeedback && packet.feedback.count === FIR_FORMAT)
             this.hooks.keyframeWanted();
+          // werift answers NACK from its own history, which the fast path never fills: ours answers instead.
+          if (packet instanceof RtcpTransportLayerFeedback && packet.feedback instanceof GenericNack)
+            this.fastSenderOf.get(transceiver)?.retransmit(packet.feedback.lost);
         });
       }
     }
+    if (this.forwarding === "fast") this.adoptFastSenders();
   }
 
   dispose(): void {
     clearInterval(this.rembTimer);
+    if (this.senderReportTimer) clearInterval(this.senderReportTimer);
     this.keyframes.dispose();
+  }
+
+  private adoptFastSenders(): void {
+    this.fastSenders.clear();
+    for (const [kind, transceiver] of this.sendingTransceivers) {
+      let fast = this.fastSenderOf.get(transceiver);
+      if (!fast) {
+        fast = new FastRtpSender(transceiver, kind);
+        this.fastSenderOf.set(transceiver, fast);
+      }
+      this.fastSenders.set(kind, fast);
+    }
+    if (this.fastSenders.size > 0 && !this.senderReportTimer) {
+      this.senderReportTimer = setInterval(() => this.sendSenderReports(), SENDER_REPORT_INTERVAL_MS);
+      this.senderReportTimer.unref();
+    }
+  }
+
+  /** werift's sender reports start with its own sendRtp, which the fast path bypasses: these take their place. */
+  private sendSenderReports(): void {
+    if (!this.hooks.isConnected() || this.hooks.isReleased()) return;
+    for (const [kind, fast] of this.fastSenders) {
+      const packets = fast.senderReport();
+      const transceiver = this.sendingTransceivers.get(kind);
+      if (packets.length === 0 || !transceiver) continue;
+      transceiver.dtlsTransport.sendRtcp(packets).catch(() => {});
+    }
   }
 
   private adoptIncomingTrack(track: MediaStreamTrack): void {
