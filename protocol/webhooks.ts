@@ -21,7 +21,11 @@ export const WEBHOOK_EVENT_TYPES = [
   "streamPublished",
   "streamUnpublished",
   "recordingStarted",
+  "recordingStopped",
+  /** From the recording ledger, once every file is delivered (`seq`: see `webhookEvent`). */
   "recordingReady",
+  /** From the recording ledger, once every file is settled and one failed (`data.reason` says which). */
+  "recordingFailed",
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
@@ -39,9 +43,20 @@ export const webhookEvent = z.object({
   room: z.string(),
   /** When it happened (ms since the epoch). */
   timestamp: z.number(),
-  /** The room's own order of events (per room, starting at 1): a receiver can sort or spot a gap. */
+  /**
+   * The room's own order of events (per room, starting at 1): a receiver can sort or spot a gap.
+   * `recordingReady` and `recordingFailed` come from the recording ledger, which outlives rooms:
+   * they are numbered in the ledger's own sequence (across rooms), not the room's.
+   */
   seq: z.number().int().min(1),
-  data: z.object({ user: z.string().optional(), streamId: z.string().optional() }),
+  data: z.object({
+    user: z.string().optional(),
+    streamId: z.string().optional(),
+    /** The recording's id (`recording*` events). */
+    recording: z.string().optional(),
+    /** Why a recording failed (`recordingFailed`). */
+    reason: z.string().optional(),
+  }),
 });
 export type WebhookEvent = z.infer<typeof webhookEvent>;
 

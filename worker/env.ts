@@ -8,6 +8,7 @@ import type { RoomConfig } from "./core/hooks.ts";
 import type { BridgePool } from "./do/bridge-pool.ts";
 import type { RoomDirectory } from "./do/room-directory.ts";
 import type { RoomObject } from "./do/room-object.ts";
+import type { RecordingLedger } from "./do/recording-ledger.ts";
 import type { WorkerOption } from "./options.ts";
 import type { WebhookSettings } from "./do/webhook-outbox.ts";
 import type { IceSettings } from "../protocol/ice-servers.ts";
@@ -23,6 +24,10 @@ export interface Env extends Partial<Record<WorkerOption, string>> {
   ROOM: DurableObjectNamespace<RoomObject>;
   DIRECTORY: DurableObjectNamespace<RoomDirectory>;
   POOL: DurableObjectNamespace<BridgePool>;
+  /** The recordings' ledger (one object): recordings and their files outlive the rooms. */
+  LEDGER: DurableObjectNamespace<RecordingLedger>;
+  /** The R2 bucket of the recordings' files (wrangler.toml `[[r2_buckets]]`); without it nothing can be recorded. */
+  RECORDINGS?: R2Bucket;
 }
 
 const flag = z
@@ -101,6 +106,8 @@ const settingsSchema = z
     TURN_SECRET: secret("TURN_SECRET"),
     TURN_TTL_SECONDS: int(60, 7 * 86_400).default(3600),
     WEBHOOK_MAX_AGE_SECONDS: int(60, 30 * 86_400).default(86_400),
+    ALLOW_RECORDING_FROM_CLIENTS: flag,
+    RECORDING_UPLOAD_TIMEOUT_SECONDS: int(1, 7 * 86_400).default(3600),
   })
   .refine((s) => s.WEBHOOK_URLS.length === 0 || s.WEBHOOK_SECRET !== null, {
     message: "WEBHOOK_SECRET is required when WEBHOOK_URLS is set (receivers check the signature)",
@@ -127,6 +134,8 @@ export interface Settings {
   readonly ice: IceSettings | null;
   /** null: no webhooks (WEBHOOK_URLS unset). */
   readonly webhooks: WebhookSettings | null;
+  /** A file not delivered this long after its stream ended fails (RECORDING_UPLOAD_TIMEOUT_SECONDS). */
+  readonly recordingUploadTimeoutMs: number;
 }
 
 let cached: { env: Env; settings: Settings } | null = null;
@@ -144,6 +153,7 @@ export function settingsOf(env: Env): Settings {
       maxParticipants: s.MAX_PARTICIPANTS,
       maxIceCandidates: s.MAX_ICE_CANDIDATES,
       mediaTimeoutMs: s.MEDIA_TIMEOUT_MS,
+      recording: { fromClients: s.ALLOW_RECORDING_FROM_CLIENTS, moderatorsOnly: s.JOIN_TOKEN_SECRET !== null },
     },
     loopbackRemote: s.LOOPBACK_REMOTE,
     loopbackAndLocal: s.LOOPBACK_AND_LOCAL,
@@ -172,6 +182,7 @@ export function settingsOf(env: Env): Settings {
       s.WEBHOOK_URLS.length > 0 && s.WEBHOOK_SECRET !== null
         ? { urls: s.WEBHOOK_URLS, secret: s.WEBHOOK_SECRET, maxAgeMs: s.WEBHOOK_MAX_AGE_SECONDS * 1000 }
         : null,
+    recordingUploadTimeoutMs: s.RECORDING_UPLOAD_TIMEOUT_SECONDS * 1000,
   };
   cached = { env, settings };
   return settings;

@@ -2,8 +2,8 @@
  * The Worker: HTTP routes and WebSocket entry points (Hono). Room logic lives
  * in the room Durable Objects; this file only validates and routes.
  */
-import { type Context, Hono } from "hono";
-import { bearerToken, constantTimeEqual } from "../protocol/tokens/constant-time.ts";
+import { Hono } from "hono";
+import { adminRefusal } from "./admin-auth.ts";
 import { ROOM_NAME_HEADER } from "./do/room-object.ts";
 import { settingsOf, type Env } from "./env.ts";
 import { relayLegacySocket } from "./legacy-relay.ts";
@@ -20,10 +20,14 @@ import {
 } from "../protocol/rest.ts";
 import { describeIssues } from "../protocol/jsonrpc.ts";
 import { iceServersFor } from "../protocol/ice-servers.ts";
+import { recordingUnavailable } from "./recordings/availability.ts";
+import { recordingAdminApi } from "./recordings/admin-api.ts";
+import { recordingUploadApi } from "./recordings/upload-api.ts";
 
 export { RoomObject } from "./do/room-object.ts";
 export { RoomDirectory } from "./do/room-directory.ts";
 export { BridgePool } from "./do/bridge-pool.ts";
+export { RecordingLedger } from "./do/recording-ledger.ts";
 
 const app = new Hono<{ Bindings: Env }>();
 
@@ -65,24 +69,10 @@ app.get("/getClientConfig", async (c) => {
     // Filters every attached media server can apply (the demo hides the hat button otherwise).
     filters,
     iceServers: settings.ice ? await iceServersFor(settings.ice, "client-config") : [],
+    // The demo shows its Record button only when a participant's startRecording can succeed.
+    recordingFromClients: (settings.room.recording?.fromClients ?? false) && recordingUnavailable(c.env) === null,
   } satisfies ClientConfigResponse);
 });
-
-/**
- * Admin endpoints refuse unless ADMIN_TOKEN is configured (503), and need
- * `Authorization: Bearer <ADMIN_TOKEN>` (401 otherwise; compared in constant time).
- */
-function adminRefusal(c: Context<{ Bindings: Env }>): Response | null {
-  const { adminToken } = settingsOf(c.env);
-  if (adminToken === null) {
-    return c.json({ error: "admin endpoints are disabled: ADMIN_TOKEN is not configured on the worker" }, 503);
-  }
-  const given = bearerToken(c.req.header("Authorization"));
-  if (given === null || !constantTimeEqual(given, adminToken)) {
-    return c.json({ error: "an admin token is required: Authorization: Bearer <ADMIN_TOKEN>" }, 401);
-  }
-  return null;
-}
 
 app.get("/close", async (c) => {
   const refusal = adminRefusal(c);
@@ -155,6 +145,10 @@ app.post("/api/rooms/:room/participants/:user/:action", async (c) => {
     body: JSON.stringify({ user: user.data, ...(streamId === undefined ? {} : { streamId }) }),
   });
 });
+
+// ── Recordings: README "Recordings" ──────────────────────────────────────────
+app.route("/api/recordings", recordingAdminApi);
+app.route("/bridge/recordings", recordingUploadApi);
 
 app.get("/room", (c) => {
   if (!isUpgrade(c.req.raw)) return c.json({ error: "expected a WebSocket upgrade" }, 426);

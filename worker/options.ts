@@ -28,5 +28,7 @@ export const WORKER_OPTIONS = [
   "TURN_URLS",
   "TURN_SECRET",
   "TURN_TTL_SECONDS",
+  "ALLOW_RECORDING_FROM_CLIENTS",
+  "RECORDING_UPLOAD_TIMEOUT_SECONDS",
 ] as const;
 export type WorkerOption = (typeof WORKER_OPTIONS)[number];

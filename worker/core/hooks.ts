@@ -41,6 +41,15 @@ export interface RoomConfig {
   readonly maxIceCandidates: number;
   /** MEDIA_TIMEOUT_MS: how long a media request may wait for the bridge before the room answers 301. */
   readonly mediaTimeoutMs: number;
+  /** Who may start and stop recordings from the room; absent: nobody (only the admin REST API). */
+  readonly recording?: RecordingPolicy;
+}
+
+export interface RecordingPolicy {
+  /** ALLOW_RECORDING_FROM_CLIENTS. */
+  readonly fromClients: boolean;
+  /** Only moderators may (JOIN_TOKEN_SECRET is set, so roles mean something). */
+  readonly moderatorsOnly: boolean;
 }
 
 export interface RoomHooks {

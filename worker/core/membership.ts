@@ -8,6 +8,7 @@ import type { PeerDescriptor, RequestParams } from "../../protocol/room.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { findByUser, WEBCAM_STREAMS, type StepBuilder } from "./step.ts";
 import type { Grant } from "./types.ts";
+import { announceRecording, endRecording } from "./recording.ts";
 
 export function joinRoom(
   b: StepBuilder,
@@ -70,6 +71,7 @@ export function joinRoom(
     ...(role === "moderator" ? { role } : {}),
     ...(grant.iceServers?.length ? { iceServers: grant.iceServers } : {}),
   });
+  announceRecording(b, session);
 }
 
 export function leaveRoom(b: StepBuilder, session: string, id: RequestId | null): void {
@@ -135,6 +137,7 @@ export function connect(
     value: peersOf(b, target),
     ...(grant.iceServers?.length ? { iceServers: grant.iceServers } : {}),
   });
+  announceRecording(b, target);
 }
 
 /** Everyone but `session`, as joinRoom's answer lists them. */
@@ -170,6 +173,8 @@ export function expireDisconnected(b: StepBuilder): void {
 export function closeRoom(b: StepBuilder): void {
   const room = b.state.room;
   if (b.state.participants.size === 0) return;
+  // Everyone still connected hears that the recording stopped before the room closes.
+  endRecording(b);
   for (const p of b.state.participants.values()) {
     if (p.disconnectedAt !== null) continue;
     b.notify(p.session, { method: "participantEvicted", params: {} });

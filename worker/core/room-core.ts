@@ -6,8 +6,8 @@
  * This file routes an input to its handler; the handlers live by concern:
  * membership.ts (join, leave, chat, resume, close), media-requests.ts
  * (publish, subscribe, ICE, custom requests and their media results),
- * bridge-events.ts (what the media bridge reports), step.ts (the shared
- * primitives).
+ * bridge-events.ts (what the media bridge reports), recording.ts (the room's
+ * recording), step.ts (the shared primitives).
  */
 import { JsonRpcCode, rpcError } from "../../protocol/errors.ts";
 import type { RequestId } from "../../protocol/jsonrpc.ts";
@@ -38,6 +38,7 @@ import {
 } from "./media-requests.ts";
 import { mediaEvent } from "./bridge-events.ts";
 import { adminAction, evictParticipant, forceUnpublish } from "./moderation.ts";
+import { followStreams, recordingAction, recordingRefused, startRecording, stopRecording } from "./recording.ts";
 import type { Grant } from "./types.ts";
 
 export { findByUser, nextDeadline } from "./step.ts";
@@ -63,6 +64,7 @@ export function apply(state: RoomState, input: Input, ctx: CoreContext): Step {
     case "tick":
       expireMediaRequests(step);
       expireDisconnected(step);
+      followStreams(step);
       // The alarm that delivered this tick is spent: always name the next one.
       step.effects.push({ kind: "alarm", at: nextDeadline(step.state, ctx.config.reconnectWindowMs) });
       return { state: step.state, effects: step.effects };
@@ -72,7 +74,15 @@ export function apply(state: RoomState, input: Input, ctx: CoreContext): Step {
     case "admin":
       adminAction(step, input.action);
       break;
+    case "recording":
+      recordingAction(step, input.action);
+      break;
+    case "recordingRefused":
+      recordingRefused(step, input.recording, input.file, input.reason);
+      break;
   }
+  // Whatever the input did to who publishes, the running recording's files follow it.
+  followStreams(step);
   return step.finish();
 }
 
@@ -99,6 +109,8 @@ const HANDLERS = {
   connect,
   evictParticipant,
   forceUnpublish,
+  startRecording,
+  stopRecording,
 } satisfies { [M in RoomMethod]: Handler<M> };
 
 function request(

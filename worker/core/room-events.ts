@@ -10,11 +10,35 @@ import type { RoomState } from "./types.ts";
 
 export interface RoomEvent {
   readonly type: WebhookEventType;
-  readonly data: { readonly user?: string; readonly streamId?: string };
+  readonly data: {
+    readonly user?: string;
+    readonly streamId?: string;
+    readonly recording?: string;
+    readonly reason?: string;
+  };
 }
 
-/** In order: roomCreated first, then who joined, published, unpublished or left, roomClosed last. */
+/**
+ * In order: roomCreated first, then who joined, published, unpublished or left, roomClosed last;
+ * a recording that started follows the streams it records, one that stopped comes before the
+ * leave that stopped it.
+ */
 export function roomEvents(before: RoomState, after: RoomState): RoomEvent[] {
+  if (before.participants === after.participants && before.recording === after.recording) return [];
+  const stopped = before.recording && before.recording.id !== after.recording?.id ? before.recording.id : null;
+  const started = after.recording && after.recording.id !== before.recording?.id ? after.recording.id : null;
+  const events = participantEvents(before, after);
+  if (stopped !== null) {
+    // Before the departures and the room's close (the last leave or a close is what stops it).
+    const firstDeparture = events.findIndex((e) => e.type === "participantLeft" || e.type === "roomClosed");
+    const at = firstDeparture === -1 ? events.length : firstDeparture;
+    events.splice(at, 0, { type: "recordingStopped", data: { recording: stopped } });
+  }
+  if (started !== null) events.push({ type: "recordingStarted", data: { recording: started } });
+  return events;
+}
+
+function participantEvents(before: RoomState, after: RoomState): RoomEvent[] {
   if (before.participants === after.participants) return [];
   const events: RoomEvent[] = [];
   if (before.participants.size === 0 && after.participants.size > 0) events.push({ type: "roomCreated", data: {} });

@@ -2,7 +2,8 @@
  * One step of the room core: the state being changed and the effects
  * produced so far, with the primitives every handler uses (answer, notify,
  * seat or unseat a participant, ask for media). The handlers themselves live
- * by concern in membership.ts, media-requests.ts and bridge-events.ts.
+ * by concern in membership.ts, media-requests.ts, bridge-events.ts and
+ * recording.ts.
  *
  * State is immutable and shared structurally: an input that changes nothing
  * (chat, ping, ICE) leaves the same state object, so the adapter knows there
@@ -14,6 +15,7 @@ import { WEBCAM_STREAM, type Notification } from "../../protocol/room.ts";
 import type { MediaCommand } from "../../protocol/bridge.ts";
 import type { CoreContext } from "./hooks.ts";
 import type { Effect, Participant, PendingMedia, RoomState, Step } from "./types.ts";
+import { endRecording } from "./recording.ts";
 
 /** What `participantPublished` and the roster say a publisher sends: its one webcam stream. */
 export const WEBCAM_STREAMS = [{ id: WEBCAM_STREAM }];
@@ -70,6 +72,8 @@ export class StepBuilder {
     this.state = { ...this.state, participants, pending };
     this.abandonSubscriptionsTo(me.user);
     this.forgetIceCandidates(me.session);
+    // The last one out stops the recording, before the media it records is released.
+    if (participants.size === 0) endRecording(this);
     this.media({ op: "releaseUser", user: me.user });
     this.broadcast(me.session, { method: "participantLeft", params: { name: me.user } });
     if (participants.size === 0) {

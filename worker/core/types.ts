@@ -51,6 +51,55 @@ export interface PendingMedia {
   readonly undo?: MediaCommand;
 }
 
+/**
+ * The room's running recording (one at most): persisted with the room, so it
+ * survives a restart. Individual mode: one file per live published stream.
+ */
+export interface ActiveRecording {
+  readonly id: string;
+  /** When it started (ms since the epoch): the origin of every file's offset. */
+  readonly startedAt: number;
+  /** The upload token the bridge gets with each `record` (protocol/recordings.ts), signed once per recording. */
+  readonly token: string;
+  /** Files made so far: the next one is number `seq + 1` (file names carry it). */
+  readonly seq: number;
+  /**
+   * Publisher → the file of its webcam stream being recorded. A user stays here while it publishes
+   * even if its file failed, so a refused file is not retried with a new one on every step.
+   */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+/** A file of a recording as the ledger first hears of it. */
+export interface LedgerFile {
+  readonly name: string;
+  readonly user: string;
+  readonly stream: string;
+  /** Where the file starts on the recording's timeline (ms after its start); the bridge's figure replaces it on delivery. */
+  readonly startOffsetMs: number;
+}
+
+/**
+ * What a room tells the recording ledger (worker/do/recording-ledger.ts), in order, through its
+ * durable outbox (worker/do/recording-outbox.ts). Every op is idempotent: a retry changes nothing.
+ */
+export type LedgerOp =
+  | {
+      readonly op: "start";
+      readonly id: string;
+      readonly room: string;
+      readonly name?: string;
+      readonly startedAt: number;
+      readonly files: readonly LedgerFile[];
+    }
+  /** A stream published while the recording runs got a file. */
+  | { readonly op: "addFile"; readonly id: string; readonly file: LedgerFile }
+  /** The file's stream ended (unpublish, leave, media lost): the bridge now uploads it; the delivery deadline starts. */
+  | { readonly op: "endFile"; readonly id: string; readonly name: string; readonly at: number }
+  /** The bridge refused to record the file. */
+  | { readonly op: "failFile"; readonly id: string; readonly name: string; readonly reason: string }
+  | { readonly op: "stop"; readonly id: string; readonly at: number };
+
 export interface RoomState {
   readonly room: string;
   readonly seq: number;
@@ -62,14 +111,28 @@ export interface RoomState {
    * endpoint. Not persisted: a restarted object counts from zero.
    */
   readonly iceCandidates: ReadonlyMap<string, ReadonlyMap<string, number>>;
+  /** The running recording, or null. */
+  readonly recording: ActiveRecording | null;
 }
 
 export interface Grant {
   readonly role?: Role;
   readonly iceServers?: readonly IceServer[];
+  /**
+   * For `startRecording`: the new recording's id and its upload token (signing is asynchronous, so
+   * the adapter does it before the core runs), or why this server cannot record.
+   */
+  readonly recording?: RecordingGrant;
 }
 
+export type RecordingGrant = { readonly id: string; readonly token: string } | { readonly unavailable: string };
+
 export type AdminAction = { kind: "evict"; user: string } | { kind: "unpublish"; user: string };
+
+/** The administrator (admin REST API) starts or stops the room's recording; the adapter checked it may. */
+export type RecordingAction =
+  | { kind: "start"; id: string; token: string; name?: string }
+  | { kind: "stop"; id: string };
 
 export type MediaOutcome = { ok: true; value: unknown } | { ok: false; error: RpcError };
 
@@ -89,6 +152,9 @@ export type Input =
    */
   | { type: "mediaGiveUp"; ref: string; error: RpcError }
   | { type: "mediaEvent"; event: MediaEvent }
+  | { type: "recording"; action: RecordingAction }
+  /** The bridge refused `record` for `file` (its own error, not a lost link): the file fails with `reason`. */
+  | { type: "recordingRefused"; recording: string; file: string; reason: string }
   | { type: "tick" }
   | { type: "close"; reason: string };
 
@@ -103,7 +169,9 @@ export type Effect =
   | { kind: "bind"; from: string; to: string }
   | { kind: "media"; command: MediaCommand; ref: string | null }
   | { kind: "alarm"; at: number | null }
-  | { kind: "directory"; open: boolean };
+  | { kind: "directory"; open: boolean }
+  /** For the recording ledger: written to the room's outbox in the same step, delivered after. */
+  | { kind: "ledger"; op: LedgerOp };
 
 export interface Step {
   readonly state: RoomState;
@@ -111,5 +179,5 @@ export interface Step {
 }
 
 export function emptyRoom(room: string): RoomState {
-  return { room, seq: 0, participants: new Map(), pending: new Map(), iceCandidates: new Map() };
+  return { room, seq: 0, participants: new Map(), pending: new Map(), iceCandidates: new Map(), recording: null };
 }

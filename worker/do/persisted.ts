@@ -1,7 +1,8 @@
 /**
  * Everything the Durable Objects keep across hibernation and restarts, with
- * the zod schema each is read back through: the room roster and pending media
- * requests (rows), the pool's bridge rows, and the sockets' attachments.
+ * the zod schema each is read back through: the room roster, pending media
+ * requests, running recording and ledger outbox (rows), the pool's bridge
+ * rows, and the sockets' attachments.
  *
  * What is written carries a version, `v: 1`. Rows and attachments written
  * before versions existed have no `v`: they are read as version 0 and
@@ -10,7 +11,7 @@
  */
 import * as z from "zod";
 import { filterName, mediaCommandParams, type FilterName, type MediaCommand } from "../../protocol/bridge.ts";
-import type { Json, Participant, PendingMedia } from "../core/types.ts";
+import type { ActiveRecording, Json, LedgerOp, Participant, PendingMedia } from "../core/types.ts";
 
 const json = z.json() as z.ZodType<Json>;
 
@@ -49,6 +50,31 @@ const pendingFields = {
   undo: mediaCommand.optional(),
 };
 
+const recordingFields = {
+  id: z.string(),
+  startedAt: z.number(),
+  token: z.string(),
+  seq: z.number().int().min(0),
+  files: z.record(z.string(), z.string()),
+};
+
+const ledgerFile = z.object({ name: z.string(), user: z.string(), stream: z.string(), startOffsetMs: z.number() });
+/** An op of the room's ledger outbox (worker/do/recording-outbox.ts). */
+const ledgerOp = z.discriminatedUnion("op", [
+  z.object({
+    op: z.literal("start"),
+    id: z.string(),
+    room: z.string(),
+    name: z.string().optional(),
+    startedAt: z.number(),
+    files: z.array(ledgerFile),
+  }),
+  z.object({ op: z.literal("addFile"), id: z.string(), file: ledgerFile }),
+  z.object({ op: z.literal("endFile"), id: z.string(), name: z.string(), at: z.number() }),
+  z.object({ op: z.literal("failFile"), id: z.string(), name: z.string(), reason: z.string() }),
+  z.object({ op: z.literal("stop"), id: z.string(), at: z.number() }),
+]);
+
 /** A room socket: a client's (its session; `superseded` once replaced or closed by the room) or the bridge's. */
 const socketFields = z.discriminatedUnion("role", [
   z.object({
@@ -79,6 +105,8 @@ function versioned<T>(schema: z.ZodType<T>): z.ZodType<T> {
 
 const participantRow = versioned<Participant>(z.object(participantFields));
 const pendingRow = versioned<PendingMedia>(z.object(pendingFields) as z.ZodType<PendingMedia>);
+const recordingRow = versioned<ActiveRecording>(z.object(recordingFields));
+const ledgerOpRow = versioned<LedgerOp>(ledgerOp);
 const socketAttachment = versioned<SocketAttachment>(socketFields);
 const controlAttachment = versioned<ControlAttachment>(controlFields);
 /** The `filters` column of the pool's bridge rows: `{v: 1, filters}`; version 0 was the bare array. */
@@ -105,7 +133,11 @@ function orNull<T>(schema: z.ZodType<T>, raw: unknown, what: string): T | null {
 export const readParticipantRow = (text: string): Participant | null =>
   orNull(participantRow, parseJson(text), "participant row");
 export const readPendingRow = (text: string): PendingMedia | null => orNull(pendingRow, parseJson(text), "pending row");
-export const writeRow = (value: Participant | PendingMedia): string => JSON.stringify({ v: 1, ...value });
+export const readRecordingRow = (text: string): ActiveRecording | null =>
+  orNull(recordingRow, parseJson(text), "recording row");
+export const readLedgerOpRow = (text: string): LedgerOp | null => orNull(ledgerOpRow, parseJson(text), "ledger op");
+export const writeRow = (value: Participant | PendingMedia | ActiveRecording | LedgerOp): string =>
+  JSON.stringify({ v: 1, ...value });
 
 /** A socket's attachment; null when it has none (or one no version can read). */
 /**

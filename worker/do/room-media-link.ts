@@ -62,6 +62,11 @@ export interface MediaLinkHost {
   pendingRefs(): Array<{ ref: string; op: string }>;
   /** The room stops waiting for `ref`: `error` to its asker, the command undone on the bridge. */
   giveUp(ref: string, error: RpcError): void;
+  /**
+   * The bridge refused a command nobody waits for (`record`, say), or no bridge could be found for
+   * it: its own error, never a lost link or a timeout (what was lost is reported as media lost).
+   */
+  refused(command: MediaCommand, error: RpcError): void;
   log(fields: Record<string, unknown>): void;
 }
 
@@ -229,7 +234,7 @@ export class RoomMediaLink {
   }
 
   send(command: MediaCommand, ref: string | null): void {
-    const ready = this.#readyPromise(ref !== null || command.op === "addIceCandidate" ? commandUser(command) : null);
+    const ready = this.#readyPromise(needsBridge(command, ref) ? commandUser(command) : null);
     if (ready === null) {
       // Nothing holds media for this room, and this command needs none.
       if (command.op === "releaseRoom") this.#host.released();
@@ -247,6 +252,7 @@ export class RoomMediaLink {
           const rpc = toRpcError(error);
           this.#host.log({ msg: "media command failed", op, code: rpc.code, error: rpc.message });
           if (op === "releaseRoom") this.#releaseBridge();
+          if (!isLinkFailure(asRpcRequestError(error))) this.#host.refused(command, rpc);
         },
       );
   }
@@ -429,6 +435,15 @@ function timersOf(state: LinkState): Timer[] {
   }
 }
 
+/**
+ * Whether the command summons a bridge when none is attached: requests, their ICE candidates, and
+ * `record` (a recording started by the REST API may be the first thing to need one after a drop).
+ * Releases and stops need none: without a bridge there is nothing to release or stop.
+ */
+function needsBridge(command: MediaCommand, ref: string | null): boolean {
+  return ref !== null || command.op === "addIceCandidate" || command.op === "record";
+}
+
 function commandUser(command: MediaCommand): string {
   return "user" in command ? command.user : "";
 }
@@ -450,10 +465,15 @@ function asRpcRequestError(error: unknown): RpcRequestError {
   return new RpcRequestError(rpcError(RoomCode.MEDIA_GENERIC, String(error)));
 }
 
+/** A failure of the link itself (closed, unsendable, timed out), not an answer of the bridge. */
+function isLinkFailure(e: RpcRequestError): boolean {
+  return (
+    e.code === RoomCode.TRANSPORT || e.code === RoomCode.TRANSPORT_REQUEST || e.code === RoomCode.TRANSPORT_RESPONSE
+  );
+}
+
 /** What the client sees: the bridge's own error, or a link failure as a media error (301). */
 function toRpcError(error: unknown): RpcError {
   const e = asRpcRequestError(error);
-  const linkFailure =
-    e.code === RoomCode.TRANSPORT || e.code === RoomCode.TRANSPORT_REQUEST || e.code === RoomCode.TRANSPORT_RESPONSE;
-  return { code: linkFailure ? RoomCode.MEDIA_GENERIC : e.code, message: e.message };
+  return { code: isLinkFailure(e) ? RoomCode.MEDIA_GENERIC : e.code, message: e.message };
 }

@@ -41,6 +41,9 @@ import { DirectorySync } from "./directory-sync.ts";
 import { WebhookOutbox } from "./webhook-outbox.ts";
 import { roomEvents } from "../core/room-events.ts";
 import { roomOfSessionId } from "../session-id.ts";
+import { RecordingOutbox } from "./recording-outbox.ts";
+import { ledgerOf } from "./recording-ledger.ts";
+import { recordingEndpoint, recordingGrant, refusalInput } from "./recording-room.ts";
 
 /** The worker names the room in this header: an object id alone does not say which room it is. */
 export const ROOM_NAME_HEADER = "x-room-name";
@@ -63,6 +66,10 @@ export class RoomObject extends DurableObject<Env> {
   readonly #limiters = new WeakMap<WebSocket, SocketLimiter>();
   readonly #directory: DirectorySync;
   readonly #webhooks: WebhookOutbox;
+  /** What the room tells the recording ledger, in order (worker/do/recording-outbox.ts). */
+  readonly #ledger: RecordingOutbox;
+  /** Client frames waiting on #clientChain: while any does, later frames queue behind it (they keep their order). */
+  #chained = 0;
   /** An emptied room waits for the nonces of its bridge tokens to expire before deleting its storage (ms). */
   #purgeAt: number | null = null;
   /**
@@ -73,6 +80,8 @@ export class RoomObject extends DurableObject<Env> {
   readonly #heldSockets = new Set<WebSocket>();
   /** Whether the step being carried out holds its broadcasts back (see #run). */
   #holding = false;
+  /** Whether the inputs being run wrote ledger ops (sent once they are committed). */
+  #ledgerDue = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -80,6 +89,11 @@ export class RoomObject extends DurableObject<Env> {
     this.#nonces = new NonceLedger(ctx.storage.sql);
     this.#webhooks = new WebhookOutbox(ctx.storage.sql, settingsOf(env).webhooks, (fields) =>
       console.log(JSON.stringify({ room: this.#state?.room, ...fields })),
+    );
+    this.#ledger = new RecordingOutbox(
+      ctx.storage.sql,
+      (ops) => ledgerOf(env).apply(ops),
+      (fields) => console.log(JSON.stringify({ room: this.#state?.room, ...fields })),
     );
     this.#media = new RoomMediaLink(
       {
@@ -92,6 +106,10 @@ export class RoomObject extends DurableObject<Env> {
         isPending: (ref) => this.#state?.pending.has(ref) ?? false,
         pendingRefs: () => [...(this.#state?.pending ?? [])].map(([ref, pending]) => ({ ref, op: pending.op })),
         giveUp: (ref, error) => this.#run({ type: "mediaGiveUp", ref, error }),
+        refused: (command, error) => {
+          const input = refusalInput(command, error);
+          if (input && this.#isLiveInstance()) this.#run(input);
+        },
         assign: (user) => this.#pool().assign(this.#state?.room ?? "", user),
         released: () => this.ctx.waitUntil(this.#pool().release(this.#state?.room ?? "")),
         log: (fields) => console.log(JSON.stringify({ room: this.#state?.room, ...fields })),
@@ -180,8 +198,8 @@ export class RoomObject extends DurableObject<Env> {
   #purgeIfEmpty(): void {
     const state = this.#state;
     if (!state || state.participants.size > 0 || state.pending.size > 0 || !this.#store.stored) return;
-    // Undelivered webhook events are kept until they are sent (their delivery comes back here).
-    if (!this.#webhooks.empty()) return;
+    // Undelivered webhook events and ledger ops are kept until they are sent (their delivery comes back here).
+    if (!this.#webhooks.empty() || !this.#ledger.empty()) return;
     const guardedUntil = this.#nonces.guardedUntil();
     if (guardedUntil !== null) {
       this.#purgeAt = guardedUntil;
@@ -191,10 +209,12 @@ export class RoomObject extends DurableObject<Env> {
     this.#purgeAt = null;
     void this.ctx.blockConcurrencyWhile(async () => {
       const now = this.#state;
-      if (!now || now.participants.size > 0 || now.pending.size > 0 || !this.#webhooks.empty()) return;
+      if (!now || now.participants.size > 0 || now.pending.size > 0) return;
+      if (!this.#webhooks.empty() || !this.#ledger.empty()) return;
       this.#store.forget();
       this.#nonces.forget();
       this.#webhooks.forget();
+      this.#ledger.forget();
       await this.ctx.storage.deleteAlarm();
       await this.ctx.storage.deleteAll();
       this.#state = { ...now, seq: 0 };
@@ -239,6 +259,7 @@ export class RoomObject extends DurableObject<Env> {
       return Response.json({ room, closed: true });
     }
     if (url.pathname.startsWith("/admin/")) return this.#admin(url.pathname, request);
+    if (url.pathname.startsWith("/recordings/")) return recordingEndpoint(this.#recordingHost(), url.pathname, request);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
@@ -326,7 +347,8 @@ export class RoomObject extends DurableObject<Env> {
   #setAlarm(coreAt: number | null, closing?: WebSocket): void {
     const idleAt = this.#closeIdleSockets(Date.now(), closing);
     let at: number | null = null;
-    for (const t of [coreAt, idleAt, this.#directory.retryAt, this.#purgeAt, this.#webhooks.nextAt()]) {
+    const others = [this.#directory.retryAt, this.#purgeAt, this.#webhooks.nextAt(), this.#ledger.nextAt()];
+    for (const t of [coreAt, idleAt, ...others]) {
       if (t !== null && (at === null || t < at)) at = t;
     }
     if (at === null) void this.ctx.storage.deleteAlarm();
@@ -364,12 +386,22 @@ export class RoomObject extends DurableObject<Env> {
     if (att.superseded) return;
     const frame = decodeFrame(message);
     if (!this.#withinRateLimit(ws, frame)) return;
-    if (!this.#grantsAreAsync()) return this.#clientFrame(ws, frame);
-    // Checking a join token or signing TURN credentials is asynchronous: frames then go through one
-    // chain, so they keep their order.
+    const asyncGrant = frame.kind === "request" && frame.method === "startRecording";
+    if (!this.#grantsAreAsync() && !asyncGrant && this.#chained === 0) return this.#clientFrame(ws, frame);
+    // Checking a join token, signing TURN credentials or an upload token is asynchronous: frames then
+    // go through one chain, so they keep their order.
+    return this.#chain(() => this.#clientFrame(ws, frame));
+  }
+
+  /** Runs `task` after every client frame (and close) already waiting on the chain. */
+  #chain(task: () => void | Promise<void>): Promise<void> {
+    this.#chained += 1;
     this.#clientChain = this.#clientChain
-      .then(() => this.#clientFrame(ws, frame))
-      .catch((error: unknown) => console.error(JSON.stringify({ msg: "client frame failed", error: String(error) })));
+      .then(task)
+      .catch((error: unknown) => console.error(JSON.stringify({ msg: "client frame failed", error: String(error) })))
+      .finally(() => {
+        this.#chained -= 1;
+      });
     return this.#clientChain;
   }
 
@@ -421,7 +453,9 @@ export class RoomObject extends DurableObject<Env> {
         const id = frame.kind === "request" ? frame.id : null;
         // Only joinRoom and connect get a grant, and only when a token or TURN is configured; every
         // other frame (chat: the hot path) stays synchronous.
-        const needsGrant = (frame.method === "joinRoom" || frame.method === "connect") && this.#grantsAreAsync();
+        const needsGrant =
+          ((frame.method === "joinRoom" || frame.method === "connect") && this.#grantsAreAsync()) ||
+          frame.method === "startRecording";
         const grant = needsGrant ? await this.#grantFor(frame.method, frame.params) : {};
         if (typeof grant === "string") {
           if (id !== null) this.#send(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, grant)));
@@ -443,6 +477,7 @@ export class RoomObject extends DurableObject<Env> {
    */
   async #grantFor(method: string, params: unknown): Promise<Grant | string> {
     const settings = settingsOf(this.env);
+    if (method === "startRecording") return { recording: await recordingGrant(this.env) };
     let user: string | undefined;
     let role: Role | undefined;
     if (method === "joinRoom") {
@@ -494,12 +529,11 @@ export class RoomObject extends DurableObject<Env> {
    */
   #afterFramesOf(ws: WebSocket): Promise<void> {
     this.#flushHeld();
-    if (!this.#grantsAreAsync()) {
+    if (!this.#grantsAreAsync() && this.#chained === 0) {
       this.#socketGone(ws);
       return Promise.resolve();
     }
-    this.#clientChain = this.#clientChain.then(() => this.#socketGone(ws));
-    return this.#clientChain;
+    return this.#chain(() => this.#socketGone(ws));
   }
 
   override async alarm(): Promise<void> {
@@ -518,7 +552,7 @@ export class RoomObject extends DurableObject<Env> {
     // A directory call that failed is retried, and an emptied room deletes its storage, from here too:
     // after an eviction the alarm is all that is left of them.
     if (this.#store.stored) this.#directory.sync();
-    await this.#deliverWebhooks();
+    await Promise.all([this.#deliverWebhooks(), this.#deliverLedger()]);
   }
 
   /** Sends the webhook events that are due; then the alarm covers the retries, and an emptied room may go. */
@@ -527,6 +561,24 @@ export class RoomObject extends DurableObject<Env> {
     if (!this.#isLiveInstance() && this.#store.stored) return;
     this.#setAlarm(this.#coreDeadline());
     this.#purgeIfEmpty();
+  }
+
+  /** Sends the ledger outbox; then the alarm covers a retry, and an emptied room may go. True once all is sent. */
+  async #deliverLedger(): Promise<boolean> {
+    const done = await this.#ledger.deliver();
+    if (!this.#isLiveInstance() && this.#store.stored) return done;
+    this.#setAlarm(this.#coreDeadline());
+    this.#purgeIfEmpty();
+    return done;
+  }
+
+  #recordingHost() {
+    return {
+      env: this.env,
+      state: () => this.#state,
+      run: (input: Input) => this.#run(input),
+      flushLedger: () => this.#deliverLedger(),
+    };
   }
 
   #socketGone(ws: WebSocket): void {
@@ -569,6 +621,7 @@ export class RoomObject extends DurableObject<Env> {
     if (this.#running) return;
     this.#running = true;
     let events = false;
+    this.#ledgerDue = false;
     try {
       for (let next = this.#queue.shift(); next; next = this.#queue.shift()) {
         const before = this.#state;
@@ -602,6 +655,7 @@ export class RoomObject extends DurableObject<Env> {
     }
     // Sent after the step's replies went out: a receiver never slows a join or a chat.
     if (events) this.ctx.waitUntil(this.#deliverWebhooks());
+    if (this.#ledgerDue) this.ctx.waitUntil(this.#deliverLedger());
   }
 
   #perform(effect: Effect): void {
@@ -642,6 +696,11 @@ export class RoomObject extends DurableObject<Env> {
       case "directory":
         // Reconciled from the room's state, not the effect: the latest state is what the directory should show.
         this.#directory.sync();
+        return;
+      case "ledger":
+        // In the step's own write: the op is committed with the change it reports.
+        this.#ledger.enqueue(effect.op);
+        this.#ledgerDue = true;
         return;
     }
   }

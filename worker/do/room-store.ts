@@ -5,7 +5,7 @@
  */
 import type { Participant, PendingMedia, RoomState } from "../core/types.ts";
 import { emptyRoom } from "../core/types.ts";
-import { readParticipantRow, readPendingRow, writeRow } from "./persisted.ts";
+import { readParticipantRow, readPendingRow, readRecordingRow, writeRow } from "./persisted.ts";
 
 export class RoomStore {
   readonly #sql: SqlStorage;
@@ -93,7 +93,14 @@ export class RoomStore {
       const entry = readPendingRow(row.data);
       if (entry) pending.set(row.ref, entry);
     }
-    return { ...emptyRoom(room), seq: seqRow ? Number(seqRow.value) : 0, participants, pending };
+    const recording = this.#meta("recording");
+    return {
+      ...emptyRoom(room),
+      seq: seqRow ? Number(seqRow.value) : 0,
+      participants,
+      pending,
+      recording: recording === null ? null : readRecordingRow(recording),
+    };
   }
 
   save(before: RoomState, after: RoomState): void {
@@ -106,6 +113,13 @@ export class RoomStore {
       this.#saveRows("participants", "session", before.participants, after.participants);
     }
     if (before.pending !== after.pending) this.#saveRows("pending", "ref", before.pending, after.pending);
+    if (before.recording !== after.recording) {
+      if (after.recording === null) this.#sql.exec(`DELETE FROM meta WHERE key = 'recording'`);
+      else {
+        const row = writeRow(after.recording);
+        this.#sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('recording', ?)`, row);
+      }
+    }
   }
 
   /** Writes the rows whose value changed (by reference) and deletes the keys that went away. */
