@@ -7,6 +7,8 @@ import { GSTREAMER_PACKAGES, filterSupport } from "./objects/filters/gstreamer.t
 import { GStreamerFilter, gstreamerFilterOptions } from "./objects/filters/gstreamer-filter.ts";
 import { MediaPipeline } from "./objects/pipeline.ts";
 import { PassThrough } from "./objects/pass-through.ts";
+import { recorderOptions } from "./objects/recorder/params.ts";
+import { RecorderEndpoint } from "./objects/recorder/recorder-endpoint.ts";
 import { WebRtcEndpoint } from "./objects/webrtc-endpoint.ts";
 
 export const SUPPORTED_TYPES = [
@@ -15,6 +17,7 @@ export const SUPPORTED_TYPES = [
   "PassThrough",
   "FaceOverlayFilter",
   "GStreamerFilter",
+  "RecorderEndpoint",
 ] as const;
 export type SupportedType = (typeof SUPPORTED_TYPES)[number];
 /** Types that need GStreamer on this machine (objects/filters/gstreamer.ts probes for it). */
@@ -34,7 +37,6 @@ export const KNOWN_UNSUPPORTED_TYPES = [
   "ImageOverlayFilter",
   "ZBarFilter",
   "OpenCVFilter",
-  "RecorderEndpoint",
   "PlayerEndpoint",
   "RtpEndpoint",
   "HttpPostEndpoint",
@@ -87,6 +89,10 @@ const factories = {
     const params = gstreamerFilterOptions(raw);
     return new GStreamerFilter(context, pipelineOf(context, params.mediaPipeline, creator), params.command);
   },
+  RecorderEndpoint: (context, raw, creator) => {
+    const options = recorderOptions(raw);
+    return new RecorderEndpoint(context, pipelineOf(context, options.mediaPipeline, creator), options);
+  },
 } satisfies Record<SupportedType, Factory>;
 
 function isSupported(type: string): type is SupportedType {
@@ -104,7 +110,7 @@ export function createObject(
   if (FILTER_TYPES.has(bare) && !creatableTypes().includes(bare as SupportedType)) {
     throw new KurentoError(
       "MEDIA_OBJECT_TYPE_NOT_FOUND",
-      `${bare} is not available on this embedded media server: it runs filters with GStreamer, and this machine lacks ${filterSupport().missing.join(", ")} (Debian: apt-get install ${GSTREAMER_PACKAGES}); recording and playback need a real Kurento Media Server`,
+      `${bare} is not available on this embedded media server: it runs filters with GStreamer, and this machine lacks ${filterSupport().missing.join(", ")} (Debian: apt-get install ${GSTREAMER_PACKAGES}); playback needs a real Kurento Media Server`,
       { unsupported: bare, embeddedMediaServer: true },
     );
   }
@@ -113,7 +119,7 @@ export function createObject(
     throw new KurentoError(
       "MEDIA_OBJECT_TYPE_NOT_FOUND",
       known
-        ? `${bare} is not supported by the embedded media server (it can create ${creatableTypes().join(", ")}); other filters, recording and playback need a real Kurento Media Server`
+        ? `${bare} is not supported by the embedded media server (it can create ${creatableTypes().join(", ")}); other filters, other endpoints and playback need a real Kurento Media Server`
         : `Unknown media object type "${bare}" (the embedded media server can create ${creatableTypes().join(", ")})`,
       { unsupported: bare, embeddedMediaServer: true },
     );
