@@ -1,7 +1,7 @@
 /**
  * The media bridge, assembled: KMS connections, the control link to the
- * BridgePool, one room link (and one media graph) per attached room, and the
- * health/metrics port. `startBridge(config)` is what `npm run bridge`,
+ * BridgePool, one room link (and one media graph) per attached room, the
+ * delivery of recorded files, and the health/metrics port. `startBridge(config)` is what `npm run bridge`,
  * `npm start` and the tests call.
  */
 import type { FilterName, MediaEvent } from "../protocol/bridge.ts";
@@ -17,6 +17,10 @@ import type { Bandwidth, MediaServerFactory } from "./media/media-server.ts";
 import { RoomMedia } from "./media/room-media.ts";
 import { BridgeMetrics } from "./metrics.ts";
 import type { BackoffOptions } from "./reconnecting-socket.ts";
+import { prepareRecordingsDir } from "./recordings/directory.ts";
+import { RecordingPaths } from "./recordings/journal.ts";
+import type { FetchLike } from "./recordings/upload-api.ts";
+import { RecordingUploads } from "./recordings/uploads.ts";
 import { RoomLink } from "./room-link.ts";
 
 export interface BridgeOptions {
@@ -36,6 +40,10 @@ export interface BridgeOptions {
   readonly attachTimeoutMs?: number;
   /** Video bandwidth limits per endpoint; default the original's (300–600 kbps). */
   readonly bandwidth?: Bandwidth;
+  /** Between tries of a recording's upload; default 1 s doubling to 60 s. */
+  readonly uploadBackoff?: BackoffOptions;
+  /** What uploads recordings; default Node's fetch. */
+  readonly fetch?: FetchLike;
 }
 
 export interface RoomStats {
@@ -56,6 +64,8 @@ export interface BridgeStats {
   readonly pipelines: number;
   readonly endpoints: number;
   readonly kms: HealthBody["kms"];
+  /** Files being recorded now, and files waiting for (or in) delivery. */
+  readonly recordings: { readonly enabled: boolean; readonly active: number; readonly uploadsPending: number };
 }
 
 export interface BridgeHandle {
@@ -75,6 +85,29 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
   const metrics = new BridgeMetrics();
   const rooms = new Map<string, RoomLink>();
   let control: ControlLink | undefined;
+
+  // Recordings: the directory first (created at start), then the deliveries an earlier run left.
+  const recordingsDir = await prepareRecordingsDir(config.recordings.dir);
+  if (!recordingsDir.writable) log.warn("recording is off", { problem: recordingsDir.problem });
+  const uploads = new RecordingUploads({
+    dir: config.recordings.dir,
+    workerUrl: config.workerUrl,
+    keepLocal: config.recordings.keepLocal,
+    log,
+    ...(options.uploadBackoff ? { backoff: options.uploadBackoff } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+  /** What every room's media gets: where to record, or why it cannot. */
+  const roomRecording = recordingsDir.writable
+    ? { recordings: { paths: new RecordingPaths(config.recordings.dir, config.recordings.mediaDir), uploads } }
+    : { recordingUnavailable: recordingsDir.problem };
+  if (recordingsDir.writable) {
+    void uploads.resumeFromDisk().catch((error: unknown) =>
+      log.error("could not scan RECORDINGS_DIR for unfinished deliveries", {
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    );
+  }
 
   const roomsOn = (slot: KmsSlot): RoomLink[] => [...rooms.values()].filter((link) => link.media.pinnedSlot === slot);
 
@@ -107,6 +140,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
       log,
       emit: (event: MediaEvent) => link?.notify(event),
       onPipelineChange: () => control?.reportLoad(),
+      ...roomRecording,
     });
     link = new RoomLink({
       room,
@@ -150,6 +184,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
     loadIntervalMs: options.loadIntervalMs ?? 10_000,
     rooms: () => [...rooms.keys()].sort(),
     filters,
+    recording: () => recordingsDir.writable && pool.supportsRecording,
     pipelines: () => pool.totalPipelines,
     beforeRegister: () => pool.settle(options.settleMs ?? 3000),
     attach: async (room) => {
@@ -194,6 +229,12 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
   function endpoints(): number {
     let count = 0;
     for (const link of rooms.values()) count += link.media.stats().endpoints;
+    return count;
+  }
+
+  function activeRecordings(): number {
+    let count = 0;
+    for (const link of rooms.values()) count += link.media.stats().recordings;
     return count;
   }
 
@@ -252,6 +293,16 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
         help: "Pipelines on this media server held by this bridge.",
         samples: kms.map((entry) => ({ labels: { uri: entry.uri }, value: entry.pipelines })),
       },
+      {
+        name: "bridge_recordings_active",
+        help: "Files being recorded now (one per recorded stream).",
+        samples: [{ value: activeRecordings() }],
+      },
+      {
+        name: "bridge_recording_uploads_pending",
+        help: "Recorded files waiting for, or in, delivery to the worker.",
+        samples: [{ value: uploads.pending }],
+      },
     ]);
   }
 
@@ -268,6 +319,11 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
       pipelines: pool.totalPipelines,
       endpoints: endpoints(),
       kms: kmsStats(),
+      recordings: {
+        enabled: recordingsDir.writable && pool.supportsRecording,
+        active: activeRecordings(),
+        uploadsPending: uploads.pending,
+      },
     }),
     dropControlLink: () => control?.drop(),
     dropRoomLink: (room) => rooms.get(room)?.drop(),
@@ -283,6 +339,8 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
           Promise.all(links.map((link) => link.media.releaseRoom())),
           new Promise((resolve) => setTimeout(resolve, 3000).unref()),
         ]);
+        // Deliveries still under way stop here; their journals let the next start finish them.
+        await uploads.stop();
         await pool.close();
         await http.close();
         log.info("media bridge stopped");

@@ -7,6 +7,7 @@
  */
 import { isIP } from "node:net";
 import os from "node:os";
+import path from "node:path";
 import { z } from "zod";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import type { BridgeCredential } from "../protocol/tokens/bridge-token.ts";
@@ -69,6 +70,16 @@ export interface BridgeConfig {
   readonly logLevel: LogLevel;
   /** STUN/TURN for the media servers' endpoints; null when none is configured. */
   readonly mediaIce: MediaIceConfig | null;
+  readonly recordings: RecordingsConfig;
+}
+
+export interface RecordingsConfig {
+  /** RECORDINGS_DIR, absolute: where recorded files and their upload journals wait for delivery. */
+  readonly dir: string;
+  /** MEDIA_RECORDINGS_DIR: the same directory as the media server sees it (KMS in a container). */
+  readonly mediaDir: string;
+  /** RECORDINGS_KEEP_LOCAL: keep each file after its delivery. */
+  readonly keepLocal: boolean;
 }
 
 export const DEFAULT_WORKER_URL = "http://127.0.0.1:8787";
@@ -79,6 +90,10 @@ export const MIN_SECRET_LENGTH = 16;
 export const DEFAULT_KMS_STUN_PORT = 3478;
 /** A media server's TURN allocation lives as long as its endpoint: a day covers any call. */
 export const DEFAULT_KMS_TURN_TTL_SECONDS = 86_400;
+/** Where recordings wait for delivery unless RECORDINGS_DIR says otherwise. */
+export function defaultRecordingsDir(): string {
+  return path.join(os.tmpdir(), "edge-room-recordings");
+}
 /** The demo's mario-wings coordinates (kurento-room-demo.conf.json). */
 export const DEFAULT_HAT = { offsetX: -0.35, offsetY: -1.2, width: 1.6, height: 1.6 } as const;
 
@@ -154,6 +169,20 @@ const kmsUris = z
 /** KMS's turnUrl (its own regex, greedy user), or the same without `user:password@` (credentials derived from KMS_TURN_SECRET). */
 const KMS_TURN_URL = /^(?:.+:.+@)?(?:\d{1,3}\.){3}\d{1,3}:\d{1,5}(?:\?transport=(?:udp|tcp|tls))?$/;
 
+const flag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(["true", "false", "1", "0"], { error: "must be true or false" }))
+  .transform((value) => value === "true" || value === "1");
+
+/** The media server's path: absolute, POSIX (it may run elsewhere, so it is not resolved here). */
+const mediaPath = z
+  .string()
+  .trim()
+  .refine((value) => value.startsWith("/"), "must be an absolute path (as the media server sees it), e.g. /recordings")
+  .transform((value) => value.replace(/\/+$/, "") || "/");
+
 const int = (min: number, max: number) => z.coerce.number().int(`must be an integer`).min(min).max(max);
 const finite = z.coerce.number().refine(Number.isFinite, "must be a number");
 
@@ -219,6 +248,14 @@ const envSchema = z.object({
   KMS_TURN_TTL_SECONDS: int(60, 30 * 86_400).default(DEFAULT_KMS_TURN_TTL_SECONDS),
   // The embedded media server's KMS_TOKEN (or a proxy's in front of KMS); unset: URIs are dialled as given.
   KMS_TOKEN: z.string().trim().min(1).max(512).optional(),
+  // Relative to the bridge's working directory; the media server gets absolute paths only.
+  RECORDINGS_DIR: z
+    .string()
+    .trim()
+    .transform((value) => path.resolve(value))
+    .optional(),
+  MEDIA_RECORDINGS_DIR: mediaPath.optional(),
+  RECORDINGS_KEEP_LOCAL: flag.default(false),
 });
 
 /** Variables whose values an error message must not show. */
@@ -299,6 +336,7 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
   }
   const vars = parsed.data;
   const kmsToken = vars.KMS_TOKEN;
+  const recordingsDir = vars.RECORDINGS_DIR ?? defaultRecordingsDir();
   return {
     workerUrl: vars.WORKER_URL,
     bridgeId: vars.BRIDGE_ID ?? defaultBridgeId(),
@@ -326,6 +364,11 @@ export function loadConfig(env: Record<string, string | undefined>): BridgeConfi
             turnSecret: vars.KMS_TURN_URL?.includes("@") ? null : (vars.KMS_TURN_SECRET ?? null),
             turnTtlSeconds: vars.KMS_TURN_TTL_SECONDS,
           },
+    recordings: {
+      dir: recordingsDir,
+      mediaDir: vars.MEDIA_RECORDINGS_DIR ?? recordingsDir,
+      keepLocal: vars.RECORDINGS_KEEP_LOCAL,
+    },
   };
 }
 

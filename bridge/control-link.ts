@@ -1,12 +1,12 @@
 /**
  * `/bridge/control`: the bridge's socket to the BridgePool Durable Object.
  * After every (re)connection the first request is `register` (id, KMS list
- * with limits, the rooms it already holds, filter capability); then a `load`
+ * with limits, the rooms it already holds, filter and recording capability); then a `load`
  * notification every `loadIntervalMs` and whenever the pipeline count
  * changes. The pool sends `attach {room, user}`: the bridge opens (or keeps)
  * the room's link and answers `{}` once that socket is open.
  *
- * `register` is sent again on the same socket when the filter capability
+ * `register` is sent again on the same socket when a capability
  * changes (a KMS came up later); the pool should treat it as an update.
  */
 import { controlParams, controlResults, type FilterName } from "../protocol/bridge.ts";
@@ -33,6 +33,8 @@ export interface ControlLinkOptions {
   /** What the bridge holds and can do right now. */
   readonly rooms: () => string[];
   readonly filters: () => FilterName[];
+  /** Whether `record` can work here (a writable RECORDINGS_DIR, media servers with RecorderEndpoint). */
+  readonly recording: () => boolean;
   readonly pipelines: () => number;
   /** Bounded wait before the first `register` of a connection (KMS capabilities). */
   readonly beforeRegister: () => Promise<void>;
@@ -49,7 +51,8 @@ export class ControlLink {
   private readonly log: Logger;
   private loadTimer: NodeJS.Timeout | undefined;
   private lastLoad: number | undefined;
-  private lastFilters = "";
+  /** The capabilities last registered (filters and recording), to register again when they change. */
+  private lastCapabilities = "";
   registered = false;
   /** Successful registrations so far (tests). */
   registrations = 0;
@@ -120,9 +123,13 @@ export class ControlLink {
     }
   }
 
-  /** Registers again when what the bridge can do changed (filters). */
+  /** Registers again when what the bridge can do changed (filters, recording). */
   capabilitiesChanged(): void {
-    if (this.registered && this.options.filters().join(",") !== this.lastFilters) void this.register(false);
+    if (this.registered && this.capabilities() !== this.lastCapabilities) void this.register(false);
+  }
+
+  private capabilities(): string {
+    return `${this.options.filters().join(",")};${this.options.recording()}`;
   }
 
   private async register(fresh: boolean): Promise<void> {
@@ -130,21 +137,25 @@ export class ControlLink {
     if (fresh) await this.options.beforeRegister();
     if (!this.socket.isOpen || this.socket.opens !== connection) return;
     const filters = this.options.filters();
+    const recording = this.options.recording();
+    const capabilities = this.capabilities();
     const params = controlParams.register.parse({
       bridgeId: this.options.bridgeId,
       kms: this.options.kms.map((kms) => ({ uri: kms.uri, limit: kms.limit })),
       rooms: this.options.rooms(),
       filters,
+      recording,
     });
     try {
       const result = await this.peer.request("register", params);
       const accepted = controlResults.register.safeParse(result);
       if (!accepted.success) throw new Error(`unexpected register answer: ${JSON.stringify(result)?.slice(0, 200)}`);
-      this.lastFilters = filters.join(",");
+      this.lastCapabilities = capabilities;
       this.log.info("registered with the bridge pool", {
         bridgeId: this.options.bridgeId,
         rooms: params.rooms.length,
         filters,
+        recording,
       });
       if (!fresh) return;
       this.registered = true;

@@ -99,6 +99,12 @@ export class KmsPool {
     return connected.length > 0 && connected.every((slot) => slot.server.supportsFilters);
   }
 
+  /** Recording can be offered when every KMS this bridge can use has RecorderEndpoint. */
+  get supportsRecording(): boolean {
+    const connected = this.slots.filter((slot) => slot.connected);
+    return connected.length > 0 && connected.every((slot) => slot.server.supportsRecording);
+  }
+
   /** Waits (bounded) for the KMSes still making their first connection, so `register` knows the capabilities. */
   async settle(timeoutMs: number): Promise<void> {
     const first = this.slots.filter((slot) => slot.server.state === "connecting");

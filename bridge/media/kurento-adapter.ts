@@ -44,6 +44,8 @@ export interface KObject {
 }
 export interface KElement extends KObject {
   connect(sink: KElement, callback: Callback): unknown;
+  /** One media type only (`"AUDIO"`, `"VIDEO"`); kurento-client shifts its optional arguments. */
+  connect(sink: KElement, mediaType: string, callback: Callback): unknown;
   disconnect(sink: KElement, callback: Callback): unknown;
 }
 export interface KWebRtcEndpoint extends KElement {
@@ -67,6 +69,16 @@ export interface KFaceOverlayFilter extends KElement {
     heightPercent: number,
     callback: Callback,
   ): unknown;
+}
+/**
+ * RecorderEndpoint (kms-elements). `stopAndWait` answers once the file is
+ * complete; plain `stop` answers at once and leaves KMS finishing the file
+ * while the bridge may already release the recorder (a file without its
+ * index), so the bridge only uses `stopAndWait`.
+ */
+export interface KRecorderEndpoint extends KElement {
+  record(callback: Callback): unknown;
+  stopAndWait(callback: Callback): unknown;
 }
 export interface KPipeline extends KObject {
   create(type: string, params: Record<string, unknown>, callback: Callback): unknown;
@@ -214,11 +226,15 @@ export function describeError(event: Record<string, unknown>): string {
   return [type, description, code].filter(Boolean).join(": ") || "media server error";
 }
 
-/** Whether `ServerManager.getInfo()` lists FaceOverlayFilter; undefined when the answer is malformed. */
-export function hasFaceOverlayFilter(info: unknown): boolean | undefined {
+/** Whether `ServerManager.getInfo()` lists the factory `name` (plain or module-qualified); undefined when malformed. */
+export function hasFactory(info: unknown, name: string): boolean | undefined {
   const parsed = serverInfo.safeParse(info);
   if (!parsed.success) return undefined;
-  const isFaceOverlay = (factory: string): boolean =>
-    factory === "FaceOverlayFilter" || factory.endsWith(".FaceOverlayFilter");
-  return parsed.data.modules.some((module) => (module.factories ?? []).some(isFaceOverlay));
+  const matches = (factory: string): boolean => factory === name || factory.endsWith(`.${name}`);
+  return parsed.data.modules.some((module) => (module.factories ?? []).some(matches));
+}
+
+/** Whether `ServerManager.getInfo()` lists FaceOverlayFilter; undefined when the answer is malformed. */
+export function hasFaceOverlayFilter(info: unknown): boolean | undefined {
+  return hasFactory(info, "FaceOverlayFilter");
 }

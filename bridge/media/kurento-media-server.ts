@@ -19,7 +19,7 @@
  *   (kurento-connection-state.ts).
  */
 import {
-  hasFaceOverlayFilter,
+  hasFactory,
   hasLocalReconnectWs,
   invoke,
   invokeObject,
@@ -67,6 +67,7 @@ export function lateAnswerMs(requestTimeoutMs: number): number {
 class KurentoConnection implements MediaServer, ObjectOwner {
   readonly uri: string;
   supportsFilters = false;
+  supportsRecording = false;
   readonly options: MediaServerOptions;
   readonly client: KurentoClientInstance;
   readonly kurento: KurentoModule;
@@ -202,7 +203,11 @@ class KurentoConnection implements MediaServer, ObjectOwner {
       this.log("warn", "could not read the media server's capabilities", { error: classify(error, "getInfo").message });
     }
     if (this.connection.kind !== "starting") return;
-    this.log("info", "connected to the media server", { filters: this.supportsFilters, session: this.safeSessionId() });
+    this.log("info", "connected to the media server", {
+      filters: this.supportsFilters,
+      recording: this.supportsRecording,
+      session: this.safeSessionId(),
+    });
     this.apply({ type: "ready" });
   }
 
@@ -220,13 +225,14 @@ class KurentoConnection implements MediaServer, ObjectOwner {
       invokeObject<KServerManager>((callback) => this.client.getServerManager(callback)),
       "getServerManager",
     );
-    const filters = hasFaceOverlayFilter(
-      await this.timed(
-        invoke((callback) => manager.getInfo(callback)),
-        "getInfo",
-      ),
+    const info = await this.timed(
+      invoke((callback) => manager.getInfo(callback)),
+      "getInfo",
     );
+    const filters = hasFactory(info, "FaceOverlayFilter");
     if (filters !== undefined) this.supportsFilters = filters;
+    const recording = hasFactory(info, "RecorderEndpoint");
+    if (recording !== undefined) this.supportsRecording = recording;
   }
 
   private declareLost(reason: string, mayComeBack: boolean): void {

@@ -15,6 +15,7 @@ import {
   type KElement,
   type KFaceOverlayFilter,
   type KPipeline,
+  type KRecorderEndpoint,
   type KurentoModule,
   type KWebRtcEndpoint,
   parseIceCandidateEvent,
@@ -28,10 +29,13 @@ import {
   type FaceOverlayOptions,
   type IceCandidate,
   type MediaElement,
+  type MediaKind,
   MediaServerError,
   type MediaServerOptions,
   type MediaServerState,
   type Pipeline,
+  type RecorderEndpoint,
+  type RecorderOptions,
   type WebRtcEndpoint,
 } from "./media-server.ts";
 
@@ -81,9 +85,11 @@ export class ElementHandle implements MediaElement {
     return this.owner.timed(invoke<T>(run), `${this.type}.${what}`);
   }
 
-  connect(sink: MediaElement): Promise<void> {
+  connect(sink: MediaElement, kind?: MediaKind): Promise<void> {
     const target = unwrap(sink);
-    return this.call("connect", (callback) => this.k.connect(target, callback));
+    return this.call("connect", (callback) =>
+      kind === undefined ? this.k.connect(target, callback) : this.k.connect(target, kind, callback),
+    );
   }
 
   disconnect(sink: MediaElement): Promise<void> {
@@ -178,6 +184,26 @@ export class WebRtcHandle extends ElementHandle implements WebRtcEndpoint {
   }
 }
 
+export class RecorderHandle extends ElementHandle implements RecorderEndpoint {
+  declare readonly k: KRecorderEndpoint;
+
+  record(): Promise<void> {
+    return this.call("record", (callback) => this.k.record(callback));
+  }
+
+  stopAndWait(): Promise<void> {
+    return this.call("stopAndWait", (callback) => this.k.stopAndWait(callback));
+  }
+
+  onRecording(listener: () => void): void {
+    this.k.on("Recording", () => listener());
+  }
+
+  onStopped(listener: () => void): void {
+    this.k.on("Stopped", () => listener());
+  }
+}
+
 export class PipelineHandle implements Pipeline {
   readonly owner: ObjectOwner;
   readonly k: KPipeline;
@@ -236,6 +262,15 @@ export class PipelineHandle implements Pipeline {
       throw error;
     }
     return handle;
+  }
+
+  async createRecorderEndpoint(options: RecorderOptions): Promise<RecorderEndpoint> {
+    const { object } = await this.create("RecorderEndpoint", {
+      uri: options.uri,
+      mediaProfile: options.mediaProfile,
+      stopOnEndOfStream: options.stopOnEndOfStream,
+    });
+    return new RecorderHandle(this.owner, object, this.generation, "RecorderEndpoint");
   }
 
   async release(): Promise<void> {

@@ -52,10 +52,13 @@ export class MediaServerError extends Error {
   }
 }
 
+/** One kind of media, for connections that carry only it (a recorder of a video-only stream). */
+export type MediaKind = "AUDIO" | "VIDEO";
+
 export interface MediaElement {
   readonly id: string;
-  /** Connect this element's output to `sink` (all media types). */
-  connect(sink: MediaElement): Promise<void>;
+  /** Connect this element's output to `sink`: all media types, or only `kind`. */
+  connect(sink: MediaElement, kind?: MediaKind): Promise<void>;
   disconnect(sink: MediaElement): Promise<void>;
   /** Idempotent; never throws for an object that is already gone. */
   release(): Promise<void>;
@@ -83,11 +86,39 @@ export interface WebRtcEndpoint extends MediaElement {
   onMediaState(listener: (state: string) => void): void;
 }
 
+/** KMS's WebM media profiles: the container always, and which tracks the recorder waits for. */
+export type RecordingProfile = "WEBM" | "WEBM_VIDEO_ONLY" | "WEBM_AUDIO_ONLY";
+
+export interface RecorderOptions {
+  /** Where the media server writes, as it sees it (`file:///…`). */
+  readonly uri: string;
+  /**
+   * A recorder waits until every kind its profile names is flowing (KMS
+   * writes nothing meanwhile), so a video-only stream needs WEBM_VIDEO_ONLY
+   * and a connection of its video only.
+   */
+  readonly mediaProfile: RecordingProfile;
+  /** Stop by itself when the source ends its stream. */
+  readonly stopOnEndOfStream: boolean;
+}
+
+export interface RecorderEndpoint extends MediaElement {
+  /** Starts writing once media arrives (the `Recording` event says when). */
+  record(): Promise<void>;
+  /** Stops and resolves once the file is complete (its index and duration written). */
+  stopAndWait(): Promise<void>;
+  /** The media server began writing the file. */
+  onRecording(listener: () => void): void;
+  /** The recorder stopped (asked to, or at the end of its source's stream). */
+  onStopped(listener: () => void): void;
+}
+
 export interface Pipeline {
   readonly id: string;
   createWebRtcEndpoint(options: { readonly dataChannels: boolean }): Promise<WebRtcEndpoint>;
   createPassThrough(): Promise<MediaElement>;
   createFaceOverlayFilter(options: FaceOverlayOptions): Promise<MediaElement>;
+  createRecorderEndpoint(options: RecorderOptions): Promise<RecorderEndpoint>;
   /** Releases the pipeline and, on the server, everything in it. Idempotent. */
   release(): Promise<void>;
   /** Pipeline-wide `Error` events. */
@@ -111,6 +142,8 @@ export interface MediaServer {
   readonly state: MediaServerState;
   /** Whether the server can create face-overlay filters (known once connected). */
   readonly supportsFilters: boolean;
+  /** Whether the server can create RecorderEndpoints (known once connected). */
+  readonly supportsRecording: boolean;
   /** Resolves when connected; rejects after `timeoutMs` (the connection keeps trying). */
   whenConnected(timeoutMs: number): Promise<void>;
   createPipeline(): Promise<Pipeline>;

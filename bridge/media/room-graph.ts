@@ -7,6 +7,7 @@
 import type { FilterName } from "../../protocol/bridge.ts";
 import type { IceQueues } from "./room-ice.ts";
 import type { MediaElement, WebRtcEndpoint } from "./media-server.ts";
+import type { SentKinds } from "./sdp-kinds.ts";
 
 export interface Publisher {
   readonly endpoint: WebRtcEndpoint;
@@ -15,6 +16,8 @@ export interface Publisher {
   readonly filters: Array<{ name: FilterName; element: MediaElement }>;
   /** ICE candidates go straight to the endpoint once its offer is processed. */
   ready: boolean;
+  /** What the publisher's offer sends (a recorder must wait for exactly these kinds). */
+  readonly kinds: SentKinds;
 }
 
 export interface Subscription {

@@ -14,8 +14,8 @@
  * Commands of one user run one after another; different users run in
  * parallel. `releaseRoom` and a lost media server cut everything at once
  * (the epoch changes) and commands still running clean up after themselves.
- * Who holds what is room-graph.ts; the hat is room-filters.ts; how failures
- * reach the room is room-errors.ts.
+ * Who holds what is room-graph.ts; the hat is room-filters.ts; recordings
+ * are room-recording.ts; how failures reach the room is room-errors.ts.
  */
 import type { z } from "zod";
 import type { MediaEvent, MediaOp, MediaResult, mediaCommandParams } from "../../protocol/bridge.ts";
@@ -27,6 +27,8 @@ import type { Bandwidth, IceCandidate, MediaElement, Pipeline, WebRtcEndpoint } 
 import { endpointError, Superseded, toRpcError } from "./room-errors.ts";
 import { applyFilter, type FilterContext, removeFilter } from "./room-filters.ts";
 import { type Publisher, RoomGraph, type Subscription } from "./room-graph.ts";
+import { type RecordingSink, RoomRecording } from "./room-recording.ts";
+import { sentKinds } from "./sdp-kinds.ts";
 import { applyBandwidth, applyIceServers, ORIGINAL_BANDWIDTH, watchEndpoint } from "./room-endpoints.ts";
 import { IceQueues } from "./room-ice.ts";
 
@@ -46,6 +48,9 @@ export interface RoomMediaOptions {
   readonly log: Logger;
   /** The room's pipeline was created or released (the bridge reports its load). */
   readonly onPipelineChange?: () => void;
+  /** Where `record` writes and what delivers the files; absent: `record` is refused (`recordingUnavailable` says why). */
+  readonly recordings?: RecordingSink;
+  readonly recordingUnavailable?: string;
 }
 
 export interface RoomMediaStats {
@@ -55,6 +60,8 @@ export interface RoomMediaStats {
   readonly subscriptions: number;
   readonly endpoints: number;
   readonly queuedCandidates: number;
+  /** Files being recorded (or ending) now. */
+  readonly recordings: number;
 }
 
 export class RoomMedia {
@@ -69,10 +76,20 @@ export class RoomMedia {
   private epoch = 0;
   private inFlight = 0;
   private readonly filters: FilterContext;
+  private readonly recording: RoomRecording;
 
   constructor(options: RoomMediaOptions) {
     this.room = options.room;
     this.options = options;
+    this.recording = new RoomRecording({
+      room: options.room,
+      sink: options.recordings ?? null,
+      ...(options.recordingUnavailable === undefined ? {} : { unavailable: options.recordingUnavailable }),
+      publisher: (user) => this.graph.publishers.get(user),
+      pipeline: () => this.pipeline,
+      log: options.log,
+      onSettled: () => this.releasePipelineIfIdle(),
+    });
     this.filters = {
       graph: this.graph,
       hat: options.hat,
@@ -99,6 +116,7 @@ export class RoomMedia {
       subscriptions,
       endpoints: this.graph.publishers.size + subscriptions,
       queuedCandidates: this.ice.size,
+      recordings: this.recording.active,
     };
   }
 
@@ -108,7 +126,8 @@ export class RoomMedia {
   }
 
   get idle(): boolean {
-    return this.graph.empty && this.inFlight === 0;
+    // A file still ending needs its recorder, so the pipeline, until it is complete.
+    return this.graph.empty && this.inFlight === 0 && this.recording.idle;
   }
 
   // ── commands ───────────────────────────────────────────────────────────────
@@ -130,6 +149,9 @@ export class RoomMedia {
     applyFilter: (params) => this.command(params.user, () => applyFilter(this.filters, params.user, params.filter)),
     removeFilter: (params) => this.command(params.user, () => removeFilter(this.graph, params.user, params.filter)),
     sync: (params) => this.sync(params.users),
+    // After the user's earlier commands: a publish in flight is the stream to record.
+    record: (params) => this.command(params.user, () => this.recording.record(params)),
+    stopRecording: (params) => this.recording.stop(params.recording),
   } satisfies { [K in MediaOp]: (params: Params<K>) => Promise<MediaResult<K>> };
 
   /** Runs `work` after the user's earlier commands, counting it as in flight. */
@@ -154,6 +176,7 @@ export class RoomMedia {
   private async publish(params: Params<"publish">, negotiated: () => void): Promise<MediaResult<"publish">> {
     const { user } = params;
     const { publishers } = this.graph;
+    this.recording.endUser(user, "the user published again");
     await this.graph.dropPublisher(user);
     const epoch = this.epoch;
     const created: MediaElement[] = [];
@@ -166,7 +189,7 @@ export class RoomMedia {
       const passThrough = await pipeline.createPassThrough();
       created.push(passThrough);
       this.check(epoch);
-      const record: Publisher = { endpoint, passThrough, filters: [], ready: false };
+      const record: Publisher = { endpoint, passThrough, filters: [], ready: false, kinds: sentKinds(params.sdpOffer) };
       const current = (): boolean => publishers.get(user) === record;
       // Every element of the chain carries the publisher's own stream.
       watchEndpoint(endpoint, { user, name: user, current, emit: this.options.emit });
@@ -253,6 +276,7 @@ export class RoomMedia {
   }
 
   private async unpublish(user: string): Promise<MediaResult<"unpublish">> {
+    this.recording.endUser(user, "the user unpublished");
     await this.graph.dropPublisher(user);
     return {};
   }
@@ -264,6 +288,7 @@ export class RoomMedia {
   }
 
   private async releaseUser(user: string): Promise<MediaResult<"releaseUser">> {
+    this.recording.endUser(user, "the user's media was released");
     await this.graph.dropPublisher(user);
     await this.graph.dropSubscriptionsOf(user);
     this.ice.dropUser(user);
@@ -275,12 +300,17 @@ export class RoomMedia {
     this.epoch += 1;
     const pipeline = this.pipeline;
     const slot = this.slot;
+    // Started before the graph is forgotten; the pipeline goes only once the files are complete.
+    const recordings = this.recording.endAll("the room's media was released");
     this.forgetGraph();
     if (pipeline && slot) {
       this.options.log.info("room media released", { room: this.room, ...(reason ? { reason } : {}) });
       this.options.pool.free(slot);
       this.options.onPipelineChange?.();
+      await recordings;
       await pipeline.release();
+    } else {
+      await recordings;
     }
     return {};
   }
@@ -302,6 +332,8 @@ export class RoomMedia {
     if (!this.pipeline && !this.pipelineTask) return;
     const users = this.heldUsers();
     this.epoch += 1;
+    // The recorders went with the media server: each file is taken as far as it got.
+    void this.recording.endAll(`the media server lost the room's media: ${reason}`);
     this.forgetGraph();
     this.options.onPipelineChange?.();
     this.options.log.warn("room media lost", { room: this.room, users: users.length, reason });

@@ -44,6 +44,8 @@ describe("the bridge's links to the worker", () => {
       rooms: [],
       // The embedded media server offers the hat where GStreamer is installed (.ci/run installs it).
       filters: filterSupport().faceOverlay ? ["hat"] : [],
+      // Whether the embedded media server has a RecorderEndpoint yet (recording-room.test.ts checks both answers).
+      recording: expect.any(Boolean),
     });
     await control.until(() => control.notifications("load").length >= 2, WAIT_MS, "periodic load reports");
     for (const load of control.notifications("load")) expect(load).toEqual({ pipelines: 0 });
@@ -60,6 +62,8 @@ describe("the bridge's links to the worker", () => {
     expect(text).toContain("bridge_control_connected 1\n");
     expect(text).toContain("bridge_kms_connections 1\n");
     expect(text).toContain(`bridge_kms_connected{uri="${kmsUrl}"} 1`);
+    expect(text).toContain("bridge_recordings_active 0\n");
+    expect(text).toContain("bridge_recording_uploads_pending 0\n");
     expect((await fetch(`${bridge.httpUrl}/nope`)).status).toBe(404);
     expect(worker.refusals).toEqual([]);
   });
@@ -332,6 +336,8 @@ describe("the bridge's links to the worker", () => {
       kms: [{ uri: kmsUrl, limit: 10 }],
       rooms: [],
       filters: [],
+      // A writable RECORDINGS_DIR, but no media server to say it has RecorderEndpoint.
+      recording: false,
     });
     expect(relay.refused).toBeGreaterThan(0);
     expect(await json(`${bridge.httpUrl}/health`)).toEqual({

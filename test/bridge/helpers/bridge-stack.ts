@@ -4,6 +4,9 @@
  * the test sees what it received), the worker stand-in and a bridge, every
  * server on a port the OS picks. Stopped when the test finishes.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { filterSupport } from "../../../media-server/objects/filters/gstreamer.ts";
 import { expect, onTestFinished } from "vitest";
 import { type MediaServerHandle, startMediaServer } from "../../../media-server/index.ts";
@@ -69,6 +72,8 @@ export async function startStack(
   relay.pointAt(media?.port);
   const kmsUrl = relay.url;
   const worker = await FakeWorker.start(SECRET);
+  // Its own RECORDINGS_DIR: the default one is shared by every bridge on this machine.
+  const recordingsDir = mkdtempSync(join(tmpdir(), "bridge-stack-recordings-"));
   const logLines: string[] = [];
   const legs: LinkLeg[] = [];
   const stack: Stack = {
@@ -100,6 +105,7 @@ export async function startStack(
     await worker.close();
     await media?.close();
     await relay.close();
+    rmSync(recordingsDir, { recursive: true, force: true });
   });
   const bridge = await startBridge(
     loadConfig({
@@ -110,6 +116,7 @@ export async function startStack(
       KMS_LIMIT: "10",
       REQUEST_TIMEOUT_MS: "20000",
       BRIDGE_HTTP_PORT: "0",
+      RECORDINGS_DIR: recordingsDir,
       LOG_LEVEL: "silent",
     }),
     {

@@ -4,9 +4,14 @@
  * shared/reference/kurento-client-transcript.txt). It records every request,
  * can advertise FaceOverlayFilter (which the embedded media server cannot),
  * can stay silent on chosen operations, and can raise `Error` events: the
- * cases the embedded server cannot produce.
+ * cases the embedded server cannot produce. Its RecorderEndpoint "records"
+ * by writing `recordedBytes` to the file of its `file://` URI on `record`
+ * (as KMS does once media flows) and answers `stopAndWait` with `Stopped`.
  */
 import { randomUUID } from "node:crypto";
+import { appendFileSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { AddressInfo } from "node:net";
 import { type WebSocket, WebSocketServer } from "ws";
 
@@ -39,6 +44,12 @@ export class ScriptedKms {
   readonly silent = new Set<string>();
   /** Answer `unsubscribe` with an error, as a strict server might for a released object. */
   refuseUnsubscribe = false;
+  /** `invoke` operations answered with this error instead. */
+  readonly refuse = new Map<string, string>();
+  /** What a RecorderEndpoint writes on `record`, then saying `Recording` (null: nothing and no event, as when no media flows). */
+  recordedBytes: Buffer | null = null;
+  /** Constructor params of every RecorderEndpoint created, by id. */
+  readonly recorders = new Map<string, Record<string, unknown>>();
   private readonly sessionId = randomUUID();
   private readonly subscriptions = new Map<string, Set<string>>();
   private readonly sockets = new Set<WebSocket>();
@@ -81,19 +92,26 @@ export class ScriptedKms {
 
   /** Raises a KMS `Error` event on `object` (to the sessions subscribed to it). */
   raiseError(object: string, description: string, errorCode = 999): void {
+    if (!this.subscriptions.get(object)?.has("Error")) throw new Error(`nobody subscribed to Error on ${object}`);
+    this.raiseEvent(object, "Error", { description, errorCode });
+  }
+
+  /** Sends the event `type` of `object` to every session, if someone subscribed to it. */
+  raiseEvent(object: string, type: string, data: Record<string, unknown> = {}): boolean {
+    if (!this.subscriptions.get(object)?.has(type)) return false;
     const frame = JSON.stringify({
       jsonrpc: "2.0",
       method: "onEvent",
       params: {
         value: {
           object,
-          type: "Error",
-          data: { source: object, type: "Error", description, errorCode, tags: [], timestamp: String(Date.now()) },
+          type,
+          data: { source: object, type, tags: [], timestamp: String(Date.now()), ...data },
         },
       },
     });
-    if (!this.subscriptions.get(object)?.has("Error")) throw new Error(`nobody subscribed to Error on ${object}`);
     for (const socket of this.sockets) socket.send(frame);
+    return true;
   }
 
   private handle(socket: WebSocket, text: string): void {
@@ -134,6 +152,7 @@ export class ScriptedKms {
             ? `${randomUUID()}_kurento.MediaPipeline`
             : `${String(constructorParams.mediaPipeline)}/${randomUUID()}_kurento.${type}`;
         this.objects.set(id, type);
+        if (type === "RecorderEndpoint") this.recorders.set(id, constructorParams);
         return reply({ value: id });
       }
       case "subscribe": {
@@ -171,7 +190,7 @@ export class ScriptedKms {
               version: "7.2.0",
               modules: [
                 module("core", ["MediaPipeline", "PassThrough"]),
-                module("elements", ["WebRtcEndpoint"]),
+                module("elements", ["WebRtcEndpoint", "RecorderEndpoint"]),
                 module("filters", this.filterFactories),
               ],
               type: "KMS",
@@ -180,7 +199,24 @@ export class ScriptedKms {
           });
         }
         if (!this.objects.has(object)) return fail(40101, `unknown object ${object}`);
+        const refusal = this.refuse.get(String(params.operation));
+        if (refusal !== undefined) return fail(40000, refusal);
         if (params.operation === "processOffer") return reply({ value: ANSWER });
+        if (params.operation === "record") {
+          reply({});
+          const recorded = this.recordedBytes;
+          if (recorded) {
+            const path = fileURLToPath(String(this.recorders.get(object)?.uri));
+            mkdirSync(dirname(path), { recursive: true });
+            appendFileSync(path, recorded);
+            this.raiseEvent(object, "Recording");
+          }
+          return;
+        }
+        if (params.operation === "stopAndWait") {
+          this.raiseEvent(object, "Stopped");
+          return reply({});
+        }
         return reply({});
       }
       default:
