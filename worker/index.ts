@@ -69,8 +69,11 @@ app.get("/getClientConfig", async (c) => {
     // Filters every attached media server can apply (the demo hides the hat button otherwise).
     filters,
     iceServers: settings.ice ? await iceServersFor(settings.ice, "client-config") : [],
-    // The demo shows its Record button only when a participant's startRecording can succeed.
-    recordingFromClients: (settings.room.recording?.fromClients ?? false) && recordingUnavailable(c.env) === null,
+    // The demo shows its Record button only when a participant's startRecording can succeed; the key
+    // is absent otherwise, so the answer stays the original's unless the deployment opts in.
+    ...(settings.room.recording?.fromClients && recordingUnavailable(c.env) === null
+      ? { recordingFromClients: true }
+      : {}),
   } satisfies ClientConfigResponse);
 });
 

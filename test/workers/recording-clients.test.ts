@@ -8,7 +8,10 @@
  * The workers project's bindings are shared by every test file, so these
  * tests give one room object the option (recording-helpers.ts `withRoomOptions`).
  */
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
+import worker from "../../worker/index.ts";
+import type { Env } from "../../worker/env.ts";
 import { RoomCode } from "../../protocol/errors.ts";
 import { signJoinToken } from "../../protocol/tokens/join-token.ts";
 import { closeAll, openClient, SLACK_MS } from "./fake-bridge.ts";
@@ -28,6 +31,24 @@ function resultId(frame: Frame): string {
 }
 
 describe("startRecording / stopRecording from participants", () => {
+  it("/getClientConfig says recordingFromClients only when the option is on and recording works", TEST, async () => {
+    async function config(overrides: Partial<Record<keyof Env, unknown>>): Promise<unknown> {
+      const ctx = createExecutionContext();
+      const response = await worker.fetch(
+        new Request("https://example.com/getClientConfig"),
+        { ...env, ...overrides } as Env,
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      return response.json();
+    }
+    expect(await config({})).not.toHaveProperty("recordingFromClients");
+    expect(await config({ ALLOW_RECORDING_FROM_CLIENTS: "true" })).toMatchObject({ recordingFromClients: true });
+    expect(await config({ ALLOW_RECORDING_FROM_CLIENTS: "true", RECORDINGS: undefined })).not.toHaveProperty(
+      "recordingFromClients",
+    );
+  });
+
   it("are refused while ALLOW_RECORDING_FROM_CLIENTS is off (the default)", TEST, async () => {
     const r = await RecordedRoom.open("cl-off");
     const ann = await r.join("ann");
