@@ -5,7 +5,7 @@
  * (401 otherwise) and refuses a replayed nonce. Each accepted socket is an
  * RpcPeer so the tests speak JSON-RPC exactly as the Durable Objects will.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
@@ -118,11 +118,14 @@ export class FakeWorker {
   readonly servedElsewhere = new Set<string>();
   /** Answer to `register` (default: accepted). */
   onRegister: (params: Record<string, unknown>) => unknown = () => ({ accepted: true });
+  /** Plain HTTP requests (the recordings' upload API); 404 when unset. */
+  onHttp: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
   url = "";
 
   private constructor(secret: string) {
     this.secret = secret;
-    this.http = createServer((_request, response) => {
+    this.http = createServer((request, response) => {
+      if (this.onHttp) return this.onHttp(request, response);
       response.writeHead(404);
       response.end();
     });

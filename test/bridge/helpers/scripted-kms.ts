@@ -18,6 +18,8 @@ import { type WebSocket, WebSocketServer } from "ws";
 export interface KmsRequest {
   readonly method: string;
   readonly params: Record<string, unknown>;
+  /** When it arrived (epoch ms). */
+  readonly at: number;
 }
 
 export interface ScriptedKmsOptions {
@@ -46,12 +48,16 @@ export class ScriptedKms {
   refuseUnsubscribe = false;
   /** `invoke` operations answered with this error instead. */
   readonly refuse = new Map<string, string>();
+  /** `invoke` operations answered this many ms late. */
+  readonly delays = new Map<string, number>();
   /** What a RecorderEndpoint writes on `record`, then saying `Recording` (null: nothing and no event, as when no media flows). */
   recordedBytes: Buffer | null = null;
   /** Constructor params of every RecorderEndpoint created, by id. */
   readonly recorders = new Map<string, Record<string, unknown>>();
   private readonly sessionId = randomUUID();
   private readonly subscriptions = new Map<string, Set<string>>();
+  /** Who subscribed to `<object> <type>`: events go to those sessions only, as on KMS. */
+  private readonly subscribers = new Map<string, Set<WebSocket>>();
   private readonly sockets = new Set<WebSocket>();
   private readonly filterFactories: readonly string[];
 
@@ -110,7 +116,7 @@ export class ScriptedKms {
         },
       },
     });
-    for (const socket of this.sockets) socket.send(frame);
+    for (const socket of this.subscribers.get(`${object} ${type}`) ?? []) socket.send(frame);
     return true;
   }
 
@@ -118,11 +124,16 @@ export class ScriptedKms {
     const message = JSON.parse(text) as { id?: number; method?: string; params?: Record<string, unknown> };
     if (!message.method) return;
     const params = message.params ?? {};
-    this.requests.push({ method: message.method, params });
+    this.requests.push({ method: message.method, params, at: Date.now() });
     const key = message.method === "invoke" ? String(params.operation) : message.method;
     if (this.silent.has(key) || message.id === undefined) return;
+    const delay = message.method === "invoke" ? (this.delays.get(key) ?? 0) : 0;
+    const answer = (frame: string): void => {
+      if (delay > 0) setTimeout(() => socket.send(frame), delay);
+      else socket.send(frame);
+    };
     const reply = (result: Record<string, unknown>) =>
-      socket.send(JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { ...result, sessionId: this.sessionId } }));
+      answer(JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { ...result, sessionId: this.sessionId } }));
     const fail = (code: number, text: string) =>
       socket.send(
         JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code, message: text, data: { type: "SCRIPTED" } } }),
@@ -164,6 +175,8 @@ export class ScriptedKms {
           this.subscriptions.set(object, types);
         }
         types.add(String(params.type));
+        const key = `${object} ${String(params.type)}`;
+        this.subscribers.set(key, (this.subscribers.get(key) ?? new Set()).add(socket));
         return reply({ value: randomUUID() });
       }
       case "unsubscribe":
@@ -214,8 +227,14 @@ export class ScriptedKms {
           return;
         }
         if (params.operation === "stopAndWait") {
-          this.raiseEvent(object, "Stopped");
-          return reply({});
+          // As KMS: `Stopped`, then the answer, once the file is complete (`delays` makes that take a while).
+          const done = () => {
+            this.raiseEvent(object, "Stopped");
+            socket.send(JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { sessionId: this.sessionId } }));
+          };
+          if (delay > 0) setTimeout(done, delay);
+          else done();
+          return;
         }
         return reply({});
       }

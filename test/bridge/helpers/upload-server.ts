@@ -3,6 +3,8 @@
  * on 127.0.0.1: multipart uploads kept in memory and assembled on
  * `complete`, `/failed` reports, the Bearer token of each recording checked.
  * Tests script faults per request (`intercept`) and read what arrived.
+ * `start()` listens on its own port; `mounted()` serves through another
+ * server's requests (the worker stand-in's, so WORKER_URL is one address).
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -54,25 +56,33 @@ export class UploadServer {
   intercept: Intercept | undefined;
   private readonly uploads = new Map<string, Upload>();
   private readonly held = new Set<ServerResponse>();
-  private readonly server: Server;
+  private readonly server: Server | undefined;
 
-  private constructor(server: Server) {
+  private constructor(server?: Server) {
     this.server = server;
   }
 
   static async start(): Promise<UploadServer> {
     let instance: UploadServer | undefined;
-    // A client that gives up mid-body (a bridge stopping) resets the request: nothing to answer then.
-    const server = createServer((request, response) =>
-      instance?.handle(request, response).catch(() => response.destroy()),
-    );
+    const server = createServer((request, response) => instance?.serve(request, response));
     instance = new UploadServer(server);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return instance;
   }
 
+  /** Without a port of its own: another server hands it requests (`serve`). */
+  static mounted(): UploadServer {
+    return new UploadServer();
+  }
+
   get url(): string {
+    if (!this.server) throw new Error("a mounted upload server has no URL of its own");
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  serve(request: IncomingMessage, response: ServerResponse): void {
+    // A client that gives up mid-body (a bridge stopping) resets the request: nothing to answer then.
+    this.handle(request, response).catch(() => response.destroy());
   }
 
   /** Upload ids the server knows (not completed). */
@@ -160,7 +170,9 @@ export class UploadServer {
 
   async close(): Promise<void> {
     for (const response of this.held) response.destroy();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const server = this.server;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
