@@ -8,7 +8,7 @@ import { expect } from "vitest";
 import { type Recording, recording as recordingSchema } from "../../protocol/recordings.ts";
 import type { RecordingLedger } from "../../worker/do/recording-ledger.ts";
 import type { RoomObject } from "../../worker/do/room-object.ts";
-import type { Env } from "../../worker/env.ts";
+import type { WorkerOption } from "../../worker/options.ts";
 import { answerAttach, connectBridge, join, nextAttach, roomStub, waitForBridgeCount } from "./fake-bridge.ts";
 import type { Client, Frame } from "./ws-client.ts";
 
@@ -183,7 +183,7 @@ export function storedRecording(room: string): Promise<{ id: string; files: Reco
  * test file): the object reads its options from `this.env` on each use, so a copy with the
  * overrides applies from the next frame on. Only for options that change no stored state.
  */
-export async function withRoomOptions(room: string, overrides: Partial<Record<keyof Env, string>>): Promise<void> {
+export async function withRoomOptions(room: string, overrides: Partial<Record<WorkerOption, string>>): Promise<void> {
   await runInDurableObject(roomStub(room), (instance: RoomObject) => {
     Object.assign(instance, { env: { ...env, ...overrides } });
   });

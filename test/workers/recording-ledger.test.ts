@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { webhookEvent } from "../../protocol/webhooks.ts";
 import type { LedgerOp } from "../../worker/core/types.ts";
 import { RecordingLedger } from "../../worker/do/recording-ledger.ts";
-import type { Env } from "../../worker/env.ts";
+import type { WorkerOption } from "../../worker/options.ts";
 
 const ID = "rec_ledger-unit-01";
 const file = (n: number, user: string) => ({
@@ -25,7 +25,7 @@ const START: LedgerOp = { op: "start", id: ID, room: "ledger-room", startedAt: 1
 /** Runs `body` with a fresh ledger (its own object and storage) built with `overrides` on top of the bindings. */
 function withLedger<T>(
   name: string,
-  overrides: Partial<Record<keyof Env, string>>,
+  overrides: Partial<Record<WorkerOption, string>>,
   body: (ledger: RecordingLedger, sql: SqlStorage) => Promise<T>,
 ): Promise<T> {
   const stub = env.LEDGER.get(env.LEDGER.idFromName(name));
