@@ -43,7 +43,7 @@ import { roomEvents } from "../core/room-events.ts";
 import { roomOfSessionId } from "../session-id.ts";
 import { RecordingOutbox } from "./recording-outbox.ts";
 import { ledgerOf } from "./recording-ledger.ts";
-import { recordingEndpoint, recordingGrant, refusalInput } from "./recording-room.ts";
+import { recordingEndpoint, recordingGrant, type RecordingRoomHost, refusalInput } from "./recording-room.ts";
 
 /** The worker names the room in this header: an object id alone does not say which room it is. */
 export const ROOM_NAME_HEADER = "x-room-name";
@@ -451,8 +451,8 @@ export class RoomObject extends DurableObject<Env> {
       case "request":
       case "notification": {
         const id = frame.kind === "request" ? frame.id : null;
-        // Only joinRoom and connect get a grant, and only when a token or TURN is configured; every
-        // other frame (chat: the hot path) stays synchronous.
+        // Only joinRoom and connect get a grant (when a token or TURN is configured), and startRecording
+        // (its upload token); every other frame (chat: the hot path) stays synchronous.
         const needsGrant =
           ((frame.method === "joinRoom" || frame.method === "connect") && this.#grantsAreAsync()) ||
           frame.method === "startRecording";
@@ -572,7 +572,7 @@ export class RoomObject extends DurableObject<Env> {
     return done;
   }
 
-  #recordingHost() {
+  #recordingHost(): RecordingRoomHost {
     return {
       env: this.env,
       state: () => this.#state,
