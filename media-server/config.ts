@@ -32,8 +32,7 @@ export interface MediaServerOptions {
  * to werift's RTCRtpSender.sendRtp, as before that path existed.
  */
 export type MediaForwarding = "fast" | "werift";
-export const MEDIA_FORWARDING_MODES: readonly MediaForwarding[] = ["fast", "werift"];
-export const DEFAULT_MEDIA_FORWARDING: MediaForwarding = "werift";
+export const DEFAULT_MEDIA_FORWARDING: MediaForwarding = "fast";
 
 /** Lives beside WebRtcSettings in the endpoints' `context.webrtc` (server.ts spreads the options into it). */
 export interface ForwardingSettings {
