@@ -84,7 +84,7 @@ interface Entry {
   ended: Promise<void> | null;
 }
 
-/** Which profile records `kinds`, and which media types to connect (all of them: undefined). */
+/** Which profile records `kinds`, and the media types to connect (one connection each). */
 export function recorderPlan(kinds: SentKinds): { profile: RecordingProfile; connect: MediaKind[] } | null {
   if (kinds.audio && kinds.video) return { profile: "WEBM", connect: ["AUDIO", "VIDEO"] };
   if (kinds.video) return { profile: "WEBM_VIDEO_ONLY", connect: ["VIDEO"] };
@@ -210,10 +210,11 @@ export class RoomRecording {
     plan: NonNullable<ReturnType<typeof recorderPlan>>,
   ): Promise<void> {
     const { recording, file } = entry.params;
+    // Claimed before the journal exists, so a scan at start never takes it for a file cut by a crash.
+    sink.uploads.recording(entry.journalPath);
     await mkdir(sink.paths.folder(recording), { recursive: true });
     await writeJournal(entry.journalPath, entry.journal);
     entry.journaled = true;
-    sink.uploads.recording(entry.journalPath);
     this.check(entry);
     const recorder = await pipeline.createRecorderEndpoint({
       uri: sink.paths.mediaUri(recording, file),
@@ -284,7 +285,11 @@ export class RoomRecording {
       await recorder.release();
     }
     await entry.writes;
-    if (!entry.journaled) return;
+    if (!entry.journaled) {
+      // The journal never reached the disk (the command failed with that error): nothing to deliver; drop the claim.
+      this.options.sink?.uploads.enqueue(entry.journalPath);
+      return;
+    }
     const since = entry.since ?? entry.recordCalledAt;
     const journal = { ...entry.journal, ...(since === null ? {} : { since }) };
     const settled = ending.failure
