@@ -94,7 +94,8 @@ recordingUploadApi.put("/:id/files/:name/uploads/:uploadId/parts/:part", async (
     const uploaded = await upload.uploadPart(part.data, bytes);
     return c.json({ part: uploaded.partNumber, etag: uploaded.etag } satisfies z.infer<typeof uploadPartResponse>);
   } catch (error) {
-    return c.json({ error: `upload '${c.req.param("uploadId")}' refused the part: ${r2Message(error)}` }, 404);
+    const refusal = r2Refusal(error);
+    return c.json({ error: `part ${part.data} refused: ${refusal.message}` }, refusal.status);
   }
 });
 
@@ -121,7 +122,10 @@ recordingUploadApi.post("/:id/files/:name/uploads/:uploadId/complete", async (c)
   } catch (error) {
     // Completed by an earlier attempt whose answer was lost: the object is there.
     const head = await target.bucket.head(target.key);
-    if (!head) return c.json({ error: `could not complete the upload: ${r2Message(error)}` }, 400);
+    if (!head) {
+      const refusal = r2Refusal(error);
+      return c.json({ error: `could not complete the upload: ${refusal.message}` }, refusal.status);
+    }
     size = head.size;
   }
   if (size !== body.data.bytes) {
@@ -161,6 +165,14 @@ function notUploadable(file: RecordingFile): string | null {
   return null;
 }
 
-function r2Message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/**
+ * An R2 error as the bridge should read it: 404 when the multipart upload does not exist (expired,
+ * aborted, never created: the bridge starts a new one), 502 for R2's own internal error (worth a
+ * retry), 400 otherwise (wrong parts or etags: retrying the same request cannot help).
+ */
+function r2Refusal(error: unknown): { status: 400 | 404 | 502; message: string } {
+  const message = error instanceof Error ? error.message : String(error);
+  if (message.includes("(10024)")) return { status: 404, message };
+  if (message.includes("(10001)")) return { status: 502, message };
+  return { status: 400, message };
 }
