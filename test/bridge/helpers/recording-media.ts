@@ -55,7 +55,7 @@ export interface RecordedRun {
  * keyframe request restarts the clip (its first frame is a keyframe), as a
  * browser's encoder answers a PLI with a keyframe.
  */
-function sendVp8(transceiver: RTCRtpTransceiver): { stop(): void; plis(): number } {
+export function sendVp8(transceiver: RTCRtpTransceiver): { stop(): void; plis(): number } {
   const frames = vp8Frames();
   let sequenceNumber = 1000;
   let timestamp = 5000;
