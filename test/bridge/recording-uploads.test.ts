@@ -145,6 +145,20 @@ describe("recording uploads (bridge/recordings) against a local upload API", () 
     expect(readFileSync(paths.file(RECORDING, "002-alice-webcam.webm")).equals(data)).toBe(true);
   });
 
+  it("uploads two files at a time, whatever the number waiting", async () => {
+    server.partDelayMs = 150;
+    const journals = [];
+    for (let index = 1; index <= 5; index++) {
+      journals.push(await finishedFile(`02${index}-ann-webcam.webm`, webmLike(20_000)));
+    }
+    const uploads = queue();
+    for (const journal of journals) uploads.enqueue(journal);
+    expect(uploads.pending).toBe(5);
+    await uploads.whenIdle();
+    expect(server.completed).toHaveLength(5);
+    expect(server.maxPartsInFlight).toBe(2);
+  });
+
   it("resumes after a crash mid-upload from the journal: the same upload id, only the parts not yet confirmed", async () => {
     const data = webmLike(2 * UPLOAD_PART_BYTES + 4096);
     const journalPath = await finishedFile("003-bob-webcam.webm", data);

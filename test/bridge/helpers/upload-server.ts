@@ -54,6 +54,11 @@ export class UploadServer {
   /** Token each recording's requests must carry. */
   readonly tokens = new Map<string, string>();
   intercept: Intercept | undefined;
+  /** Each part is answered this late (uploads overlap in time). */
+  partDelayMs = 0;
+  /** Part requests being served now, and the most there ever were at once. */
+  partsInFlight = 0;
+  maxPartsInFlight = 0;
   private readonly uploads = new Map<string, Upload>();
   private readonly held = new Set<ServerResponse>();
   private readonly server: Server | undefined;
@@ -138,6 +143,10 @@ export class UploadServer {
         if (!upload || upload.recording !== recording || upload.file !== file)
           return send(404, { error: "no such upload" });
         if (request.headers["content-length"] !== String(body.length)) return send(400, { error: "content-length" });
+        this.partsInFlight += 1;
+        this.maxPartsInFlight = Math.max(this.maxPartsInFlight, this.partsInFlight);
+        await new Promise((resolve) => setTimeout(resolve, this.partDelayMs));
+        this.partsInFlight -= 1;
         const etag = randomUUID();
         upload.parts.set(Number(part), { etag, data: body });
         return send(200, { part: Number(part), etag });
