@@ -22,6 +22,7 @@ const CONFORMANCE = "test/conformance/kurento-api.test.ts";
 const MEDIA_INTEGRATION = [
   "test/integration/media-system.test.ts",
   CONFORMANCE,
+  "test/conformance/recorder.test.ts",
   // The bridge sets STUN/TURN on every endpoint through the same kurento-client calls on both.
   "test/integration/turn-bridge.test.ts",
 ];
@@ -75,6 +76,7 @@ export default defineConfig({
             "test/bridge/**/*.test.ts",
             "test/web/**/*.test.ts",
             CONFORMANCE,
+            "test/conformance/recorder.test.ts",
           ],
           exclude: [...configDefaults.exclude, KMS_ONLY],
           environment: "node",

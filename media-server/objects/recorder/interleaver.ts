@@ -12,7 +12,8 @@ export interface TimedFrame {
  * Puts audio and video frames into one time order before the muxer, which
  * needs it: a WebM cluster starts at a video keyframe, and an audio frame
  * that comes out of its pipeline after a later keyframe would otherwise be
- * dropped. Frames wait until `windowMs` of newer media has arrived (video
+ * dropped. Frames wait until `windowMs` of newer media has arrived (a
+ * stream that starts later is held while it is pinned to the clock, video
  * waits in the jitter buffer and for its last packet, audio does not), and
  * `flush` lets every one out when the recording ends.
  *
@@ -32,9 +33,9 @@ export class Interleaver {
     this.output = output;
   }
 
-  push(frame: TimedFrame): void {
-    // Too late to keep the order (it would be dropped by the muxer anyway, or play out of order).
-    if (frame.time < this.lastOut) return;
+  /** False when the frame came too late to keep the order (the muxer would drop it, or play it out of order). */
+  push(frame: TimedFrame): boolean {
+    if (frame.time < this.lastOut) return false;
     let index = this.frames.length;
     while (index > 0 && (this.frames[index - 1]?.time ?? 0) > frame.time) index -= 1;
     this.frames.splice(index, 0, frame);
@@ -42,6 +43,7 @@ export class Interleaver {
     let ready = 0;
     while (ready < this.frames.length && (this.frames[ready]?.time ?? 0) <= this.newest - this.windowMs) ready += 1;
     if (ready > 0) this.emit(this.frames.splice(0, ready));
+    return true;
   }
 
   flush(): void {

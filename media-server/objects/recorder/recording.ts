@@ -1,17 +1,19 @@
 import { type CodecFrame, type RtpPacket, WebmBase, type WebmTrack } from "werift/nonstandard";
 import type { MediaKind } from "../../rtp-forwarding.ts";
 import { Interleaver, type TimedFrame } from "./interleaver.ts";
-import { TrackInput } from "./track-input.ts";
+import { frameClockNow, TrackInput } from "./track-input.ts";
 import type { WebmFile } from "./webm-file.ts";
 
-/** How much newer media a frame waits for before it is muxed (see Interleaver). */
-const REORDER_WINDOW_MS = 400;
+/** How much newer media a frame waits for before it is muxed (see Interleaver): a new stream's pinning, then jitter. */
+const REORDER_WINDOW_MS = 1000;
 /** Media held back while waiting for the first video keyframe, which carries the picture size for the header. */
 const PREROLL_MAX_MS = 3000;
 /** While video waits for a keyframe, the source is asked again this often (a keyframe request can be lost). */
 const KEYFRAME_RETRY_MS = 1000;
 /** The header's picture size when no keyframe came in time (players take the size from the stream anyway). */
 const DEFAULT_SIZE = { width: 640, height: 480 };
+/** Rounding of frame times (whole ms) and of the clocks compared. */
+const CLOCK_SLACK_MS = 5;
 
 /** werift's WebM muxer; `start` (the header) is protected there because its own subclasses call it when piped. */
 class WebmMuxer extends WebmBase {
@@ -51,6 +53,12 @@ export class Recording {
   private lastKeyframeRequest = 0;
   private pausedAt: number | undefined;
   private pausedMs = 0;
+  /**
+   * Frames from before the recording started (or resumed) are not recorded:
+   * a burst that arrives late (the publisher's network, or this process,
+   * stalled) carries media captured before, which KMS does not record either.
+   */
+  private notBefore = frameClockNow() - CLOCK_SLACK_MS;
   private ended = false;
 
   constructor(options: RecordingOptions) {
@@ -85,6 +93,7 @@ export class Recording {
     if (this.ended || this.pausedAt === undefined) return;
     this.pausedMs += now - this.pausedAt;
     this.pausedAt = undefined;
+    this.notBefore = frameClockNow() - CLOCK_SLACK_MS;
     if (this.options.video) this.needKeyframe();
   }
 
@@ -117,6 +126,7 @@ export class Recording {
   }
 
   private frameIn(kind: MediaKind, frame: CodecFrame): void {
+    if (frame.time < this.notBefore) return;
     if (kind === "video") {
       if (this.awaitingKeyframe && !frame.isKeyframe) {
         if (Date.now() - this.lastKeyframeRequest > KEYFRAME_RETRY_MS) this.requestKeyframe();
@@ -127,7 +137,14 @@ export class Recording {
         this.videoSize ??= vp8Size(frame.data);
       }
     }
-    this.interleaver.push({ kind, data: frame.data, keyframe: frame.isKeyframe, time: frame.time - this.pausedMs });
+    const kept = this.interleaver.push({
+      kind,
+      data: frame.data,
+      keyframe: frame.isKeyframe,
+      time: frame.time - this.pausedMs,
+    });
+    // The frames after a dropped one cannot be decoded without it.
+    if (!kept && kind === "video") this.needKeyframe();
   }
 
   private mux(frame: TimedFrame): void {
