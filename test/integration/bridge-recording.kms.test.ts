@@ -36,8 +36,30 @@ describe("recording a published stream on KMS 7.2 through the bridge (KMS only)"
     expect(run.events.filter((event) => event.event === "mediaError" || event.event === "mediaLost")).toEqual([]);
   });
 
+  it("the bridge and KMS crash mid-recording: the next bridge finds the journal and delivers the cut file, which still decodes", async () => {
+    const run = await recordThroughBridge(kms.url, {
+      seconds: 4,
+      end: "crash",
+      crash: async () => {
+        kms.signal("SIGKILL");
+        await kms.exited;
+      },
+    });
+    console.log(
+      `KMS, crashed: wall ${run.wallMs} ms, ${run.probe.frames} frames, reported ${run.file.body.durationMs} ms`,
+    );
+    kms = await startKms({ loopbackOnly: true });
+    expect(run.probe).toMatchObject({ codec: "vp8", width: 320, height: 240 });
+    expect(run.probe.formatName).toContain("webm");
+    // Most of the 15 frames a second up to the crash (KMS writes a cluster at a time, so the last ones are lost),
+    // and the reported length, up to the file's last write, is what the file holds.
+    expect(run.probe.frames).toBeGreaterThan((run.wallMs / 1000) * 15 * 0.6);
+    const heldMs = (run.probe.frames / 15) * 1000;
+    expect(Math.abs(run.file.body.durationMs - heldMs)).toBeLessThan(heldMs * 0.15);
+  });
+
   it("the stream ends (unpublish) while recording: the file is still a complete VP8 WebM", async () => {
-    const run = await recordThroughBridge(kms.url, { seconds: 3, end: "unpublish" });
+    const run = await recordThroughBridge(kms.url, { seconds: 5, end: "unpublish" });
     console.log(
       `KMS, unpublished: wall ${run.wallMs} ms, file ${run.probe.durationSeconds} s, reported ${run.file.body.durationMs} ms`,
     );

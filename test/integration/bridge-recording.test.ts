@@ -36,7 +36,7 @@ describe("recording a published stream on the embedded media server through the 
   });
 
   it("the stream ends (unpublish) while recording: the file is still a complete VP8 WebM", async () => {
-    const run = await recordThroughBridge(server.url, { seconds: 3, end: "unpublish" });
+    const run = await recordThroughBridge(server.url, { seconds: 5, end: "unpublish" });
     console.log(
       `embedded, unpublished: wall ${run.wallMs} ms, file ${run.probe.durationSeconds} s, reported ${run.file.body.durationMs} ms`,
     );

@@ -34,7 +34,10 @@ const TOKEN = "media-test-upload-token";
 
 export interface Probe {
   readonly formatName: string;
+  /** NaN when the file does not say (a file cut by a crash has no duration element). */
   readonly durationSeconds: number;
+  /** Video frames a decoder read. */
+  readonly frames: number;
   readonly codec: string;
   readonly width: number;
   readonly height: number;
@@ -95,35 +98,56 @@ export function ffprobe(path: string): Probe {
   const output = execFileSync(
     "ffprobe",
     [
-      ...["-v", "error", "-of", "json"],
-      ...["-show_entries", "format=format_name,duration:stream=codec_name,codec_type,width,height", path],
+      ...["-v", "error", "-of", "json", "-count_frames"],
+      ...[
+        "-show_entries",
+        "format=format_name,duration:stream=codec_name,codec_type,width,height,nb_read_frames",
+        path,
+      ],
     ],
     { encoding: "utf8", timeout: 30_000 },
   );
   const parsed = JSON.parse(output) as {
     format?: { format_name?: string; duration?: string };
-    streams?: Array<{ codec_name?: string; codec_type?: string; width?: number; height?: number }>;
+    streams?: Array<{
+      codec_name?: string;
+      codec_type?: string;
+      width?: number;
+      height?: number;
+      nb_read_frames?: string;
+    }>;
   };
   const video = parsed.streams?.find((stream) => stream.codec_type === "video");
   return {
     formatName: parsed.format?.format_name ?? "",
     durationSeconds: Number(parsed.format?.duration ?? Number.NaN),
+    frames: Number(video?.nb_read_frames ?? 0),
     codec: video?.codec_name ?? "",
     width: video?.width ?? 0,
     height: video?.height ?? 0,
   };
 }
 
+export interface RecordOptions {
+  readonly seconds: number;
+  /**
+   * How the file ends: `stopRecording`; `unpublish` (the stream ends); or
+   * `crash`: the bridge dies (its upload queue stops, its room is never
+   * heard of again) and `crash()` takes the media server down too, then a
+   * new bridge's queue finds the journal on disk and delivers the file.
+   */
+  readonly end: "stopRecording" | "unpublish" | "crash";
+  readonly crash?: () => Promise<void>;
+}
+
 /** Publishes, records for `seconds`, ends the file (`end`), and returns what the upload API received, probed. */
-export async function recordThroughBridge(
-  mediaUrl: string,
-  options: { seconds: number; end: "stopRecording" | "unpublish" },
-): Promise<RecordedRun> {
+export async function recordThroughBridge(mediaUrl: string, options: RecordOptions): Promise<RecordedRun> {
   const dir = mkdtempSync(join(tmpdir(), "bridge-recording-media-"));
   const log = createLogger({ level: process.env.RECORDING_TEST_LOG === "1" ? "debug" : "silent" });
   const server = await UploadServer.start();
   server.tokens.set(RECORDING, TOKEN);
-  const uploads = new RecordingUploads({ dir, workerUrl: server.url, keepLocal: false, log });
+  let uploads = new RecordingUploads({ dir, workerUrl: server.url, keepLocal: false, log });
+  let crashed = false;
   const pool = new KmsPool({
     kms: [{ uri: mediaUrl, limit: 10 }],
     factory: connectKurentoMediaServer,
@@ -206,9 +230,18 @@ export async function recordThroughBridge(
     if (options.end === "stopRecording") {
       await room.handlers.stopRecording({ recording: RECORDING });
       wallMs = Date.now() - recordingFrom;
-    } else {
+    } else if (options.end === "unpublish") {
       wallMs = Date.now() - recordingFrom;
       await room.handlers.unpublish({ user: "alice" });
+    } else {
+      wallMs = Date.now() - recordingFrom;
+      crashed = true;
+      await uploads.stop();
+      await options.crash?.();
+      media.stop();
+      // The bridge started again: its queue finds what the dead one left.
+      uploads = new RecordingUploads({ dir, workerUrl: server.url, keepLocal: false, log });
+      await uploads.resumeFromDisk();
     }
     await waitUntil(() => server.completed.length > 0 || server.failures.length > 0, WAIT_MS, "the upload");
     if (server.failures.length) throw new Error(`the file failed: ${server.failures[0]?.reason}`);
@@ -223,7 +256,8 @@ export async function recordThroughBridge(
   } finally {
     media?.stop();
     await peer.close();
-    await room.releaseRoom();
+    // A crashed bridge's room is gone with it: nothing of it may touch the files any more.
+    if (!crashed) await room.releaseRoom();
     await uploads.stop();
     await pool.close();
     await server.close();
