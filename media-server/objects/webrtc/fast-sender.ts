@@ -16,6 +16,8 @@ import { isSupportedProfile, RolloverTracker, SrtpContext } from "./srtp-sender.
 
 /** Sent packets kept for NACK, per video stream: ~4 s at 0.5 Mbps, about 300 kB. */
 const VIDEO_HISTORY = 256;
+/** Media flow turns NOT_FLOWING after 2 s without packets (media-flow.ts): reporting every 250 ms is plenty. */
+const FLOW_MARK_INTERVAL_MS = 250;
 /** Seconds between 1900 (NTP's epoch) and 1970. */
 const NTP_EPOCH_OFFSET = 2_208_988_800;
 
@@ -51,6 +53,7 @@ export class FastRtpSender {
   private packetCount = 0;
   private octetCount = 0;
   private lastSentAt = 0;
+  private lastFlowMarkAt = Number.NEGATIVE_INFINITY;
   private clockRate = 90_000;
   private readonly cname: string | undefined;
   private checkedCodec: object | undefined;
@@ -85,16 +88,20 @@ export class FastRtpSender {
     return mimeType === this.codecMime || mimeType.toLowerCase() === this.codecMime;
   }
 
-  /** Sends one packet from the graph; drops it (as werift does) while DTLS is not up or no pair is selected. */
-  send(packet: RtpPacket): void {
+  /**
+   * Sends one packet from the graph; drops it (as werift does) while DTLS is not up or no pair is selected.
+   * True once per FLOW_MARK_INTERVAL_MS of sent packets: the caller then reports media flowing out (a
+   * per-packet report showed up in the profile, and flow state only changes after seconds of silence).
+   */
+  send(packet: RtpPacket): boolean {
     const dtls = this.transceiver.dtlsTransport;
     const codec = this.transceiver.sender.codec;
-    if (dtls.state !== "connected" || !codec) return;
+    if (dtls.state !== "connected" || !codec) return false;
     const srtp = this.srtpContext();
     const route = this.currentRoute();
-    if (!srtp || !route) return;
+    if (!srtp || !route) return false;
     const rewriter = this.rewriter;
-    if (!rewriter.write(packet, codec.payloadType)) return;
+    if (!rewriter.write(packet, codec.payloadType)) return false;
     const sequenceNumber = rewriter.sequenceNumber;
     const roc = this.rollover.rolloverFor(sequenceNumber);
     const out = srtp.protect(
@@ -116,6 +123,9 @@ export class FastRtpSender {
       this.history[slot] = out;
       this.historySequence[slot] = sequenceNumber;
     }
+    if (this.lastSentAt - this.lastFlowMarkAt < FLOW_MARK_INTERVAL_MS) return false;
+    this.lastFlowMarkAt = this.lastSentAt;
+    return true;
   }
 
   /** NACK (RFC 4585): the packets still in the history are sent again, byte for byte (same index, same SRTP). */

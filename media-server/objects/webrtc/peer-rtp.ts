@@ -82,9 +82,7 @@ export class PeerRtp {
   send(kind: MediaKind, rtp: ForwardedRtp): void {
     const fast = this.fastSenders.get(kind);
     if (fast) {
-      if (!fast.accepts(rtp.mimeType)) return;
-      this.hooks.sending(kind);
-      fast.send(rtp.packet);
+      if (fast.accepts(rtp.mimeType) && fast.send(rtp.packet)) this.hooks.sending(kind);
       return;
     }
     const transceiver = this.sendingTransceivers.get(kind);
