@@ -10,7 +10,9 @@
  * backoff (the job gives its slot to the next file while it waits); any
  * other 4xx gives the file up, reported to the worker through `/failed`
  * with the reason. A file that was still being recorded when the bridge
- * stopped is uploaded as it is if it holds media, otherwise reported failed.
+ * stopped is uploaded as it is if it holds media, otherwise reported failed,
+ * once nothing has written to it for a while (a media server that outlived
+ * the bridge may still be writing it until its stream times out).
  * After delivery (or the report) the journal goes, and the file too unless
  * RECORDINGS_KEEP_LOCAL.
  */
@@ -38,6 +40,8 @@ export interface RecordingUploadsOptions {
   readonly requestTimeoutMs?: number;
   /** Part size; the contract's UPLOAD_PART_BYTES unless a test needs another. */
   readonly partBytes?: number;
+  /** A file cut mid-recording is taken once it has not changed for this long. Default 10 s. */
+  readonly cutQuietMs?: number;
   readonly fetch?: FetchLike;
 }
 
@@ -55,6 +59,8 @@ interface Job {
 
 /** The job ran into something only a later try can fix. */
 class RetryLater extends Error {}
+
+const DEFAULT_CUT_QUIET_MS = 10_000;
 
 export class RecordingUploads {
   private readonly options: RecordingUploadsOptions;
@@ -168,7 +174,12 @@ export class RecordingUploads {
         job.attempt += 1;
         job.notBefore = Date.now() + delay;
         this.waiting.set(job.path, job);
-        this.log.warn("recording delivery failed; trying again", { journal: job.path, error: message, delayMs: delay });
+        const level = error instanceof RetryLater ? "info" : "warn";
+        this.log[level]("recording delivery postponed; trying again", {
+          journal: job.path,
+          error: message,
+          delayMs: delay,
+        });
         return;
       }
       this.log.error("recording delivery failed", { journal: job.path, error: message });
@@ -191,20 +202,26 @@ export class RecordingUploads {
         return;
       }
       switch (journal.state) {
-        case "recording":
+        case "recording": {
           if (this.live.has(job.path)) return;
-          // Left by a run that stopped while the media server wrote the file: take it as it is.
+          // Left by a run that stopped while the media server wrote the file: take it as it is, once it stopped growing.
+          const facts = await inspectFile(file);
+          const quietMs = this.options.cutQuietMs ?? DEFAULT_CUT_QUIET_MS;
+          if (facts.bytes > 0 && Date.now() - facts.modifiedMs < quietMs) {
+            throw new RetryLater("the file cut mid-recording is still being written; waiting until it stops");
+          }
           await this.save(
             job.path,
             await settledJournal(
               journal,
               file,
-              (await inspectFile(file)).modifiedMs,
+              facts.modifiedMs,
               "the bridge stopped while recording and the file holds no media",
               "the bridge stopped while recording: the file is cut where it ended",
             ),
           );
           continue;
+        }
         case "ready":
           await this.upload(job, journal, file);
           continue;

@@ -60,11 +60,12 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function queue(options: { keepLocal?: boolean } = {}): RecordingUploads {
+function queue(options: { keepLocal?: boolean; cutQuietMs?: number } = {}): RecordingUploads {
   const uploads = new RecordingUploads({
     dir,
     workerUrl: server.url,
     keepLocal: options.keepLocal ?? false,
+    ...(options.cutQuietMs === undefined ? {} : { cutQuietMs: options.cutQuietMs }),
     backoff: FAST,
     log: createLogger({ level: "debug", sink: (line) => logLines.push(line) }),
   });
@@ -275,8 +276,9 @@ describe("recording uploads (bridge/recordings) against a local upload API", () 
     expect(server.partRequests()).toHaveLength(1);
   });
 
-  it("uploads a file cut by a crash mid-recording as it is when it holds media, and reports one without media failed", async () => {
-    const since = Date.now() - 8000;
+  it("uploads a file cut by a crash mid-recording as it is, once nothing writes to it any more, when it holds media; reports one without media failed", async () => {
+    // Its last write half a second ago: a media server that outlived the bridge may still be writing it.
+    const since = Date.now() - 6500;
     const startedAt = since - 2000;
     // A file with media, whose journal still says "recording": the bridge died while KMS wrote it.
     await mkdir(paths.folder(RECORDING), { recursive: true });
@@ -296,9 +298,12 @@ describe("recording uploads (bridge/recordings) against a local upload API", () 
       baseJournal("009-erin-screen.webm", { state: "recording", startedAt }),
     );
 
-    const uploads = queue();
+    const uploads = queue({ cutQuietMs: 1500 });
+    const resumed = Date.now();
     expect(await uploads.resumeFromDisk()).toBe(2);
     await uploads.whenIdle();
+    // Taken once it had been quiet for 1.5 s (it was last written 0.5 s before).
+    expect(Date.now() - resumed).toBeGreaterThanOrEqual(900);
     expect(server.completed).toHaveLength(1);
     expect(server.completed[0]?.file).toBe("008-erin-webcam.webm");
     expect(server.completed[0]?.data.equals(cut)).toBe(true);

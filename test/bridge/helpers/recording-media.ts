@@ -240,7 +240,7 @@ export async function recordThroughBridge(mediaUrl: string, options: RecordOptio
       await options.crash?.();
       media.stop();
       // The bridge started again: its queue finds what the dead one left.
-      uploads = new RecordingUploads({ dir, workerUrl: server.url, keepLocal: false, log });
+      uploads = new RecordingUploads({ dir, workerUrl: server.url, keepLocal: false, log, cutQuietMs: 1000 });
       await uploads.resumeFromDisk();
     }
     await waitUntil(() => server.completed.length > 0 || server.failures.length > 0, WAIT_MS, "the upload");
