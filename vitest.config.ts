@@ -26,7 +26,7 @@ const MEDIA_INTEGRATION = [
   // The bridge sets STUN/TURN on every endpoint through the same kurento-client calls on both.
   "test/integration/turn-bridge.test.ts",
 ];
-const MEDIA_E2E = ["test/e2e/media.test.ts", "test/e2e/loopback.test.ts"];
+const MEDIA_E2E = ["test/e2e/media.test.ts", "test/e2e/loopback.test.ts", "test/e2e/recording.test.ts"];
 const KMS_ONLY = "**/*.kms.test.ts";
 const KMS_ENV = { MEDIA_BACKEND: "kms" };
 

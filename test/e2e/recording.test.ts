@@ -62,7 +62,7 @@ async function checkFiles(ready: Recording): Promise<Map<string, number>> {
     writeFileSync(path, bytes);
     const probe = await probeMedia(path);
     expect(probe.format).toContain("webm");
-    expect(probe.codecs).toContain("vp8");
+    expect(probe.codecs).toEqual(["opus", "vp8"]);
     expect(await decodeErrors(path)).toBe("");
     durations.set(file.user, probe.durationSec);
   }
