@@ -50,7 +50,8 @@ function serverInfo() {
   ];
   const factories: Record<string, string[]> = {
     core: ["MediaPipeline", "PassThrough"],
-    elements: ["WebRtcEndpoint"],
+    // KMS lists RecorderEndpoint here too; the bridge offers recording only where it is listed.
+    elements: ["WebRtcEndpoint", "RecorderEndpoint"],
     filters,
   };
   return {

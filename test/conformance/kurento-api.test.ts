@@ -12,7 +12,7 @@
  */
 import type { RTCDataChannel } from "werift";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { hasFaceOverlayFilter } from "../../bridge/media/kurento-adapter.ts";
+import { hasFaceOverlayFilter, hasFactory } from "../../bridge/media/kurento-adapter.ts";
 import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { type KmsHandle, kmsObjectCount, startKms } from "../../scripts/kms.ts";
 import { mediaBackendFromEnv } from "../../scripts/system.ts";
@@ -140,7 +140,7 @@ function sendToServer(target: KurentoWebRtcEndpoint): (candidate: Candidate) => 
 }
 
 describe(`the Kurento API as kurento-client sees it (${BACKEND})`, () => {
-  it("ServerManager: getInfo says KMS 7.x with the core, elements and filters modules; getPipelines lists a new pipeline; FaceOverlayFilter listed on both (the embedded server runs it on GStreamer, installed by .ci/run)", async () => {
+  it("ServerManager: getInfo says KMS 7.x with the core, elements and filters modules; getPipelines lists a new pipeline; FaceOverlayFilter and RecorderEndpoint listed on both (the embedded server runs the filter on GStreamer, installed by .ci/run)", async () => {
     const manager = await call<KurentoMediaObject>(client, "getServerManager");
     const info = await call<{ type: string; version: string; modules: Array<{ name: string }> }>(manager, "getInfo");
     expect(info.type).toBe("KMS");
@@ -148,6 +148,8 @@ describe(`the Kurento API as kurento-client sees it (${BACKEND})`, () => {
     expect(info.modules.map((module) => module.name)).toEqual(expect.arrayContaining(["core", "elements", "filters"]));
     // What the bridge reads to offer the hat (`supportsFilters`).
     expect(hasFaceOverlayFilter(info)).toBe(true);
+    // What the bridge reads to offer recording (`supportsRecording`).
+    expect(hasFactory(info, "RecorderEndpoint")).toBe(true);
 
     const pipeline = await newPipeline();
     const listed = await call<KurentoMediaObject[]>(manager, "getPipelines");
