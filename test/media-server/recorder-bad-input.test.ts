@@ -256,16 +256,22 @@ describe("RecorderEndpoint operations", () => {
     expect(raw.events).toEqual([]);
   });
 
-  it("record() where the file cannot be created: 40107 naming the URI, and the recorder stays STOP", async () => {
+  it("record() where the file cannot be created: as KMS 7.2, record() succeeds, an Error (RESOURCE_ERROR_OPEN, errorCode 6) says why, the state stays STOP", async () => {
     const { raw, pipeline } = await newPipeline();
     const blocker = join(dir, "a-file");
     writeFileSync(blocker, "not a directory");
-    const target = pathToFileURL(join(blocker, "x.webm")).href;
-    const recorder = String((await createRecorder(raw, { mediaPipeline: pipeline, uri: target })).result?.value);
-    const reply = await invoke(raw, recorder, "record");
-    expect(reply.error).toMatchObject({ code: 40107 });
-    expect(reply.error?.message).toContain(target);
+    const target = join(blocker, "x.webm");
+    const recorder = String(
+      (await createRecorder(raw, { mediaPipeline: pipeline, uri: pathToFileURL(target).href })).result?.value,
+    );
+    await subscribe(raw, recorder, ["Error", "Recording"]);
+    expect((await invoke(raw, recorder, "record")).error).toBeUndefined();
+    await waitFor(() => eventsOf(raw, recorder, "Error").length > 0, WAIT_MS, "the recorder's Error");
+    const [error] = eventsOf(raw, recorder, "Error");
+    expect(error).toMatchObject({ type: "RESOURCE_ERROR_OPEN", errorCode: 6 });
+    expect(String(error?.description)).toContain(`Could not open file "${target}" for writing`);
     expect(await raw.value("invoke", { object: recorder, operation: "getState" })).toBe("STOP");
+    expect(eventsOf(raw, recorder, "Recording")).toEqual([]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { RtpPacket } from "werift";
-import { ErrorCodes, KurentoError } from "../../errors.ts";
+import { ErrorCodes } from "../../errors.ts";
 import { type ForwardedRtp, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
 import { MEDIA_ELEMENT_EVENTS, MEDIA_ELEMENT_OPERATIONS, MediaElement, mediaTypeOf } from "../media-element.ts";
 import { MediaObject, type MediaServerContext } from "../media-object.ts";
@@ -19,6 +19,9 @@ const CODECS: Record<MediaKind, { mimeType: string; name: string }> = {
   video: { mimeType: "video/vp8", name: "VP8" },
   audio: { mimeType: "audio/opus", name: "Opus" },
 };
+
+/** GStreamer's GstResourceError codes, which KMS 7.2 sends as an Error's errorCode (checked for OPEN). */
+const RESOURCE_ERRORS = { RESOURCE_ERROR_OPEN: 6, RESOURCE_ERROR_WRITE: 10 } as const;
 
 /** The first track of the file: video when recorded (its keyframes are the seek points), else audio. */
 const CUE_TRACK = 1;
@@ -126,9 +129,9 @@ export class RecorderEndpoint extends MediaElement {
       await mkdir(dirname(this.path), { recursive: true });
       file = await WebmFile.create(this.path, CUE_TRACK, (error) => this.writeFailed(error));
     } catch (error) {
-      throw new KurentoError("MEDIA_OBJECT_ILLEGAL_PARAM_ERROR", `Cannot record to ${this.uri}: ${messageOf(error)}`, {
-        uri: this.uri,
-      });
+      // As KMS 7.2: record() succeeds, an Error event says why nothing will be recorded, the state stays STOP.
+      this.resourceError("RESOURCE_ERROR_OPEN", `Could not open file "${this.path}" for writing: ${messageOf(error)}`);
+      return;
     }
     if (this.released || this.finishing) {
       await file.finish().catch(() => undefined);
@@ -188,14 +191,15 @@ export class RecorderEndpoint extends MediaElement {
   }
 
   private writeFailed(error: unknown): void {
-    this.context.log(`${this.id}: writing ${this.path} failed: ${messageOf(error)}`);
     if (this.failureReported) return;
     this.failureReported = true;
-    this.emitEvent("Error", {
-      description: `Recording to ${this.uri} failed: ${messageOf(error)}`,
-      errorCode: ErrorCodes.UNEXPECTED_ERROR,
-      type: "UNEXPECTED_ERROR",
-    });
+    this.resourceError("RESOURCE_ERROR_WRITE", `Could not write to file "${this.path}": ${messageOf(error)}`);
+  }
+
+  /** A file error as KMS reports it: its GStreamer resource error's code and name. */
+  private resourceError(type: keyof typeof RESOURCE_ERRORS, description: string): void {
+    this.context.log(`${this.id}: ${description}`);
+    this.emitEvent("Error", { description, errorCode: RESOURCE_ERRORS[type], type });
   }
 
   /** A recorder released while recording still leaves a complete file. */
