@@ -105,8 +105,13 @@ export class RecorderEndpoint extends MediaElement {
       });
       this.setState("START", "Recording");
     }
-    // Other sinks share the packet, and werift's depacketizer empties the packets it has used: a copy.
-    this.recording.push(kind, new RtpPacket(rtp.packet.header, rtp.packet.payload));
+    try {
+      // Other sinks share the packet, and werift's depacketizer empties the packets it has used: a copy.
+      this.recording.push(kind, new RtpPacket(rtp.packet.header, rtp.packet.payload));
+    } catch (error) {
+      // The source goes on to its other sinks whatever happens here.
+      this.failed(error);
+    }
   }
 
   /** Data channels are not recorded (nor by KMS). */
@@ -187,6 +192,17 @@ export class RecorderEndpoint extends MediaElement {
       description: `The ${this.typeName} records ${CODECS[kind].name} ${kind} only (WebM, as received); ${mimeType} from its source is not recorded`,
       errorCode: ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
       type: "UNSUPPORTED_MEDIA_TYPE",
+    });
+  }
+
+  private failed(error: unknown): void {
+    this.context.log(`${this.id}: recording failed: ${messageOf(error)}`);
+    if (this.failureReported) return;
+    this.failureReported = true;
+    this.emitEvent("Error", {
+      description: `Recording to ${this.uri} failed: ${messageOf(error)}`,
+      errorCode: ErrorCodes.UNEXPECTED_ERROR,
+      type: "UNEXPECTED_ERROR",
     });
   }
 
