@@ -54,9 +54,10 @@ export class Recording {
   private pausedAt: number | undefined;
   private pausedMs = 0;
   /**
-   * Frames from before the recording started (or resumed) are not recorded:
-   * a burst that arrives late (the publisher's network, or this process,
-   * stalled) carries media captured before, which KMS does not record either.
+   * Frames captured before the recording started (or resumed) are not
+   * recorded, though they may arrive after: a burst that arrives late (the
+   * publisher's network or this process stalled, a connection's start-up)
+   * would otherwise make the file longer than the time recorded.
    */
   private notBefore = frameClockNow() - CLOCK_SLACK_MS;
   private ended = false;
