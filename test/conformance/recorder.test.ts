@@ -483,6 +483,36 @@ describe(`RecorderEndpoint as kurento-client sees it (${BACKEND})`, () => {
     expect(seekIndex(file)).toMatchObject({ duration: true });
   });
 
+  it("another publisher connected to the recorder mid-recording replaces the first: one file of both that decodes without error, as long as the recording (±10 %; ±15 % on KMS, whose files ran 4–12 % long across the switch)", async () => {
+    const pipeline = await newPipeline();
+    const first = await publisher(pipeline);
+    const file = join(dir, "switched.webm");
+    const rec = await recorder(pipeline, file);
+    await call(first.endpoint, "connect", rec);
+    const recordAt = Date.now();
+    await call(rec, "record");
+    await waitFor(() => rec.seen.includes("Recording"), WAIT_MS, "Recording");
+    const second = await publisher(pipeline);
+    await sleep(2500 - (Date.now() - recordAt));
+    await call(second.endpoint, "connect", rec);
+    const sources = await call<Array<{ source: string }>>(rec, "getSourceConnections");
+    expect(new Set(sources.map((connection) => connection.source))).toEqual(new Set([second.endpoint.id]));
+    await sleep(5000 - (Date.now() - recordAt));
+    const stopAt = Date.now();
+    await call(rec, "stopAndWait");
+    await waitFor(() => rec.seen.includes("Stopped"), WAIT_MS, "Stopped");
+    expect(rec.seen.filter((type) => type === "Recording")).toHaveLength(1);
+
+    const wallSeconds = (stopAt - recordAt) / 1000;
+    const info = await probe(file);
+    expect(info.streams.map((stream) => `${stream.codec_type}:${stream.codec_name}`).sort()).toEqual([
+      "audio:opus",
+      "video:vp8",
+    ]);
+    expect(Math.abs(info.duration - wallSeconds) / wallSeconds).toBeLessThan(KMS ? 0.15 : 0.1);
+    expect(await decodeErrors(file)).toEqual([]);
+  });
+
   it("a mediaProfile outside KMS's MediaProfileSpecType (WEBM_HD, which kurento-client's prefix check lets through) is refused with 40001; the embedded server's message also names it", async () => {
     const pipeline = await newPipeline();
     const uri = pathToFileURL(join(dir, "never.webm")).href;
