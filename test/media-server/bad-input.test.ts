@@ -234,12 +234,12 @@ describe("malformed frames get JSON-RPC errors and the server keeps answering", 
   it("says which element types it cannot create", async () => {
     const raw = await newClient();
     const pipeline = String(await raw.value("create", { type: "MediaPipeline" }));
-    const recorder = await raw.call("create", {
-      type: "RecorderEndpoint",
+    const player = await raw.call("create", {
+      type: "PlayerEndpoint",
       constructorParams: { mediaPipeline: pipeline, uri: "file:///tmp/x.webm" },
     });
-    expect(recorder.error).toMatchObject({ code: 40100, data: { unsupported: "RecorderEndpoint" } });
-    expect(recorder.error?.message).toContain("RecorderEndpoint is not supported by the embedded media server");
+    expect(player.error).toMatchObject({ code: 40100, data: { unsupported: "PlayerEndpoint" } });
+    expect(player.error?.message).toContain("PlayerEndpoint is not supported by the embedded media server");
     await raw.value("release", { object: pipeline });
   });
 
