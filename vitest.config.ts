@@ -25,6 +25,9 @@ const MEDIA_INTEGRATION = [
   "test/conformance/recorder.test.ts",
   // The bridge sets STUN/TURN on every endpoint through the same kurento-client calls on both.
   "test/integration/turn-bridge.test.ts",
+  // Recording: KMS's RecorderEndpoint and the embedded one, through the bridge and through the whole system.
+  "test/integration/bridge-recording.test.ts",
+  "test/integration/bridge-recording-system.test.ts",
 ];
 const MEDIA_E2E = ["test/e2e/media.test.ts", "test/e2e/loopback.test.ts", "test/e2e/recording.test.ts"];
 const KMS_ONLY = "**/*.kms.test.ts";
