@@ -615,6 +615,14 @@ export class RoomObject extends DurableObject<Env> {
    * behind them; see #send). Only the order *across* sockets changes: the joiner's answer may
    * now arrive before the others' participantJoined (it often did anyway, two sockets being two
    * streams; test/integration/room-service.test.ts).
+   *
+   * A successful joinRoom's own answer goes further: it is sent before the step's write, so the
+   * output gate (which holds only what is sent after a write) lets it out at once, like an
+   * `allowUnconfirmed` write. The row is still written in this turn and committed right after;
+   * the others' frames, directory and webhook calls still wait for that commit. If the commit
+   * fails, workerd breaks the object and resets it: the held frames are dropped, the joiner's
+   * socket goes with the instance, and its resume (`connect`) is refused as an unknown session,
+   * which the client reports as an expired seat (join again). docs/architecture.md.
    */
   #run(input: Input): void {
     this.#queue.push(input);
@@ -628,6 +636,9 @@ export class RoomObject extends DurableObject<Env> {
         if (!before) continue;
         const context = this.#coreContext();
         const step = apply(before, next, context);
+        // A join's answer leaves before its row is written (see #run), then the write.
+        const early = step.state !== before ? earlyReply(next, step.effects) : null;
+        if (early) this.#performObserved(step.state.room, early);
         this.#store.save(before, step.state);
         this.#holding = next.type === "request" && step.state !== before;
         // In the same synchronous step as the change: both are committed together, or neither.
@@ -637,10 +648,7 @@ export class RoomObject extends DurableObject<Env> {
           events = true;
         }
         this.#state = step.state;
-        for (const effect of step.effects) {
-          this.#perform(effect);
-          if (appHooks.observe) observeSafely(step.state.room, effect);
-        }
+        for (const effect of step.effects) if (effect !== early) this.#performObserved(step.state.room, effect);
       }
     } finally {
       this.#running = false;
@@ -648,14 +656,24 @@ export class RoomObject extends DurableObject<Env> {
     }
     if (this.#held.length > 0) {
       // Resolves once this turn's write is committed; an event delivered before that flushes first.
+      // A failed commit breaks the object (workerd resets it): frames about a change that was
+      // never committed are dropped, not sent.
       this.ctx.storage.sync().then(
         () => this.#flushHeld(),
-        () => this.#flushHeld(),
+        () => {
+          this.#held = [];
+          this.#heldSockets.clear();
+        },
       );
     }
     // Sent after the step's replies went out: a receiver never slows a join or a chat.
     if (events) this.ctx.waitUntil(this.#deliverWebhooks());
     if (this.#ledgerDue) this.ctx.waitUntil(this.#deliverLedger());
+  }
+
+  #performObserved(room: string, effect: Effect): void {
+    this.#perform(effect);
+    if (appHooks.observe) observeSafely(room, effect);
   }
 
   #perform(effect: Effect): void {
@@ -773,6 +791,12 @@ function roomInfo(state: RoomState): RoomInfoResponse {
     });
   }
   return { room: state.room, participants };
+}
+
+/** The reply of a successful joinRoom, sent before the step's write (see #run); null for anything else. */
+function earlyReply(input: Input, effects: readonly Effect[]): Effect | null {
+  if (input.type !== "request" || input.method !== "joinRoom") return null;
+  return effects.find((e) => e.kind === "reply" && e.session === input.session) ?? null;
 }
 
 function observeSafely(room: string, effect: Effect): void {
