@@ -87,7 +87,11 @@ describe("the reconnection window's alarm", () => {
           .find((p) => p.user === "carol"),
         alarm: await state.storage.getAlarm(),
       }));
-      if (held) expect(alarm).toBe((held.disconnectedAt as number) + reconnectWindowMs());
+      // Armed no later than her deadline (earlier when other work, such as a directory retry, is due first).
+      if (held) {
+        expect(alarm).not.toBeNull();
+        expect(alarm as number).toBeLessThanOrEqual((held.disconnectedAt as number) + reconnectWindowMs());
+      }
 
       expect(await waitForLeft(alice, ["bob", "carol"])).toEqual(["bob", "carol"]);
       expect((await storedRoster("al-1")).map((p) => p.user)).toEqual(["alice"]);
