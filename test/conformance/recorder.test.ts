@@ -34,6 +34,15 @@ import { waitFor } from "../media-server/helpers/werift-peer.ts";
 const run = promisify(execFile);
 const BACKEND = mediaBackendFromEnv();
 const KMS = BACKEND === "kms";
+/**
+ * How far a file's length may be from the wall-clock recording time, as a
+ * fraction: 10 % on the embedded server (what it promises); 20 % on KMS,
+ * whose files run long when it records the connection's start-up burst
+ * (0.6–0.7 s) or short when it drops its last cluster at stop (seen: 11 %
+ * on a loaded machine). KMS is the reference for states and contents, not
+ * for this bound.
+ */
+const LENGTH_TOLERANCE = KMS ? 0.2 : 0.1;
 /** Bound of every wait: only a guard against a hang. */
 const WAIT_MS = 30_000;
 /** How long the main recording lasts: long enough that a 10 % duration bound means something. */
@@ -339,7 +348,7 @@ function seekIndex(file: string): { cuePoints: number; duration: boolean } {
 }
 
 describe(`RecorderEndpoint as kurento-client sees it (${BACKEND})`, () => {
-  it("WEBM: STOP, record() → UriEndpointStateChanged START + Recording, stopAndWait() → Stopped + STOP; a seekable VP8 + Opus WebM as long as the recording (±10 %) that decodes without error", async () => {
+  it("WEBM: STOP, record() → UriEndpointStateChanged START + Recording, stopAndWait() → Stopped + STOP; a seekable VP8 + Opus WebM as long as the recording (±10 % on the embedded server, ±20 % on KMS: LENGTH_TOLERANCE) that decodes without error", async () => {
     const pipeline = await newPipeline();
     const { endpoint } = await publisher(pipeline);
     const file = join(dir, "webm.webm");
@@ -378,7 +387,7 @@ describe(`RecorderEndpoint as kurento-client sees it (${BACKEND})`, () => {
       "video:vp8",
     ]);
     expect(info.streams.find((stream) => stream.codec_type === "video")).toMatchObject({ width: 320, height: 240 });
-    expect(Math.abs(info.duration - wallSeconds) / wallSeconds).toBeLessThan(0.1);
+    expect(Math.abs(info.duration - wallSeconds) / wallSeconds).toBeLessThan(LENGTH_TOLERANCE);
     expect(await decodeErrors(file)).toEqual([]);
     expect(seekIndex(file)).toMatchObject({ duration: true });
     expect(seekIndex(file).cuePoints).toBeGreaterThan(0);
@@ -509,7 +518,7 @@ describe(`RecorderEndpoint as kurento-client sees it (${BACKEND})`, () => {
       "audio:opus",
       "video:vp8",
     ]);
-    expect(Math.abs(info.duration - wallSeconds) / wallSeconds).toBeLessThan(KMS ? 0.15 : 0.1);
+    expect(Math.abs(info.duration - wallSeconds) / wallSeconds).toBeLessThan(LENGTH_TOLERANCE);
     expect(await decodeErrors(file)).toEqual([]);
   });
 

@@ -51,12 +51,26 @@ export async function probeMedia(file: string): Promise<MediaProbe> {
   };
 }
 
-/** Decodes every frame of every stream; what ffmpeg reports as errors (empty when the file is clean). */
-export async function decodeErrors(file: string): Promise<string> {
+/**
+ * ffmpeg's null muxer complaining that two packets of a stream carry the same
+ * timestamp: about the file's timestamps, not its frames (every frame still
+ * decodes). KMS 7.2's own WebM writer produces the odd repeated timestamp.
+ */
+const REPEATED_TIMESTAMP = /non monotonically increasing dts to muxer/;
+
+/**
+ * Decodes every frame of every stream; what ffmpeg reports as errors (empty
+ * when the file is clean). `allowRepeatedTimestamps` drops the null muxer's
+ * repeated-timestamp lines (for KMS's files), nothing else.
+ */
+export async function decodeErrors(file: string, options: { allowRepeatedTimestamps?: boolean } = {}): Promise<string> {
   const { stderr } = await run("ffmpeg", ["-nostdin", "-v", "error", "-i", file, "-f", "null", "-"], {
     maxBuffer: 16 * 1024 * 1024,
   });
-  return stderr.trim();
+  return stderr
+    .split("\n")
+    .filter((line) => line.trim() !== "" && !(options.allowRepeatedTimestamps && REPEATED_TIMESTAMP.test(line)))
+    .join("\n");
 }
 
 /** Frames ffmpeg decodes from the file's video stream. */
