@@ -49,13 +49,6 @@ export type {
   RoomOptions,
 } from "./room-types.ts";
 
-/**
- * Always sent with joinRoom: this client tells several streams per participant
- * apart (a screen beside the webcam, `participantUnpublished`'s streamId).
- * Servers without multi-stream support drop the unknown field.
- */
-const MULTI_STREAM = { multiStream: true } as const;
-
 /** Timeout of the `leaveRoom` request: leaving never hangs on a silent server. */
 const LEAVE_TIMEOUT_MS = 5000;
 
@@ -316,7 +309,9 @@ export class Room extends Emitter<RoomEvents> {
       const joined = await this.#connection.request("joinRoom", {
         user: this.user,
         room: this.name,
-        ...MULTI_STREAM,
+        // Always: this client tells several streams per participant apart (a screen beside the webcam,
+        // `participantUnpublished`'s streamId). Servers without multi-stream support drop the field.
+        multiStream: true,
         ...(this.dataChannels ? { dataChannels: true } : {}),
       });
       if (!this.#isIn("connecting")) throw new RoomClientError("room-closed", "joining was cancelled");
