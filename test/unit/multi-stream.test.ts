@@ -12,7 +12,6 @@ import { JsonRpcCode, RoomCode } from "../../protocol/errors.ts";
 import type { MediaCommand } from "../../protocol/bridge.ts";
 import type { Notification } from "../../protocol/room.ts";
 import { publishState } from "../../worker/core/streams.ts";
-import { readParticipantRow, readPendingRow, readRecordingRow } from "../../worker/do/persisted.ts";
 
 class Room {
   state: RoomState = emptyRoom("r1");
@@ -272,29 +271,5 @@ describe("several streams per participant", () => {
     ]);
     expect(room.heard(out, "m", "participantUnpublished")).toHaveLength(2);
     expect(room.state.participants.get("a")?.streams).toEqual({});
-  });
-
-  it("reads rows of the one-stream era as the webcam", () => {
-    const old = {
-      v: 1,
-      session: "s",
-      user: "bob",
-      publish: "live",
-      loopback: true,
-      dataChannels: false,
-      subscriptions: { alice: "live" },
-      attributes: {},
-      disconnectedAt: null,
-      role: "participant",
-    };
-    expect(readParticipantRow(JSON.stringify(old))).toMatchObject({
-      multiStream: false,
-      streams: { webcam: { state: "live", loopback: true } },
-      subscriptions: { alice_webcam: "live" },
-    });
-    const pending = { session: "s", id: 1, op: "subscribe", sender: "alice", deadline: 5 };
-    expect(readPendingRow(JSON.stringify(pending))).toMatchObject({ sender: "alice_webcam" });
-    const recording = { v: 1, id: "rec_x", startedAt: 1, token: "t", seq: 1, files: { bob: "001-bob-webcam.webm" } };
-    expect(readRecordingRow(JSON.stringify(recording))?.files).toEqual({ bob_webcam: "001-bob-webcam.webm" });
   });
 });
