@@ -272,4 +272,23 @@ describe("several streams per participant", () => {
     expect(room.heard(out, "m", "participantUnpublished")).toHaveLength(2);
     expect(room.state.participants.get("a")?.streams).toEqual({});
   });
+
+  it("a recording records every stream, the stream in the file name; the screen's file ends with the screen", () => {
+    const room = threeRoom();
+    room.publish("a");
+    room.publish("a", "screen");
+    const started = room.input({ type: "recording", action: { kind: "start", id: "rec_1", token: "t" } });
+    expect(mediaOps(started).map((c) => (c.op === "record" ? [c.user, c.stream, c.file] : c.op))).toEqual([
+      ["alice", "webcam", "001-alice-webcam.webm"],
+      ["alice", "screen", "002-alice-screen.webm"],
+    ]);
+    const ended = room.req("a", "unpublishVideo", { streamId: "screen" });
+    expect(ended).toContainEqual(
+      expect.objectContaining({
+        kind: "ledger",
+        op: expect.objectContaining({ op: "endFile", name: "002-alice-screen.webm" }),
+      }),
+    );
+    expect(room.state.recording?.files).toEqual({ alice_webcam: "001-alice-webcam.webm" });
+  });
 });
