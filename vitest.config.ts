@@ -21,6 +21,8 @@ const CONFORMANCE = "test/conformance/kurento-api.test.ts";
 /** Media tests that run against both back ends. */
 const MEDIA_INTEGRATION = [
   "test/integration/media-system.test.ts",
+  // Several streams per participant (webcam + screen): one publisher endpoint per stream on both.
+  "test/integration/multi-stream.test.ts",
   CONFORMANCE,
   "test/conformance/recorder.test.ts",
   // The bridge sets STUN/TURN on every endpoint through the same kurento-client calls on both.

@@ -7,7 +7,7 @@
  * The room core emits exactly these commands through its `MediaPort`.
  */
 import * as z from "zod";
-import { name, iceCandidateParams } from "./room.ts";
+import { name, iceCandidateParams, streamName } from "./room.ts";
 import { recordingFileName, recordingId } from "./recordings.ts";
 
 const sdp = z
@@ -20,19 +20,29 @@ export const filterName = z.enum(FILTERS);
 export type FilterName = z.infer<typeof filterName>;
 
 // ── Room DO → bridge (on /bridge/rooms/:room) ───────────────────────────────
+/**
+ * Which of a user's streams a command is about (`screen`…); absent: the webcam, so a room that
+ * never names one speaks the protocol as it was. A user holds one publisher endpoint per stream.
+ */
+const stream = streamName.optional();
+
 export const mediaCommandParams = {
-  publish: z.object({ user: name, sdpOffer: sdp, loopback: z.boolean(), dataChannels: z.boolean() }),
-  subscribe: z.object({ user: name, sender: name, sdpOffer: sdp }),
+  publish: z.object({ user: name, stream, sdpOffer: sdp, loopback: z.boolean(), dataChannels: z.boolean() }),
+  /** `sender`'s stream `stream` to `user`. */
+  subscribe: z.object({ user: name, sender: name, stream, sdpOffer: sdp }),
   addIceCandidate: z.object({
     user: name,
     /** The user's own name: its publisher endpoint; a sender's name: the subscription to it. */
     endpoint: name,
+    /** Which stream of `endpoint` (its own, or the sender's). */
+    stream,
     candidate: z.string().max(4096),
     sdpMid: z.string().max(64).nullable().optional(),
     sdpMLineIndex: z.number().int().min(0).max(255),
   }),
-  unpublish: z.object({ user: name }),
-  unsubscribe: z.object({ user: name, sender: name }),
+  unpublish: z.object({ user: name, stream }),
+  unsubscribe: z.object({ user: name, sender: name, stream }),
+  /** Every stream of the user, published and received. */
   releaseUser: z.object({ user: name }),
   /** Everyone left or the room was closed: release the pipeline. */
   releaseRoom: z.object({ reason: z.string().max(256).optional() }),
@@ -83,7 +93,8 @@ export type MediaResult<K extends MediaOp> = z.infer<(typeof mediaCommandResults
 
 // ── bridge → Room DO (notifications) ────────────────────────────────────────
 export const mediaEventParams = {
-  iceCandidate: iceCandidateParams.omit({ endpointName: true }).extend({ user: name, endpoint: name }),
+  /** `endpoint` (and `stream`, absent for the webcam) as in addIceCandidate. */
+  iceCandidate: iceCandidateParams.omit({ endpointName: true }).extend({ user: name, endpoint: name, stream }),
   /** `user` absent: a pipeline-wide error that concerns everyone in the room. */
   /** `streams`: the stream ids (`<user>_webcam`) that failed for `user`; absent: all of that user's media. */
   mediaError: z.object({
@@ -91,7 +102,7 @@ export const mediaEventParams = {
     error: z.string().max(4096),
     streams: z.array(name).max(1024).optional(),
   }),
-  mediaState: z.object({ user: name, endpoint: name, state: z.string().max(64) }),
+  mediaState: z.object({ user: name, endpoint: name, stream, state: z.string().max(64) }),
   /** The media server lost these users' media (all of the room's when absent), e.g. it restarted. */
   mediaLost: z.object({ users: z.array(name).optional(), error: z.string().max(4096) }),
 } as const;

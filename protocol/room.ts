@@ -12,8 +12,15 @@ import { iceServer } from "./ice-servers.ts";
 export const MAX_NAME_LENGTH = 128;
 export const MAX_MESSAGE_LENGTH = 64 * 1024;
 export const MAX_SDP_LENGTH = 256 * 1024;
-/** The only stream a participant can publish, as in the original. */
+/** The stream the original protocol knows; every other stream is an addition (`joinRoom {multiStream}`). */
 export const WEBCAM_STREAM = "webcam";
+/** Streams one participant may publish at once (webcam, screen, …). */
+export const MAX_STREAMS_PER_PARTICIPANT = 3;
+/**
+ * A stream's own name (`webcam`, `screen`): no `_`, so `<user>_<stream>` splits at its last `_`
+ * whatever the user name, and a stream id names one stream of one user.
+ */
+export const streamName = z.string().regex(/^[a-z0-9-]{1,32}$/, "must be 1 to 32 of a-z, 0-9 and '-' (no '_')");
 
 /** C0 and C1 control characters (Unicode category Cc). */
 const CONTROL_CHARS = /\p{Cc}/u;
@@ -68,13 +75,20 @@ export const requestParams = {
     dataChannels: z.boolean().optional(),
     /** Optional join token (checked when JOIN_TOKEN_SECRET is configured). */
     token: z.string().max(4096).optional(),
+    /**
+     * An addition: this client understands streams other than the webcam. Only such clients hear
+     * of them; the original client never sets it, so it sees every webcam and nothing else.
+     */
+    multiStream: z.boolean().optional(),
   }),
   publishVideo: z.object({
     sdpOffer: sdp,
     // The original client always sends it; absent means no loopback.
     doLoopback: z.boolean().default(false),
+    /** An addition: which of the caller's streams this is (`screen`…); the webcam when absent. */
+    streamId: streamName.default(WEBCAM_STREAM),
   }),
-  unpublishVideo: empty,
+  unpublishVideo: z.object({ streamId: streamName.default(WEBCAM_STREAM) }),
   receiveVideoFrom: z.object({ sender: streamId, sdpOffer: sdp }),
   unsubscribeFromVideo: z.object({ sender: streamId }),
   onIceCandidate: z.object({
@@ -172,7 +186,11 @@ export const iceCandidateParams = z.object({
 export const notifications = {
   participantJoined: z.object({ id: z.string() }),
   participantPublished: z.object({ id: z.string(), streams: z.array(streamDescriptor) }),
-  participantUnpublished: z.object({ name: z.string() }),
+  /**
+   * `streamId` (`<user>_<stream>`, an addition): only to clients that joined with `multiStream`,
+   * for any stream; the others hear only of the webcam, without it, and drop all of `name`'s media.
+   */
+  participantUnpublished: z.object({ name: z.string(), streamId: z.string().optional() }),
   participantLeft: z.object({ name: z.string() }),
   /**
    * To the evicted user, before its socket is closed. `by` (an addition: old clients ignore it):

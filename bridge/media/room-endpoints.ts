@@ -4,7 +4,7 @@
  * while it is still the current endpoint of its name.
  */
 import type { MediaEvent } from "../../protocol/bridge.ts";
-import { streamIdOf } from "../../protocol/room.ts";
+import { streamIdOf, WEBCAM_STREAM } from "../../protocol/room.ts";
 import { turnCredentials } from "../../protocol/ice-servers.ts";
 import type { MediaIceConfig } from "../config.ts";
 import type { Bandwidth, EndpointIceServers, WebRtcEndpoint } from "./media-server.ts";
@@ -75,6 +75,8 @@ export interface EndpointOwner {
   readonly user: string;
   /** The endpoint's name: whose stream it carries (the user's own for a publisher, the sender's for a subscription). */
   readonly name: string;
+  /** Which of `name`'s streams it carries (`webcam`, `screen`…). */
+  readonly stream: string;
   /** Still the endpoint of that name (not replaced or released)? Events of an old one are dropped. */
   readonly current: () => boolean;
   readonly emit: (event: MediaEvent) => void;
@@ -82,16 +84,18 @@ export interface EndpointOwner {
 
 export function watchEndpoint(endpoint: WebRtcEndpoint, owner: EndpointOwner): void {
   const { user, name, current, emit } = owner;
+  // The webcam is not named, so a room that knows only webcams hears exactly what it always did.
+  const stream = owner.stream === WEBCAM_STREAM ? {} : { stream: owner.stream };
   endpoint.onIceCandidate((candidate) => {
     if (!current()) return;
     const { candidate: text, sdpMid, sdpMLineIndex } = candidate;
-    emit({ event: "iceCandidate", user, endpoint: name, candidate: text, sdpMid, sdpMLineIndex });
+    emit({ event: "iceCandidate", user, endpoint: name, ...stream, candidate: text, sdpMid, sdpMLineIndex });
   });
   endpoint.onMediaState((state) => {
-    if (current()) emit({ event: "mediaState", user, endpoint: name, state });
+    if (current()) emit({ event: "mediaState", user, endpoint: name, ...stream, state });
   });
   endpoint.onError((error) => {
     // The stream the endpoint carries is the one that failed.
-    if (current()) emit({ event: "mediaError", user, error, streams: [streamIdOf(name)] });
+    if (current()) emit({ event: "mediaError", user, error, streams: [streamIdOf(name, owner.stream)] });
   });
 }

@@ -29,7 +29,7 @@ export async function applyFilter(
   filter: FilterName,
 ): Promise<MediaResult<"applyFilter">> {
   const { graph, hat } = context;
-  const publisher = graph.publishers.get(user);
+  const publisher = graph.publishers.get(streamIdOf(user));
   if (!publisher) throw endpointError(`${user} is not publishing: there is no video to put a filter on`);
   if (publisher.filters.some((entry) => entry.name === filter)) return {};
   const placement = context.placement();
@@ -45,7 +45,7 @@ export async function applyFilter(
     );
   }
   const check = context.guard();
-  const current = (): boolean => graph.publishers.get(user) === publisher;
+  const current = (): boolean => graph.publishers.get(streamIdOf(user)) === publisher;
   let element: MediaElement;
   try {
     element = await pipeline.createFaceOverlayFilter({
@@ -98,7 +98,7 @@ export async function removeFilter(
   user: string,
   filter: FilterName,
 ): Promise<MediaResult<"removeFilter">> {
-  const publisher = graph.publishers.get(user);
+  const publisher = graph.publishers.get(streamIdOf(user));
   if (!publisher) return {};
   const index = publisher.filters.findIndex((entry) => entry.name === filter);
   if (index < 0) return {};

@@ -1,15 +1,23 @@
 /**
- * Who holds which media objects in a room: per publisher
+ * Who holds which media objects in a room: per published stream
  * `WebRtcEndpoint → [filters] → PassThrough`, per subscription the
- * subscriber's WebRtcEndpoint fed by the sender's PassThrough; and how they
- * are let go. Dropping a publisher drops the subscriptions to it.
+ * subscriber's WebRtcEndpoint fed by the sender stream's PassThrough; and
+ * how they are let go. Dropping a published stream drops the subscriptions
+ * to it.
+ *
+ * Published streams are keyed by their stream id (`<user>_<stream>`, which
+ * names one stream of one user since stream names have no `_`), so a user
+ * holds one publisher per stream (webcam, screen…).
  */
 import type { FilterName } from "../../protocol/bridge.ts";
+import { splitStreamId, streamIdOf } from "../../protocol/room.ts";
 import type { IceQueues } from "./room-ice.ts";
 import type { MediaElement, WebRtcEndpoint } from "./media-server.ts";
 import type { SentKinds } from "./sdp-kinds.ts";
 
 export interface Publisher {
+  readonly user: string;
+  readonly stream: string;
   readonly endpoint: WebRtcEndpoint;
   readonly passThrough: MediaElement;
   /** In chain order: endpoint → filters[0] → … → passThrough. */
@@ -26,8 +34,9 @@ export interface Subscription {
 }
 
 export class RoomGraph {
+  /** Stream id (`<user>_<stream>`) → its publisher. */
   readonly publishers = new Map<string, Publisher>();
-  /** subscriber → sender → subscription */
+  /** subscriber → sender stream id → subscription */
   readonly subscriptions = new Map<string, Map<string, Subscription>>();
   private readonly ice: IceQueues;
 
@@ -68,24 +77,29 @@ export class RoomGraph {
 
   /** Users the bridge holds media for. */
   heldUsers(): string[] {
-    const users = new Set<string>(this.publishers.keys());
+    const users = new Set<string>([...this.publishers.values()].map((publisher) => publisher.user));
     for (const [user, map] of this.subscriptions) if (map.size) users.add(user);
     return [...users].sort();
   }
 
-  /** Releases the user's publisher and everyone's subscriptions to it. */
-  async dropPublisher(user: string): Promise<void> {
-    const publisher = this.publishers.get(user);
+  /** The stream ids of `user`'s publishers. */
+  streamsOf(user: string): string[] {
+    return [...this.publishers.values()].filter((p) => p.user === user).map((p) => streamIdOf(p.user, p.stream));
+  }
+
+  /** Releases the publisher of stream `id` (`<user>_<stream>`) and everyone's subscriptions to it. */
+  async dropPublisher(id: string): Promise<void> {
+    const publisher = this.publishers.get(id);
     // A publish replacing this one may already have queued its candidates.
-    this.ice.dropUnlessNegotiating(user, user);
+    this.ice.dropUnlessNegotiating(splitStreamId(id).user, id);
     if (!publisher) return;
-    this.publishers.delete(user);
+    this.publishers.delete(id);
     const released: Array<Promise<void>> = [];
     for (const [subscriber, map] of this.subscriptions) {
-      const subscription = map.get(user);
+      const subscription = map.get(id);
       if (!subscription) continue;
-      map.delete(user);
-      this.ice.drop(subscriber, user);
+      map.delete(id);
+      this.ice.drop(subscriber, id);
       released.push(subscription.endpoint.release());
       if (map.size === 0) this.subscriptions.delete(subscriber);
     }

@@ -3,9 +3,10 @@
  * (protocol/bridge.ts):
  * - one MediaPipeline, on the KMS chosen when it is created, for as long as
  *   anyone has media; released when the last user's media goes;
- * - per publisher `WebRtcEndpoint → [filters] → PassThrough`, and with
- *   loopback the PassThrough back into the publisher's own endpoint;
- * - per subscription `PassThrough(sender) → WebRtcEndpoint(subscriber)`;
+ * - per published stream (a user's webcam, screen…)
+ *   `WebRtcEndpoint → [filters] → PassThrough`, and with loopback the
+ *   PassThrough back into the publisher's own endpoint;
+ * - per subscription `PassThrough(sender's stream) → WebRtcEndpoint(subscriber)`;
  * - trickle ICE both ways; candidates for an endpoint that does not exist
  *   yet (or has not processed its offer) wait in a queue (room-ice.ts);
  * - commands are idempotent: publishing or subscribing again replaces,
@@ -19,7 +20,7 @@
  */
 import type { z } from "zod";
 import type { MediaEvent, MediaOp, MediaResult, mediaCommandParams } from "../../protocol/bridge.ts";
-import { streamIdOf } from "../../protocol/room.ts";
+import { streamIdOf, WEBCAM_STREAM } from "../../protocol/room.ts";
 import type { HatConfig, MediaIceConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { KmsPool, KmsSlot } from "./kms-pool.ts";
@@ -85,7 +86,7 @@ export class RoomMedia {
       room: options.room,
       sink: options.recordings ?? null,
       ...(options.recordingUnavailable === undefined ? {} : { unavailable: options.recordingUnavailable }),
-      publisher: (user) => this.graph.publishers.get(user),
+      publisher: (user, stream) => this.graph.publishers.get(streamIdOf(user, stream)),
       pipeline: () => this.pipeline,
       log: options.log,
       onSettled: () => this.releasePipelineIfIdle(),
@@ -133,17 +134,19 @@ export class RoomMedia {
   // ── commands ───────────────────────────────────────────────────────────────
 
   readonly handlers = {
+    // ICE queues and the graph key endpoints by stream id (`<user>_<stream>`).
     publish: (params) =>
-      this.ice.negotiate(params.user, params.user, (done) =>
+      this.ice.negotiate(params.user, streamIdOf(params.user, params.stream), (done) =>
         this.command(params.user, () => this.publish(params, done)),
       ),
     subscribe: (params) =>
-      this.ice.negotiate(params.user, params.sender, (done) =>
+      this.ice.negotiate(params.user, streamIdOf(params.sender, params.stream), (done) =>
         this.command(params.user, () => this.subscribe(params, done)),
       ),
     addIceCandidate: (params) => this.addIceCandidate(params),
-    unpublish: (params) => this.command(params.user, () => this.unpublish(params.user)),
-    unsubscribe: (params) => this.command(params.user, () => this.unsubscribe(params.user, params.sender)),
+    unpublish: (params) => this.command(params.user, () => this.unpublish(params.user, params.stream)),
+    unsubscribe: (params) =>
+      this.command(params.user, () => this.unsubscribe(params.user, streamIdOf(params.sender, params.stream))),
     releaseUser: (params) => this.command(params.user, () => this.releaseUser(params.user)),
     releaseRoom: (params) => this.releaseRoom(params.reason),
     applyFilter: (params) => this.command(params.user, () => applyFilter(this.filters, params.user, params.filter)),
@@ -175,9 +178,11 @@ export class RoomMedia {
 
   private async publish(params: Params<"publish">, negotiated: () => void): Promise<MediaResult<"publish">> {
     const { user } = params;
+    const stream = params.stream ?? WEBCAM_STREAM;
+    const id = streamIdOf(user, stream);
     const { publishers } = this.graph;
-    this.recording.endUser(user, "the user published again");
-    await this.graph.dropPublisher(user);
+    this.recording.endStream(user, stream, "the user published again");
+    await this.graph.dropPublisher(id);
     const epoch = this.epoch;
     const created: MediaElement[] = [];
     try {
@@ -189,30 +194,31 @@ export class RoomMedia {
       const passThrough = await pipeline.createPassThrough();
       created.push(passThrough);
       this.check(epoch);
-      const record: Publisher = { endpoint, passThrough, filters: [], ready: false, kinds: sentKinds(params.sdpOffer) };
-      const current = (): boolean => publishers.get(user) === record;
+      const kinds = sentKinds(params.sdpOffer);
+      const record: Publisher = { user, stream, endpoint, passThrough, filters: [], ready: false, kinds };
+      const current = (): boolean => publishers.get(id) === record;
       // Every element of the chain carries the publisher's own stream.
-      watchEndpoint(endpoint, { user, name: user, current, emit: this.options.emit });
+      watchEndpoint(endpoint, { user, name: user, stream, current, emit: this.options.emit });
       passThrough.onError((error) => {
-        if (current()) this.options.emit({ event: "mediaError", user, error, streams: [streamIdOf(user)] });
+        if (current()) this.options.emit({ event: "mediaError", user, error, streams: [id] });
       });
       await this.bandwidth(endpoint);
       await this.iceServers(endpoint);
       await endpoint.connect(passThrough);
       if (params.loopback) await passThrough.connect(endpoint);
       this.check(epoch);
-      publishers.set(user, record);
+      publishers.set(id, record);
       const sdpAnswer = await endpoint.processOffer(params.sdpOffer);
       this.check(epoch, current);
       record.ready = true;
       negotiated();
-      await this.flushCandidates(user, user, endpoint);
+      await this.flushCandidates(user, id, endpoint);
       await endpoint.gatherCandidates();
       this.check(epoch, current);
       return { sdpAnswer };
     } catch (error) {
-      if (created[0] && publishers.get(user)?.endpoint === created[0]) publishers.delete(user);
-      this.ice.drop(user, user);
+      if (created[0] && publishers.get(id)?.endpoint === created[0]) publishers.delete(id);
+      this.ice.drop(user, id);
       await Promise.all(created.map((element) => element.release()));
       throw error;
     }
@@ -220,10 +226,13 @@ export class RoomMedia {
 
   private async subscribe(params: Params<"subscribe">, negotiated: () => void): Promise<MediaResult<"subscribe">> {
     const { user, sender } = params;
+    const stream = params.stream ?? WEBCAM_STREAM;
+    const id = streamIdOf(sender, stream);
     if (user === sender) throw endpointError(`${user} cannot subscribe to itself: ask for loopback when publishing`);
-    await this.graph.dropSubscription(user, sender);
-    const publisher = this.graph.publishers.get(sender);
-    if (!publisher) throw endpointError(`${sender} has no published media to subscribe to`);
+    await this.graph.dropSubscription(user, id);
+    const publisher = this.graph.publishers.get(id);
+    const what = stream === WEBCAM_STREAM ? "published media" : `stream '${stream}'`;
+    if (!publisher) throw endpointError(`${sender} has no ${what} to subscribe to`);
     const epoch = this.epoch;
     let endpoint: WebRtcEndpoint | undefined;
     try {
@@ -232,27 +241,27 @@ export class RoomMedia {
       endpoint = await pipeline.createWebRtcEndpoint({ dataChannels: false });
       this.check(epoch);
       const record: Subscription = { endpoint, ready: false };
-      const current = (): boolean => this.graph.subscription(user, sender) === record;
-      watchEndpoint(endpoint, { user, name: sender, current, emit: this.options.emit });
+      const current = (): boolean => this.graph.subscription(user, id) === record;
+      watchEndpoint(endpoint, { user, name: sender, stream, current, emit: this.options.emit });
       await this.bandwidth(endpoint);
       await this.iceServers(endpoint);
-      if (this.graph.publishers.get(sender) !== publisher) {
+      if (this.graph.publishers.get(id) !== publisher) {
         throw endpointError(`${sender} stopped publishing meanwhile`);
       }
       await publisher.passThrough.connect(endpoint);
       this.check(epoch);
-      this.graph.addSubscription(user, sender, record);
+      this.graph.addSubscription(user, id, record);
       const sdpAnswer = await endpoint.processOffer(params.sdpOffer);
       this.check(epoch, current);
       record.ready = true;
       negotiated();
-      await this.flushCandidates(user, sender, endpoint);
+      await this.flushCandidates(user, id, endpoint);
       await endpoint.gatherCandidates();
       this.check(epoch, current);
       return { sdpAnswer };
     } catch (error) {
-      if (endpoint) this.graph.forgetSubscription(user, sender, endpoint);
-      this.ice.drop(user, sender);
+      if (endpoint) this.graph.forgetSubscription(user, id, endpoint);
+      this.ice.drop(user, id);
       await endpoint?.release();
       throw error;
     }
@@ -265,8 +274,10 @@ export class RoomMedia {
       sdpMid: params.sdpMid ?? null,
       sdpMLineIndex: params.sdpMLineIndex,
     };
-    const target = name === user ? this.graph.publishers.get(user) : this.graph.subscription(user, name);
-    if (this.ice.queueUnlessReady(user, name, target?.ready === true, candidate) || !target) return {};
+    // The user's own name: one of its publishers; a sender's: the subscription to that sender's stream.
+    const id = streamIdOf(name, params.stream);
+    const target = name === user ? this.graph.publishers.get(id) : this.graph.subscription(user, id);
+    if (this.ice.queueUnlessReady(user, id, target?.ready === true, candidate) || !target) return {};
     try {
       await target.endpoint.addIceCandidate(candidate);
     } catch (error) {
@@ -275,21 +286,22 @@ export class RoomMedia {
     return {};
   }
 
-  private async unpublish(user: string): Promise<MediaResult<"unpublish">> {
-    this.recording.endUser(user, "the user unpublished");
-    await this.graph.dropPublisher(user);
+  private async unpublish(user: string, stream: string = WEBCAM_STREAM): Promise<MediaResult<"unpublish">> {
+    this.recording.endStream(user, stream, "the user unpublished");
+    await this.graph.dropPublisher(streamIdOf(user, stream));
     return {};
   }
 
-  private async unsubscribe(user: string, sender: string): Promise<MediaResult<"unsubscribe">> {
-    await this.graph.dropSubscription(user, sender);
-    this.ice.drop(user, sender);
+  /** `id`: the sender's stream id. */
+  private async unsubscribe(user: string, id: string): Promise<MediaResult<"unsubscribe">> {
+    await this.graph.dropSubscription(user, id);
+    this.ice.drop(user, id);
     return {};
   }
 
   private async releaseUser(user: string): Promise<MediaResult<"releaseUser">> {
     this.recording.endUser(user, "the user's media was released");
-    await this.graph.dropPublisher(user);
+    await Promise.all(this.graph.streamsOf(user).map((id) => this.graph.dropPublisher(id)));
     await this.graph.dropSubscriptionsOf(user);
     this.ice.dropUser(user);
     return {};

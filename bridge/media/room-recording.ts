@@ -50,7 +50,7 @@ export interface RoomRecordingOptions {
   /** Null: this bridge cannot record (`unavailable` says why). */
   readonly sink: RecordingSink | null;
   readonly unavailable?: string;
-  readonly publisher: (user: string) => Publisher | undefined;
+  readonly publisher: (user: string, stream: string) => Publisher | undefined;
   readonly pipeline: () => Pipeline | null;
   readonly log: Logger;
   /** A file has ended and its recorder is gone: the room may release its pipeline now. */
@@ -125,7 +125,7 @@ export class RoomRecording {
         ),
       );
     }
-    const publisher = this.options.publisher(params.user);
+    const publisher = this.options.publisher(params.user, params.stream);
     const pipeline = this.options.pipeline();
     if (!publisher || !pipeline) throw endpointError(`${params.user} has no published media to record`);
     const plan = recorderPlan(publisher.kinds);
@@ -192,9 +192,16 @@ export class RoomRecording {
     return {};
   }
 
-  /** The user's stream ends (unpublish, republish, release): its files end, in the background. */
+  /** The user's streams end (release): their files end, in the background. */
   endUser(user: string, reason: string): void {
     for (const entry of this.entries.values()) if (entry.params.user === user) void this.end(entry, { reason });
+  }
+
+  /** One of the user's streams ends (unpublish, republish): its files end, in the background. */
+  endStream(user: string, stream: string, reason: string): void {
+    for (const entry of this.entries.values()) {
+      if (entry.params.user === user && entry.params.stream === stream) void this.end(entry, { reason });
+    }
   }
 
   /** Every file ends; resolves once each is complete (before the pipeline may go). */

@@ -5,13 +5,15 @@ import { type Browser, type BrowserContext, chromium } from "playwright-core";
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 /**
- * Flags: fake camera and microphone without a permission prompt, no
- * background traffic; plus what WebRTC on 127.0.0.1 needs (loopback
- * candidates, real IPs instead of mDNS names).
+ * Flags: fake camera and microphone without a permission prompt, a fake
+ * screen picked for getDisplayMedia without asking, no background traffic;
+ * plus what WebRTC on 127.0.0.1 needs (loopback candidates, real IPs
+ * instead of mDNS names).
  */
 export const CHROMIUM_ARGS: readonly string[] = [
   "--use-fake-device-for-media-stream",
   "--use-fake-ui-for-media-stream",
+  "--auto-select-desktop-capture-source=Entire screen",
   "--no-sandbox",
   "--disable-background-networking",
   "--disable-component-update",

@@ -28,7 +28,10 @@ export function feedServerCandidates(
   let count = 0;
   const pump = async (): Promise<void> => {
     while (!stopped) {
-      const params = await client.next("iceCandidate", 30_000).catch(() => null);
+      // Only this endpoint's: a client with several legs (a webcam and a screen) has one pump each.
+      const params = await client
+        .nextWhere("iceCandidate", (p) => p.endpointName === endpoint, 30_000)
+        .catch(() => null);
       if (!params) return;
       if (stopped) {
         // Not ours any more: leave it for the peer that replaced this one.
@@ -36,7 +39,6 @@ export function feedServerCandidates(
         client.wake();
         return;
       }
-      if (params.endpointName !== endpoint) continue;
       await peer.addRemote({
         candidate: String(params.candidate),
         sdpMid: typeof params.sdpMid === "string" ? params.sdpMid : null,
@@ -112,15 +114,22 @@ export async function negotiate(
   return { peer, stopCandidates: feed.stop, serverCandidates: feed.count, candidatesAccepted: sender.accepted };
 }
 
-export function publish(client: RoomTestClient, user: string): Promise<MediaLeg> {
-  return negotiate(client, user, "sendonly", (sdpOffer) =>
-    client.request<{ sdpAnswer: string }>("publishVideo", { sdpOffer, doLoopback: false }),
+/** Publishes `stream` (absent: the webcam, with the original request); ICE names it as the protocol does. */
+export function publish(client: RoomTestClient, user: string, stream?: string): Promise<MediaLeg> {
+  const endpointName = stream === undefined || stream === "webcam" ? user : `${user}_${stream}`;
+  return negotiate(client, endpointName, "sendonly", (sdpOffer) =>
+    client.request<{ sdpAnswer: string }>("publishVideo", {
+      sdpOffer,
+      doLoopback: false,
+      ...(stream === undefined ? {} : { streamId: stream }),
+    }),
   );
 }
 
-export function subscribe(client: RoomTestClient, sender: string): Promise<MediaLeg> {
-  return negotiate(client, sender, "recvonly", (sdpOffer) =>
-    client.request<{ sdpAnswer: string }>("receiveVideoFrom", { sender: `${sender}_webcam`, sdpOffer }),
+export function subscribe(client: RoomTestClient, sender: string, stream = "webcam"): Promise<MediaLeg> {
+  const endpointName = stream === "webcam" ? sender : `${sender}_${stream}`;
+  return negotiate(client, endpointName, "recvonly", (sdpOffer) =>
+    client.request<{ sdpAnswer: string }>("receiveVideoFrom", { sender: `${sender}_${stream}`, sdpOffer }),
   );
 }
 

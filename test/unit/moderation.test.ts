@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { apply, findByUser } from "../../worker/core/room-core.ts";
 import type { CoreContext } from "../../worker/core/hooks.ts";
 import { emptyRoom, type Effect, type Input, type Role, type RoomState } from "../../worker/core/types.ts";
+import { publishState } from "../../worker/core/streams.ts";
 import { JsonRpcCode, RoomCode } from "../../protocol/errors.ts";
 
 const CTX: CoreContext = {
@@ -51,7 +52,7 @@ const notified = (effects: Effect[], session: string) =>
     .map((e) => (e.kind === "notify" ? e.notification : null));
 const broadcasts = (effects: Effect[]) =>
   effects
-    .filter((e) => e.kind === "broadcast")
+    .filter((e) => e.kind === "broadcast" && e.audience !== "multiStream")
     .map((e) => (e.kind === "broadcast" ? [e.except, e.notification] : null));
 const mediaOps = (effects: Effect[]) => effects.flatMap((e) => (e.kind === "media" ? [e.command] : []));
 
@@ -104,7 +105,7 @@ describe("moderation in the room core", () => {
     ]);
     expect(broadcasts(out)).toContainEqual(["s-bob", { method: "participantUnpublished", params: { name: "bob" } }]);
     expect(mediaOps(out)).toEqual([{ op: "unpublish", user: "bob" }]);
-    expect(findByUser(room.state, "bob")?.publish).toBe("none");
+    expect(publishState(findByUser(room.state, "bob"))).toBe("none");
   });
 
   it("refuses what cannot be done: unknown user, someone else's stream, nobody publishing, self-eviction, bad params", () => {
@@ -136,7 +137,7 @@ describe("moderation in the room core", () => {
       error: { code: RoomCode.MEDIA_GENERIC, message: "Publishing was stopped by 'mia'" },
     });
     expect(mediaOps(out)).toEqual([{ op: "unpublish", user: "bob" }]);
-    expect(findByUser(room.state, "bob")?.publish).toBe("none");
+    expect(publishState(findByUser(room.state, "bob"))).toBe("none");
     expect(room.state.pending.size).toBe(0);
     expect(publishing.some((e) => e.kind === "media")).toBe(true);
   });
@@ -146,7 +147,7 @@ describe("moderation in the room core", () => {
     room.join("s-bob", "bob");
     room.join("s-cy", "cy");
     room.publish("s-bob");
-    const unpublished = room.run({ type: "admin", action: { kind: "unpublish", user: "bob" } });
+    const unpublished = room.run({ type: "admin", action: { kind: "unpublish", user: "bob", stream: "webcam" } });
     expect(notified(unpublished, "s-bob")).toEqual([
       { method: "streamForceUnpublished", params: { streamId: "bob_webcam" } },
     ]);

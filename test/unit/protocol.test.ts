@@ -66,10 +66,11 @@ describe("room schemas", () => {
     expect(splitStreamId("my_user_webcam")).toEqual({ user: "my_user", stream: "webcam" });
   });
 
-  it("defaults doLoopback to false and drops unknown fields", () => {
+  it("defaults doLoopback to false, the stream to the webcam, and drops unknown fields", () => {
     expect(requestParams.publishVideo.parse({ sdpOffer: "v=0", extra: 1 })).toEqual({
       sdpOffer: "v=0",
       doLoopback: false,
+      streamId: "webcam",
     });
   });
 

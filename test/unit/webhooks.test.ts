@@ -5,15 +5,16 @@
  */
 import { describe, expect, it } from "vitest";
 import { roomEvents } from "../../worker/core/room-events.ts";
-import { emptyRoom, type Participant, type RoomState } from "../../worker/core/types.ts";
+import { emptyRoom, type Participant, type PublishState, type RoomState } from "../../worker/core/types.ts";
+import { withStream } from "../../worker/core/streams.ts";
 import { signWebhook, verifyWebhook, type WebhookEvent } from "../../protocol/webhooks.ts";
 
-function seat(user: string, publish: Participant["publish"] = "none"): Participant {
+function seat(user: string, publish: PublishState = "none"): Participant {
   return {
     session: `s-${user}`,
     user,
-    publish,
-    loopback: false,
+    multiStream: false,
+    streams: publish === "none" ? {} : { webcam: { state: publish, loopback: false } },
     dataChannels: false,
     subscriptions: {},
     attributes: {},
@@ -43,8 +44,10 @@ describe("room events for webhooks", () => {
   it("publishing and unpublishing; a publisher who leaves unpublishes first", () => {
     const ann = seat("ann");
     const before = room(ann, seat("bob"));
-    const live = room({ ...ann, publish: "live" }, seat("bob"));
-    expect(roomEvents(before, room({ ...ann, publish: "pending" }, seat("bob")))).toEqual([]);
+    const live = room(withStream(ann, "webcam", { state: "live", loopback: false }), seat("bob"));
+    expect(
+      roomEvents(before, room(withStream(ann, "webcam", { state: "pending", loopback: false }), seat("bob"))),
+    ).toEqual([]);
     expect(roomEvents(before, live)).toEqual([
       { type: "streamPublished", data: { user: "ann", streamId: "ann_webcam" } },
     ]);

@@ -60,6 +60,10 @@ const ALL_EVENTS: EventName[] = [
   "reconnecting",
   "reconnected",
   "connection-state-changed",
+  "stream-speaking",
+  "stream-stopped-speaking",
+  "active-speaker-changed",
+  "screen-share-stopped",
 ];
 
 /** Records every event a room emits, in order. */

@@ -170,7 +170,8 @@ export function roomStub(room: string) {
 export interface StoredParticipant {
   user: string;
   session: string;
-  publish: string;
+  /** Stream name → its publication (`{}`: publishing nothing). */
+  streams: Record<string, { state: string; loopback: boolean }>;
   subscriptions: Record<string, string>;
   disconnectedAt: number | null;
 }

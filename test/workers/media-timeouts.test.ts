@@ -47,7 +47,7 @@ async function timedPublish(client: Client, sdpOffer: string): Promise<{ answer:
 async function expectNothingPending(room: string, user: string): Promise<void> {
   expect(await storedPending(room)).toEqual([]);
   const me = (await storedRoster(room)).find((p) => p.user === user);
-  expect(me?.publish).toBe("none");
+  expect(me?.streams).toEqual({});
 }
 
 describe("MEDIA_TIMEOUT_MS in the room", () => {

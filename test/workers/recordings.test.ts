@@ -212,7 +212,11 @@ describe("recordings REST API: a recording's life", () => {
       expect(now.files.find((f) => f.name === "003-carl-webcam.webm")?.startOffsetMs).toBeGreaterThanOrEqual(0);
       expect(await storedRecording("rec-life")).toMatchObject({
         id,
-        files: { ann: "001-ann-webcam.webm", carl: "003-carl-webcam.webm", bob: "004-bob-webcam.webm" },
+        files: {
+          ann_webcam: "001-ann-webcam.webm",
+          carl_webcam: "003-carl-webcam.webm",
+          bob_webcam: "004-bob-webcam.webm",
+        },
       });
     },
   );
@@ -323,7 +327,7 @@ describe("recordings REST API: a recording's life", () => {
     const first = await r.record();
 
     await evictDurableObject(roomStub("rec-evict"));
-    expect(await storedRecording("rec-evict")).toMatchObject({ id, files: { ann: "001-ann-webcam.webm" } });
+    expect(await storedRecording("rec-evict")).toMatchObject({ id, files: { ann_webcam: "001-ann-webcam.webm" } });
     const carl = await r.join("carl");
     await notified(carl, "recordingStarted", id);
     await r.publish("bob");

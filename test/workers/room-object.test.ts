@@ -110,7 +110,7 @@ describe("room Durable Object", () => {
         .toArray()
         .map((r) => (JSON.parse(r.data) as { v?: number }).v),
     );
-    expect(versions).toContain(1);
+    expect(versions).toContain(2);
     for (const c of [alice, bob, carol]) c.ws.close();
   });
 

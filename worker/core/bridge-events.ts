@@ -7,6 +7,7 @@ import { RoomCode, rpcError } from "../../protocol/errors.ts";
 import { streamIdOf } from "../../protocol/room.ts";
 import type { Participant } from "./types.ts";
 import { findByUser, type StepBuilder } from "./step.ts";
+import { announceUnpublished, endpointNameOf } from "./streams.ts";
 
 export function mediaEvent(b: StepBuilder, event: MediaEvent): void {
   switch (event.event) {
@@ -14,9 +15,10 @@ export function mediaEvent(b: StepBuilder, event: MediaEvent): void {
       const target = findByUser(b.state, event.user);
       if (!target || target.disconnectedAt !== null) return;
       const { endpoint, candidate, sdpMid, sdpMLineIndex } = event;
+      const endpointName = event.stream === undefined ? endpoint : endpointNameOf(endpoint, event.stream);
       b.notify(target.session, {
         method: "iceCandidate",
-        params: { endpointName: endpoint, candidate, sdpMid: sdpMid ?? null, sdpMLineIndex },
+        params: { endpointName, candidate, sdpMid: sdpMid ?? null, sdpMLineIndex },
       });
       return;
     }
@@ -48,15 +50,18 @@ function mediaLost(b: StepBuilder, users: readonly string[] | undefined, error: 
   const affected: Participant[] = [];
   for (const p of b.state.participants.values()) {
     if (users !== undefined && !users.includes(p.user)) continue;
-    if (p.publish !== "none" || Object.keys(p.subscriptions).length > 0) affected.push(p);
+    if (Object.keys(p.streams).length > 0 || Object.keys(p.subscriptions).length > 0) affected.push(p);
   }
   for (const p of affected) {
-    const current = b.state.participants.get(p.session);
-    if (!current) continue;
-    if (current.publish !== "none") b.stopPublishing(current);
+    for (const stream of Object.keys(p.streams)) {
+      const current = b.state.participants.get(p.session);
+      if (current?.streams[stream]) b.stopPublishing(current, stream);
+    }
     const after = b.state.participants.get(p.session);
     if (after && Object.keys(after.subscriptions).length > 0) b.putParticipant({ ...after, subscriptions: {} });
-    if (p.publish === "live") b.broadcast(p.session, { method: "participantUnpublished", params: { name: p.user } });
+    for (const [stream, publication] of Object.entries(p.streams)) {
+      if (publication.state === "live") announceUnpublished(b, p.session, p.user, stream);
+    }
   }
   // Their negotiations in flight are reset too: an answer to one of them must not be taken for a
   // later try (the bridge is told to undo them, in case it still builds them).
@@ -70,6 +75,6 @@ function mediaLost(b: StepBuilder, users: readonly string[] | undefined, error: 
 
 /** The stream ids a participant had media for, as it was before the loss: its own, then its subscriptions'. */
 function lostStreams(p: Participant): string[] {
-  const own = p.publish !== "none" ? [streamIdOf(p.user)] : [];
-  return [...own, ...Object.keys(p.subscriptions).map((sender) => streamIdOf(sender))];
+  const own = Object.keys(p.streams).map((stream) => streamIdOf(p.user, stream));
+  return [...own, ...Object.keys(p.subscriptions)];
 }

@@ -5,6 +5,7 @@
  */
 import { JsonRpcCode, RoomCode, rpcError } from "../../protocol/errors.ts";
 import type { CustomRequestHandler } from "./hooks.ts";
+import { publishState } from "./streams.ts";
 
 const HAT = "hat";
 
@@ -19,7 +20,8 @@ export const hatFilterHandler: CustomRequestHandler = {
     const wearing = participant.attributes[HAT] === true;
     if (hatOn) {
       if (wearing) return { error: rpcError(RoomCode.USER_GENERIC, "Hat filter already on") };
-      if (participant.publish !== "live") {
+      // The hat goes on the webcam (the face), never on a screen share.
+      if (publishState(participant) !== "live") {
         return { error: rpcError(RoomCode.USER_NOT_STREAMING, "Publish your video before putting a hat on it") };
       }
       return {

@@ -5,9 +5,25 @@
  */
 import { RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
 import type { RequestId } from "../../protocol/jsonrpc.ts";
-import { splitStreamId, WEBCAM_STREAM, type RequestParams } from "../../protocol/room.ts";
+import {
+  MAX_STREAMS_PER_PARTICIPANT,
+  splitStreamId,
+  streamIdOf,
+  WEBCAM_STREAM,
+  type RequestParams,
+} from "../../protocol/room.ts";
 import type { MediaOutcome, Participant, PendingMedia } from "./types.ts";
-import { findByUser, WEBCAM_STREAMS, withoutSubscription, type StepBuilder } from "./step.ts";
+import { findByUser, withoutSubscription, type StepBuilder } from "./step.ts";
+import {
+  announcePublished,
+  announceUnpublished,
+  endpointNameOf,
+  endpointOf,
+  streamField,
+  unpublishCommand,
+  unsubscribeCommand,
+  withStream,
+} from "./streams.ts";
 
 export function publishVideo(
   b: StepBuilder,
@@ -17,27 +33,55 @@ export function publishVideo(
 ): void {
   const me = b.member(session, id);
   if (!me) return;
-  if (me.publish !== "none") {
-    return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, `User '${me.user}' is already publishing`));
+  const stream = p.streamId;
+  if (me.streams[stream]) {
+    // The original's words for its one stream; other streams are named.
+    const message =
+      stream === WEBCAM_STREAM
+        ? `User '${me.user}' is already publishing`
+        : `User '${me.user}' is already publishing stream '${stream}'`;
+    return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
   }
-  b.putParticipant({ ...me, publish: "pending", loopback: p.doLoopback });
-  b.forgetIceCandidates(session, me.user);
+  const count = Object.keys(me.streams).length;
+  if (count >= MAX_STREAMS_PER_PARTICIPANT) {
+    const message = `User '${me.user}' already publishes ${count} streams (at most ${MAX_STREAMS_PER_PARTICIPANT} per participant); unpublish one first`;
+    return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
+  }
+  b.putParticipant(withStream(me, stream, { state: "pending", loopback: p.doLoopback }));
+  b.forgetIceCandidates(session, endpointNameOf(me.user, stream));
   b.mediaRequest(
-    { session, id, op: "publish" },
-    { op: "publish", user: me.user, sdpOffer: p.sdpOffer, loopback: p.doLoopback, dataChannels: me.dataChannels },
+    { session, id, op: "publish", ...streamField(stream) },
+    {
+      op: "publish",
+      user: me.user,
+      ...streamField(stream),
+      sdpOffer: p.sdpOffer,
+      loopback: p.doLoopback,
+      dataChannels: me.dataChannels,
+    },
   );
 }
 
-export function unpublishVideo(b: StepBuilder, session: string, id: RequestId | null): void {
+export function unpublishVideo(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  p: RequestParams<"unpublishVideo">,
+): void {
   const me = b.member(session, id);
   if (!me) return;
-  if (me.publish !== "live") {
-    return b.fail(session, id, rpcError(RoomCode.USER_NOT_STREAMING, `User '${me.user}' is not publishing`));
+  const stream = p.streamId;
+  if (me.streams[stream]?.state !== "live") {
+    const message =
+      stream === WEBCAM_STREAM
+        ? `User '${me.user}' is not publishing`
+        : `User '${me.user}' is not publishing stream '${stream}'`;
+    return b.fail(session, id, rpcError(RoomCode.USER_NOT_STREAMING, message));
   }
-  b.stopPublishing(me);
-  b.media({ op: "unpublish", user: me.user });
+  b.stopPublishing(me, stream);
+  b.media(unpublishCommand(me.user, stream));
   b.reply(session, id, {});
-  b.broadcast(session, { method: "participantUnpublished", params: { name: me.user } });
+  announceUnpublished(b, session, me.user, stream);
 }
 
 export function receiveVideoFrom(
@@ -61,23 +105,25 @@ export function receiveVideoFrom(
       rpcError(RoomCode.USER_NOT_FOUND, `User '${senderName}' not found in room '${b.state.room}'`),
     );
   }
-  if (stream !== WEBCAM_STREAM || sender.publish !== "live") {
+  if (sender.streams[stream]?.state !== "live") {
     return b.fail(
       session,
       id,
       rpcError(RoomCode.USER_NOT_STREAMING, `User '${senderName}' is not streaming '${stream}'`),
     );
   }
-  const current = me.subscriptions[senderName];
+  const senderStream = streamIdOf(senderName, stream);
+  const current = me.subscriptions[senderStream];
   if (current !== undefined) {
-    const message = `User '${me.user}' is already receiving media from '${senderName}' (${current === "pending" ? "a request is in progress" : "live"}); unsubscribeFromVideo first`;
+    const what = stream === WEBCAM_STREAM ? `'${senderName}'` : `'${senderStream}'`;
+    const message = `User '${me.user}' is already receiving media from ${what} (${current === "pending" ? "a request is in progress" : "live"}); unsubscribeFromVideo first`;
     return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
   }
-  b.putParticipant({ ...me, subscriptions: { ...me.subscriptions, [senderName]: "pending" } });
-  b.forgetIceCandidates(session, senderName);
+  b.putParticipant({ ...me, subscriptions: { ...me.subscriptions, [senderStream]: "pending" } });
+  b.forgetIceCandidates(session, endpointNameOf(senderName, stream));
   b.mediaRequest(
-    { session, id, op: "subscribe", sender: senderName },
-    { op: "subscribe", user: me.user, sender: senderName, sdpOffer: p.sdpOffer },
+    { session, id, op: "subscribe", sender: senderStream },
+    { op: "subscribe", user: me.user, sender: senderName, ...streamField(stream), sdpOffer: p.sdpOffer },
   );
 }
 
@@ -89,23 +135,25 @@ export function unsubscribeFromVideo(
 ): void {
   const me = b.member(session, id);
   if (!me) return;
-  const { user: senderName } = splitStreamId(p.sender);
-  if (!(senderName in me.subscriptions)) {
-    const message = `User '${me.user}' is not receiving media from '${senderName}'`;
+  const { user: senderName, stream } = splitStreamId(p.sender);
+  const senderStream = streamIdOf(senderName, stream);
+  if (!(senderStream in me.subscriptions)) {
+    const what = stream === WEBCAM_STREAM ? `'${senderName}'` : `'${senderStream}'`;
+    const message = `User '${me.user}' is not receiving media from ${what}`;
     return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
   }
   const inFlight = (entry: PendingMedia) =>
-    entry.session === session && entry.op === "subscribe" && entry.sender === senderName;
+    entry.session === session && entry.op === "subscribe" && entry.sender === senderStream;
   if ([...b.state.pending.values()].some(inFlight)) {
     // The try in flight is given up (and undone on the bridge): its answer, if one still comes,
     // must not be taken for a later try.
     const message = `Receiving from '${senderName}' was interrupted: unsubscribed meanwhile`;
     b.abandonMediaRequestsOf(session, rpcError(RoomCode.MEDIA_GENERIC, message), inFlight);
   } else {
-    b.media({ op: "unsubscribe", user: me.user, sender: senderName });
+    b.media(unsubscribeCommand(me.user, senderStream));
   }
   const current = b.state.participants.get(session) ?? me;
-  if (senderName in current.subscriptions) b.putParticipant(withoutSubscription(current, senderName));
+  if (senderStream in current.subscriptions) b.putParticipant(withoutSubscription(current, senderStream));
   b.reply(session, id, {});
 }
 
@@ -117,8 +165,7 @@ export function onIceCandidate(
 ): void {
   const me = b.member(session, id);
   if (!me) return;
-  // Candidates may arrive before the SDP answer: a pending endpoint counts.
-  const known = p.endpointName === me.user ? me.publish !== "none" : p.endpointName in me.subscriptions;
+  const known = endpointOf(me, p.endpointName);
   if (!known) {
     const message = `No media endpoint '${p.endpointName}' for user '${me.user}'`;
     return b.fail(session, id, rpcError(RoomCode.MEDIA_ENDPOINT, message));
@@ -131,7 +178,8 @@ export function onIceCandidate(
   b.media({
     op: "addIceCandidate",
     user: me.user,
-    endpoint: p.endpointName,
+    endpoint: known.user,
+    ...streamField(known.stream),
     candidate: p.candidate,
     sdpMid: p.sdpMid ?? null,
     sdpMLineIndex: p.sdpMLineIndex,
@@ -183,27 +231,30 @@ export function mediaResult(b: StepBuilder, ref: string, outcome: MediaOutcome):
   const { session, id } = pending;
   switch (pending.op) {
     case "publish": {
-      if (me.publish !== "pending") {
+      const stream = pending.stream ?? WEBCAM_STREAM;
+      const publication = me.streams[stream];
+      if (publication?.state !== "pending") {
         // Its media was reset meanwhile: drop what the bridge built and say so.
-        if (outcome.ok) b.media({ op: "unpublish", user: me.user });
+        if (outcome.ok) b.media(unpublishCommand(me.user, stream));
         const message = "Publishing was interrupted: the media connection was reset";
         return b.fail(session, id, rpcError(RoomCode.MEDIA_GENERIC, message));
       }
       const answer = sdpAnswerOf(outcome);
       if ("error" in answer) {
-        b.putParticipant({ ...me, publish: "none", loopback: false });
+        b.putParticipant(withStream(me, stream, null));
         return b.fail(session, id, answer.error);
       }
-      b.putParticipant({ ...me, publish: "live" });
+      const live = withStream(me, stream, { ...publication, state: "live" });
+      b.putParticipant(live);
       b.reply(session, id, { sdpAnswer: answer.sdp });
-      b.broadcast(session, { method: "participantPublished", params: { id: me.user, streams: WEBCAM_STREAMS } });
+      announcePublished(b, live, stream);
       return;
     }
     case "subscribe": {
       const sender = pending.sender ?? "";
       if (me.subscriptions[sender] !== "pending") {
-        if (outcome.ok) b.media({ op: "unsubscribe", user: me.user, sender });
-        const message = `Receiving from '${sender}' was interrupted: the stream is gone`;
+        if (outcome.ok) b.media(unsubscribeCommand(me.user, sender));
+        const message = `Receiving from '${splitStreamId(sender).user}' was interrupted: the stream is gone`;
         return b.fail(session, id, rpcError(RoomCode.MEDIA_GENERIC, message));
       }
       const answer = sdpAnswerOf(outcome);
@@ -226,14 +277,16 @@ export function mediaResult(b: StepBuilder, ref: string, outcome: MediaOutcome):
 /** A result for an asker whose socket dropped: what it negotiated goes back to nothing, undone on the bridge; no answer, no broadcast. */
 function interrupted(b: StepBuilder, me: Participant, pending: PendingMedia, outcome: MediaOutcome): void {
   switch (pending.op) {
-    case "publish":
-      if (me.publish === "pending") b.putParticipant({ ...me, publish: "none", loopback: false });
-      if (outcome.ok) b.media({ op: "unpublish", user: me.user });
+    case "publish": {
+      const stream = pending.stream ?? WEBCAM_STREAM;
+      if (me.streams[stream]?.state === "pending") b.putParticipant(withStream(me, stream, null));
+      if (outcome.ok) b.media(unpublishCommand(me.user, stream));
       return;
+    }
     case "subscribe": {
       const sender = pending.sender ?? "";
       if (me.subscriptions[sender] === "pending") b.putParticipant(withoutSubscription(me, sender));
-      if (outcome.ok) b.media({ op: "unsubscribe", user: me.user, sender });
+      if (outcome.ok) b.media(unsubscribeCommand(me.user, sender));
       return;
     }
     case "custom":

@@ -6,7 +6,8 @@ import { INVALID_SESSION_CODE, RoomCode, rpcError } from "../../protocol/errors.
 import type { RequestId } from "../../protocol/jsonrpc.ts";
 import type { PeerDescriptor, RequestParams } from "../../protocol/room.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
-import { findByUser, WEBCAM_STREAMS, type StepBuilder } from "./step.ts";
+import { findByUser, type StepBuilder } from "./step.ts";
+import { peerFor } from "./streams.ts";
 import type { Grant } from "./types.ts";
 import { announceRecording, endRecording } from "./recording.ts";
 
@@ -50,12 +51,13 @@ export function joinRoom(
   const refusal = b.ctx.hooks.authorizeJoin?.({ user: p.user, room, creating });
   if (refusal) return b.fail(session, id, refusal);
 
-  const peers = peersOf(b, session);
+  const multiStream = p.multiStream ?? false;
+  const peers = peersOf(b, session, multiStream);
   b.putParticipant({
     session,
     user: p.user,
-    publish: "none",
-    loopback: false,
+    multiStream,
+    streams: {},
     dataChannels: p.dataChannels ?? false,
     subscriptions: {},
     attributes: {},
@@ -134,18 +136,17 @@ export function connect(
   // Notifications sent while the socket was gone are lost: the roster as it is
   // now (like joinRoom's) lets the client catch up on joins, leaves and streams.
   b.reply(target, id, {
-    value: peersOf(b, target),
+    value: peersOf(b, target, current.multiStream),
     ...(grant.iceServers?.length ? { iceServers: grant.iceServers } : {}),
   });
   announceRecording(b, target);
 }
 
-/** Everyone but `session`, as joinRoom's answer lists them. */
-function peersOf(b: StepBuilder, session: string): PeerDescriptor[] {
+/** Everyone but `session`, as joinRoom's answer lists them: only webcams unless the viewer is `multiStream`. */
+function peersOf(b: StepBuilder, session: string, multiStream: boolean): PeerDescriptor[] {
   const peers: PeerDescriptor[] = [];
   for (const other of b.state.participants.values()) {
-    if (other.session === session) continue;
-    peers.push(other.publish === "live" ? { id: other.user, streams: WEBCAM_STREAMS } : { id: other.user });
+    if (other.session !== session) peers.push(peerFor(other, { multiStream }));
   }
   return peers;
 }

@@ -8,6 +8,7 @@ import type { RequestId } from "../../protocol/jsonrpc.ts";
 import { type RequestParams, splitStreamId, streamIdOf, WEBCAM_STREAM } from "../../protocol/room.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { findByUser, type StepBuilder } from "./step.ts";
+import { announceUnpublished, unpublishCommand } from "./streams.ts";
 import type { AdminAction, Participant } from "./types.ts";
 
 /** The moderator asking, or an error answer (and undefined) when the session may not moderate. */
@@ -58,17 +59,23 @@ export function forceUnpublish(
   if (!me) return;
   const them = target(b, session, id, p.user);
   if (!them) return;
+  let stream = WEBCAM_STREAM;
   if (p.streamId !== undefined) {
-    const stream = splitStreamId(p.streamId);
-    if (stream.user !== them.user || stream.stream !== WEBCAM_STREAM) {
-      const message = `Stream '${p.streamId}' is not a stream of '${them.user}' (it publishes '${streamIdOf(them.user)}')`;
+    const named = splitStreamId(p.streamId);
+    if (named.user !== them.user) {
+      const message = `Stream '${p.streamId}' is not a stream of '${them.user}' (its streams are '${streamIdOf(them.user, "<stream>")}')`;
       return b.fail(session, id, rpcError(RoomCode.USER_NOT_STREAMING, message));
     }
+    stream = named.stream;
   }
-  if (them.publish === "none") {
-    return b.fail(session, id, rpcError(RoomCode.USER_NOT_STREAMING, `User '${them.user}' is not publishing`));
+  if (!them.streams[stream]) {
+    const message =
+      stream === WEBCAM_STREAM
+        ? `User '${them.user}' is not publishing`
+        : `User '${them.user}' is not publishing stream '${stream}'`;
+    return b.fail(session, id, rpcError(RoomCode.USER_NOT_STREAMING, message));
   }
-  unpublish(b, them, me.user);
+  unpublish(b, them, stream, me.user);
   b.reply(session, id, {});
 }
 
@@ -77,7 +84,7 @@ export function adminAction(b: StepBuilder, action: AdminAction): void {
   const them = findByUser(b.state, action.user);
   if (!them) return;
   if (action.kind === "evict") return evict(b, them, undefined);
-  if (them.publish !== "none") unpublish(b, them, undefined);
+  if (them.streams[action.stream]) unpublish(b, them, action.stream, undefined);
 }
 
 /** `them` is told (with who did it), its socket closed, its seat and media released; the others get participantLeft. */
@@ -90,26 +97,26 @@ function evict(b: StepBuilder, them: Participant, by: string | undefined): void 
 }
 
 /** Its stream stops as if it had unpublished; it is told, the others get participantUnpublished. */
-function unpublish(b: StepBuilder, them: Participant, by: string | undefined): void {
-  const streamId = streamIdOf(them.user);
-  if (them.publish === "pending") {
+function unpublish(b: StepBuilder, them: Participant, stream: string, by: string | undefined): void {
+  const streamId = streamIdOf(them.user, stream);
+  if (them.streams[stream]?.state === "pending") {
     // Still negotiating: the publish request fails (and is undone on the bridge).
     const message =
       by === undefined ? "Publishing was stopped by the administrator" : `Publishing was stopped by '${by}'`;
     b.abandonMediaRequestsOf(
       them.session,
       rpcError(RoomCode.MEDIA_GENERIC, message),
-      (pending) => pending.op === "publish",
+      (pending) => pending.op === "publish" && (pending.stream ?? WEBCAM_STREAM) === stream,
     );
     return;
   }
-  b.stopPublishing(them);
-  b.media({ op: "unpublish", user: them.user });
+  b.stopPublishing(them, stream);
+  b.media(unpublishCommand(them.user, stream));
   if (them.disconnectedAt === null) {
     b.notify(them.session, {
       method: "streamForceUnpublished",
       params: by === undefined ? { streamId } : { streamId, by },
     });
   }
-  b.broadcast(them.session, { method: "participantUnpublished", params: { name: them.user } });
+  announceUnpublished(b, them.session, them.user, stream);
 }

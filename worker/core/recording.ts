@@ -13,9 +13,10 @@
 import { RoomCode, rpcError } from "../../protocol/errors.ts";
 import type { RequestId } from "../../protocol/jsonrpc.ts";
 import { recordingFileNameFor } from "../../protocol/recordings.ts";
-import { type RequestParams, WEBCAM_STREAM } from "../../protocol/room.ts";
+import { type RequestParams, splitStreamId, streamIdOf } from "../../protocol/room.ts";
 import type { StepBuilder } from "./step.ts";
 import type { Grant, LedgerFile, Participant, RecordingAction, RoomState } from "./types.ts";
+import { hasLiveStream, liveStreams } from "./streams.ts";
 
 export type StartRefusal =
   /** Nobody publishes: there is nothing to record. */
@@ -29,7 +30,7 @@ export function startRefusal(state: RoomState): StartRefusal | null {
     const message = `Room '${state.room}' is already being recorded (recording ${running.id}); stop it first`;
     return { kind: "alreadyRecording", running: running.id, message };
   }
-  if (![...state.participants.values()].some(isLive)) {
+  if (![...state.participants.values()].some(hasLiveStream)) {
     return { kind: "nothingToRecord", message: `Room '${state.room}' has no published stream to record` };
   }
   return null;
@@ -41,11 +42,10 @@ export function beginRecording(b: StepBuilder, start: { id: string; token: strin
   const files: Record<string, string> = {};
   const ledgerFiles: LedgerFile[] = [];
   let seq = 0;
-  for (const p of b.state.participants.values()) {
-    if (!isLive(p)) continue;
+  for (const id of liveStreamIds(b.state)) {
     seq += 1;
-    const file = fileOf(seq, p.user);
-    files[p.user] = file.name;
+    const file = fileOf(seq, id);
+    files[id] = file.name;
     ledgerFiles.push(file);
   }
   b.state = { ...b.state, recording: { id: start.id, startedAt: now, token: start.token, seq, files } };
@@ -86,12 +86,11 @@ export function endRecording(b: StepBuilder): void {
 export function followStreams(b: StepBuilder): void {
   const running = b.state.recording;
   if (!running || b.state.participants === b.initial.participants) return;
-  const live = new Set<string>();
-  for (const p of b.state.participants.values()) if (isLive(p)) live.add(p.user);
+  const live = new Set(liveStreamIds(b.state));
   const files: Record<string, string> = {};
   let changed = false;
-  for (const [user, name] of Object.entries(running.files)) {
-    if (live.has(user)) files[user] = name;
+  for (const [id, name] of Object.entries(running.files)) {
+    if (live.has(id)) files[id] = name;
     else {
       changed = true;
       b.effects.push({ kind: "ledger", op: { op: "endFile", id: running.id, name, at: b.ctx.now } });
@@ -99,11 +98,11 @@ export function followStreams(b: StepBuilder): void {
   }
   let seq = running.seq;
   const started: LedgerFile[] = [];
-  for (const user of live) {
-    if (user in files) continue;
+  for (const id of live) {
+    if (id in files) continue;
     seq += 1;
-    const file = { ...fileOf(seq, user), startOffsetMs: Math.max(0, b.ctx.now - running.startedAt) };
-    files[user] = file.name;
+    const file = { ...fileOf(seq, id), startOffsetMs: Math.max(0, b.ctx.now - running.startedAt) };
+    files[id] = file.name;
     started.push(file);
     changed = true;
   }
@@ -187,12 +186,17 @@ function mayRecord(b: StepBuilder, session: string, id: RequestId | null): Parti
   return me;
 }
 
-function isLive(p: Participant): boolean {
-  return p.publish === "live";
+/** Every live stream of the room (`<user>_<stream>`), in the participants' order, each one's webcam first. */
+function liveStreamIds(state: RoomState): string[] {
+  const ids: string[] = [];
+  for (const p of state.participants.values())
+    for (const stream of liveStreams(p)) ids.push(streamIdOf(p.user, stream));
+  return ids;
 }
 
-function fileOf(seq: number, user: string): LedgerFile {
-  return { name: recordingFileNameFor(seq, user, WEBCAM_STREAM), user, stream: WEBCAM_STREAM, startOffsetMs: 0 };
+function fileOf(seq: number, streamId: string): LedgerFile {
+  const { user, stream } = splitStreamId(streamId);
+  return { name: recordingFileNameFor(seq, user, stream), user, stream, startOffsetMs: 0 };
 }
 
 function record(b: StepBuilder, file: LedgerFile): void {

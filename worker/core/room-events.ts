@@ -7,6 +7,7 @@
 import { streamIdOf } from "../../protocol/room.ts";
 import type { WebhookEventType } from "../../protocol/webhooks.ts";
 import type { RoomState } from "./types.ts";
+import { liveStreams } from "./streams.ts";
 
 export interface RoomEvent {
   readonly type: WebhookEventType;
@@ -46,17 +47,22 @@ function participantEvents(before: RoomState, after: RoomState): RoomEvent[] {
     const then = before.participants.get(session);
     if (then === now) continue;
     if (!then) events.push({ type: "participantJoined", data: { user: now.user } });
-    const wasLive = then?.publish === "live";
-    const isLive = now.publish === "live";
-    if (!wasLive && isLive)
-      events.push({ type: "streamPublished", data: { user: now.user, streamId: streamIdOf(now.user) } });
-    if (wasLive && !isLive)
-      events.push({ type: "streamUnpublished", data: { user: now.user, streamId: streamIdOf(now.user) } });
+    // One event per stream (webcam, screen…) that went live or ended.
+    const wasLive = then ? liveStreams(then) : [];
+    const isLive = liveStreams(now);
+    for (const stream of isLive) {
+      if (!wasLive.includes(stream))
+        events.push({ type: "streamPublished", data: { user: now.user, streamId: streamIdOf(now.user, stream) } });
+    }
+    for (const stream of wasLive) {
+      if (!isLive.includes(stream))
+        events.push({ type: "streamUnpublished", data: { user: now.user, streamId: streamIdOf(now.user, stream) } });
+    }
   }
   for (const [session, then] of before.participants) {
     if (after.participants.has(session)) continue;
-    if (then.publish === "live") {
-      events.push({ type: "streamUnpublished", data: { user: then.user, streamId: streamIdOf(then.user) } });
+    for (const stream of liveStreams(then)) {
+      events.push({ type: "streamUnpublished", data: { user: then.user, streamId: streamIdOf(then.user, stream) } });
     }
     events.push({ type: "participantLeft", data: { user: then.user } });
   }

@@ -11,14 +11,12 @@
  */
 import { RoomCode, rpcError, type RpcError } from "../../protocol/errors.ts";
 import type { RequestId } from "../../protocol/jsonrpc.ts";
-import { WEBCAM_STREAM, type Notification } from "../../protocol/room.ts";
+import { splitStreamId, streamIdOf, WEBCAM_STREAM, type Notification } from "../../protocol/room.ts";
 import type { MediaCommand } from "../../protocol/bridge.ts";
 import type { CoreContext } from "./hooks.ts";
-import type { Effect, Participant, PendingMedia, RoomState, Step } from "./types.ts";
+import type { Audience, Effect, Participant, PendingMedia, RoomState, Step } from "./types.ts";
 import { endRecording } from "./recording.ts";
-
-/** What `participantPublished` and the roster say a publisher sends: its one webcam stream. */
-export const WEBCAM_STREAMS = [{ id: WEBCAM_STREAM }];
+import { unpublishCommand, unsubscribeCommand, withStream } from "./streams.ts";
 
 export class StepBuilder {
   state: RoomState;
@@ -65,12 +63,13 @@ export class StepBuilder {
   removeParticipant(me: Participant): void {
     const participants = new Map(this.state.participants);
     participants.delete(me.session);
-    dropSubscriptionsTo(participants, me.user);
+    const isTheirs = (streamId: string) => splitStreamId(streamId).user === me.user;
+    dropSubscriptionsTo(participants, isTheirs);
     // Its media requests in flight will find no asker: their results are ignored (releaseUser undoes them).
     const pending = new Map(this.state.pending);
     for (const [ref, entry] of this.state.pending) if (entry.session === me.session) pending.delete(ref);
     this.state = { ...this.state, participants, pending };
-    this.abandonSubscriptionsTo(me.user);
+    this.abandonSubscriptionsTo(isTheirs);
     this.forgetIceCandidates(me.session);
     // The last one out stops the recording, before the media it records is released.
     if (participants.size === 0) endRecording(this);
@@ -107,19 +106,23 @@ export class StepBuilder {
     return true;
   }
 
-  stopPublishing(me: Participant): void {
+  /** `me`'s stream `stream` ends: nobody receives it any more. The hat is on the webcam: it goes with it. */
+  stopPublishing(me: Participant, stream: string): void {
     const participants = new Map(this.state.participants);
-    participants.set(me.session, { ...me, publish: "none", loopback: false, attributes: {} });
-    dropSubscriptionsTo(participants, me.user);
+    const after = withStream(me, stream, null);
+    participants.set(me.session, stream === WEBCAM_STREAM ? { ...after, attributes: {} } : after);
+    const id = streamIdOf(me.user, stream);
+    const isIt = (streamId: string) => streamId === id;
+    dropSubscriptionsTo(participants, isIt);
     this.state = { ...this.state, participants };
-    this.abandonSubscriptionsTo(me.user);
+    this.abandonSubscriptionsTo(isIt);
   }
 
-  /** `user`'s stream is gone: the subscriptions to it still being negotiated are given up (301 to each asker). */
-  abandonSubscriptionsTo(user: string): void {
+  /** Those streams are gone: the subscriptions to them still being negotiated are given up (301 to each asker). */
+  abandonSubscriptionsTo(gone: (streamId: string) => boolean): void {
     for (const [ref, entry] of this.state.pending) {
-      if (entry.op !== "subscribe" || entry.sender !== user) continue;
-      const message = `Receiving from '${user}' was interrupted: the stream is gone`;
+      if (entry.op !== "subscribe" || entry.sender === undefined || !gone(entry.sender)) continue;
+      const message = `Receiving from '${splitStreamId(entry.sender).user}' was interrupted: the stream is gone`;
       this.abandonMediaRequest(ref, rpcError(RoomCode.MEDIA_GENERIC, message));
     }
   }
@@ -159,14 +162,16 @@ export class StepBuilder {
     const me = this.state.participants.get(pending.session);
     if (!me) return;
     switch (pending.op) {
-      case "publish":
-        if (me.publish === "pending") this.putParticipant({ ...me, publish: "none", loopback: false });
-        this.media({ op: "unpublish", user: me.user });
+      case "publish": {
+        const stream = pending.stream ?? WEBCAM_STREAM;
+        if (me.streams[stream]?.state === "pending") this.putParticipant(withStream(me, stream, null));
+        this.media(unpublishCommand(me.user, stream));
         break;
+      }
       case "subscribe": {
         const sender = pending.sender ?? "";
         if (me.subscriptions[sender] === "pending") this.putParticipant(withoutSubscription(me, sender));
-        this.media({ op: "unsubscribe", user: me.user, sender });
+        this.media(unsubscribeCommand(me.user, sender));
         break;
       }
       case "custom":
@@ -206,8 +211,12 @@ export class StepBuilder {
     this.effects.push({ kind: "notify", session, notification });
   }
 
-  broadcast(except: string | null, notification: Notification): void {
-    this.effects.push({ kind: "broadcast", except, notification });
+  broadcast(except: string | null, notification: Notification, audience?: Audience): void {
+    this.effects.push(
+      audience === undefined
+        ? { kind: "broadcast", except, notification }
+        : { kind: "broadcast", except, notification, audience },
+    );
   }
 }
 
@@ -234,9 +243,12 @@ export function withoutSubscription(p: Participant, sender: string): Participant
   return { ...p, subscriptions: rest };
 }
 
-/** The stream of `user` is gone: nobody receives it any more. */
-function dropSubscriptionsTo(participants: Map<string, Participant>, user: string): void {
+/** Those streams are gone: nobody receives them any more. */
+function dropSubscriptionsTo(participants: Map<string, Participant>, gone: (streamId: string) => boolean): void {
   for (const other of participants.values()) {
-    if (user in other.subscriptions) participants.set(other.session, withoutSubscription(other, user));
+    const kept = Object.keys(other.subscriptions).filter((id) => !gone(id));
+    if (kept.length === Object.keys(other.subscriptions).length) continue;
+    const subscriptions = Object.fromEntries(kept.map((id) => [id, other.subscriptions[id] ?? "pending"]));
+    participants.set(other.session, { ...other, subscriptions });
   }
 }

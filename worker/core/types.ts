@@ -13,17 +13,26 @@ export type { Role };
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/** A stream's publication: `none` is its absence from `Participant.streams`. */
 export type PublishState = "none" | "pending" | "live";
 export type SubscriptionState = "pending" | "live";
+
+/** One published stream: `pending` while the bridge negotiates it, then `live` until it is unpublished. */
+export interface PublishedStream {
+  readonly state: "pending" | "live";
+  readonly loopback: boolean;
+}
 
 export interface Participant {
   /** Stable across reconnections: `connect {sessionId}` resumes it. */
   readonly session: string;
   readonly user: string;
-  readonly publish: PublishState;
-  readonly loopback: boolean;
+  /** Joined with `multiStream`: it hears of streams other than the webcam (legacy clients never do). */
+  readonly multiStream: boolean;
+  /** Stream name (`webcam`, `screen`…) → its publication; at most MAX_STREAMS_PER_PARTICIPANT. */
+  readonly streams: Readonly<Record<string, PublishedStream>>;
   readonly dataChannels: boolean;
-  /** Sender user name → state of this participant's subscription to it. */
+  /** Sender stream id (`<user>_<stream>`) → state of this participant's subscription to it. */
   readonly subscriptions: Readonly<Record<string, SubscriptionState>>;
   /** Application state of custom request handlers (the original kept it in session attributes). */
   readonly attributes: Readonly<Record<string, Json>>;
@@ -43,6 +52,9 @@ export interface PendingMedia {
   readonly session: string;
   readonly id: RequestId | null;
   readonly op: "publish" | "subscribe" | "custom";
+  /** publish: the stream name (`webcam` when absent). */
+  readonly stream?: string;
+  /** subscribe: the sender stream id (`<user>_<stream>`). */
   readonly sender?: string;
   readonly data?: Json;
   /** When the room stops waiting (ms since the epoch): the alarm then answers 301 (`mediaGiveUp`). */
@@ -64,8 +76,8 @@ export interface ActiveRecording {
   /** Files made so far: the next one is number `seq + 1` (file names carry it). */
   readonly seq: number;
   /**
-   * Publisher → the file of its webcam stream being recorded. A user stays here while it publishes
-   * even if its file failed, so a refused file is not retried with a new one on every step.
+   * Stream id (`<user>_<stream>`) → the file of that stream being recorded. A stream stays here
+   * while it is live even if its file failed, so a refused file is not retried on every step.
    */
   readonly files: Readonly<Record<string, string>>;
 }
@@ -127,7 +139,7 @@ export interface Grant {
 
 export type RecordingGrant = { readonly id: string; readonly token: string } | { readonly unavailable: string };
 
-export type AdminAction = { kind: "evict"; user: string } | { kind: "unpublish"; user: string };
+export type AdminAction = { kind: "evict"; user: string } | { kind: "unpublish"; user: string; stream: string };
 
 /** The administrator (admin REST API) starts or stops the room's recording; the adapter checked it may. */
 export type RecordingAction =
@@ -162,8 +174,11 @@ export type Effect =
   | { kind: "reply"; session: string; id: RequestId; result: Record<string, unknown> }
   | { kind: "error"; session: string; id: RequestId | null; error: RpcError }
   | { kind: "notify"; session: string; notification: Notification }
-  /** To every connected participant except `except`: serialised once, sent N times. */
-  | { kind: "broadcast"; except: string | null; notification: Notification }
+  /**
+   * To every connected participant except `except`: serialised once, sent N times. `audience`:
+   * only the participants that joined with `multiStream` (`multiStream`) or without (`legacy`).
+   */
+  | { kind: "broadcast"; except: string | null; notification: Notification; audience?: Audience }
   | { kind: "close"; session: string; code: number; reason: string }
   /** The socket of session `from` now speaks for session `to` (a resumed session). */
   | { kind: "bind"; from: string; to: string }
@@ -172,6 +187,13 @@ export type Effect =
   | { kind: "directory"; open: boolean }
   /** For the recording ledger: written to the room's outbox in the same step, delivered after. */
   | { kind: "ledger"; op: LedgerOp };
+
+export type Audience = "multiStream" | "legacy";
+
+/** Whether `p` is in `audience` (absent: everyone). */
+export function inAudience(p: Participant, audience: Audience | undefined): boolean {
+  return audience === undefined || (audience === "multiStream") === p.multiStream;
+}
 
 export interface Step {
   readonly state: RoomState;

@@ -8,20 +8,27 @@
  * before versions existed have no `v`: they are read as version 0 and
  * migrated (the fields were the same, only `v` was missing), so an object
  * deployed over old storage keeps its rooms and sockets.
+ *
+ * Participant, pending and recording rows are at `v: 2` since participants
+ * publish several streams: versions 0 and 1 knew only the webcam (one
+ * `publish` state, subscriptions and recording files keyed by user name)
+ * and are read as that user's webcam.
  */
 import * as z from "zod";
 import { filterName, mediaCommandParams, type FilterName, type MediaCommand } from "../../protocol/bridge.ts";
-import type { ActiveRecording, Json, LedgerOp, Participant, PendingMedia } from "../core/types.ts";
+import { streamIdOf, WEBCAM_STREAM } from "../../protocol/room.ts";
+import type { ActiveRecording, Json, LedgerOp, Participant, PendingMedia, PublishedStream } from "../core/types.ts";
 
 const json = z.json() as z.ZodType<Json>;
 
+const subscriptionState = z.enum(["pending", "live"]);
 const participantFields = {
   session: z.string(),
   user: z.string(),
-  publish: z.enum(["none", "pending", "live"]),
-  loopback: z.boolean(),
+  multiStream: z.boolean(),
+  streams: z.record(z.string(), z.object({ state: subscriptionState, loopback: z.boolean() })),
   dataChannels: z.boolean(),
-  subscriptions: z.record(z.string(), z.enum(["pending", "live"])),
+  subscriptions: z.record(z.string(), subscriptionState),
   attributes: z.record(z.string(), json),
   disconnectedAt: z.number().nullable(),
   /** Rows written before roles existed have none: `participant`. */
@@ -40,6 +47,7 @@ const pendingFields = {
   session: z.string(),
   id: z.union([z.string(), z.number()]).nullable(),
   op: z.enum(["publish", "subscribe", "custom"]),
+  stream: z.string().optional(),
   sender: z.string().optional(),
   data: json.optional(),
   /**
@@ -103,9 +111,43 @@ function versioned<T>(schema: z.ZodType<T>): z.ZodType<T> {
   ]) as unknown as z.ZodType<T>;
 }
 
-const participantRow = versioned<Participant>(z.object(participantFields));
-const pendingRow = versioned<PendingMedia>(z.object(pendingFields) as z.ZodType<PendingMedia>);
-const recordingRow = versioned<ActiveRecording>(z.object(recordingFields));
+/** Keys that were user names (versions 0 and 1) as the webcam's stream ids. */
+const webcamKeys = <T>(record: Record<string, T>): Record<string, T> =>
+  Object.fromEntries(Object.entries(record).map(([user, value]) => [streamIdOf(user), value]));
+
+const participantRowV1 = versioned(
+  z.object({
+    ...participantFields,
+    multiStream: z.undefined().optional(),
+    streams: z.undefined().optional(),
+    publish: z.enum(["none", "pending", "live"]),
+    loopback: z.boolean(),
+  }),
+).transform(({ publish, loopback, multiStream: _m, streams: _s, ...rest }): Participant => {
+  const streams: Record<string, PublishedStream> =
+    publish === "none" ? {} : { [WEBCAM_STREAM]: { state: publish, loopback } };
+  return { ...rest, multiStream: false, streams, subscriptions: webcamKeys(rest.subscriptions) };
+});
+const pendingRowV1 = versioned(z.object(pendingFields)).transform(
+  ({ sender, ...rest }) =>
+    (rest.op === "subscribe" && sender !== undefined ? { ...rest, sender: streamIdOf(sender) } : rest) as PendingMedia,
+);
+const recordingRowV1 = versioned(z.object(recordingFields)).transform(
+  (row): ActiveRecording => ({ ...row, files: webcamKeys(row.files) }),
+);
+
+const V2 = { v: z.literal(2) };
+/** Version 2, or an older row migrated. */
+function upgraded<T>(v2: z.ZodType<T>, older: z.ZodType<T>): z.ZodType<T> {
+  return z.union([
+    z.intersection(z.object(V2), v2).transform(({ v: _v, ...rest }) => rest as T),
+    older,
+  ]) as unknown as z.ZodType<T>;
+}
+
+const participantRow = upgraded<Participant>(z.object(participantFields), participantRowV1);
+const pendingRow = upgraded<PendingMedia>(z.object(pendingFields) as z.ZodType<PendingMedia>, pendingRowV1);
+const recordingRow = upgraded<ActiveRecording>(z.object(recordingFields), recordingRowV1);
 const ledgerOpRow = versioned<LedgerOp>(ledgerOp);
 const socketAttachment = versioned<SocketAttachment>(socketFields);
 const controlAttachment = versioned<ControlAttachment>(controlFields);
@@ -136,8 +178,9 @@ export const readPendingRow = (text: string): PendingMedia | null => orNull(pend
 export const readRecordingRow = (text: string): ActiveRecording | null =>
   orNull(recordingRow, parseJson(text), "recording row");
 export const readLedgerOpRow = (text: string): LedgerOp | null => orNull(ledgerOpRow, parseJson(text), "ledger op");
-export const writeRow = (value: Participant | PendingMedia | ActiveRecording | LedgerOp): string =>
-  JSON.stringify({ v: 1, ...value });
+export const writeRow = (value: Participant | PendingMedia | ActiveRecording): string =>
+  JSON.stringify({ v: 2, ...value });
+export const writeLedgerOpRow = (value: LedgerOp): string => JSON.stringify({ v: 1, ...value });
 
 /** A socket's attachment; null when it has none (or one no version can read). */
 /**

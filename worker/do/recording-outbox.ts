@@ -10,7 +10,7 @@
  */
 import { backoffDelay } from "../../protocol/backoff.ts";
 import type { LedgerOp } from "../core/types.ts";
-import { readLedgerOpRow, writeRow } from "./persisted.ts";
+import { readLedgerOpRow, writeLedgerOpRow } from "./persisted.ts";
 
 /** Retries: 1 s doubling to 1 min (with jitter). */
 const RETRY = { minMs: 1000, maxMs: 60_000 } as const;
@@ -52,7 +52,7 @@ export class RecordingOutbox {
       );
       this.#created = true;
     }
-    this.#sql.exec(`INSERT INTO ledger_outbox (op) VALUES (?)`, writeRow(op));
+    this.#sql.exec(`INSERT INTO ledger_outbox (op) VALUES (?)`, writeLedgerOpRow(op));
   }
 
   empty(): boolean {

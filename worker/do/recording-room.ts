@@ -10,7 +10,7 @@ import * as z from "zod";
 import type { MediaCommand } from "../../protocol/bridge.ts";
 import type { RpcError } from "../../protocol/errors.ts";
 import { type Recording, signUploadToken } from "../../protocol/recordings.ts";
-import { WEBCAM_STREAM } from "../../protocol/room.ts";
+import { splitStreamId } from "../../protocol/room.ts";
 import { startRefusal } from "../core/recording.ts";
 import type { ActiveRecording, Input, RecordingGrant, RoomState } from "../core/types.ts";
 import { settingsOf, type Env } from "../env.ts";
@@ -105,10 +105,9 @@ function startedRecording(room: string, name: string | undefined, started: Activ
     status: "recording",
     startedAt: new Date(started.startedAt).toISOString(),
     files: Object.entries(started.files)
-      .map(([user, file]) => ({
+      .map(([streamId, file]) => ({
         name: file,
-        user,
-        stream: WEBCAM_STREAM,
+        ...splitStreamId(streamId),
         status: "recording" as const,
         bytes: 0,
         startOffsetMs: 0,

@@ -8,13 +8,14 @@
  * its attachment.
  */
 import { DurableObject } from "cloudflare:workers";
-import * as z from "zod";
 import { findByUser } from "../core/room-core.ts";
-import type { ModerationResponse, ParticipantInfo, RoomInfoResponse } from "../../protocol/rest.ts";
+import type { ModerationResponse, RoomInfoResponse } from "../../protocol/rest.ts";
 import { apply, nextDeadline } from "../core/room-core.ts";
 import type { CoreContext } from "../core/hooks.ts";
 import { appHooks } from "../app-hooks.ts";
-import type { Effect, Input, RoomState } from "../core/types.ts";
+import { type Audience, type Effect, type Input, type RoomState, inAudience } from "../core/types.ts";
+import { hasLiveStream } from "../core/streams.ts";
+import { adminActionBody, adminUnpublishTarget, roomInfo } from "./room-info.ts";
 import {
   decodeFrame,
   encodeError,
@@ -27,7 +28,7 @@ import { NonceLedger } from "../auth/nonce-ledger.ts";
 import { RoomMediaLink } from "./room-media-link.ts";
 import { settingsOf, type Env } from "../env.ts";
 import { newSessionId } from "../session-id.ts";
-import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, requestParams, streamIdOf } from "../../protocol/room.ts";
+import { HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE, requestParams } from "../../protocol/room.ts";
 import { RoomStore } from "./room-store.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { checkJoinToken, type JoinGrant, type Role } from "../../protocol/tokens/join-token.ts";
@@ -241,7 +242,7 @@ export class RoomObject extends DurableObject<Env> {
     const withMedia: string[] = [];
     for (const p of this.#state?.participants.values() ?? []) {
       users.push(p.user);
-      if (p.publish === "live" || Object.values(p.subscriptions).includes("live")) withMedia.push(p.user);
+      if (hasLiveStream(p) || Object.values(p.subscriptions).includes("live")) withMedia.push(p.user);
     }
     return { users, withMedia };
   }
@@ -303,13 +304,9 @@ export class RoomObject extends DurableObject<Env> {
       return Response.json({ room, user, done: "evicted" } satisfies ModerationResponse);
     }
     if (path === "/admin/unpublish") {
-      if (streamId !== undefined && streamId !== streamIdOf(user)) {
-        return Response.json({ error: `Stream '${streamId}' is not a stream of '${user}'` }, { status: 404 });
-      }
-      if (them.publish === "none") {
-        return Response.json({ error: `User '${user}' is not publishing` }, { status: 409 });
-      }
-      this.#run({ type: "admin", action: { kind: "unpublish", user } });
+      const target = adminUnpublishTarget(them, streamId);
+      if ("error" in target) return Response.json({ error: target.error }, { status: target.status });
+      this.#run({ type: "admin", action: { kind: "unpublish", user, stream: target.stream } });
       return Response.json({ room, user, done: "unpublished" } satisfies ModerationResponse);
     }
     return Response.json({ error: "unknown admin action" }, { status: 404 });
@@ -688,7 +685,11 @@ export class RoomObject extends DurableObject<Env> {
         this.#sendTo(effect.session, encodeNotification(effect.notification.method, effect.notification.params));
         return;
       case "broadcast":
-        this.#broadcast(effect.except, encodeNotification(effect.notification.method, effect.notification.params));
+        this.#broadcast(
+          effect.except,
+          encodeNotification(effect.notification.method, effect.notification.params),
+          effect.audience,
+        );
         return;
       case "close": {
         const ws = this.#sockets.get(effect.session);
@@ -734,11 +735,11 @@ export class RoomObject extends DurableObject<Env> {
     else safeSend(ws, frame);
   }
 
-  #broadcast(except: string | null, frame: string): void {
+  #broadcast(except: string | null, frame: string, audience?: Audience): void {
     const state = this.#state;
     if (!state) return;
     for (const p of state.participants.values()) {
-      if (p.session === except || p.disconnectedAt !== null) continue;
+      if (p.session === except || p.disconnectedAt !== null || !inAudience(p, audience)) continue;
       const ws = this.#sockets.get(p.session);
       if (!ws) continue;
       if (this.#holding) {
@@ -771,26 +772,6 @@ export class RoomObject extends DurableObject<Env> {
     this.#sockets.set(to, ws);
     writeSocketAttachment(ws, { role: "client", session: to });
   }
-}
-
-const adminActionBody = z.object({ user: z.string(), streamId: z.string().optional() });
-
-function roomInfo(state: RoomState): RoomInfoResponse {
-  const participants: ParticipantInfo[] = [];
-  for (const p of state.participants.values()) {
-    participants.push({
-      user: p.user,
-      role: p.role,
-      connected: p.disconnectedAt === null,
-      publishing: p.publish,
-      streams: p.publish === "live" ? [{ id: streamIdOf(p.user) }] : [],
-      subscriptions: Object.entries(p.subscriptions).map(([sender, subscription]) => ({
-        stream: streamIdOf(sender),
-        state: subscription,
-      })),
-    });
-  }
-  return { room: state.room, participants };
 }
 
 /** The reply of a successful joinRoom, sent before the step's write (see #run); null for anything else. */

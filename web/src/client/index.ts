@@ -26,7 +26,24 @@ export {
   type ReconnectOptions,
 } from "./room.ts";
 export { Participant } from "./participant.ts";
-export { Stream, DEFAULT_STREAM_ID, type StreamEvents, type StreamOptions, type StreamStatus } from "./stream.ts";
+export {
+  Stream,
+  DEFAULT_STREAM_ID,
+  SCREEN_STREAM_ID,
+  type StreamEvents,
+  type StreamKind,
+  type StreamOptions,
+  type StreamStatus,
+} from "./stream.ts";
+/** The active-speaker detector, usable on its own with any level source. */
+export {
+  ActiveSpeakerSelector,
+  DEFAULT_SPEAKING,
+  SpeakerMonitor,
+  SpeakingDetector,
+  type LevelSource,
+  type SpeakingOptions,
+} from "./speaking.ts";
 export { Emitter, type Listener, type NextOptions } from "./emitter.ts";
 export { canTransition, CONNECTION_STATES, type CloseReason, type ConnectionState } from "./state.ts";
 export { getAllRooms, getClientConfig, httpBase, type ClientConfig } from "./rest.ts";

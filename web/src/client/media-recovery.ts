@@ -87,7 +87,7 @@ export class MediaRecovery {
     this.#recovering.add(stream);
     try {
       const undo = stream.local
-        ? ctx.request("unpublishVideo", {})
+        ? ctx.request("unpublishVideo", stream.unpublishParams())
         : ctx.request("unsubscribeFromVideo", { sender: stream.getGlobalID() });
       await undo.catch(() => undefined);
       stream.reset();

@@ -61,11 +61,15 @@ export function notificationHandlers(ctx: NotificationContext): NotificationHand
         ctx.streamAdded(stream);
       }
     },
-    participantUnpublished: ({ name }) => {
-      const participant = roster.getRemote(name);
+    participantUnpublished: (params) => {
+      const participant = roster.getRemote(params.name);
       if (!participant) return;
-      for (const stream of participant.getStreams()) roster.removeStream(participant, stream);
-      emit("participant-unpublished", { participant });
+      const streamId = unpublishedStream(params);
+      for (const stream of participant.getStreams()) {
+        if (streamId === undefined || stream.getID() === streamId) roster.removeStream(participant, stream);
+      }
+      // The participant-level event once it publishes nothing any more (the original's meaning).
+      if (!participant.isPublishing()) emit("participant-unpublished", { participant });
     },
     participantLeft: ({ name }) => {
       roster.leave(name);
@@ -85,11 +89,9 @@ export function notificationHandlers(ctx: NotificationContext): NotificationHand
     },
     iceCandidate: ({ endpointName, candidate, sdpMid, sdpMLineIndex }) => {
       const init: RTCIceCandidateInit = { candidate, sdpMid: sdpMid ?? null, sdpMLineIndex };
-      if (endpointName === ctx.user) {
-        for (const stream of roster.localStreams()) if (stream.status !== "idle") stream.addRemoteCandidate(init);
-        return;
-      }
-      for (const stream of roster.getRemote(endpointName)?.getStreams() ?? []) stream.addRemoteCandidate(init);
+      // The webcam's endpoint is named after its user, any other stream's `<user>_<stream>`.
+      const candidates = [...roster.localStreams().filter((s) => s.status !== "idle"), ...roster.remoteStreams()];
+      for (const stream of candidates) if (stream.endpointName === endpointName) stream.addRemoteCandidate(init);
     },
     mediaError: ({ error, streams }) => {
       emit("error-media", streams ? { error, streams } : { error });
@@ -102,6 +104,18 @@ export function notificationHandlers(ctx: NotificationContext): NotificationHand
       ctx.recording(null, id);
     },
   };
+}
+
+/**
+ * The stream `participantUnpublished` names (undefined: all of them). A
+ * server that takes several streams sends `streamId`, the stream's id
+ * (`screen`) or its global id (`alice_screen`); both are understood.
+ */
+function unpublishedStream(params: NotificationParams<"participantUnpublished">): string | undefined {
+  const raw: unknown = "streamId" in params ? params.streamId : undefined;
+  if (typeof raw !== "string" || raw === "") return undefined;
+  const prefix = `${params.name}_`;
+  return raw.startsWith(prefix) ? raw.slice(prefix.length) : raw;
 }
 
 /**
@@ -146,10 +160,20 @@ export function reconcileRoster(
     if (!known) {
       if (publishes) handlers.participantPublished({ id: peer.id, streams });
       else roster.ensure(peer.id);
-    } else if (publishes && !known.isPublishing()) {
+    } else if (
+      publishes &&
+      !sameIds(
+        known.getStreams().map((x) => x.getID()),
+        streams.map((x) => x.id),
+      )
+    ) {
       handlers.participantPublished({ id: peer.id, streams });
     } else if (!publishes && known.isPublishing()) {
       handlers.participantUnpublished({ name: peer.id });
     }
   }
+}
+
+function sameIds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((id) => b.includes(id));
 }

@@ -4,6 +4,7 @@
  */
 import type { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import type { ConnectionOptions } from "./connection.ts";
+import type { SpeakingOptions } from "./speaking.ts";
 import type { Participant } from "./participant.ts";
 import type { ConnectionState } from "./state.ts";
 import type { Stream } from "./stream.ts";
@@ -17,6 +18,13 @@ export interface RoomOptions {
   readonly subscribeToStreams?: boolean;
   /** Ask the server for DataChannels on this participant's endpoints. */
   readonly dataChannels?: boolean;
+  /**
+   * Who is speaking (`stream-speaking`, `stream-stopped-speaking`,
+   * `active-speaker-changed`), measured here with WebAudio: true (default),
+   * false to turn it off, or the detector's settings. Off where WebAudio is
+   * missing (Node).
+   */
+  readonly speakerDetection?: boolean | SpeakingOptions;
 }
 
 export interface ReconnectOptions {
@@ -89,6 +97,13 @@ export interface RoomEvents {
   /** Media was negotiated again after a loss (publish or subscription restored). */
   "stream-recovered": { stream: Stream };
   "error-media": MediaErrorEvent;
+  /** A stream's sound turned to speech (the local microphone or a received stream; never a shared screen). */
+  "stream-speaking": { stream: Stream };
+  "stream-stopped-speaking": { stream: Stream };
+  /** The loudest speaking stream changed (null: nobody speaks); at most about twice a second. */
+  "active-speaker-changed": { stream: Stream | null };
+  /** The local screen share ended (`stopScreenShare()`, or the browser's own "Stop sharing"). */
+  "screen-share-stopped": { stream: Stream };
   /** The room is being recorded (also right after joining a room that already is). */
   "recording-started": { id: string };
   "recording-stopped": { id: string };

@@ -36,7 +36,8 @@ import type {
 } from "./room-types.ts";
 import { Roster } from "./roster.ts";
 import { canSend, canTransition, type CloseReason, type ConnectionState } from "./state.ts";
-import { Stream, type StreamHost, type StreamOptions } from "./stream.ts";
+import { SpeakerDetection } from "./speaker-detection.ts";
+import { SCREEN_STREAM_ID, Stream, type StreamHost, type StreamOptions } from "./stream.ts";
 
 export type {
   MediaErrorEvent,
@@ -63,6 +64,10 @@ export class Room extends Emitter<RoomEvents> {
   readonly #handlers: NotificationHandlers;
   readonly #recovery: MediaRecovery;
   readonly #reconnectSleep = new WakeableSleep();
+  /** null: turned off, or no WebAudio here. */
+  readonly #speakers: SpeakerDetection | null;
+  /** The local screen share, while there is one. */
+  #screen: Stream | null = null;
   #state: ConnectionState = "new";
   #closeReason: CloseReason | null = null;
   #sessionId: string | null = null;
@@ -111,6 +116,10 @@ export class Room extends Emitter<RoomEvents> {
       request: (method, params) => this.#request(method, params),
       connected,
       wantedStreams: () => this.#roster.wantedStreams(),
+    });
+    this.#speakers = SpeakerDetection.create(options.speakerDetection, {
+      emit,
+      streams: () => this.#roster.streams(),
     });
     this.#handlers = notificationHandlers({
       user: this.user,
@@ -196,6 +205,70 @@ export class Room extends Emitter<RoomEvents> {
     return stream;
   }
 
+  // ── screen sharing ────────────────────────────────────────────────────────
+  /**
+   * Shares a screen (a window, a tab: the browser asks which): a local Stream
+   * with id `screen`, published beside the camera; others see `<user>_screen`.
+   * Resolves with it once published. Sharing again while a share is on
+   * returns the same stream. Ends by `stopScreenShare()` or by the browser's
+   * own "Stop sharing" (`screen-share-stopped` either way).
+   */
+  async shareScreen(options: Omit<StreamOptions, "id" | "mediaStream"> = {}): Promise<Stream> {
+    if (this.#screen && !this.#screen.disposed) return this.#screen;
+    const screen = this.createLocalStream({ ...options, id: SCREEN_STREAM_ID });
+    this.#screen = screen;
+    try {
+      const media = await screen.init();
+      for (const track of media.getVideoTracks()) {
+        // The browser's "Stop sharing" ends the track: the share ends with it.
+        track.addEventListener("ended", () => {
+          if (this.#screen === screen) void this.stopScreenShare();
+        });
+      }
+      if (this.#screen !== screen) throw new RoomClientError("cancelled", "the screen share was stopped");
+      await screen.publish();
+      return screen;
+    } catch (error) {
+      if (this.#screen === screen) this.#screen = null;
+      screen.dispose();
+      throw error;
+    }
+  }
+
+  /** The local screen share, if any. */
+  getScreenShare(): Stream | null {
+    return this.#screen;
+  }
+
+  /** Stops sharing the screen: unpublishes it and releases the capture. */
+  async stopScreenShare(): Promise<void> {
+    const screen = this.#screen;
+    if (!screen) return;
+    this.#screen = null;
+    try {
+      if (screen.status !== "idle" && canSend(this.#state)) await screen.unpublish();
+    } finally {
+      screen.dispose();
+      this.emit("screen-share-stopped", { stream: screen });
+    }
+  }
+
+  // ── speakers ──────────────────────────────────────────────────────────────
+  /** The loudest speaking stream (null: nobody, or detection off). */
+  getActiveSpeaker(): Stream | null {
+    return this.#speakers?.activeSpeaker ?? null;
+  }
+
+  /** Whether `stream` is speaking now (false when detection is off). */
+  isSpeaking(stream: Stream): boolean {
+    return this.#speakers?.isSpeaking(stream) ?? false;
+  }
+
+  /** Whether speakers are detected here (on, and WebAudio available). */
+  get speakerDetection(): boolean {
+    return this.#speakers !== null;
+  }
+
   setRpcParams(params: Record<string, unknown> | null | undefined): void {
     this.#connection.rpcParams = { ...(params ?? {}) };
   }
@@ -236,6 +309,9 @@ export class Room extends Emitter<RoomEvents> {
       const joined = await this.#connection.request("joinRoom", {
         user: this.user,
         room: this.name,
+        // Always: this client tells several streams per participant apart (a screen beside the webcam,
+        // `participantUnpublished`'s streamId). Servers without multi-stream support drop the field.
+        multiStream: true,
         ...(this.dataChannels ? { dataChannels: true } : {}),
       });
       if (!this.#isIn("connecting")) throw new RoomClientError("room-closed", "joining was cancelled");
@@ -244,6 +320,7 @@ export class Room extends Emitter<RoomEvents> {
       this.#serverIceServers = (joined.iceServers ?? []).map(toRtcIceServer);
       const event = this.#roster.adopt(joined.value);
       this.#transition("connected");
+      this.#speakers?.start();
       this.emit("room-connected", event);
       if (this.subscribeToStreams) for (const stream of event.streams) this.#autoSubscribe(stream);
       return event;
@@ -336,7 +413,8 @@ export class Room extends Emitter<RoomEvents> {
     for (const stream of this.#roster.localStreams()) {
       if (stream.getGlobalID() !== streamId) continue;
       // The server already dropped it: unpublish's own request gets 105, which it takes as done.
-      stream.unpublish().catch(() => undefined);
+      if (stream === this.#screen) this.stopScreenShare().catch(() => undefined);
+      else stream.unpublish().catch(() => undefined);
       this.emit("stream-force-unpublished", by === undefined ? { stream } : { stream, by });
     }
   }
@@ -523,6 +601,8 @@ export class Room extends Emitter<RoomEvents> {
     this.#reconnectSleep.wake();
     this.#connection.close(CloseCode.NORMAL, reason);
     this.#queuedIce = [];
+    this.#speakers?.stop();
+    this.#screen = null;
     this.#roster.clear();
   }
 }

@@ -98,11 +98,23 @@ export class Roster {
     return participant;
   }
 
-  /** New Stream objects for what `participant` published (replacing older ones of the same id). */
+  /**
+   * `participant` publishes `ids` (all its streams, on a server that takes
+   * several): new Stream objects for the ids not known yet; known ones not
+   * listed are gone (removed). When every listed id is already known the
+   * announcement is a publish again (one missed while away, or an older
+   * server's): those streams are replaced, as the original did.
+   */
   publish(participant: Participant, ids: readonly string[]): Stream[] {
+    const listed = new Set(ids);
+    for (const stream of participant.getStreams()) {
+      if (!listed.has(stream.getID())) this.removeStream(participant, stream);
+    }
+    const republish = ids.every((id) => participant.getStream(id) !== undefined);
     const added: Stream[] = [];
-    for (const id of ids) {
+    for (const id of listed) {
       const previous = participant.getStream(id);
+      if (previous && !republish) continue;
       if (previous) this.removeStream(participant, previous);
       const stream = this.#makeRemote(participant, id);
       participant.addStream(stream);

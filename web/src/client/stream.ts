@@ -21,11 +21,20 @@ import type { Participant } from "./participant.ts";
 import { StreamRenderer } from "./rendering.ts";
 
 export const DEFAULT_STREAM_ID = WEBCAM_STREAM;
+/** The id of a shared screen (`room.shareScreen()`), remote ones `<user>_screen`. */
+export const SCREEN_STREAM_ID = "screen";
+
+/** What a stream carries: a camera (and microphone), or a shared screen. */
+export type StreamKind = "webcam" | "screen";
 
 export interface StreamOptions {
-  /** Stream id (default `webcam`, the only one the server accepts for publishing). */
+  /**
+   * Stream id (default `webcam`): `screen` for a shared screen (its media comes
+   * from getDisplayMedia). Others match `^[a-z0-9-]{1,32}$` on servers that take
+   * several streams per participant.
+   */
   readonly id?: string;
-  /** Microphone: true (default), false, or constraints. */
+  /** Microphone: true (default), false, or constraints. For a screen: the shared tab's or system's sound (default false). */
   readonly audio?: boolean | MediaTrackConstraints;
   /** Camera: true, false, or constraints (default: about 640 px wide, 15 fps, as the original). */
   readonly video?: boolean | MediaTrackConstraints;
@@ -108,6 +117,25 @@ export class Stream extends Emitter<StreamEvents> {
     return streamIdOf(this.#participant.getID(), this.#id);
   }
 
+  /** The stream's id within its participant (`webcam`, `screen`…): the same as `getID()`. */
+  getStreamId(): string {
+    return this.#id;
+  }
+
+  /** `screen` for a shared screen, `webcam` for anything else (the camera, as the original). */
+  get kind(): StreamKind {
+    return this.#id === SCREEN_STREAM_ID ? "screen" : "webcam";
+  }
+
+  /**
+   * The name this stream's endpoint has in ICE messages: the user name for
+   * the webcam (as the original), `<user>_<id>` for any other stream.
+   */
+  get endpointName(): string {
+    const user = this.#participant.getID();
+    return this.#id === DEFAULT_STREAM_ID ? user : streamIdOf(user, this.#id);
+  }
+
   getParticipant(): Participant {
     return this.#participant;
   }
@@ -145,15 +173,7 @@ export class Stream extends Emitter<StreamEvents> {
     try {
       let media = this.#userMedia;
       if (!media) {
-        const devices = (globalThis as { navigator?: { mediaDevices?: MediaDevices } }).navigator?.mediaDevices;
-        if (!devices?.getUserMedia) {
-          const why = "getUserMedia is not available here (not a browser, or not a secure context)";
-          throw new RoomClientError("unsupported", why);
-        }
-        media = await devices.getUserMedia({
-          audio: this.options.audio ?? true,
-          video: this.options.video ?? { width: { ideal: 640 }, frameRate: { ideal: 15 } },
-        });
+        media = this.kind === "screen" ? await this.#captureScreen() : await this.#captureCamera();
         if (this.#disposed) {
           for (const track of media.getTracks()) track.stop();
           throw cancelled("Camera access");
@@ -168,6 +188,29 @@ export class Stream extends Emitter<StreamEvents> {
       this.emit("access-denied", { stream: this, error: failure });
       throw failure;
     }
+  }
+
+  async #captureCamera(): Promise<MediaStream> {
+    const devices = mediaDevices();
+    if (!devices?.getUserMedia) {
+      const why = "getUserMedia is not available here (not a browser, or not a secure context)";
+      throw new RoomClientError("unsupported", why);
+    }
+    return devices.getUserMedia({
+      audio: this.options.audio ?? true,
+      video: this.options.video ?? { width: { ideal: 640 }, frameRate: { ideal: 15 } },
+    });
+  }
+
+  async #captureScreen(): Promise<MediaStream> {
+    const devices = mediaDevices();
+    if (!devices?.getDisplayMedia) {
+      throw new RoomClientError("unsupported", "getDisplayMedia is not available here: screens cannot be shared");
+    }
+    return devices.getDisplayMedia({
+      audio: this.options.audio ?? false,
+      video: this.options.video ?? { frameRate: { ideal: 15 } },
+    });
   }
 
   // ── loopback and mirror (the original's names) ────────────────────────────
@@ -290,7 +333,7 @@ export class Stream extends Emitter<StreamEvents> {
   async unpublish(): Promise<void> {
     if (!this.local) throw wrongKind("unpublish() is for the local stream");
     // 105: the server already dropped it (media lost); nothing left to undo.
-    await this.#stop(() => this.#host.request("unpublishVideo", {}), RoomCode.USER_NOT_STREAMING);
+    await this.#stop(() => this.#host.request("unpublishVideo", this.unpublishParams()), RoomCode.USER_NOT_STREAMING);
   }
 
   /** Stops receiving this remote stream; its video elements stay (empty) until disposed. */
@@ -327,7 +370,7 @@ export class Stream extends Emitter<StreamEvents> {
     if (this.local && !sendMedia) throw new RoomClientError("not-initialized", "no local media");
     this.#closePeer();
     const host = this.#host;
-    const endpointName = this.local ? host.localUser() : this.#participant.getID();
+    const endpointName = this.endpointName;
     const session: PeerSession = new PeerSession(Peer, {
       rtcConfiguration: host.rtcConfiguration(),
       streamId: this.getGlobalID(),
@@ -339,7 +382,7 @@ export class Stream extends Emitter<StreamEvents> {
       dataChannelLabel: this.local && this.options.data ? this.getGlobalID() : null,
       offer: (sdpOffer) =>
         this.local
-          ? host.request("publishVideo", { sdpOffer, doLoopback: this.#showMyRemote })
+          ? host.request("publishVideo", { sdpOffer, doLoopback: this.#showMyRemote, ...this.#streamIdParam() })
           : host.request("receiveVideoFrom", { sender: this.getGlobalID(), sdpOffer }),
       sendCandidate: (candidate) => host.sendIceCandidate(endpointName, candidate),
       // Unpublished / unsubscribed while the server was working: undo what it built.
@@ -385,9 +428,22 @@ export class Stream extends Emitter<StreamEvents> {
 
   #releaseOnServer(): void {
     const undo = this.local
-      ? this.#host.request("unpublishVideo", {})
+      ? this.#host.request("unpublishVideo", this.unpublishParams())
       : this.#host.request("unsubscribeFromVideo", { sender: this.getGlobalID() });
     undo.catch(() => undefined);
+  }
+
+  /**
+   * `streamId` for any stream but the webcam: the webcam's requests stay the
+   * original's, so an older server (one stream per participant) takes them.
+   */
+  #streamIdParam(): { streamId?: string } {
+    return this.#id === DEFAULT_STREAM_ID ? {} : { streamId: this.#id };
+  }
+
+  /** The params of this (local) stream's `unpublishVideo`. */
+  unpublishParams(): { streamId?: string } {
+    return this.#streamIdParam();
   }
 
   /** A candidate the server gathered for this stream's endpoint. */
@@ -473,4 +529,8 @@ export class Stream extends Emitter<StreamEvents> {
 
 function allDisabled(tracks: readonly MediaStreamTrack[]): boolean {
   return tracks.length > 0 && tracks.every((t) => !t.enabled);
+}
+
+function mediaDevices(): MediaDevices | undefined {
+  return (globalThis as { navigator?: { mediaDevices?: MediaDevices } }).navigator?.mediaDevices;
 }

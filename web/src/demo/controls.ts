@@ -1,6 +1,6 @@
 /**
- * The control bar: microphone, camera, publish, the hat filter, full screen;
- * and the per-thumbnail Subscribe / Unsubscribe.
+ * The control bar: microphone, camera, publish, screen sharing, the hat
+ * filter, full screen; and the per-thumbnail Subscribe / Unsubscribe.
  */
 import type { Stream } from "../client/stream.ts";
 import type { DemoApp } from "./app.ts";
@@ -22,6 +22,7 @@ export class Controls {
     ui.buttonVolume.addEventListener("click", () => this.toggleAudio());
     ui.buttonVideocam.addEventListener("click", () => this.toggleVideo());
     ui.buttonPublish.addEventListener("click", () => void this.togglePublish());
+    ui.buttonShareScreen.addEventListener("click", () => void this.toggleScreenShare());
     ui.buttonHat.addEventListener("click", () => void this.toggleHat());
     ui.buttonRecord.addEventListener("click", () => void this.toggleRecording());
     ui.buttonFullscreen.addEventListener("click", () => void this.toggleFullscreen());
@@ -47,6 +48,7 @@ export class Controls {
     ui.buttonVideocam.setAttribute("aria-pressed", String(videoMuted));
     ui.buttonVideocam.classList.toggle("toggle-off", videoMuted);
     ui.buttonPublish.textContent = local && local.status !== "idle" ? "Unpublish" : "Publish";
+    this.renderScreenShare();
     this.renderHat();
     this.renderRecording();
   }
@@ -112,6 +114,41 @@ export class Controls {
     } finally {
       app.tiles.render(local);
       this.render();
+    }
+  }
+
+  /** Hidden where the browser cannot share a screen (no getDisplayMedia: mobile browsers, insecure pages). */
+  renderScreenShare(): void {
+    const ui = this.#app.ui;
+    const sharing = this.#app.room?.getScreenShare() ?? null;
+    show(ui.buttonShareScreen, typeof navigator.mediaDevices?.getDisplayMedia === "function");
+    ui.buttonShareScreen.textContent = sharing ? "Stop sharing" : "Share screen";
+    ui.buttonShareScreen.setAttribute("aria-pressed", String(sharing !== null));
+  }
+
+  async toggleScreenShare(): Promise<void> {
+    const app = this.#app;
+    const room = app.room;
+    if (!room) return;
+    const button = app.ui.buttonShareScreen;
+    button.disabled = true;
+    try {
+      if (room.getScreenShare()) {
+        await room.stopScreenShare();
+      } else {
+        const promise = room.shareScreen();
+        // Shows "Stop sharing" while the browser asks which screen.
+        this.renderScreenShare();
+        await promise;
+        app.chat.systemMessage("You are sharing your screen");
+      }
+    } catch (error) {
+      // Closing the browser's picker is a choice, not an error.
+      const declined = error instanceof Error && (error.name === "NotAllowedError" || error.name === "AbortError");
+      if (!declined) app.roomView.showMediaError(`Could not share your screen: ${errorOf(error).message}`);
+    } finally {
+      button.disabled = false;
+      this.renderScreenShare();
     }
   }
 

@@ -74,6 +74,14 @@ export class RoomView {
       controls.render();
     });
     room.on("stream-published", ({ stream }) => this.published(stream));
+    room.on("screen-share-stopped", ({ stream }) => {
+      tiles.remove(stream);
+      chat.systemMessage("You stopped sharing your screen");
+      controls.renderScreenShare();
+    });
+    room.on("stream-speaking", ({ stream }) => tiles.setSpeaking(stream, true));
+    room.on("stream-stopped-speaking", ({ stream }) => tiles.setSpeaking(stream, false));
+    room.on("active-speaker-changed", ({ stream }) => tiles.activeSpeaker(stream));
     room.on("error-media", ({ error }) => this.showMediaError(error));
     room.on("newMessage", (message) => chat.message(message.user, message.message));
     room.on("connection-state-changed", ({ state }) => this.renderConnection(state));
@@ -131,10 +139,13 @@ export class RoomView {
 
   published(stream: Stream): void {
     const app = this.#app;
+    // Your shared screen gets its tile once it is published (add() ignores a stream it already shows).
+    if (stream.kind === "screen") app.tiles.add(stream);
     app.tiles.render(stream);
     app.controls.render();
     const room = app.room;
     if (!room || !app.kurento || app.mirror || !app.config.loopbackAndLocal || !stream.displayMyRemote()) return;
+    if (stream !== app.localStream) return;
     // Loopback shows the server's copy; also show the untouched local camera.
     const mirror = app.kurento.Stream(room, { id: "localStream", video: true });
     mirror.mirrorLocalStream(stream.getWrStream());

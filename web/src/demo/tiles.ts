@@ -1,7 +1,12 @@
 /**
  * The thumbnails (one tile per stream: video, name, state, and for remote
- * streams a Subscribe / Unsubscribe button) and the main video, chosen by
- * clicking a thumbnail.
+ * streams a Subscribe / Unsubscribe button) and the main video.
+ *
+ * The main video is chosen automatically, unless the user pinned one by
+ * clicking its thumbnail (clicking it again unpins): someone's shared screen
+ * first, else whoever speaks (the active speaker; never yourself, whom you
+ * do not need to see large), else what was shown. The tile of whoever
+ * speaks is highlighted (`speaking`).
  */
 import type { Stream } from "../client/stream.ts";
 import type { DemoApp } from "./app.ts";
@@ -21,6 +26,8 @@ export class Tiles {
   /** By stream global id. */
   readonly #tiles = new Map<string, Tile>();
   main: { stream: Stream; video: HTMLVideoElement } | null = null;
+  /** The stream the user chose for the main video (automatic choice while null). */
+  pinned: Stream | null = null;
 
   constructor(app: DemoApp) {
     this.#app = app;
@@ -35,7 +42,7 @@ export class Tiles {
     root.tabIndex = 0;
     const local = stream.isLocal();
     const who = stream.getParticipant().getID();
-    const label = local ? `${who} (you${stream.isLocalMirrored() ? ", local" : ""})` : who;
+    const label = tileLabel(stream);
     root.title = `Show ${label} in the main view`;
     const video = stream.playOnlyVideo(root);
     const name = create("span", "thumb-name", label);
@@ -52,11 +59,11 @@ export class Tiles {
     root.append(state, name);
     if (action) root.append(action);
     if (!local && this.#app.room?.role === "moderator") root.append(this.#moderation(stream, who));
-    root.addEventListener("click", () => this.setMain(stream));
+    root.addEventListener("click", () => this.togglePin(stream));
     root.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") {
         event.preventDefault();
-        this.setMain(stream);
+        this.togglePin(stream);
       }
     });
     stream.on("ice-state-changed", () => this.render(stream));
@@ -68,7 +75,53 @@ export class Tiles {
     else participants.append(root);
     this.render(stream);
     this.#renderWidth();
-    if (!this.main) this.setMain(stream);
+    if (stream.kind === "screen") root.classList.add("screen");
+    // A screen someone shares takes the main view (your own stays a thumbnail: a screen showing itself is no use).
+    if (!this.main || (!this.pinned && stream.kind === "screen" && !local)) this.setMain(stream);
+  }
+
+  /** Clicking a thumbnail pins it as the main video; clicking the pinned one again unpins it. */
+  togglePin(stream: Stream): void {
+    if (this.pinned === stream) {
+      this.#setPinned(null);
+      this.#chooseMain();
+      return;
+    }
+    this.#setPinned(stream);
+    this.setMain(stream);
+  }
+
+  #setPinned(stream: Stream | null): void {
+    if (this.pinned) this.#tiles.get(this.pinned.getGlobalID())?.root.classList.remove("pinned");
+    this.pinned = stream;
+    if (stream) this.#tiles.get(stream.getGlobalID())?.root.classList.add("pinned");
+  }
+
+  /** The highlight of whoever speaks. */
+  setSpeaking(stream: Stream, speaking: boolean): void {
+    const tile = this.#tiles.get(stream.getGlobalID());
+    if (tile?.stream === stream) tile.root.classList.toggle("speaking", speaking);
+  }
+
+  /** The main video follows the active speaker, unless a pinned stream or a shared screen holds it. */
+  activeSpeaker(stream: Stream | null): void {
+    if (!stream || stream.isLocal() || this.pinned || this.main?.stream.kind === "screen") return;
+    if (this.#tiles.get(stream.getGlobalID())?.stream === stream) this.setMain(stream);
+  }
+
+  /** The automatic choice: a remote shared screen, the active speaker, your own camera, the first tile. */
+  #chooseMain(): void {
+    const tiles = [...this.#tiles.values()].map((t) => t.stream);
+    const screen = tiles.filter((s) => s.kind === "screen" && !s.isLocal()).at(-1);
+    const speaker = this.#app.room?.getActiveSpeaker() ?? null;
+    const localStream = this.#app.localStream;
+    const next =
+      screen ??
+      (speaker && !speaker.isLocal() && tiles.includes(speaker) ? speaker : undefined) ??
+      (this.main && tiles.includes(this.main.stream) ? this.main.stream : undefined) ??
+      (localStream && tiles.includes(localStream) ? localStream : undefined) ??
+      tiles[0];
+    if (next) this.setMain(next);
   }
 
   /** A moderator's buttons on another participant's tile: stop that video, remove that participant. */
@@ -112,11 +165,10 @@ export class Tiles {
     stream.stopPlaying(tile.video);
     tile.root.remove();
     this.#renderWidth();
+    if (this.pinned === stream) this.pinned = null;
     if (this.main?.stream === stream) {
       this.clearMain();
-      const localStream = this.#app.localStream;
-      const next = localStream && this.#tiles.has(localStream.getGlobalID()) ? localStream : this.#first();
-      if (next) this.setMain(next);
+      this.#chooseMain();
     }
   }
 
@@ -157,7 +209,9 @@ export class Tiles {
     video.muted = true;
     this.main = { stream, video };
     const who = stream.getParticipant().getID();
-    ui.mainName.textContent = stream.isLocal() ? `${who} (you)` : who;
+    const screen = stream.kind === "screen" ? " (screen)" : "";
+    ui.mainName.textContent = stream.isLocal() ? `${who} (you)${screen}` : `${who}${screen}`;
+    ui.mainVideo.classList.toggle("main-screen", stream.kind === "screen");
     show(ui.mainEmpty, false);
     this.#tiles.get(stream.getGlobalID())?.root.classList.add("active-video");
   }
@@ -169,21 +223,19 @@ export class Tiles {
     this.#tiles.get(main.stream.getGlobalID())?.root.classList.remove("active-video");
     this.main = null;
     this.#app.ui.mainName.textContent = "";
+    this.#app.ui.mainVideo.classList.remove("main-screen");
     show(this.#app.ui.mainEmpty, true);
   }
 
   /** Removes every tile and the main video. */
   clear(): void {
     this.clearMain();
+    this.pinned = null;
     for (const tile of this.#tiles.values()) {
       tile.stream.stopPlaying(tile.video);
       tile.root.remove();
     }
     this.#tiles.clear();
-  }
-
-  #first(): Stream | undefined {
-    return this.#tiles.values().next().value?.stream;
   }
 
   #renderWidth(): void {
@@ -193,4 +245,14 @@ export class Tiles {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+function tileLabel(stream: Stream): string {
+  const who = stream.getParticipant().getID();
+  const notes = [
+    ...(stream.isLocal() ? ["you"] : []),
+    ...(stream.isLocalMirrored() ? ["local"] : []),
+    ...(stream.kind === "screen" ? ["screen"] : []),
+  ];
+  return notes.length > 0 ? `${who} (${notes.join(", ")})` : who;
 }

@@ -38,6 +38,7 @@ export function findUi() {
     buttonVolume: byId("buttonVolume", HTMLButtonElement),
     buttonVideocam: byId("buttonVideocam", HTMLButtonElement),
     buttonPublish: byId("buttonPublish", HTMLButtonElement),
+    buttonShareScreen: byId("buttonShareScreen", HTMLButtonElement),
     buttonHat: byId("buttonHat", HTMLButtonElement),
     hatReason: byId("hatReason", HTMLSpanElement),
     buttonFullscreen: byId("buttonFullscreen", HTMLButtonElement),
