@@ -4,6 +4,7 @@
  * and stop streams; everyone else is refused; the administrator's actions
  * arrive as `admin` inputs.
  */
+import { testCoreConfig } from "./core-config.ts";
 import { describe, expect, it } from "vitest";
 import { apply, findByUser } from "../../worker/core/room-core.ts";
 import type { CoreContext } from "../../worker/core/hooks.ts";
@@ -13,13 +14,7 @@ import { JsonRpcCode, RoomCode } from "../../protocol/errors.ts";
 
 const CTX: CoreContext = {
   now: 1_000_000,
-  config: {
-    authRegex: /^(?:.*)$/,
-    reconnectWindowMs: 10_000,
-    maxParticipants: 100,
-    maxIceCandidates: 100,
-    mediaTimeoutMs: 25_000,
-  },
+  config: testCoreConfig(),
   hooks: {},
 };
 

@@ -4,6 +4,7 @@
  * webcams), the per-participant limit, unpublishing one stream, the roster
  * per client kind, ICE endpoint names, and bad stream ids refused.
  */
+import { testCoreConfig } from "./core-config.ts";
 import { describe, expect, it } from "vitest";
 import { apply } from "../../worker/core/room-core.ts";
 import type { CoreContext } from "../../worker/core/hooks.ts";
@@ -18,13 +19,7 @@ class Room {
   nextId = 1;
   readonly ctx: CoreContext = {
     now: 1_000_000,
-    config: {
-      authRegex: /^(?:.*)$/,
-      reconnectWindowMs: 10_000,
-      maxParticipants: 100,
-      maxIceCandidates: 100,
-      mediaTimeoutMs: 25_000,
-    },
+    config: testCoreConfig(),
     hooks: {},
   };
 

@@ -6,6 +6,7 @@
  * notifications (everyone, late joiners, resumed sessions), the clients'
  * permission, and the webhook events read off the states.
  */
+import { testCoreConfig } from "./core-config.ts";
 import { describe, expect, it } from "vitest";
 import { apply } from "../../worker/core/room-core.ts";
 import type { CoreContext, RecordingPolicy } from "../../worker/core/hooks.ts";
@@ -39,14 +40,7 @@ class Room {
   ctx(): CoreContext {
     return {
       now: this.now,
-      config: {
-        authRegex: /^(?:.*)$/,
-        reconnectWindowMs: 10_000,
-        maxParticipants: 100,
-        maxIceCandidates: 100,
-        mediaTimeoutMs: 25_000,
-        ...(this.policy ? { recording: this.policy } : {}),
-      },
+      config: testCoreConfig(this.policy ? { recording: this.policy } : {}),
       hooks: {},
     };
   }
