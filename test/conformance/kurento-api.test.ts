@@ -13,9 +13,8 @@
 import type { RTCDataChannel } from "werift";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { hasFaceOverlayFilter, hasFactory } from "../../bridge/media/kurento-adapter.ts";
-import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
-import { type KmsHandle, kmsObjectCount, startKms } from "../../scripts/kms.ts";
 import { mediaBackendFromEnv } from "../../scripts/system.ts";
+import { type MediaBackendHandle, startMediaBackend } from "../helpers/media-backend.ts";
 import { type Candidate, createClientPeer, stripCandidates, type TestPeer, testPeer } from "../bridge/helpers/peers.ts";
 import { startVp8Media, vp8Frames } from "../integration/vp8-media.ts";
 import {
@@ -36,32 +35,23 @@ const KMS = BACKEND === "kms";
 const WAIT_MS = 30_000;
 
 let url: string;
-let embedded: MediaServerHandle | undefined;
-let kms: KmsHandle | undefined;
+let server: MediaBackendHandle | undefined;
 let client: KurentoClient;
 
 beforeAll(async () => {
-  if (KMS) {
-    kms = await startKms({ loopbackOnly: true });
-    url = kms.url;
-  } else {
-    embedded = await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, log: () => {} });
-    url = embedded.url;
-  }
+  server = await startMediaBackend(BACKEND);
+  url = server.url;
   client = await connectKurento(url);
 });
 
 afterAll(async () => {
   client?.close();
-  await embedded?.close();
-  await kms?.stop();
+  await server?.stop();
 });
 
-/** Media objects the server holds. KMS: counted over its own socket (KMS lists every session's pipelines); embedded: its stats. */
-async function objectCount(): Promise<number> {
-  if (kms) return kmsObjectCount(kms.url);
-  if (embedded) return embedded.stats().objects;
-  throw new Error("no server");
+function objectCount(): Promise<number> {
+  if (!server) throw new Error("no server");
+  return server.objectCount();
 }
 
 /** A kurento-client call in callback form (failures reach us), as a promise. */

@@ -15,10 +15,9 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { RtpHeader, RtpPacket, type RTCRtpTransceiver } from "werift";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
 import { childrenOf, EbmlId, readHeader } from "../../media-server/objects/recorder/ebml.ts";
-import { type KmsHandle, kmsObjectCount, startKms } from "../../scripts/kms.ts";
 import { mediaBackendFromEnv } from "../../scripts/system.ts";
+import { type MediaBackendHandle, startMediaBackend } from "../helpers/media-backend.ts";
 import { type Candidate, type TestPeer, testPeer } from "../bridge/helpers/peers.ts";
 import { vp8Frames } from "../integration/vp8-media.ts";
 import {
@@ -51,8 +50,7 @@ const VIDEO_FPS = 15;
 const OPUS_FRAME_MS = 20;
 
 let url: string;
-let embedded: MediaServerHandle | undefined;
-let kms: KmsHandle | undefined;
+let server: MediaBackendHandle | undefined;
 let client: KurentoClient;
 let dir: string;
 let opus: Buffer[];
@@ -60,20 +58,14 @@ let opus: Buffer[];
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "recorder-test-"));
   opus = opusPackets();
-  if (KMS) {
-    kms = await startKms({ loopbackOnly: true });
-    url = kms.url;
-  } else {
-    embedded = await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, log: () => {} });
-    url = embedded.url;
-  }
+  server = await startMediaBackend(BACKEND);
+  url = server.url;
   client = await connectKurento(url);
 });
 
 afterAll(async () => {
   client?.close();
-  await embedded?.close();
-  await kms?.stop();
+  await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -184,10 +176,9 @@ async function failure(promise: Promise<unknown>): Promise<{ code: unknown; type
   throw new Error("the call succeeded; a failure was expected");
 }
 
-async function objectCount(): Promise<number> {
-  if (kms) return kmsObjectCount(kms.url);
-  if (embedded) return embedded.stats().objects;
-  throw new Error("no server");
+function objectCount(): Promise<number> {
+  if (!server) throw new Error("no server");
+  return server.objectCount();
 }
 
 const made: KurentoPipeline[] = [];
