@@ -7,29 +7,21 @@
  * reads a VP8 WebM as long as the recording lasted.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type MediaServerHandle, startMediaServer } from "../../media-server/index.ts";
-import { type KmsHandle, startKms } from "../../scripts/kms.ts";
 import { mediaBackendFromEnv } from "../../scripts/system.ts";
 import { lengthSlackMs, recordThroughBridge } from "../bridge/helpers/recording-media.ts";
+import { type MediaBackendHandle, startMediaBackend } from "../helpers/media-backend.ts";
 
 const BACKEND = mediaBackendFromEnv();
-let server: MediaServerHandle | undefined;
-let kms: KmsHandle | undefined;
+let server: MediaBackendHandle | undefined;
 let url: string;
 
 beforeAll(async () => {
-  if (BACKEND === "kms") {
-    kms = await startKms({ loopbackOnly: true });
-    url = kms.url;
-  } else {
-    server = await startMediaServer({ port: 0, webrtc: { loopbackOnly: true }, log: () => {} });
-    url = server.url;
-  }
+  server = await startMediaBackend(BACKEND);
+  url = server.url;
 });
 
 afterAll(async () => {
-  await server?.close();
-  await kms?.stop();
+  await server?.stop();
 });
 
 describe(`recording a published stream through the bridge (${BACKEND})`, () => {
