@@ -89,7 +89,8 @@ export default defineConfig({
           // cores are not oversubscribed and ports do not collide.
           fileParallelism: false,
           testTimeout: 60_000,
-          hookTimeout: 120_000,
+          // A hook may start servers and Chromium (two launch attempts of 60 s at worst).
+          hookTimeout: 240_000,
         },
       },
       {
@@ -100,7 +101,8 @@ export default defineConfig({
           environment: "node",
           fileParallelism: false,
           testTimeout: 60_000,
-          hookTimeout: 120_000,
+          // A hook may start servers and Chromium (two launch attempts of 60 s at worst).
+          hookTimeout: 240_000,
         },
       },
       {
@@ -112,7 +114,7 @@ export default defineConfig({
           // Real Chromium pages against the whole stack: one file at a time.
           fileParallelism: false,
           testTimeout: 180_000,
-          hookTimeout: 180_000,
+          hookTimeout: 300_000,
         },
       },
       {
@@ -123,7 +125,7 @@ export default defineConfig({
           environment: "node",
           fileParallelism: false,
           testTimeout: 180_000,
-          hookTimeout: 180_000,
+          hookTimeout: 300_000,
         },
       },
     ],

@@ -121,7 +121,7 @@ describe("recording in the demo", () => {
 
     await cy.waitForSelector("#buttonRecord:not([hidden])", { timeout: 30_000 });
     await cy.click("#buttonRecord");
-    await waitUntil(dee, "the recording badge", () => badgeShown(dee));
+    for (const page of [cy, dee]) await waitUntil(page, "the recording badge", () => badgeShown(page));
     const id = await cy.evaluate(
       () =>
         (window as unknown as { kurentoDemo: { room: { recording: string | null } | null } }).kurentoDemo.room

@@ -26,7 +26,7 @@ export const CHROMIUM_ARGS: readonly string[] = [
 export interface LaunchOptions {
   /** More command-line switches, e.g. `--use-file-for-fake-video-capture=…`. */
   extraArgs?: string[];
-  /** Launch timeout in ms (default 30 s). */
+  /** Bound of one launch attempt in ms (default 60 s, and one retry: on two busy cores a start has taken over 30 s). */
   timeout?: number;
 }
 
@@ -45,12 +45,22 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Brows
       `Chromium not found at ${CHROMIUM_PATH}: install the Debian package (apt-get install -y chromium) or set CHROMIUM_PATH`,
     );
   }
-  return chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    headless: true,
-    args: [...CHROMIUM_ARGS, ...(options.extraArgs ?? [])],
-    timeout: options.timeout ?? 30_000,
-  });
+  const launch = (): Promise<Browser> =>
+    chromium.launch({
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: [...CHROMIUM_ARGS, ...(options.extraArgs ?? [])],
+      timeout: options.timeout ?? 60_000,
+    });
+  try {
+    return await launch();
+  } catch (error) {
+    // A start that timed out is killed by Playwright; one more attempt, so a
+    // burst of load on the machine is not a failed test file.
+    if (!(error instanceof Error) || error.name !== "TimeoutError") throw error;
+    process.stderr.write(`Chromium did not start in time (${error.message.split("\n")[0]}); trying once more\n`);
+    return launch();
+  }
 }
 
 /** A context that may use camera and microphone. */

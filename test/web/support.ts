@@ -64,6 +64,8 @@ const ALL_EVENTS: EventName[] = [
   "stream-stopped-speaking",
   "active-speaker-changed",
   "screen-share-stopped",
+  "recording-started",
+  "recording-stopped",
 ];
 
 /** Records every event a room emits, in order. */

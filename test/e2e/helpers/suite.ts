@@ -24,6 +24,19 @@ export interface DemoSuite {
   closeAfterTest(page: Page): void;
 }
 
+/** Waits for `work` at most `limitMs`; says on stderr which step was slow and goes on. */
+async function bounded(what: string, work: Promise<void>, limitMs: number): Promise<void> {
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), limitMs);
+  });
+  const outcome = await Promise.race([work.then(() => "done" as const), late]).finally(() => clearTimeout(timer));
+  if (outcome === "late") process.stderr.write(`e2e suite: ${what} took over ${limitMs} ms; going on\n`);
+  else if (Date.now() - started > limitMs / 3)
+    process.stderr.write(`e2e suite: ${what} took ${Date.now() - started} ms\n`);
+}
+
 export function demoSuite(vars: Record<string, string>): DemoSuite {
   let stack: Stack | undefined;
   let proxy: TcpProxy | undefined;
@@ -55,9 +68,10 @@ export function demoSuite(vars: Record<string, string>): DemoSuite {
   });
 
   afterAll(async () => {
-    if (browser) await closeChromium(browser);
-    await proxy?.close();
-    await stack?.stop();
+    // Each step bounded and named, so a slow one shows in the log and the rest still run.
+    if (browser) await bounded("closing Chromium", closeChromium(browser), 15_000);
+    if (proxy) await bounded("closing the proxy", proxy.close(), 15_000);
+    if (stack) await bounded("stopping the stack", stack.stop(), 150_000);
   });
 
   return {

@@ -364,7 +364,6 @@ export class Room extends Emitter<RoomEvents> {
     return this.#role;
   }
 
-  /** Moderators: removes `user` from the room (it gets `participant-evicted`). */
   /** The running recording's id, or null when the room is not being recorded. */
   get recording(): string | null {
     return this.#recording;
@@ -377,12 +376,15 @@ export class Room extends Emitter<RoomEvents> {
    */
   async startRecording(name?: string): Promise<string> {
     const result = await this.#request("startRecording", name === undefined ? {} : { name });
+    // The caller sees the recording at once, whichever of the reply and the notification comes first.
+    this.#recordingChanged(result.id, undefined);
     return result.id;
   }
 
   /** Stops the room's recording; resolves with its id. Same permission as startRecording. */
   async stopRecording(): Promise<string> {
     const result = await this.#request("stopRecording", {});
+    this.#recordingChanged(null, result.id);
     return result.id;
   }
 
@@ -399,6 +401,7 @@ export class Room extends Emitter<RoomEvents> {
     this.emit("recording-stopped", { id: stopped });
   }
 
+  /** Moderators: removes `user` from the room (it gets `participant-evicted`). */
   async evictParticipant(user: string): Promise<void> {
     await this.#request("evictParticipant", { user });
   }

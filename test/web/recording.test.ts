@@ -1,0 +1,93 @@
+/**
+ * The room's recording state, from the library's side, against a scripted
+ * JSON-RPC server (ws): `room.recording` follows the reply to the caller's
+ * own startRecording/stopRecording at once (whichever of reply and
+ * notification arrives first), `recordingStarted` repeated after a resume is
+ * not a second event, and another participant's stop clears it.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type WebSocket as ServerSocket, WebSocketServer } from "ws";
+import { joined, leaveAll, names, record, until } from "./support.ts";
+
+const WAIT_MS = 30_000;
+
+let server: WebSocketServer;
+let port = 0;
+let client: ServerSocket | null = null;
+/** The id the scripted server gives the next recording. */
+let nextId = 1;
+
+beforeAll(async () => {
+  server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  port = (server.address() as { port: number }).port;
+  server.on("connection", (socket) => {
+    client = socket;
+    socket.on("message", (raw) => {
+      const frame = JSON.parse(String(raw)) as { id: number; method: string };
+      const session = { sessionId: "s-1" };
+      const results: Record<string, object> = {
+        joinRoom: { ...session, value: [] },
+        startRecording: { ...session, id: `rec_${nextId}` },
+        stopRecording: { ...session, id: `rec_${nextId}` },
+      };
+      // Replies only: the notifications are sent by the tests, when they choose.
+      socket.send(JSON.stringify({ jsonrpc: "2.0", id: frame.id, result: results[frame.method] ?? session }));
+    });
+  });
+});
+
+afterEach(async () => {
+  await leaveAll();
+  nextId += 1;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+});
+
+function notify(method: string, params: object): void {
+  client?.send(JSON.stringify({ jsonrpc: "2.0", method, params }));
+}
+
+describe("the room's recording state", () => {
+  it("follows the caller's own start and stop from the replies, before any notification", async () => {
+    const room = await joined(`http://127.0.0.1:${port}`, "rec", "alice");
+    const log = record(room);
+    expect(room.recording).toBeNull();
+
+    const id = await room.startRecording();
+    expect(id).toBe(`rec_${nextId}`);
+    expect(room.recording).toBe(id);
+    expect(names(log)).toEqual(["recording-started"]);
+
+    // The notification that follows is the same recording: no second event.
+    notify("recordingStarted", { id });
+    await new Promise((resolve) => setImmediate(resolve));
+    notify("recordingStopped", { id: "rec_other" });
+    const stopped = await room.stopRecording();
+    expect(stopped).toBe(id);
+    expect(room.recording).toBeNull();
+    expect(names(log)).toEqual(["recording-started", "recording-stopped"]);
+
+    notify("recordingStopped", { id });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(names(log)).toEqual(["recording-started", "recording-stopped"]);
+  });
+
+  it("hears a recording started and stopped by someone else", async () => {
+    const room = await joined(`http://127.0.0.1:${port}`, "rec", "bob");
+    const log = record(room);
+    notify("recordingStarted", { id: "rec_admin" });
+    await until(() => room.recording === "rec_admin", WAIT_MS, "the recording");
+    notify("recordingStarted", { id: "rec_admin" });
+    // A stop naming another recording is stale: it changes nothing.
+    notify("recordingStopped", { id: "rec_older" });
+    notify("recordingStopped", { id: "rec_admin" });
+    await until(() => room.recording === null, WAIT_MS, "the stop");
+    expect(log.map((r) => [r.name, r.event])).toEqual([
+      ["recording-started", { id: "rec_admin" }],
+      ["recording-stopped", { id: "rec_admin" }],
+    ]);
+  });
+});
