@@ -133,7 +133,9 @@ export class FastRtpSender {
     const route = this.currentRoute();
     const historySize = this.history.length;
     if (!route || historySize === 0 || this.transceiver.dtlsTransport.state !== "connected") return;
-    for (const sequenceNumber of lost) {
+    for (const number of lost) {
+      // werift adds the BLP offsets to the PID without wrapping (PID 65535, BLP bit 0 gives 65536): packet 0.
+      const sequenceNumber = number & 0xffff;
       const slot = sequenceNumber % historySize;
       const packet = this.history[slot];
       if (packet && this.historySequence[slot] === sequenceNumber) this.transmit(route, packet);
