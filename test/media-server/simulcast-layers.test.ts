@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { startsKeyframe } from "../../media-server/objects/webrtc/keyframe.ts";
+import { LayerSelector } from "../../media-server/objects/webrtc/layer-selector.ts";
+
+// A simulcast subscriber's layer choice: one layer passes, a switch waits for
+// the new layer's keyframe (and asks for it), and a paused layer is replaced.
+
+const VP8 = "video/VP8";
+/** VP8 payload descriptor (S=1, partition 0, no extension) then the VP8 header's first byte (P bit 0: keyframe). */
+const vp8Key = Buffer.from([0x10, 0x00, 0x9d, 0x01]);
+const vp8Delta = Buffer.from([0x10, 0x01, 0x9d, 0x01]);
+/** Continuation packet of a frame: not a start of partition. */
+const vp8Middle = Buffer.from([0x00, 0x00]);
+
+describe("startsKeyframe", () => {
+  it("reads VP8 descriptors with and without the extension", () => {
+    expect(startsKeyframe(VP8, vp8Key)).toBe(true);
+    expect(startsKeyframe(VP8, vp8Delta)).toBe(false);
+    expect(startsKeyframe(VP8, vp8Middle)).toBe(false);
+    // X=1, I=1 with a 15-bit picture id (M bit), L=1, T=1: four extension bytes.
+    expect(startsKeyframe(VP8, Buffer.from([0x90, 0xe0, 0x80, 0x01, 0x05, 0x20, 0x00]))).toBe(true);
+    expect(startsKeyframe(VP8, Buffer.from([0x90, 0xe0, 0x80, 0x01, 0x05, 0x20, 0x01]))).toBe(false);
+  });
+
+  it("reads H.264 IDR, SPS, STAP-A and the first FU-A fragment", () => {
+    expect(startsKeyframe("video/H264", Buffer.from([0x65]))).toBe(true);
+    expect(startsKeyframe("video/H264", Buffer.from([0x67]))).toBe(true);
+    expect(startsKeyframe("video/H264", Buffer.from([0x41]))).toBe(false);
+    expect(startsKeyframe("video/H264", Buffer.from([0x7c, 0x85]))).toBe(true);
+    expect(startsKeyframe("video/H264", Buffer.from([0x7c, 0x05]))).toBe(false);
+    expect(startsKeyframe("video/H264", Buffer.from([0x78, 0x00, 0x01, 0x67, 0x00, 0x01, 0x68]))).toBe(true);
+  });
+});
+
+describe("LayerSelector", () => {
+  const layer = (index: number) => ({ index, count: 3 });
+
+  it("forwards the wanted layer from its keyframe on, and only that layer", () => {
+    const asked: number[] = [];
+    const selector = new LayerSelector((l) => asked.push(l));
+    let now = 0;
+    // All three layers are seen first, so "high" means layer 2.
+    for (const index of [0, 1]) expect(selector.accept(layer(index), VP8, vp8Delta, now)).toBe(false);
+    expect(selector.accept(layer(2), VP8, vp8Delta, now)).toBe(false);
+    expect(asked).toContain(2);
+    expect(selector.accept(layer(2), VP8, vp8Key, (now += 10))).toBe(true);
+    expect(selector.accept(layer(2), VP8, vp8Delta, (now += 10))).toBe(true);
+    expect(selector.accept(layer(1), VP8, vp8Key, now)).toBe(false);
+    expect(selector.currentLayer).toBe(2);
+  });
+
+  it("switches at the new layer's keyframe and keeps the old one until then", () => {
+    const asked: number[] = [];
+    const selector = new LayerSelector((l) => asked.push(l));
+    let now = 0;
+    for (const index of [0, 1, 2]) selector.accept(layer(index), VP8, vp8Key, now);
+    expect(selector.currentLayer).toBe(2);
+    selector.setQuality("low");
+    expect(selector.accept(layer(0), VP8, vp8Delta, (now += 10))).toBe(false);
+    expect(asked).toEqual([0]);
+    expect(selector.accept(layer(2), VP8, vp8Delta, now)).toBe(true);
+    expect(selector.accept(layer(0), VP8, vp8Key, (now += 10))).toBe(true);
+    expect(selector.accept(layer(2), VP8, vp8Delta, now)).toBe(false);
+    expect(selector.currentLayer).toBe(0);
+  });
+
+  it("falls back to the nearest layer still sending when the wanted one pauses", () => {
+    const selector = new LayerSelector(() => {});
+    let now = 0;
+    for (const index of [0, 1, 2]) selector.accept(layer(index), VP8, vp8Key, now);
+    // Layer 2 goes quiet (the publisher's encoder dropped it); layer 1 takes over at its keyframe.
+    now += 2000;
+    expect(selector.accept(layer(1), VP8, vp8Delta, now)).toBe(false);
+    expect(selector.accept(layer(1), VP8, vp8Key, (now += 10))).toBe(true);
+    expect(selector.currentLayer).toBe(1);
+  });
+});
