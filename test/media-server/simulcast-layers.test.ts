@@ -38,13 +38,13 @@ describe("LayerSelector", () => {
   it("forwards the wanted layer from its keyframe on, and only that layer", () => {
     const asked: number[] = [];
     const selector = new LayerSelector((l) => asked.push(l));
-    let now = 0;
+    const now = 0;
     // All three layers are seen first, so "high" means layer 2.
     for (const index of [0, 1]) expect(selector.accept(layer(index), VP8, vp8Delta, now)).toBe(false);
     expect(selector.accept(layer(2), VP8, vp8Delta, now)).toBe(false);
     expect(asked).toContain(2);
-    expect(selector.accept(layer(2), VP8, vp8Key, (now += 10))).toBe(true);
-    expect(selector.accept(layer(2), VP8, vp8Delta, (now += 10))).toBe(true);
+    expect(selector.accept(layer(2), VP8, vp8Key, now + 10)).toBe(true);
+    expect(selector.accept(layer(2), VP8, vp8Delta, now + 10)).toBe(true);
     expect(selector.accept(layer(1), VP8, vp8Key, now)).toBe(false);
     expect(selector.currentLayer).toBe(2);
   });
@@ -52,26 +52,26 @@ describe("LayerSelector", () => {
   it("switches at the new layer's keyframe and keeps the old one until then", () => {
     const asked: number[] = [];
     const selector = new LayerSelector((l) => asked.push(l));
-    let now = 0;
+    const now = 0;
     for (const index of [0, 1, 2]) selector.accept(layer(index), VP8, vp8Key, now);
     expect(selector.currentLayer).toBe(2);
     selector.setQuality("low");
-    expect(selector.accept(layer(0), VP8, vp8Delta, (now += 10))).toBe(false);
+    expect(selector.accept(layer(0), VP8, vp8Delta, now + 10)).toBe(false);
     expect(asked).toEqual([0]);
     expect(selector.accept(layer(2), VP8, vp8Delta, now)).toBe(true);
-    expect(selector.accept(layer(0), VP8, vp8Key, (now += 10))).toBe(true);
+    expect(selector.accept(layer(0), VP8, vp8Key, now + 10)).toBe(true);
     expect(selector.accept(layer(2), VP8, vp8Delta, now)).toBe(false);
     expect(selector.currentLayer).toBe(0);
   });
 
   it("falls back to the nearest layer still sending when the wanted one pauses", () => {
     const selector = new LayerSelector(() => {});
-    let now = 0;
+    const now = 0;
     for (const index of [0, 1, 2]) selector.accept(layer(index), VP8, vp8Key, now);
     // Layer 2 goes quiet (the publisher's encoder dropped it); layer 1 takes over at its keyframe.
-    now += 2000;
-    expect(selector.accept(layer(1), VP8, vp8Delta, now)).toBe(false);
-    expect(selector.accept(layer(1), VP8, vp8Key, (now += 10))).toBe(true);
+    const later = now + 2000;
+    expect(selector.accept(layer(1), VP8, vp8Delta, later)).toBe(false);
+    expect(selector.accept(layer(1), VP8, vp8Key, later + 10)).toBe(true);
     expect(selector.currentLayer).toBe(1);
   });
 });
