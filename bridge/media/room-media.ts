@@ -147,6 +147,8 @@ export class RoomMedia {
     unpublish: (params) => this.command(params.user, () => this.unpublish(params.user, params.stream)),
     unsubscribe: (params) =>
       this.command(params.user, () => this.unsubscribe(params.user, streamIdOf(params.sender, params.stream))),
+    // After the user's earlier commands: a subscribe in flight has its endpoint by then.
+    setVideoQuality: (params) => this.command(params.user, () => this.setVideoQuality(params)),
     releaseUser: (params) => this.command(params.user, () => this.releaseUser(params.user)),
     releaseRoom: (params) => this.releaseRoom(params.reason),
     applyFilter: (params) => this.command(params.user, () => applyFilter(this.filters, params.user, params.filter)),
@@ -245,6 +247,7 @@ export class RoomMedia {
       watchEndpoint(endpoint, { user, name: sender, stream, current, emit: this.options.emit });
       await this.bandwidth(endpoint);
       await this.iceServers(endpoint);
+      if (params.quality) await endpoint.setVideoQuality(params.quality);
       if (this.graph.publishers.get(id) !== publisher) {
         throw endpointError(`${sender} stopped publishing meanwhile`);
       }
@@ -289,6 +292,13 @@ export class RoomMedia {
   private async unpublish(user: string, stream: string = WEBCAM_STREAM): Promise<MediaResult<"unpublish">> {
     this.recording.endStream(user, stream, "the user unpublished");
     await this.graph.dropPublisher(streamIdOf(user, stream));
+    return {};
+  }
+
+  private async setVideoQuality(params: Params<"setVideoQuality">): Promise<MediaResult<"setVideoQuality">> {
+    const subscription = this.graph.subscription(params.user, streamIdOf(params.sender, params.stream));
+    if (!subscription) throw endpointError(`${params.user} does not receive ${params.sender}'s media`);
+    await subscription.endpoint.setVideoQuality(params.quality);
     return {};
   }
 

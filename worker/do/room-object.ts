@@ -495,7 +495,18 @@ export class RoomObject extends DurableObject<Env> {
     }
     const iceServers =
       settings.ice !== null && user !== undefined ? await iceServersFor(settings.ice, user) : undefined;
-    return { ...(role ? { role } : {}), ...(iceServers ? { iceServers } : {}) };
+    const simulcast = method === "joinRoom" ? await this.#simulcastAvailable() : false;
+    return { ...(role ? { role } : {}), ...(iceServers ? { iceServers } : {}), ...(simulcast ? { simulcast } : {}) };
+  }
+
+  /** Whether every connected bridge's media servers forward simulcast (the pool knows); false when it cannot say. */
+  async #simulcastAvailable(): Promise<boolean> {
+    try {
+      const { simulcast } = await this.env.POOL.get(this.env.POOL.idFromName("pool")).summary();
+      return simulcast;
+    } catch {
+      return false;
+    }
   }
 
   /**
