@@ -49,6 +49,9 @@ import { recordingEndpoint, recordingGrant, type RecordingRoomHost, refusalInput
 /** The worker names the room in this header: an object id alone does not say which room it is. */
 export const ROOM_NAME_HEADER = "x-room-name";
 
+/** How long a room trusts the pool's word on simulcast (bridges come and go rarely). */
+const SIMULCAST_CACHE_MS = 10_000;
+
 export class RoomObject extends DurableObject<Env> {
   readonly #store: RoomStore;
   readonly #nonces: NonceLedger;
@@ -375,6 +378,9 @@ export class RoomObject extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** The pool's last answer on simulcast, and when it came. */
+  #simulcastKnown: { value: boolean; at: number } | undefined;
+
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     this.#flushHeld();
     const att = readSocketAttachment(ws);
@@ -383,7 +389,8 @@ export class RoomObject extends DurableObject<Env> {
     if (att.superseded) return;
     const frame = decodeFrame(message);
     if (!this.#withinRateLimit(ws, frame)) return;
-    const asyncGrant = frame.kind === "request" && frame.method === "startRecording";
+    // startRecording signs an upload token; joinRoom asks the pool whether simulcast is available.
+    const asyncGrant = frame.kind === "request" && (frame.method === "startRecording" || frame.method === "joinRoom");
     if (!this.#grantsAreAsync() && !asyncGrant && this.#chained === 0) return this.#clientFrame(ws, frame);
     // Checking a join token, signing TURN credentials or an upload token is asynchronous: frames then
     // go through one chain, so they keep their order.
@@ -451,7 +458,8 @@ export class RoomObject extends DurableObject<Env> {
         // Only joinRoom and connect get a grant (when a token or TURN is configured), and startRecording
         // (its upload token); every other frame (chat: the hot path) stays synchronous.
         const needsGrant =
-          ((frame.method === "joinRoom" || frame.method === "connect") && this.#grantsAreAsync()) ||
+          (frame.method === "connect" && this.#grantsAreAsync()) ||
+          frame.method === "joinRoom" ||
           frame.method === "startRecording";
         const grant = needsGrant ? await this.#grantFor(frame.method, frame.params) : {};
         if (typeof grant === "string") {
@@ -499,14 +507,21 @@ export class RoomObject extends DurableObject<Env> {
     return { ...(role ? { role } : {}), ...(iceServers ? { iceServers } : {}), ...(simulcast ? { simulcast } : {}) };
   }
 
-  /** Whether every connected bridge's media servers forward simulcast (the pool knows); false when it cannot say. */
+  /**
+   * Whether every connected bridge's media servers forward simulcast (the pool knows); false when
+   * it cannot say. Remembered for a while: a burst of joins asks the pool once.
+   */
   async #simulcastAvailable(): Promise<boolean> {
+    const now = Date.now();
+    if (this.#simulcastKnown && now - this.#simulcastKnown.at < SIMULCAST_CACHE_MS) return this.#simulcastKnown.value;
+    let value = false;
     try {
-      const { simulcast } = await this.env.POOL.get(this.env.POOL.idFromName("pool")).summary();
-      return simulcast;
+      ({ simulcast: value } = await this.env.POOL.get(this.env.POOL.idFromName("pool")).summary());
     } catch {
-      return false;
+      // The pool is unreachable: one layer is always safe.
     }
+    this.#simulcastKnown = { value, at: now };
+    return value;
   }
 
   /**
