@@ -29,8 +29,14 @@ import { endpointError, Superseded, toRpcError } from "./room-errors.ts";
 import { applyFilter, type FilterContext, removeFilter } from "./room-filters.ts";
 import { type Publisher, RoomGraph, type Subscription } from "./room-graph.ts";
 import { type RecordingSink, RoomRecording } from "./room-recording.ts";
-import { sentKinds } from "./sdp-kinds.ts";
-import { applyBandwidth, applyIceServers, ORIGINAL_BANDWIDTH, watchEndpoint } from "./room-endpoints.ts";
+import { sendsSimulcast, sentKinds } from "./sdp-kinds.ts";
+import {
+  applyBandwidth,
+  applyIceServers,
+  ORIGINAL_BANDWIDTH,
+  publisherBandwidth,
+  watchEndpoint,
+} from "./room-endpoints.ts";
 import { IceQueues } from "./room-ice.ts";
 
 /** Where it always was (the benchmark imports it from here). */
@@ -204,7 +210,7 @@ export class RoomMedia {
       passThrough.onError((error) => {
         if (current()) this.options.emit({ event: "mediaError", user, error, streams: [id] });
       });
-      await this.bandwidth(endpoint);
+      await this.bandwidth(endpoint, sendsSimulcast(params.sdpOffer));
       await this.iceServers(endpoint);
       await endpoint.connect(passThrough);
       if (params.loopback) await passThrough.connect(endpoint);
@@ -417,8 +423,9 @@ export class RoomMedia {
     void pipeline.release();
   }
 
-  private bandwidth(endpoint: WebRtcEndpoint): Promise<void> {
-    return applyBandwidth(endpoint, this.options.bandwidth ?? ORIGINAL_BANDWIDTH, (message) =>
+  private bandwidth(endpoint: WebRtcEndpoint, simulcastPublisher = false): Promise<void> {
+    const base = this.options.bandwidth ?? ORIGINAL_BANDWIDTH;
+    return applyBandwidth(endpoint, publisherBandwidth(base, simulcastPublisher), (message) =>
       this.options.log.warn("could not set the bandwidth limits", { room: this.room, error: message }),
     );
   }

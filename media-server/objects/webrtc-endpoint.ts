@@ -147,13 +147,14 @@ export class WebRtcEndpoint extends MediaElement {
    * KMS-like REMB: the default cap, lowered by this endpoint's
    * maxVideoRecvBandwidth and by maxVideoSendBandwidth of every WebRtcEndpoint
    * downstream (that is the only way a forwarding server can honour a send
-   * limit), raised to minVideoRecvBandwidth.
+   * limit; not for a simulcast publisher), raised to minVideoRecvBandwidth.
    */
   private rembKbps(): number {
     let kbps = this.context.webrtc.rembKbps;
     const maxRecv = this.bandwidth.get("maxVideoRecvBandwidth") ?? 0;
     if (maxRecv > 0) kbps = Math.min(kbps, maxRecv);
-    const downstream = this.downstreamSendLimitKbps();
+    // A simulcast publisher sends every layer; each subscriber's limit is met by the layer it gets instead.
+    const downstream = this.rtp.publishedLayers > 1 ? undefined : this.downstreamSendLimitKbps();
     if (downstream !== undefined) kbps = Math.min(kbps, downstream);
     return Math.max(kbps, this.bandwidth.get("minVideoRecvBandwidth") ?? 0);
   }

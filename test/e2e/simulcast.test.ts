@@ -68,6 +68,29 @@ async function inboundVideo(p: Page): Promise<{ width: number; frames: number }>
   });
 }
 
+/** Each layer the page sends: RID, width, bytes, frame rate and what limits it (Chromium's outbound-rtp stats). */
+async function outbound(p: Page): Promise<unknown[]> {
+  return p.evaluate(async () => {
+    const stream = (window as unknown as DemoWindow).kurentoDemo.room?.getStreams().find((s) => s.isLocal());
+    const stats = await stream?.getWebRtcPeer()?.getStats();
+    const rows: unknown[] = [];
+    stats?.forEach((r: Record<string, unknown>) => {
+      if (r.type === "outbound-rtp" && r.kind === "video")
+        rows.push({
+          rid: r.rid,
+          width: r.frameWidth,
+          bytes: r.bytesSent,
+          fps: r.framesPerSecond,
+          limit: r.qualityLimitationReason,
+          target: r.targetBitrate,
+        });
+      if (r.type === "candidate-pair" && r.nominated)
+        rows.push({ availableOutgoingBitrate: r.availableOutgoingBitrate });
+    });
+    return rows;
+  });
+}
+
 async function askQuality(p: Page, quality: Quality): Promise<void> {
   await p.evaluate(async (wanted) => {
     const stream = (window as unknown as DemoWindow).kurentoDemo.room
@@ -78,17 +101,25 @@ async function askQuality(p: Page, quality: Quality): Promise<void> {
   }, quality);
 }
 
+/** The publisher's page, for the failure message: what each of its layers sends. */
+let publisherForDiagnosis: Page | undefined;
+
 async function waitForWidth(p: Page, what: string, ok: (width: number) => boolean): Promise<number> {
   let last = 0;
-  await waitUntil(
-    p,
-    what,
-    async () => {
-      last = (await inboundVideo(p)).width;
-      return ok(last);
-    },
-    WAIT_MS,
-  );
+  try {
+    await waitUntil(
+      p,
+      what,
+      async () => {
+        last = (await inboundVideo(p)).width;
+        return ok(last);
+      },
+      WAIT_MS,
+    );
+  } catch (error) {
+    const layers = publisherForDiagnosis ? JSON.stringify(await outbound(publisherForDiagnosis)) : "unknown";
+    throw new Error(`${(error as Error).message}; last width ${last}; the publisher's layers: ${layers}`);
+  }
   return last;
 }
 
@@ -96,6 +127,7 @@ describe("simulcast (embedded media server)", () => {
   it("gives each subscriber the layer it asks for, and switching keeps the video playing", async () => {
     const name = room("simulcast");
     const publisher = await publisherPage(suite.browser, suite.stack.url);
+    publisherForDiagnosis = publisher;
     await joinRoom(publisher, "pub", name);
     expect(await publisher.evaluate(() => (window as unknown as DemoWindow).kurentoDemo.room?.simulcast)).toBe(true);
     const high = await page();

@@ -75,3 +75,82 @@ describe("LayerSelector", () => {
     expect(selector.currentLayer).toBe(1);
   });
 });
+
+describe("LayerSelector and the subscriber's link", () => {
+  const layer = (index: number) => ({ index, count: 3 });
+  /** 100 packets a second of every layer from `from` to `to` (ms), `bytes` each; returns what passed per layer. */
+  function run(selector: LayerSelector, from: number, to: number, keyEvery = 500): number[] {
+    const passed = [0, 0, 0];
+    for (let now = from; now < to; now += 10) {
+      const key = (now - from) % keyEvery === 0;
+      for (const index of [0, 1, 2]) {
+        const bytes = [200, 600, 1200][index] ?? 0;
+        const payload = Buffer.alloc(bytes, 0);
+        (key ? vp8Key : vp8Delta).copy(payload);
+        if (selector.accept(layer(index), VP8, payload, now)) passed[index] = (passed[index] ?? 0) + 1;
+      }
+    }
+    return passed;
+  }
+
+  it("steps down one layer on receiver-report loss, and tries the layer above again after a hold", () => {
+    const selector = new LayerSelector(() => {});
+    run(selector, 0, 5000);
+    expect(selector.currentLayer).toBe(2);
+    selector.noteLoss(0.25, 5000);
+    expect(selector.bandwidthCap).toBe(1);
+    const during = run(selector, 5000, 12_000);
+    expect(selector.currentLayer).toBe(1);
+    expect(during[1]).toBeGreaterThan(0);
+    // The hold (8 s) is over: the top layer again, at its keyframe.
+    run(selector, 12_000, 15_000);
+    expect(selector.currentLayer).toBe(2);
+    expect(selector.bandwidthCap).toBeUndefined();
+  });
+
+  it("ignores loss just after a switch (it is about the old layer) and small loss at any time", () => {
+    const selector = new LayerSelector(() => {});
+    run(selector, 0, 1000);
+    selector.noteLoss(0.5, 1000);
+    expect(selector.bandwidthCap).toBeUndefined();
+    run(selector, 1000, 5000);
+    selector.noteLoss(0.05, 5000);
+    expect(selector.bandwidthCap).toBeUndefined();
+    expect(selector.currentLayer).toBe(2);
+  });
+
+  it("takes a falling REMB below the layer's rate as congestion, not a REMB that lags behind a switch up", () => {
+    const selector = new LayerSelector(() => {});
+    run(selector, 0, 5000);
+    // Top layer: 100 × 1200 bytes a second ≈ 960 kbps. A REMB well below that but rising is the estimator catching up.
+    selector.noteEstimate(300_000, 5000);
+    selector.noteEstimate(330_000, 6000);
+    expect(selector.bandwidthCap).toBeUndefined();
+    // The estimator backs off (overuse): one layer down.
+    selector.noteEstimate(250_000, 7000);
+    expect(selector.bandwidthCap).toBe(1);
+  });
+
+  it("waits longer before the next try when congestion comes back after a probe up", () => {
+    const selector = new LayerSelector(() => {});
+    run(selector, 0, 5000);
+    selector.noteLoss(0.3, 5000);
+    run(selector, 5000, 13_500);
+    expect(selector.currentLayer).toBe(2);
+    // The probe up fails at once (after the switch settled): the hold doubles to 16 s.
+    selector.noteLoss(0.3, 17_000);
+    run(selector, 17_000, 30_000);
+    expect(selector.currentLayer).toBe(1);
+    run(selector, 30_000, 35_000);
+    expect(selector.currentLayer).toBe(2);
+  });
+
+  it("keeps the quality asked for as the ceiling: a low subscriber never gets more", () => {
+    const selector = new LayerSelector(() => {});
+    selector.setQuality("low");
+    const passed = run(selector, 0, 3000);
+    expect(selector.currentLayer).toBe(0);
+    expect(passed[1]).toBe(0);
+    expect(passed[2]).toBe(0);
+  });
+});

@@ -3,7 +3,9 @@ import {
   type MediaStreamTrack,
   type RTCPeerConnection,
   type RTCRtpTransceiver,
+  ReceiverEstimatedMaxBitrate,
   RtcpPayloadSpecificFeedback,
+  RtcpRrPacket,
   RtcpTransportLayerFeedback,
   type RtpPacket,
 } from "werift";
@@ -71,6 +73,7 @@ export class PeerRtp {
   /** As a subscriber: which layer of a simulcast source this peer receives. */
   private readonly layers: LayerSelector;
   private videoReceiver: RTCRtpTransceiver | undefined;
+  private readonly adoptedTracks = new WeakSet<MediaStreamTrack>();
   private readonly lastSourceSsrc = new Map<MediaKind, number>();
   private readonly sendingTransceivers = new Map<MediaKind, RTCRtpTransceiver>();
   private readonly watchedSenders = new WeakSet<RTCRtpTransceiver>();
@@ -181,6 +184,12 @@ export class PeerRtp {
           // werift answers NACK from its own history, which the fast path never fills: ours answers instead.
           if (packet instanceof RtcpTransportLayerFeedback && packet.feedback instanceof GenericNack)
             this.fastSenderOf.get(transceiver)?.retransmit(packet.feedback.lost);
+          // The subscriber's view of its link: what picks its simulcast layer besides the quality it asks for.
+          if (packet instanceof RtcpPayloadSpecificFeedback && packet.feedback instanceof ReceiverEstimatedMaxBitrate)
+            this.layers.noteEstimate(Number(packet.feedback.bitrate));
+          if (packet instanceof RtcpRrPacket)
+            for (const report of packet.reports)
+              if (report.ssrc === transceiver.sender.ssrc) this.layers.noteLoss(report.fractionLost / 256);
         });
       }
     }
@@ -235,14 +244,23 @@ export class PeerRtp {
     }
   }
 
-  private adoptIncomingTrack(track: MediaStreamTrack): void {
-    const transceiver = this.pc.getTransceivers().find((candidate) => candidate.receiver.tracks.includes(track));
+  /**
+   * werift announces one track per receiving transceiver, also for a
+   * simulcast publisher whose transceiver has a track per RID: the other
+   * layers' tracks are taken from the transceiver here.
+   */
+  private adoptIncomingTrack(announced: MediaStreamTrack): void {
+    const transceiver = this.pc.getTransceivers().find((candidate) => candidate.receiver.tracks.includes(announced));
     if (!transceiver) return;
-    const kind = track.kind;
+    const kind = announced.kind;
     if (kind !== "audio" && kind !== "video") return;
     if (kind === "video") this.videoReceiver = transceiver;
-    const rid = track.rid;
-    track.onReceiveRtp.subscribe((packet) => this.forwardIncoming(kind, transceiver, packet, rid));
+    for (const track of transceiver.receiver.tracks) {
+      if (this.adoptedTracks.has(track)) continue;
+      this.adoptedTracks.add(track);
+      const rid = track.rid;
+      track.onReceiveRtp.subscribe((packet) => this.forwardIncoming(kind, transceiver, packet, rid));
+    }
   }
 
   private forwardIncoming(kind: MediaKind, transceiver: RTCRtpTransceiver, packet: RtpPacket, rid?: string): void {
