@@ -185,6 +185,7 @@ export async function startBridge(config: BridgeConfig, options: BridgeOptions =
     rooms: () => [...rooms.keys()].sort(),
     filters,
     recording: () => recordingsDir.writable && pool.supportsRecording,
+    simulcast: () => pool.supportsSimulcast,
     pipelines: () => pool.totalPipelines,
     beforeRegister: () => pool.settle(options.settleMs ?? 3000),
     attach: async (room) => {

@@ -35,6 +35,8 @@ export interface ControlLinkOptions {
   readonly filters: () => FilterName[];
   /** Whether `record` can work here (a writable RECORDINGS_DIR, media servers with RecorderEndpoint). */
   readonly recording: () => boolean;
+  /** Whether every media server forwards simulcast by layer (absent: never). */
+  readonly simulcast?: () => boolean;
   readonly pipelines: () => number;
   /** Bounded wait before the first `register` of a connection (KMS capabilities). */
   readonly beforeRegister: () => Promise<void>;
@@ -129,7 +131,7 @@ export class ControlLink {
   }
 
   private capabilities(): string {
-    return `${this.options.filters().join(",")};${this.options.recording()}`;
+    return `${this.options.filters().join(",")};${this.options.recording()};${this.options.simulcast?.() ?? false}`;
   }
 
   private async register(fresh: boolean): Promise<void> {
@@ -138,6 +140,7 @@ export class ControlLink {
     if (!this.socket.isOpen || this.socket.opens !== connection) return;
     const filters = this.options.filters();
     const recording = this.options.recording();
+    const simulcast = this.options.simulcast?.() ?? false;
     const capabilities = this.capabilities();
     const params = controlParams.register.parse({
       bridgeId: this.options.bridgeId,
@@ -145,6 +148,7 @@ export class ControlLink {
       rooms: this.options.rooms(),
       filters,
       recording,
+      simulcast,
     });
     try {
       const result = await this.peer.request("register", params);

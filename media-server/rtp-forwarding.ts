@@ -6,6 +6,22 @@ export type MediaKind = "audio" | "video";
 export interface ForwardedRtp {
   packet: RtpPacket;
   mimeType: string;
+  /** Set when the publisher sends simulcast: which of its layers this packet belongs to. */
+  layer?: SimulcastLayer;
+}
+
+/** One RID simulcast layer: `index` 0 is the lowest quality (the publisher's offer lists its RIDs lowest first). */
+export interface SimulcastLayer {
+  index: number;
+  count: number;
+}
+
+/**
+ * Sinks that take one stream (filters, recorders) keep the best layer of a
+ * simulcast source; a packet without a layer is the only stream there is.
+ */
+export function isTopLayer(rtp: ForwardedRtp): boolean {
+  return rtp.layer === undefined || rtp.layer.index === rtp.layer.count - 1;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   usePLI,
   useREMB,
   useSdesMid,
+  useSdesRTPStreamId,
   useVP8,
 } from "werift";
 
@@ -58,7 +59,8 @@ export function peerConfig(settings: WebRtcSettings): Partial<PeerConfig> {
       audio: [useOPUS({ payloadType: 111 })],
       video: settings.videoCodecs.map(videoCodec),
     },
-    headerExtensions: { audio: [useSdesMid()], video: [useSdesMid()] },
+    // rtp-stream-id: a simulcast publisher's packets name their layer (RID) with it.
+    headerExtensions: { audio: [useSdesMid()], video: [useSdesMid(), useSdesRTPStreamId()] },
     icePortRange: settings.icePortRange,
     iceAdditionalHostAddresses: [...(settings.loopbackOnly ? ["127.0.0.1"] : []), ...settings.additionalHostAddresses],
   };

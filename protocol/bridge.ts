@@ -7,7 +7,7 @@
  * The room core emits exactly these commands through its `MediaPort`.
  */
 import * as z from "zod";
-import { name, iceCandidateParams, streamName } from "./room.ts";
+import { name, iceCandidateParams, streamName, videoQuality } from "./room.ts";
 import { recordingFileName, recordingId } from "./recordings.ts";
 
 const sdp = z
@@ -29,7 +29,9 @@ const stream = streamName.optional();
 export const mediaCommandParams = {
   publish: z.object({ user: name, stream, sdpOffer: sdp, loopback: z.boolean(), dataChannels: z.boolean() }),
   /** `sender`'s stream `stream` to `user`. */
-  subscribe: z.object({ user: name, sender: name, stream, sdpOffer: sdp }),
+  subscribe: z.object({ user: name, sender: name, stream, sdpOffer: sdp, quality: videoQuality.optional() }),
+  /** Which simulcast layer `user` receives of `sender`'s `stream`; a no-op on a media server without simulcast. */
+  setVideoQuality: z.object({ user: name, sender: name, stream, quality: videoQuality }),
   addIceCandidate: z.object({
     user: name,
     /** The user's own name: its publisher endpoint; a sender's name: the subscription to it. */
@@ -79,6 +81,7 @@ export const mediaCommandResults = {
   addIceCandidate: z.object({}),
   unpublish: z.object({}),
   unsubscribe: z.object({}),
+  setVideoQuality: z.object({}),
   releaseUser: z.object({}),
   releaseRoom: z.object({}),
   applyFilter: z.object({}),
@@ -125,6 +128,8 @@ export const controlParams = {
     filters: z.array(filterName),
     /** Whether this bridge can record (it has a RECORDINGS_DIR and its media servers a RecorderEndpoint). */
     recording: z.boolean().optional(),
+    /** Whether every media server of this bridge forwards simulcast by layer (the embedded one; KMS does not). */
+    simulcast: z.boolean().optional(),
   }),
   /** bridge → pool, periodically and on change. */
   load: z.object({ pipelines: z.number().int().min(0) }),

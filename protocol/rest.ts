@@ -18,6 +18,8 @@ export const clientConfigResponse = z.object({
   iceServers: z.array(iceServer).default([]),
   /** Whether participants may start and stop recordings themselves (ALLOW_RECORDING_FROM_CLIENTS). */
   recordingFromClients: z.boolean().optional(),
+  /** Whether publishers may send simulcast (every attached media server forwards it by layer). */
+  simulcast: z.boolean().optional(),
 });
 export type ClientConfigResponse = z.infer<typeof clientConfigResponse>;
 

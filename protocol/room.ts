@@ -22,6 +22,11 @@ export const MAX_STREAMS_PER_PARTICIPANT = 3;
  */
 export const streamName = z.string().regex(/^[a-z0-9-]{1,32}$/, "must be 1 to 32 of a-z, 0-9 and '-' (no '_')");
 
+/** Which simulcast layer a subscriber receives: the best, the middle or the smallest one the publisher sends. */
+export const VIDEO_QUALITIES = ["high", "medium", "low"] as const;
+export const videoQuality = z.enum(VIDEO_QUALITIES);
+export type VideoQuality = z.infer<typeof videoQuality>;
+
 /** C0 and C1 control characters (Unicode category Cc). */
 const CONTROL_CHARS = /\p{Cc}/u;
 /**
@@ -89,8 +94,14 @@ export const requestParams = {
     streamId: streamName.default(WEBCAM_STREAM),
   }),
   unpublishVideo: z.object({ streamId: streamName.default(WEBCAM_STREAM) }),
-  receiveVideoFrom: z.object({ sender: streamId, sdpOffer: sdp }),
+  /** `quality` (an addition): the simulcast layer to receive from the start (`setVideoQuality`). */
+  receiveVideoFrom: z.object({ sender: streamId, sdpOffer: sdp, quality: videoQuality.optional() }),
   unsubscribeFromVideo: z.object({ sender: streamId }),
+  /**
+   * An addition: which simulcast layer of `sender`'s stream this participant receives (a room
+   * whose media server has no simulcast accepts it and changes nothing: there is one layer).
+   */
+  setVideoQuality: z.object({ sender: streamId, quality: videoQuality }),
   onIceCandidate: z.object({
     endpointName: name,
     candidate: z.string().max(4096),
@@ -147,6 +158,8 @@ export const results = {
   /** `role`: present (an addition) when a join token made this participant a moderator. */
   joinRoom: z.object({
     value: z.array(peerDescriptor),
+    /** An addition: whether publishers may send simulcast (every attached media server forwards it by layer). */
+    simulcast: z.boolean().optional(),
     role: z.enum(["participant", "moderator"]).optional(),
     /** An addition: STUN/TURN servers (with short-lived TURN credentials) for this user's peer connections. */
     iceServers: z.array(iceServer).optional(),
@@ -156,6 +169,7 @@ export const results = {
   unpublishVideo: z.object(withSession),
   receiveVideoFrom: z.object({ sdpAnswer: z.string(), ...withSession }),
   unsubscribeFromVideo: z.object(withSession),
+  setVideoQuality: z.object(withSession),
   onIceCandidate: z.object(withSession),
   leaveRoom: z.object(withSession),
   sendMessage: z.object(withSession),

@@ -62,7 +62,7 @@ app.get("/getAllRooms", async (c) => c.json((await directory(c.env).list()) sati
 
 app.get("/getClientConfig", async (c) => {
   const settings = settingsOf(c.env);
-  const { filters } = await pool(c.env).summary();
+  const { filters, simulcast } = await pool(c.env).summary();
   return c.json({
     loopbackRemote: settings.loopbackRemote,
     loopbackAndLocal: settings.loopbackAndLocal,
@@ -74,6 +74,8 @@ app.get("/getClientConfig", async (c) => {
     ...(settings.room.recording?.fromClients && recordingUnavailable(c.env) === null
       ? { recordingFromClients: true }
       : {}),
+    // Only when true (the embedded media server): clients then publish their webcam in layers.
+    ...(simulcast ? { simulcast: true } : {}),
   } satisfies ClientConfigResponse);
 });
 

@@ -105,6 +105,12 @@ export class KmsPool {
     return connected.length > 0 && connected.every((slot) => slot.server.supportsRecording);
   }
 
+  /** Simulcast can be offered when every media server this bridge can use forwards it by layer. */
+  get supportsSimulcast(): boolean {
+    const connected = this.slots.filter((slot) => slot.connected);
+    return connected.length > 0 && connected.every((slot) => slot.server.supportsSimulcast);
+  }
+
   /** Waits (bounded) for the KMSes still making their first connection, so `register` knows the capabilities. */
   async settle(timeoutMs: number): Promise<void> {
     const first = this.slots.filter((slot) => slot.server.state === "connecting");

@@ -59,6 +59,11 @@ export interface KWebRtcEndpoint extends KElement {
   setStunServerAddress(address: string, callback: Callback): unknown;
   setStunServerPort(port: number, callback: Callback): unknown;
   setTurnUrl(url: string, callback: Callback): unknown;
+  /**
+   * kurento-client's generic invocation (`MediaObject._invoke`), for operations its generated
+   * classes do not know: the embedded server's `setVideoQuality`.
+   */
+  _invoke(transaction: undefined, method: string, params: Record<string, unknown>, callback: Callback): unknown;
 }
 export interface KFaceOverlayFilter extends KElement {
   setOverlayedImage(
@@ -232,6 +237,14 @@ export function hasFactory(info: unknown, name: string): boolean | undefined {
   if (!parsed.success) return undefined;
   const matches = (factory: string): boolean => factory === name || factory.endsWith(`.${name}`);
   return parsed.data.modules.some((module) => (module.factories ?? []).some(matches));
+}
+
+const serverCapabilities = z.object({ capabilities: z.array(z.string()) }).loose();
+
+/** Whether `ServerManager.getInfo()` lists the capability `name` (the embedded server's "simulcast"); undefined when malformed. */
+export function hasCapability(info: unknown, name: string): boolean | undefined {
+  const parsed = serverCapabilities.safeParse(info);
+  return parsed.success ? parsed.data.capabilities.includes(name) : undefined;
 }
 
 /** Whether `ServerManager.getInfo()` lists FaceOverlayFilter; undefined when the answer is malformed. */

@@ -19,6 +19,7 @@
  *   (kurento-connection-state.ts).
  */
 import {
+  hasCapability,
   hasFactory,
   hasLocalReconnectWs,
   invoke,
@@ -68,6 +69,7 @@ class KurentoConnection implements MediaServer, ObjectOwner {
   readonly uri: string;
   supportsFilters = false;
   supportsRecording = false;
+  supportsSimulcast = false;
   readonly options: MediaServerOptions;
   readonly client: KurentoClientInstance;
   readonly kurento: KurentoModule;
@@ -206,6 +208,7 @@ class KurentoConnection implements MediaServer, ObjectOwner {
     this.log("info", "connected to the media server", {
       filters: this.supportsFilters,
       recording: this.supportsRecording,
+      simulcast: this.supportsSimulcast,
       session: this.safeSessionId(),
     });
     this.apply({ type: "ready" });
@@ -233,6 +236,8 @@ class KurentoConnection implements MediaServer, ObjectOwner {
     if (filters !== undefined) this.supportsFilters = filters;
     const recording = hasFactory(info, "RecorderEndpoint");
     if (recording !== undefined) this.supportsRecording = recording;
+    const simulcast = hasCapability(info, "simulcast");
+    if (simulcast !== undefined) this.supportsSimulcast = simulcast;
   }
 
   private declareLost(reason: string, mayComeBack: boolean): void {

@@ -5,6 +5,7 @@
  * lost the generation changes and older objects refuse calls ("gone") and
  * skip their release.
  */
+import type { VideoQuality } from "../../protocol/room.ts";
 import { classify } from "./kurento-errors.ts";
 import {
   type Callback,
@@ -46,6 +47,8 @@ export interface ObjectOwner {
   readonly kurento: KurentoModule;
   /** Bumped whenever everything on the server is lost. */
   readonly generation: number;
+  /** The server's getInfo lists the "simulcast" capability. */
+  readonly supportsSimulcast: boolean;
   /** Throws at once when the object cannot be used (closed, lost, disconnected). */
   ensureUsable(generation: number, what: string): void;
   /** Bounds a call by the request timeout; `onLate` gets an answer that came too late. */
@@ -174,6 +177,14 @@ export class WebRtcHandle extends ElementHandle implements WebRtcEndpoint {
       const candidate = parseIceCandidateEvent(event);
       if (candidate) listener(candidate);
     });
+  }
+
+  async setVideoQuality(quality: VideoQuality): Promise<void> {
+    // KMS knows no such operation and has one layer anyway: nothing to ask.
+    if (!this.owner.supportsSimulcast) return;
+    await this.call("setVideoQuality", (callback) =>
+      this.k._invoke(undefined, "setVideoQuality", { quality }, callback),
+    );
   }
 
   onMediaState(listener: (state: string) => void): void {

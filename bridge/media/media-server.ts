@@ -5,6 +5,7 @@
  * only file that loads kurento-client); nothing else in the bridge knows
  * Kurento object ids, error codes or client quirks.
  */
+import type { VideoQuality } from "../../protocol/room.ts";
 
 export interface IceCandidate {
   readonly candidate: string;
@@ -82,6 +83,11 @@ export interface WebRtcEndpoint extends MediaElement {
   /** STUN/TURN for the endpoint's own ICE, set before its offer is processed (KMS's three setters). */
   setIceServers(servers: EndpointIceServers): Promise<void>;
   onIceCandidate(listener: (candidate: IceCandidate) => void): void;
+  /**
+   * Which simulcast layer this (subscriber's) endpoint sends its peer; resolves without asking
+   * anything of a server without simulcast (KMS), where there is one layer.
+   */
+  setVideoQuality(quality: VideoQuality): Promise<void>;
   /** `MediaStateChanged` (CONNECTED / DISCONNECTED). */
   onMediaState(listener: (state: string) => void): void;
 }
@@ -144,6 +150,8 @@ export interface MediaServer {
   readonly supportsFilters: boolean;
   /** Whether the server can create RecorderEndpoints (known once connected). */
   readonly supportsRecording: boolean;
+  /** Whether the server forwards RID simulcast by layer (the embedded server's `simulcast` capability). */
+  readonly supportsSimulcast: boolean;
   /** Resolves when connected; rejects after `timeoutMs` (the connection keeps trying). */
   whenConnected(timeoutMs: number): Promise<void>;
   createPipeline(): Promise<Pipeline>;

@@ -20,6 +20,20 @@ export const ORIGINAL_BANDWIDTH: Bandwidth = {
   minVideoSendKbps: 300,
 };
 
+/**
+ * A simulcast publisher sends all its layers at once (the client's three
+ * come to about 2.2 Mbps): its receive limit is raised to this, so the
+ * REMB the server sends it leaves room for the top layer. Subscribers keep
+ * their limits; each is met by the layer it gets.
+ */
+export const SIMULCAST_MAX_RECV_KBPS = 2500;
+
+/** The limits of a publisher's endpoint: a simulcast one may receive all its layers. */
+export function publisherBandwidth(base: Bandwidth, simulcast: boolean): Bandwidth {
+  if (!simulcast) return base;
+  return { ...base, maxVideoRecvKbps: Math.max(base.maxVideoRecvKbps, SIMULCAST_MAX_RECV_KBPS) };
+}
+
 /** Limits are advice: a server without them still carries media, so a failure is only reported. */
 export async function applyBandwidth(
   endpoint: WebRtcEndpoint,

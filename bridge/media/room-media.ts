@@ -29,8 +29,14 @@ import { endpointError, Superseded, toRpcError } from "./room-errors.ts";
 import { applyFilter, type FilterContext, removeFilter } from "./room-filters.ts";
 import { type Publisher, RoomGraph, type Subscription } from "./room-graph.ts";
 import { type RecordingSink, RoomRecording } from "./room-recording.ts";
-import { sentKinds } from "./sdp-kinds.ts";
-import { applyBandwidth, applyIceServers, ORIGINAL_BANDWIDTH, watchEndpoint } from "./room-endpoints.ts";
+import { sendsSimulcast, sentKinds } from "./sdp-kinds.ts";
+import {
+  applyBandwidth,
+  applyIceServers,
+  ORIGINAL_BANDWIDTH,
+  publisherBandwidth,
+  watchEndpoint,
+} from "./room-endpoints.ts";
 import { IceQueues } from "./room-ice.ts";
 
 /** Where it always was (the benchmark imports it from here). */
@@ -147,6 +153,8 @@ export class RoomMedia {
     unpublish: (params) => this.command(params.user, () => this.unpublish(params.user, params.stream)),
     unsubscribe: (params) =>
       this.command(params.user, () => this.unsubscribe(params.user, streamIdOf(params.sender, params.stream))),
+    // After the user's earlier commands: a subscribe in flight has its endpoint by then.
+    setVideoQuality: (params) => this.command(params.user, () => this.setVideoQuality(params)),
     releaseUser: (params) => this.command(params.user, () => this.releaseUser(params.user)),
     releaseRoom: (params) => this.releaseRoom(params.reason),
     applyFilter: (params) => this.command(params.user, () => applyFilter(this.filters, params.user, params.filter)),
@@ -202,7 +210,7 @@ export class RoomMedia {
       passThrough.onError((error) => {
         if (current()) this.options.emit({ event: "mediaError", user, error, streams: [id] });
       });
-      await this.bandwidth(endpoint);
+      await this.bandwidth(endpoint, sendsSimulcast(params.sdpOffer));
       await this.iceServers(endpoint);
       await endpoint.connect(passThrough);
       if (params.loopback) await passThrough.connect(endpoint);
@@ -245,6 +253,7 @@ export class RoomMedia {
       watchEndpoint(endpoint, { user, name: sender, stream, current, emit: this.options.emit });
       await this.bandwidth(endpoint);
       await this.iceServers(endpoint);
+      if (params.quality) await endpoint.setVideoQuality(params.quality);
       if (this.graph.publishers.get(id) !== publisher) {
         throw endpointError(`${sender} stopped publishing meanwhile`);
       }
@@ -289,6 +298,13 @@ export class RoomMedia {
   private async unpublish(user: string, stream: string = WEBCAM_STREAM): Promise<MediaResult<"unpublish">> {
     this.recording.endStream(user, stream, "the user unpublished");
     await this.graph.dropPublisher(streamIdOf(user, stream));
+    return {};
+  }
+
+  private async setVideoQuality(params: Params<"setVideoQuality">): Promise<MediaResult<"setVideoQuality">> {
+    const subscription = this.graph.subscription(params.user, streamIdOf(params.sender, params.stream));
+    if (!subscription) throw endpointError(`${params.user} does not receive ${params.sender}'s media`);
+    await subscription.endpoint.setVideoQuality(params.quality);
     return {};
   }
 
@@ -407,8 +423,9 @@ export class RoomMedia {
     void pipeline.release();
   }
 
-  private bandwidth(endpoint: WebRtcEndpoint): Promise<void> {
-    return applyBandwidth(endpoint, this.options.bandwidth ?? ORIGINAL_BANDWIDTH, (message) =>
+  private bandwidth(endpoint: WebRtcEndpoint, simulcastPublisher = false): Promise<void> {
+    const base = this.options.bandwidth ?? ORIGINAL_BANDWIDTH;
+    return applyBandwidth(endpoint, publisherBandwidth(base, simulcastPublisher), (message) =>
       this.options.log.warn("could not set the bandwidth limits", { room: this.room, error: message }),
     );
   }

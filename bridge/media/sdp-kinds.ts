@@ -35,3 +35,13 @@ export function sentKinds(sdp: string): SentKinds {
     });
   return { audio: sends("audio"), video: sends("video") };
 }
+
+/** Whether the offer sends its video in simulcast layers (`a=simulcast:send …` in an `m=video` section, RFC 8853). */
+export function sendsSimulcast(sdp: string): boolean {
+  let inVideo = false;
+  for (const line of sdp.split(/\r?\n/)) {
+    if (line.startsWith("m=")) inVideo = line.startsWith("m=video ") && !line.startsWith("m=video 0 ");
+    else if (inVideo && line.startsWith("a=simulcast:") && /\bsend\b/.test(line)) return true;
+  }
+  return false;
+}

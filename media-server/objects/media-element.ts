@@ -72,8 +72,8 @@ export abstract class MediaElement extends MediaObject {
   abstract acceptRtp(kind: MediaKind, rtp: ForwardedRtp, from: MediaElement): void;
   /** A data-channel message reaching this element from its DATA source. */
   abstract acceptData(label: string, message: string | Buffer, from: MediaElement): void;
-  /** A sink asks this element for a fresh keyframe. */
-  abstract requestKeyframe(): void;
+  /** A sink asks this element for a fresh keyframe (of one simulcast layer, when it names one). */
+  abstract requestKeyframe(layer?: number): void;
 
   connect(sink: MediaElement, mediaType?: MediaType): void {
     if (sink.pipeline() !== this.pipeline()) {
@@ -165,8 +165,8 @@ export abstract class MediaElement extends MediaObject {
     for (const sink of sinks) sink.acceptData(label, message, this);
   }
 
-  protected requestKeyframeFromSource(): void {
-    this.sources.get("VIDEO")?.requestKeyframe();
+  protected requestKeyframeFromSource(layer?: number): void {
+    this.sources.get("VIDEO")?.requestKeyframe(layer);
   }
 
   protected override dispose(): void {

@@ -28,7 +28,7 @@ export class PassThrough extends MediaElement {
     this.deliverData(label, message);
   }
 
-  requestKeyframe(): void {
-    this.requestKeyframeFromSource();
+  requestKeyframe(layer?: number): void {
+    this.requestKeyframeFromSource(layer);
   }
 }

@@ -67,7 +67,8 @@ function serverInfo() {
       factories: names,
     })),
     type: "KMS",
-    capabilities: ["transactions"],
+    // "simulcast": publishers may send RID simulcast; WebRtcEndpoint.setVideoQuality picks a subscriber's layer.
+    capabilities: ["transactions", "simulcast"],
   };
 }
 

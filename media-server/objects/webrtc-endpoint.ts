@@ -1,11 +1,13 @@
 import { RTCPeerConnection } from "werift";
 import { mediaForwardingOf } from "../config.ts";
+import type { MediaType } from "../protocol.ts";
 import { type ForwardedRtp, forwardableCopy, type MediaKind } from "../rtp-forwarding.ts";
 import { peerConfig } from "../webrtc-config.ts";
 import { MEDIA_ELEMENT_EVENTS, MediaElement, mediaTypeOf } from "./media-element.ts";
 import { MediaObject, type MediaServerContext } from "./media-object.ts";
 import { invokeOperation, type Caller, type RawParams } from "./operations.ts";
 import { DataChannels } from "./webrtc/data-channels.ts";
+import type { VideoQuality } from "./webrtc/layer-selector.ts";
 import { Negotiation } from "./webrtc/negotiation.ts";
 import {
   BANDWIDTH_PROPERTIES,
@@ -73,16 +75,18 @@ export class WebRtcEndpoint extends MediaElement {
         log: context.log,
         isReleased: () => this.released,
         isConnected: () => this.state === "CONNECTED",
-        received: (kind, packet, mimeType) => {
+        received: (kind, packet, mimeType, layer) => {
           const mediaType = mediaTypeOf(kind);
           this.flowIn.mark(mediaType);
           if (this.sinksOf(mediaType).size === 0) return;
-          this.deliverRtp(kind, { packet: forwardableCopy(packet), mimeType });
+          const forwarded: ForwardedRtp = { packet: forwardableCopy(packet), mimeType };
+          if (layer) forwarded.layer = layer;
+          this.deliverRtp(kind, forwarded);
         },
         sending: (kind) => {
           if (this.state === "CONNECTED") this.flowOut.mark(mediaTypeOf(kind));
         },
-        keyframeWanted: () => this.requestKeyframeFromSource(),
+        keyframeWanted: (layer) => this.requestKeyframeFromSource(layer),
         rembKbps: () => this.rembKbps(),
       },
       mediaForwardingOf(context.webrtc),
@@ -112,21 +116,45 @@ export class WebRtcEndpoint extends MediaElement {
     this.dataChannels.accept(label, message);
   }
 
-  requestKeyframe(): void {
-    this.rtp.requestKeyframe();
+  requestKeyframe(layer?: number): void {
+    this.rtp.requestKeyframe(layer);
+  }
+
+  /** Which simulcast layer this endpoint sends its peer when its source is a simulcast publisher. */
+  setVideoQuality(quality: VideoQuality): void {
+    this.rtp.setVideoQuality(quality);
+  }
+
+  get videoQuality(): VideoQuality {
+    return this.rtp.videoQuality;
+  }
+
+  /** The simulcast layer sent now (0 lowest), if the source sends simulcast. */
+  get currentVideoLayer(): number | undefined {
+    return this.rtp.currentVideoLayer;
+  }
+
+  /** How many simulcast layers this endpoint's peer publishes (0: one stream). */
+  get simulcastLayers(): number {
+    return this.rtp.publishedLayers;
+  }
+
+  protected override sourceChanged(type: MediaType): void {
+    if (type === "VIDEO") this.rtp.videoSourceChanged();
   }
 
   /**
    * KMS-like REMB: the default cap, lowered by this endpoint's
    * maxVideoRecvBandwidth and by maxVideoSendBandwidth of every WebRtcEndpoint
    * downstream (that is the only way a forwarding server can honour a send
-   * limit), raised to minVideoRecvBandwidth.
+   * limit; not for a simulcast publisher), raised to minVideoRecvBandwidth.
    */
   private rembKbps(): number {
     let kbps = this.context.webrtc.rembKbps;
     const maxRecv = this.bandwidth.get("maxVideoRecvBandwidth") ?? 0;
     if (maxRecv > 0) kbps = Math.min(kbps, maxRecv);
-    const downstream = this.downstreamSendLimitKbps();
+    // A simulcast publisher sends every layer; each subscriber's limit is met by the layer it gets instead.
+    const downstream = this.rtp.publishedLayers > 1 ? undefined : this.downstreamSendLimitKbps();
     if (downstream !== undefined) kbps = Math.min(kbps, downstream);
     return Math.max(kbps, this.bandwidth.get("minVideoRecvBandwidth") ?? 0);
   }

@@ -18,24 +18,26 @@
 // RTP packets the subscribers received), which compares runs whatever the
 // bitrate, and the last line is the rows as JSON.
 
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import type { RTCPeerConnection as WeriftPeer } from "werift";
+import type { Browser, Page } from "playwright-core";
 import { closeChromium, launchChromium } from "../helpers/chromium.ts";
-import { freePort } from "../helpers/ports.ts";
 import { acceptAnswer, offerFromPage, startBlankPageServer } from "../media-server/helpers/browser.ts";
-import {
-  connectKurento,
-  iceCandidate,
-  type KurentoPipeline,
-  type KurentoWebRtcEndpoint,
-} from "../media-server/helpers/kurento.ts";
-import { createClientPeer, waitFor } from "../media-server/helpers/werift-peer.ts";
+import { connectKurento } from "../media-server/helpers/kurento.ts";
+import { waitFor } from "../media-server/helpers/werift-peer.ts";
 import { startKms } from "../../scripts/kms.ts";
 import { mediaBackendFromEnv } from "../../scripts/system.ts";
+import {
+  addSubscriber,
+  CLOCK_TICKS,
+  cameraContext,
+  capPublisherBitrate,
+  printTable,
+  type ServerUnderTest,
+  type Subscriber,
+  sample,
+  startEmbeddedServer,
+} from "./media-load.ts";
 
 const SUBSCRIBER_COUNTS = (process.env.SUBSCRIBERS ?? "1,10,50")
   .split(",")
@@ -49,7 +51,6 @@ const FORWARDING_MODES = (process.env.BENCH_MODES ?? "werift,fast")
   .filter((mode): mode is "fast" | "werift" => mode === "fast" || mode === "werift");
 const MEASURE_SECONDS = Number(process.env.MEASURE_SECONDS ?? 10);
 const WARMUP_SECONDS = 4;
-const CLOCK_TICKS = 100; // USER_HZ on Linux
 /** The publisher's encoder is capped here, so every row forwards the same ~0.5 Mbps stream. */
 const PUBLISHER_MAX_BITRATE = 500_000;
 /**
@@ -58,148 +59,14 @@ const PUBLISHER_MAX_BITRATE = 500_000;
  */
 const PROFILE_DIR = process.env.MEDIA_SERVER_PROFILE_DIR;
 
-interface Sample {
-  cpuTicks: number;
-  rssKb: number;
-  at: number;
-}
-
-function sample(pid: number): Sample {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // Fields after the parenthesised command name; utime and stime are the 14th and 15th overall.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return { cpuTicks, rssKb: Number(rss?.[1] ?? 0), at: performance.now() };
-}
-
-async function startServerProcess(port: number, mode: string): Promise<ChildProcess> {
-  const nodeArgs = PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(PROFILE_DIR, mode)}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, "media-server/main.ts"], {
-    env: {
-      ...process.env,
-      KMS_PORT: String(port),
-      KMS_HOST: "127.0.0.1",
-      KMS_ICE_LOOPBACK_ONLY: "1",
-      MEDIA_FORWARDING: mode,
-    },
-    stdio: ["ignore", "inherit", "pipe"],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`media server exited with ${code}`)));
-    child.stderr?.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("Kurento protocol on")) resolve();
-    });
-  });
-  return child;
-}
-
-/** Counts received RTP per SSRC with extended sequence numbers, so losses are counted across a sequence wrap. */
-class LossCounter {
-  private readonly streams = new Map<number, { first: number; highest: number; received: number }>();
-
-  receive(ssrc: number, sequenceNumber: number): void {
-    const stream = this.streams.get(ssrc);
-    if (!stream) {
-      this.streams.set(ssrc, { first: sequenceNumber, highest: sequenceNumber, received: 1 });
-      return;
-    }
-    // The extended number closest to the highest seen: handles wrap and reordering.
-    const cycle = stream.highest - (stream.highest & 0xffff);
-    let extended = cycle + sequenceNumber;
-    if (extended - stream.highest > 0x8000) extended -= 0x10000;
-    else if (stream.highest - extended > 0x8000) extended += 0x10000;
-    if (extended > stream.highest) stream.highest = extended;
-    stream.received += 1;
-  }
-
-  totals(): { expected: number; received: number } {
-    let expected = 0;
-    let received = 0;
-    for (const stream of this.streams.values()) {
-      expected += stream.highest - stream.first + 1;
-      received += stream.received;
-    }
-    return { expected, received };
-  }
-
-  /** Starts a new measurement window (the next packet of each stream becomes its first). */
-  reset(): void {
-    this.streams.clear();
-  }
-}
-
-interface Subscriber {
-  endpoint: KurentoWebRtcEndpoint;
-  peer: WeriftPeer;
-  bytes: () => number;
-  packets: () => number;
-  loss: LossCounter;
-}
-
-/** The media server under test: its URL, the PID to sample, and how to stop it. */
-interface ServerUnderTest {
-  readonly name: string;
-  readonly url: string;
-  readonly pid: number;
-  stop(): Promise<void>;
-}
-
 async function startServerUnderTest(mode: string): Promise<ServerUnderTest> {
   if (mediaBackendFromEnv() === "kms") {
     // run.sh ends with exec: the PID is the server's own.
     const kms = await startKms({ loopbackOnly: true });
     return { name: "Kurento Media Server (KMS_HOME)", url: kms.url, pid: kms.pid, stop: () => kms.stop() };
   }
-  const port = await freePort();
-  const child = await startServerProcess(port, mode);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error("no server pid");
-  return {
-    name: `Embedded media server, MEDIA_FORWARDING=${mode}`,
-    url: `ws://127.0.0.1:${port}/kurento`,
-    pid,
-    async stop() {
-      // Wait for the exit: under --cpu-prof the profile is written then.
-      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-      child.kill("SIGTERM");
-      await Promise.race([exited, sleep(15_000)]);
-    },
-  };
-}
-
-async function addSubscriber(pipeline: KurentoPipeline, source: KurentoWebRtcEndpoint): Promise<Subscriber> {
-  const endpoint = await pipeline.create("WebRtcEndpoint");
-  const peer = createClientPeer();
-  const loss = new LossCounter();
-  let bytes = 0;
-  let packets = 0;
-  endpoint.on("IceCandidateFound", (event) => {
-    const candidate = event.candidate as { candidate: string; sdpMid: string; sdpMLineIndex: number };
-    void peer.addIceCandidate(candidate);
-  });
-  peer.onIceCandidate.subscribe((candidate) => {
-    if (!candidate) return;
-    const init = candidate.toJSON();
-    void endpoint.addIceCandidate(
-      iceCandidate({ candidate: init.candidate ?? "", sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex }),
-    );
-  });
-  peer.onTrack.subscribe((track) => {
-    track.onReceiveRtp.subscribe((packet) => {
-      bytes += packet.payload.length + packet.header.serializeSize;
-      packets += 1;
-      loss.receive(packet.header.ssrc, packet.header.sequenceNumber);
-    });
-  });
-  peer.addTransceiver("audio", { direction: "recvonly" });
-  peer.addTransceiver("video", { direction: "recvonly" });
-  await peer.setLocalDescription(await peer.createOffer());
-  await source.connect(endpoint);
-  const answer = await endpoint.processOffer(peer.localDescription?.sdp ?? "");
-  await peer.setRemoteDescription({ type: "answer", sdp: answer });
-  await endpoint.gatherCandidates();
-  return { endpoint, peer, bytes: () => bytes, packets: () => packets, loss };
+  const nodeArgs = PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(PROFILE_DIR, mode)}`] : [];
+  return startEmbeddedServer(mode, nodeArgs);
 }
 
 interface PublisherStats {
@@ -238,39 +105,6 @@ async function publisherStats(page: Page): Promise<PublisherStats> {
   });
 }
 
-/**
- * A context whose fake camera really delivers 640×480 at 30 fps: the shared test helper caps it at 320×240,
- * 15 fps (several pages on two cores), which made an earlier run forward only ~150 kbps.
- */
-async function fullSizeCameraContext(browser: Browser): Promise<BrowserContext> {
-  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
-  await context.addInitScript(() => {
-    const devices = navigator.mediaDevices;
-    if (!devices?.getUserMedia) return;
-    const original = devices.getUserMedia.bind(devices);
-    devices.getUserMedia = (constraints?: MediaStreamConstraints) =>
-      original(
-        constraints?.video
-          ? { ...constraints, video: { width: { exact: 640 }, height: { exact: 480 }, frameRate: { ideal: 30 } } }
-          : constraints,
-      );
-  });
-  return context;
-}
-
-/** Caps the page's video encoder so the forwarded stream is ~0.5 Mbps whatever the bandwidth estimate allows. */
-async function capPublisherBitrate(page: Page, bitsPerSecond: number): Promise<void> {
-  await page.evaluate(async (maxBitrate) => {
-    const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
-    for (const sender of pc.getSenders()) {
-      if (sender.track?.kind !== "video") continue;
-      const parameters = sender.getParameters();
-      for (const encoding of parameters.encodings) encoding.maxBitrate = maxBitrate;
-      await sender.setParameters(parameters);
-    }
-  }, bitsPerSecond);
-}
-
 interface Row {
   mode: string;
   subscribers: number;
@@ -290,7 +124,7 @@ async function runMode(mode: string, browser: Browser, pagesUrl: string): Promis
   const client = await connectKurento(server.url);
   const rows: Row[] = [];
   const subscribers: Subscriber[] = [];
-  const context = await fullSizeCameraContext(browser);
+  const context = await cameraContext(browser, { width: 640, height: 480 });
   try {
     const pipeline = await client.create("MediaPipeline");
     const publisherEndpoint = await pipeline.create("WebRtcEndpoint");
@@ -423,17 +257,13 @@ async function main(): Promise<void> {
     "(above publisher-only)",
     "subscriber loss %",
   ];
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row.cells[column]?.length ?? 0)),
-  );
-  const line = (cells: string[]) =>
-    `| ${cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join(" | ")} |`;
   console.log(
     `\n${MEASURE_SECONDS} s per row after ${WARMUP_SECONDS} s warm-up; publisher: Chromium fake camera 640x480 + audio, video capped at ${PUBLISHER_MAX_BITRATE / 1000} kbps; subscribers: werift peers (audio + video) in the bench process`,
   );
-  console.log(line(header));
-  console.log(`|${widths.map((width) => "-".repeat(width + 2)).join("|")}|`);
-  for (const row of rows) console.log(line(row.cells));
+  printTable(
+    header,
+    rows.map((row) => row.cells),
+  );
   const summary = rows.map(({ cells: _cells, ...row }) => row);
   console.log(JSON.stringify({ bench: "media-server", rows: summary }));
   process.exit(0);

@@ -123,8 +123,40 @@ export function receiveVideoFrom(
   b.forgetIceCandidates(session, endpointNameOf(senderName, stream));
   b.mediaRequest(
     { session, id, op: "subscribe", sender: senderStream },
-    { op: "subscribe", user: me.user, sender: senderName, ...streamField(stream), sdpOffer: p.sdpOffer },
+    {
+      op: "subscribe",
+      user: me.user,
+      sender: senderName,
+      ...streamField(stream),
+      sdpOffer: p.sdpOffer,
+      ...(p.quality ? { quality: p.quality } : {}),
+    },
   );
+}
+
+/**
+ * Which simulcast layer `me` receives of a stream it subscribes to (or is subscribing to: the
+ * bridge runs a user's commands in order, so this follows the subscribe). Answered at once: the
+ * switch itself waits for a keyframe on the media server, and a server without simulcast has
+ * nothing to switch.
+ */
+export function setVideoQuality(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  p: RequestParams<"setVideoQuality">,
+): void {
+  const me = b.member(session, id);
+  if (!me) return;
+  const { user: senderName, stream } = splitStreamId(p.sender);
+  const senderStream = streamIdOf(senderName, stream);
+  if (!(senderStream in me.subscriptions)) {
+    const what = stream === WEBCAM_STREAM ? `'${senderName}'` : `'${senderStream}'`;
+    const message = `User '${me.user}' is not receiving media from ${what}`;
+    return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
+  }
+  b.media({ op: "setVideoQuality", user: me.user, sender: senderName, ...streamField(stream), quality: p.quality });
+  b.reply(session, id, {});
 }
 
 export function unsubscribeFromVideo(

@@ -72,6 +72,8 @@ export function joinRoom(
     value: peers,
     ...(role === "moderator" ? { role } : {}),
     ...(grant.iceServers?.length ? { iceServers: grant.iceServers } : {}),
+    // Only when true: a room without simulcast answers as it always did.
+    ...(grant.simulcast ? { simulcast: true } : {}),
   });
   announceRecording(b, session);
 }

@@ -33,6 +33,7 @@ import {
   onIceCandidate,
   publishVideo,
   receiveVideoFrom,
+  setVideoQuality,
   unpublishVideo,
   unsubscribeFromVideo,
 } from "./media-requests.ts";
@@ -101,6 +102,7 @@ const HANDLERS = {
   unpublishVideo,
   receiveVideoFrom,
   unsubscribeFromVideo,
+  setVideoQuality,
   onIceCandidate,
   leaveRoom,
   sendMessage,

@@ -130,6 +130,8 @@ export interface RoomState {
 export interface Grant {
   readonly role?: Role;
   readonly iceServers?: readonly IceServer[];
+  /** For `joinRoom`: whether every attached media server forwards simulcast (the adapter asks the bridge pool). */
+  readonly simulcast?: boolean;
   /**
    * For `startRecording`: the new recording's id and its upload token (signing is asynchronous, so
    * the adapter does it before the core runs), or why this server cannot record.

@@ -20,7 +20,13 @@ import { RpcPeer, RpcRequestError } from "../../protocol/rpc-peer.ts";
 import { CloseCode } from "../../protocol/close-codes.ts";
 import { ATTACH_REPLY_MARGIN_MS, ATTACH_TIMEOUT_MS } from "../../protocol/timeouts.ts";
 import { closeQuietly } from "../ws-util.ts";
-import { readBridgeFilters, readControlAttachment, writeBridgeFilters, writeControlAttachment } from "./persisted.ts";
+import {
+  readBridgeFilters,
+  readBridgeSimulcast,
+  readControlAttachment,
+  writeBridgeFilters,
+  writeControlAttachment,
+} from "./persisted.ts";
 
 interface BridgeRow {
   id: string;
@@ -130,7 +136,7 @@ export class BridgePool extends DurableObject<Env> {
       bridgeId,
       capacity,
       r.rooms.length,
-      writeBridgeFilters(r.filters),
+      writeBridgeFilters(r.filters, r.simulcast === true),
     );
     // A room that was given to another bridge meanwhile stays with it: this bridge's room link
     // will be refused (409) and it releases the room's media.
@@ -224,14 +230,15 @@ export class BridgePool extends DurableObject<Env> {
     this.#sql.exec(`DELETE FROM assignments WHERE room = ?`, room);
   }
 
-  async summary(): Promise<{ bridges: number; filters: FilterName[] }> {
+  async summary(): Promise<{ bridges: number; filters: FilterName[]; simulcast: boolean }> {
     const bridges = this.#connectedBridges();
-    // A filter is offered only when every bridge can apply it: a room may land on any.
+    // A filter (or simulcast) is offered only when every bridge can apply it: a room may land on any.
     let filters: FilterName[] | null = null;
     for (const b of bridges) {
       const own = readBridgeFilters(b.filters);
       filters = filters === null ? own : filters.filter((f) => own.includes(f));
     }
-    return { bridges: bridges.length, filters: filters ?? [] };
+    const simulcast = bridges.length > 0 && bridges.every((b) => readBridgeSimulcast(b.filters));
+    return { bridges: bridges.length, filters: filters ?? [], simulcast };
   }
 }

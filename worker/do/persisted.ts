@@ -151,10 +151,17 @@ const recordingRow = upgraded<ActiveRecording>(z.object(recordingFields), record
 const ledgerOpRow = versioned<LedgerOp>(ledgerOp);
 const socketAttachment = versioned<SocketAttachment>(socketFields);
 const controlAttachment = versioned<ControlAttachment>(controlFields);
-/** The `filters` column of the pool's bridge rows: `{v: 1, filters}`; version 0 was the bare array. */
+/**
+ * The `filters` column of the pool's bridge rows, the bridge's capabilities: `{v: 1, filters,
+ * simulcast?}` (`simulcast` added within version 1: absent reads as false); version 0 was the bare array.
+ */
 const bridgeFilters = z.union([
   z.object({ ...VERSION, filters: z.array(filterName) }).transform((row) => row.filters),
   z.array(filterName),
+]);
+const bridgeSimulcast = z.union([
+  z.object({ ...VERSION, simulcast: z.boolean().optional() }).transform((row) => row.simulcast === true),
+  z.array(filterName).transform(() => false),
 ]);
 
 function parseJson(text: string): unknown {
@@ -216,4 +223,7 @@ export function writeControlAttachment(ws: WebSocket, attachment: ControlAttachm
 
 export const readBridgeFilters = (text: string): FilterName[] =>
   orNull(bridgeFilters, parseJson(text), "bridge filters") ?? [];
-export const writeBridgeFilters = (filters: readonly FilterName[]): string => JSON.stringify({ v: 1, filters });
+export const readBridgeSimulcast = (text: string): boolean =>
+  orNull(bridgeSimulcast, parseJson(text), "bridge capabilities") ?? false;
+export const writeBridgeFilters = (filters: readonly FilterName[], simulcast = false): string =>
+  JSON.stringify(simulcast ? { v: 1, filters, simulcast } : { v: 1, filters });

@@ -49,6 +49,12 @@ import { recordingEndpoint, recordingGrant, type RecordingRoomHost, refusalInput
 /** The worker names the room in this header: an object id alone does not say which room it is. */
 export const ROOM_NAME_HEADER = "x-room-name";
 
+/**
+ * How long a room trusts the pool's word on simulcast (bridges come and go
+ * rarely): joins within it need no asynchronous step.
+ */
+const SIMULCAST_CACHE_MS = 30_000;
+
 export class RoomObject extends DurableObject<Env> {
   readonly #store: RoomStore;
   readonly #nonces: NonceLedger;
@@ -375,6 +381,9 @@ export class RoomObject extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** The pool's last answer on simulcast, and when it came. */
+  #simulcastKnown: { value: boolean; at: number } | undefined;
+
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     this.#flushHeld();
     const att = readSocketAttachment(ws);
@@ -383,7 +392,11 @@ export class RoomObject extends DurableObject<Env> {
     if (att.superseded) return;
     const frame = decodeFrame(message);
     if (!this.#withinRateLimit(ws, frame)) return;
-    const asyncGrant = frame.kind === "request" && frame.method === "startRecording";
+    // startRecording signs an upload token; joinRoom asks the pool whether simulcast is available,
+    // unless the room asked lately (a join then stays on the synchronous path).
+    const asyncGrant =
+      frame.kind === "request" &&
+      (frame.method === "startRecording" || (frame.method === "joinRoom" && this.#simulcastCached() === undefined));
     if (!this.#grantsAreAsync() && !asyncGrant && this.#chained === 0) return this.#clientFrame(ws, frame);
     // Checking a join token, signing TURN credentials or an upload token is asynchronous: frames then
     // go through one chain, so they keep their order.
@@ -450,10 +463,12 @@ export class RoomObject extends DurableObject<Env> {
         const id = frame.kind === "request" ? frame.id : null;
         // Only joinRoom and connect get a grant (when a token or TURN is configured), and startRecording
         // (its upload token); every other frame (chat: the hot path) stays synchronous.
+        const simulcast = frame.method === "joinRoom" ? this.#simulcastCached() : undefined;
         const needsGrant =
           ((frame.method === "joinRoom" || frame.method === "connect") && this.#grantsAreAsync()) ||
+          (frame.method === "joinRoom" && simulcast === undefined) ||
           frame.method === "startRecording";
-        const grant = needsGrant ? await this.#grantFor(frame.method, frame.params) : {};
+        const grant = needsGrant ? await this.#grantFor(frame.method, frame.params) : simulcast ? { simulcast } : {};
         if (typeof grant === "string") {
           if (id !== null) this.#send(ws, encodeError(id, rpcError(RoomCode.USER_GENERIC, grant)));
           return;
@@ -495,7 +510,32 @@ export class RoomObject extends DurableObject<Env> {
     }
     const iceServers =
       settings.ice !== null && user !== undefined ? await iceServersFor(settings.ice, user) : undefined;
-    return { ...(role ? { role } : {}), ...(iceServers ? { iceServers } : {}) };
+    const simulcast = method === "joinRoom" ? await this.#simulcastAvailable() : false;
+    return { ...(role ? { role } : {}), ...(iceServers ? { iceServers } : {}), ...(simulcast ? { simulcast } : {}) };
+  }
+
+  /** The pool's answer on simulcast if it is recent enough to trust, else undefined. */
+  #simulcastCached(): boolean | undefined {
+    const known = this.#simulcastKnown;
+    return known && Date.now() - known.at < SIMULCAST_CACHE_MS ? known.value : undefined;
+  }
+
+  /**
+   * Whether every connected bridge's media servers forward simulcast (the pool knows); false when
+   * it cannot say. Remembered for a while: a burst of joins asks the pool once.
+   */
+  async #simulcastAvailable(): Promise<boolean> {
+    const cached = this.#simulcastCached();
+    if (cached !== undefined) return cached;
+    const now = Date.now();
+    let value = false;
+    try {
+      ({ simulcast: value } = await this.env.POOL.get(this.env.POOL.idFromName("pool")).summary());
+    } catch {
+      // The pool is unreachable: one layer is always safe.
+    }
+    this.#simulcastKnown = { value, at: now };
+    return value;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { RtpPacket } from "werift";
 import { ErrorCodes } from "../../errors.ts";
 import type { MediaType } from "../../protocol.ts";
-import { type ForwardedRtp, KeyframeRequester, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
+import { type ForwardedRtp, isTopLayer, KeyframeRequester, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
 import { MEDIA_ELEMENT_EVENTS, MediaElement, mediaTypeOf } from "../media-element.ts";
 import { MediaObject, type MediaServerContext } from "../media-object.ts";
 import { GstVideoPipeline, PIPE_PAYLOAD_TYPE } from "./gstreamer.ts";
@@ -93,7 +93,8 @@ export abstract class VideoFilter extends MediaElement {
       this.deliverRtp(kind, rtp);
       return;
     }
-    if (!process) return;
+    // One decoder: of a simulcast source, the best layer.
+    if (!process || !isTopLayer(rtp)) return;
     if (!sameCodec(rtp.mimeType, VP8)) {
       // The pipeline decodes VP8 only: say so once rather than show nothing without a word.
       if (!this.codecReported) {

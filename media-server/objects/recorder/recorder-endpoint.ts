@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { RtpPacket } from "werift";
 import { ErrorCodes } from "../../errors.ts";
-import { type ForwardedRtp, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
+import { type ForwardedRtp, isTopLayer, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
 import { MEDIA_ELEMENT_EVENTS, MEDIA_ELEMENT_OPERATIONS, MediaElement, mediaTypeOf } from "../media-element.ts";
 import { MediaObject, type MediaServerContext } from "../media-object.ts";
 import { type Caller, invokeOperation, noParams, operation, operationTable, type RawParams } from "../operations.ts";
@@ -92,7 +92,8 @@ export class RecorderEndpoint extends MediaElement {
 
   acceptRtp(kind: MediaKind, rtp: ForwardedRtp): void {
     this.flowIn.mark(mediaTypeOf(kind));
-    if (!this.file || this.finishing || this.released || !this.kinds[kind]) return;
+    // One file per stream: of a simulcast source, the best layer.
+    if (!this.file || this.finishing || this.released || !this.kinds[kind] || !isTopLayer(rtp)) return;
     if (!sameCodec(rtp.mimeType, CODECS[kind].mimeType)) {
       this.reportCodec(kind, rtp.mimeType);
       return;

@@ -3,6 +3,7 @@ import { iceCandidateSchema } from "../../protocol.ts";
 import { MEDIA_ELEMENT_OPERATIONS } from "../media-element.ts";
 import { noParams, type Operation, operation, operationTable } from "../operations.ts";
 import type { WebRtcEndpoint } from "../webrtc-endpoint.ts";
+import { VIDEO_QUALITIES } from "./layer-selector.ts";
 import {
   DEFAULT_STUN_PORT,
   iceServersOf,
@@ -136,6 +137,15 @@ export const WEBRTC_ENDPOINT_OPERATIONS = operationTable<WebRtcEndpoint>(MEDIA_E
   requestKeyframe: operation(noParams, (endpoint) => {
     endpoint.requestKeyframe();
   }),
+  // Additions of this server (KMS has no simulcast): the layer a subscriber receives, and what it gets now.
+  setVideoQuality: operation(z.object({ quality: z.enum(VIDEO_QUALITIES) }), (endpoint, { quality }) => {
+    endpoint.setVideoQuality(quality);
+  }),
+  getVideoQuality: operation(noParams, (endpoint) => ({
+    quality: endpoint.videoQuality,
+    layer: endpoint.currentVideoLayer ?? null,
+  })),
+  getSimulcastLayers: operation(noParams, (endpoint) => endpoint.simulcastLayers),
   // Void, as in KMS: the werift channel object is not something a reply can carry.
   createDataChannel: operation(dataChannelSchema, (endpoint, params) => {
     endpoint.dataChannels.create(params);

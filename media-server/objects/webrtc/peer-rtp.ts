@@ -3,13 +3,23 @@ import {
   type MediaStreamTrack,
   type RTCPeerConnection,
   type RTCRtpTransceiver,
+  ReceiverEstimatedMaxBitrate,
   RtcpPayloadSpecificFeedback,
+  RtcpRrPacket,
   RtcpTransportLayerFeedback,
   type RtpPacket,
 } from "werift";
 import type { MediaForwarding } from "../../config.ts";
-import { type ForwardedRtp, KeyframeRequester, type MediaKind, rembPacket, sameCodec } from "../../rtp-forwarding.ts";
+import {
+  type ForwardedRtp,
+  KeyframeRequester,
+  type MediaKind,
+  rembPacket,
+  type SimulcastLayer,
+  sameCodec,
+} from "../../rtp-forwarding.ts";
 import { FastRtpSender } from "./fast-sender.ts";
+import { LayerSelector, type VideoQuality } from "./layer-selector.ts";
 
 const PLI_MIN_INTERVAL_MS = 300;
 /** RTCP payload-specific feedback format of a Full Intra Request (RFC 5104); werift parses FIR but exports no class. */
@@ -33,12 +43,12 @@ export interface PeerRtpHooks {
   isReleased(): boolean;
   /** The peer's DTLS is up (media state CONNECTED). */
   isConnected(): boolean;
-  /** RTP from the peer, its codec known, to go down the graph. */
-  received(kind: MediaKind, packet: RtpPacket, mimeType: string): void;
+  /** RTP from the peer, its codec known (and its simulcast layer, if any), to go down the graph. */
+  received(kind: MediaKind, packet: RtpPacket, mimeType: string, layer: SimulcastLayer | undefined): void;
   /** RTP from the graph is about to be sent to the peer. */
   sending(kind: MediaKind): void;
-  /** The peer asked for a keyframe (PLI or FIR). */
-  keyframeWanted(): void;
+  /** The peer asked for a keyframe (PLI or FIR), or its layer switch waits for one of `layer`. */
+  keyframeWanted(layer?: number): void;
   /** The bitrate the publisher may use, in kbps, sent as REMB. */
   rembKbps(): number;
 }
@@ -55,7 +65,15 @@ export class PeerRtp {
   private readonly pc: RTCPeerConnection;
   private readonly hooks: PeerRtpHooks;
   private publisherVideoSsrc: number | undefined;
+  /** A simulcast publisher's layers by RID (from the offer's a=simulcast order), and each one's SSRC once seen. */
+  private readonly layerOfRid = new Map<string, SimulcastLayer>();
+  private readonly layerSsrcs = new Map<number, number>();
+  /** Keyframe requests per publisher layer ("all": every layer, or the one stream without simulcast). */
+  private readonly layerKeyframes = new Map<number | "all", KeyframeRequester>();
+  /** As a subscriber: which layer of a simulcast source this peer receives. */
+  private readonly layers: LayerSelector;
   private videoReceiver: RTCRtpTransceiver | undefined;
+  private readonly adoptedTracks = new WeakSet<MediaStreamTrack>();
   private readonly lastSourceSsrc = new Map<MediaKind, number>();
   private readonly sendingTransceivers = new Map<MediaKind, RTCRtpTransceiver>();
   private readonly watchedSenders = new WeakSet<RTCRtpTransceiver>();
@@ -72,7 +90,9 @@ export class PeerRtp {
     this.pc = pc;
     this.hooks = hooks;
     this.forwarding = forwarding;
-    this.keyframes = new KeyframeRequester(PLI_MIN_INTERVAL_MS, () => this.sendPli());
+    this.keyframes = new KeyframeRequester(PLI_MIN_INTERVAL_MS, () => this.sendPli(undefined));
+    this.layerKeyframes.set("all", this.keyframes);
+    this.layers = new LayerSelector((layer) => hooks.keyframeWanted(layer));
     pc.onTrack.subscribe((track) => this.adoptIncomingTrack(track));
     this.rembTimer = setInterval(() => this.sendRemb(), REMB_INTERVAL_MS);
     this.rembTimer.unref();
@@ -80,6 +100,7 @@ export class PeerRtp {
 
   /** Sends RTP from the graph to the peer, if the peer negotiated a sending transceiver with the packet's codec. */
   send(kind: MediaKind, rtp: ForwardedRtp): void {
+    if (rtp.layer && !this.layers.accept(rtp.layer, rtp.mimeType, rtp.packet.payload)) return;
     const fast = this.fastSenders.get(kind);
     if (fast) {
       if (fast.accepts(rtp.mimeType) && fast.send(rtp.packet)) this.hooks.sending(kind);
@@ -102,9 +123,46 @@ export class PeerRtp {
     });
   }
 
-  /** Asks the peer (a publisher) for a keyframe, at most once per PLI_MIN_INTERVAL_MS. */
-  requestKeyframe(): void {
-    this.keyframes.request();
+  /**
+   * Asks the peer (a publisher) for a keyframe, at most once per
+   * PLI_MIN_INTERVAL_MS: of one simulcast layer, or of every layer when none
+   * is named.
+   */
+  requestKeyframe(layer?: number): void {
+    if (layer === undefined || this.layerOfRid.size === 0) {
+      this.keyframes.request();
+      return;
+    }
+    let requester = this.layerKeyframes.get(layer);
+    if (!requester) {
+      requester = new KeyframeRequester(PLI_MIN_INTERVAL_MS, () => this.sendPli(layer));
+      this.layerKeyframes.set(layer, requester);
+    }
+    requester.request();
+  }
+
+  /** As a subscriber of a simulcast source: the layer this peer should receive. */
+  setVideoQuality(quality: VideoQuality): void {
+    this.layers.setQuality(quality);
+  }
+
+  get videoQuality(): VideoQuality {
+    return this.layers.videoQuality;
+  }
+
+  /** The simulcast layer forwarded to this peer now, if its source sends simulcast. */
+  get currentVideoLayer(): number | undefined {
+    return this.layers.currentLayer;
+  }
+
+  /** The number of simulcast layers this peer (a publisher) negotiated; 0 without simulcast. */
+  get publishedLayers(): number {
+    return this.layerOfRid.size;
+  }
+
+  /** The graph gave this peer another video source: its layers are not the old one's. */
+  videoSourceChanged(): void {
+    this.layers.reset();
   }
 
   /** After negotiation: know which transceivers send, and listen to the peer's keyframe requests on them. */
@@ -126,16 +184,37 @@ export class PeerRtp {
           // werift answers NACK from its own history, which the fast path never fills: ours answers instead.
           if (packet instanceof RtcpTransportLayerFeedback && packet.feedback instanceof GenericNack)
             this.fastSenderOf.get(transceiver)?.retransmit(packet.feedback.lost);
+          // The subscriber's view of its link: what picks its simulcast layer besides the quality it asks for.
+          if (packet instanceof RtcpPayloadSpecificFeedback && packet.feedback instanceof ReceiverEstimatedMaxBitrate)
+            this.layers.noteEstimate(Number(packet.feedback.bitrate));
+          if (packet instanceof RtcpRrPacket)
+            for (const report of packet.reports)
+              if (report.ssrc === transceiver.sender.ssrc) this.layers.noteLoss(report.fractionLost / 256);
         });
       }
     }
     if (this.forwarding === "fast") this.adoptFastSenders();
+    this.learnSimulcastLayers();
+  }
+
+  /**
+   * werift makes one remote track per RID of the offer's a=simulcast, in the
+   * offer's order: that order ranks the layers (lowest first, as the client
+   * lists its sendEncodings).
+   */
+  private learnSimulcastLayers(): void {
+    this.layerOfRid.clear();
+    const video = this.pc.getTransceivers().find((transceiver) => transceiver.kind === "video");
+    const rids = (video?.receiver.tracks ?? []).flatMap((track) => (track.rid ? [track.rid] : []));
+    rids.forEach((rid, index) => {
+      this.layerOfRid.set(rid, { index, count: rids.length });
+    });
   }
 
   dispose(): void {
     clearInterval(this.rembTimer);
     if (this.senderReportTimer) clearInterval(this.senderReportTimer);
-    this.keyframes.dispose();
+    for (const requester of this.layerKeyframes.values()) requester.dispose();
   }
 
   private adoptFastSenders(): void {
@@ -165,20 +244,34 @@ export class PeerRtp {
     }
   }
 
-  private adoptIncomingTrack(track: MediaStreamTrack): void {
-    const transceiver = this.pc.getTransceivers().find((candidate) => candidate.receiver.tracks.includes(track));
+  /**
+   * werift announces one track per receiving transceiver, also for a
+   * simulcast publisher whose transceiver has a track per RID: the other
+   * layers' tracks are taken from the transceiver here.
+   */
+  private adoptIncomingTrack(announced: MediaStreamTrack): void {
+    const transceiver = this.pc.getTransceivers().find((candidate) => candidate.receiver.tracks.includes(announced));
     if (!transceiver) return;
-    const kind = track.kind;
+    const kind = announced.kind;
     if (kind !== "audio" && kind !== "video") return;
     if (kind === "video") this.videoReceiver = transceiver;
-    track.onReceiveRtp.subscribe((packet) => this.forwardIncoming(kind, transceiver, packet));
+    for (const track of transceiver.receiver.tracks) {
+      if (this.adoptedTracks.has(track)) continue;
+      this.adoptedTracks.add(track);
+      const rid = track.rid;
+      track.onReceiveRtp.subscribe((packet) => this.forwardIncoming(kind, transceiver, packet, rid));
+    }
   }
 
-  private forwardIncoming(kind: MediaKind, transceiver: RTCRtpTransceiver, packet: RtpPacket): void {
+  private forwardIncoming(kind: MediaKind, transceiver: RTCRtpTransceiver, packet: RtpPacket, rid?: string): void {
     const mimeType = this.codecOf(transceiver, packet.header.payloadType);
     if (mimeType === undefined || NON_MEDIA_CODECS.has(mimeType)) return;
-    if (kind === "video") this.publisherVideoSsrc = packet.header.ssrc;
-    this.hooks.received(kind, packet, mimeType);
+    const layer = rid === undefined ? undefined : this.layerOfRid.get(rid);
+    if (kind === "video") {
+      this.publisherVideoSsrc = packet.header.ssrc;
+      if (layer) this.layerSsrcs.set(layer.index, packet.header.ssrc);
+    }
+    this.hooks.received(kind, packet, mimeType, layer);
   }
 
   private codecOf(transceiver: RTCRtpTransceiver, payloadType: number): string | undefined {
@@ -190,20 +283,24 @@ export class PeerRtp {
     return codecs.get(payloadType);
   }
 
-  private sendPli(): void {
+  /** PLI on one layer's SSRC, or on every stream the publisher sends (each simulcast layer has its own encoder). */
+  private sendPli(layer: number | undefined): void {
     const transceiver = this.videoReceiver;
-    const ssrc = this.publisherVideoSsrc;
-    if (!transceiver || ssrc === undefined || this.hooks.isReleased()) return;
-    transceiver.receiver.sendRtcpPLI(ssrc).catch(() => {});
+    if (!transceiver || this.hooks.isReleased()) return;
+    const ssrcs = layer === undefined ? this.videoSsrcs() : [this.layerSsrcs.get(layer)];
+    for (const ssrc of ssrcs) if (ssrc !== undefined) transceiver.receiver.sendRtcpPLI(ssrc).catch(() => {});
+  }
+
+  private videoSsrcs(): number[] {
+    if (this.layerSsrcs.size > 0) return [...this.layerSsrcs.values()];
+    return this.publisherVideoSsrc === undefined ? [] : [this.publisherVideoSsrc];
   }
 
   private sendRemb(): void {
     const transceiver = this.videoReceiver;
-    const ssrc = this.publisherVideoSsrc;
-    if (!transceiver || ssrc === undefined || !this.hooks.isConnected()) return;
+    const ssrcs = this.videoSsrcs();
+    if (!transceiver || ssrcs.length === 0 || !this.hooks.isConnected()) return;
     const kbps = this.hooks.rembKbps();
-    transceiver.dtlsTransport
-      .sendRtcp([rembPacket(transceiver.receiver.rtcpSsrc, [ssrc], kbps * 1000)])
-      .catch(() => {});
+    transceiver.dtlsTransport.sendRtcp([rembPacket(transceiver.receiver.rtcpSsrc, ssrcs, kbps * 1000)]).catch(() => {});
   }
 }

@@ -54,3 +54,4 @@ export { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 /** A call the library refused on its own (a `reason`, no protocol code). */
 export { RoomClientError, type RoomClientErrorReason } from "./errors.ts";
 export { INVALID_SESSION_CODE, JsonRpcCode, RoomCode } from "../../../protocol/errors.ts";
+export type { VideoQuality } from "../../../protocol/room.ts";

@@ -7,6 +7,17 @@
  */
 import { cancelled } from "./errors.ts";
 
+/**
+ * RID simulcast layers, lowest first: the server ranks layers in the offer's
+ * order. A quarter, a half and the full resolution (the browser drops the
+ * layers a small capture has no room for).
+ */
+export const SIMULCAST_LAYERS: RTCRtpEncodingParameters[] = [
+  { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
 export interface NegotiationSpec {
   readonly rtcConfiguration: RTCConfiguration;
   /** The stream's id (`alice_webcam`), for messages. */
@@ -20,6 +31,8 @@ export interface NegotiationSpec {
   /** Receiving: which kinds. */
   readonly recvAudio: boolean;
   readonly recvVideo: boolean;
+  /** Publishing: send the video track in simulcast layers (the room's media server forwards one per subscriber). */
+  readonly simulcast?: boolean;
   /** Publishing: a DataChannel with this label, or null. */
   readonly dataChannelLabel: string | null;
   /** Sends the offer (`publishVideo` / `receiveVideoFrom`); resolves with the server's answer. */
@@ -71,7 +84,14 @@ export class PeerSession {
     const media = spec.sendMedia;
     if (media) {
       const direction: RTCRtpTransceiverDirection = spec.loopback ? "sendrecv" : "sendonly";
-      for (const track of media.getTracks()) pc.addTransceiver(track, { direction, streams: [media] });
+      for (const track of media.getTracks()) {
+        const layered = spec.simulcast === true && track.kind === "video";
+        pc.addTransceiver(track, {
+          direction,
+          streams: [media],
+          ...(layered ? { sendEncodings: SIMULCAST_LAYERS } : {}),
+        });
+      }
       if (spec.dataChannelLabel !== null) spec.onDataChannel(pc.createDataChannel(spec.dataChannelLabel));
     } else {
       if (spec.recvAudio) pc.addTransceiver("audio", { direction: "recvonly" });

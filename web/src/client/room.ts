@@ -11,7 +11,7 @@
 import { INVALID_SESSION_CODE, JsonRpcCode, RoomCode, rpcError } from "../../../protocol/errors.ts";
 import { CloseCode } from "../../../protocol/close-codes.ts";
 import { describeIssues } from "../../../protocol/jsonrpc.ts";
-import { name as nameSchema, type RoomMethod, type RoomResult } from "../../../protocol/room.ts";
+import { name as nameSchema, type RoomMethod, type RoomResult, type VideoQuality } from "../../../protocol/room.ts";
 import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import { Connection, transportError, type CloseInfo, type RequestInput } from "./connection.ts";
 import { autoSubscribe } from "./auto-subscribe.ts";
@@ -78,6 +78,8 @@ export class Room extends Emitter<RoomEvents> {
   #eviction: Eviction | null = null;
   /** The STUN/TURN servers the room gave in its joinRoom / connect answer (fresh TURN credentials each time). */
   #serverIceServers: RTCIceServer[] = [];
+  /** The joinRoom answer said the media server forwards simulcast: webcams are published in layers. */
+  #simulcast = false;
   #joining: Promise<RoomConnectedEvent> | null = null;
   #leaving: Promise<void> | null = null;
   /** Candidates gathered while reconnecting: sent once the session is back. */
@@ -100,6 +102,7 @@ export class Room extends Emitter<RoomEvents> {
     this.#host = {
       rtcConfiguration: () => this.#rtcConfiguration(),
       localUser: () => this.user,
+      simulcastAvailable: () => this.#simulcast,
       request: (method, params) => this.#request(method, params),
       sendIceCandidate: (endpointName, candidate) => this.#sendIceCandidate(endpointName, candidate),
       negotiated: (stream) => this.#negotiated(stream),
@@ -318,6 +321,7 @@ export class Room extends Emitter<RoomEvents> {
       this.#sessionId = joined.sessionId;
       this.#role = joined.role ?? "participant";
       this.#serverIceServers = (joined.iceServers ?? []).map(toRtcIceServer);
+      this.#simulcast = joined.simulcast === true;
       const event = this.#roster.adopt(joined.value);
       this.#transition("connected");
       this.#speakers?.start();
@@ -439,6 +443,16 @@ export class Room extends Emitter<RoomEvents> {
 
   subscribe(stream: Stream): Promise<void> {
     return stream.subscribe();
+  }
+
+  /** Whether this room's media server forwards simulcast (webcams are then published in layers). */
+  get simulcast(): boolean {
+    return this.#simulcast;
+  }
+
+  /** Which simulcast layer of a remote stream to receive: `stream.setVideoQuality(quality)`. */
+  setVideoQuality(stream: Stream, quality: VideoQuality): Promise<void> {
+    return stream.setVideoQuality(quality);
   }
 
   unsubscribe(stream: Stream): Promise<void> {

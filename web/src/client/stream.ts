@@ -10,7 +10,13 @@
  * and its ~40 public methods (most a line or two) stay on it.
  */
 import { RoomCode } from "../../../protocol/errors.ts";
-import { streamIdOf, WEBCAM_STREAM, type RoomMethod, type RoomResult } from "../../../protocol/room.ts";
+import {
+  streamIdOf,
+  type VideoQuality,
+  WEBCAM_STREAM,
+  type RoomMethod,
+  type RoomResult,
+} from "../../../protocol/room.ts";
 import { RpcRequestError } from "../../../protocol/rpc-peer.ts";
 import type { RequestInput } from "./connection.ts";
 import { DataChannelLink } from "./data-channel.ts";
@@ -42,6 +48,13 @@ export interface StreamOptions {
   readonly data?: boolean;
   /** Use this MediaStream instead of asking for the camera in `init()`. */
   readonly mediaStream?: MediaStream;
+  /**
+   * For the local webcam: publish it in simulcast layers when the room offers it (default true;
+   * `Room.simulcast` says whether it does). Screens are never layered.
+   */
+  readonly simulcast?: boolean;
+  /** For remote streams: which simulcast layer to receive first (`setVideoQuality` changes it); default the best. */
+  readonly videoQuality?: VideoQuality;
   /** For remote streams: receive audio / video (both default to true). */
   readonly recvAudio?: boolean;
   readonly recvVideo?: boolean;
@@ -70,6 +83,8 @@ export interface StreamHost {
   negotiated(stream: Stream): void;
   released(stream: Stream): void;
   iceFailed(stream: Stream): void;
+  /** Whether the room's media server forwards simulcast (its joinRoom answer said so). */
+  simulcastAvailable(): boolean;
   /** The stream's peer connection can never connect (no local ICE candidate at all). */
   unreachable(stream: Stream, reason: string): void;
 }
@@ -89,6 +104,7 @@ export class Stream extends Emitter<StreamEvents> {
   #status: StreamStatus = "idle";
   /** What the application asked for (publish/subscribe), kept across reconnections. */
   #wanted = false;
+  #videoQuality: VideoQuality | undefined;
   #userMedia: MediaStream | null = null;
   #remoteMedia: MediaStream | null = null;
   #session: PeerSession | null = null;
@@ -100,6 +116,7 @@ export class Stream extends Emitter<StreamEvents> {
     super();
     this.#host = host;
     this.#participant = participant;
+    this.#videoQuality = options.videoQuality;
     this.local = local;
     this.options = options;
     this.#id = options.id ?? DEFAULT_STREAM_ID;
@@ -329,6 +346,26 @@ export class Stream extends Emitter<StreamEvents> {
     await this.negotiate();
   }
 
+  /**
+   * For a remote stream: which simulcast layer to receive (`high`, `medium`, `low`). Kept across
+   * reconnections; with a publisher (or media server) without simulcast, nothing changes.
+   * The server switches at the new layer's next keyframe, so the picture never breaks.
+   */
+  async setVideoQuality(quality: VideoQuality): Promise<void> {
+    if (this.local) throw wrongKind("setVideoQuality() is for remote streams");
+    this.#checkUsable("setVideoQuality()");
+    if (this.#videoQuality === quality) return;
+    this.#videoQuality = quality;
+    // Not receiving yet: the next receiveVideoFrom carries it.
+    if (this.#status === "idle") return;
+    await this.#host.request("setVideoQuality", { sender: this.getGlobalID(), quality });
+  }
+
+  /** The simulcast layer asked for (remote streams), if any. */
+  get videoQuality(): VideoQuality | undefined {
+    return this.#videoQuality;
+  }
+
   /** Stops publishing; the camera stays on (publish again at will). */
   async unpublish(): Promise<void> {
     if (!this.local) throw wrongKind("unpublish() is for the local stream");
@@ -380,10 +417,15 @@ export class Stream extends Emitter<StreamEvents> {
       recvAudio: this.options.recvAudio ?? true,
       recvVideo: this.options.recvVideo ?? true,
       dataChannelLabel: this.local && this.options.data ? this.getGlobalID() : null,
+      simulcast: this.local && this.kind === "webcam" && this.options.simulcast !== false && host.simulcastAvailable(),
       offer: (sdpOffer) =>
         this.local
           ? host.request("publishVideo", { sdpOffer, doLoopback: this.#showMyRemote, ...this.#streamIdParam() })
-          : host.request("receiveVideoFrom", { sender: this.getGlobalID(), sdpOffer }),
+          : host.request("receiveVideoFrom", {
+              sender: this.getGlobalID(),
+              sdpOffer,
+              ...(this.#videoQuality ? { quality: this.#videoQuality } : {}),
+            }),
       sendCandidate: (candidate) => host.sendIceCandidate(endpointName, candidate),
       // Unpublished / unsubscribed while the server was working: undo what it built.
       staleAnswer: () => {

@@ -8,6 +8,7 @@
  * do not need to see large), else what was shown. The tile of whoever
  * speaks is highlighted (`speaking`).
  */
+import type { VideoQuality } from "../client/index.ts";
 import type { Stream } from "../client/stream.ts";
 import type { DemoApp } from "./app.ts";
 import { create, show } from "./dom.ts";
@@ -76,6 +77,8 @@ export class Tiles {
     this.render(stream);
     this.#renderWidth();
     if (stream.kind === "screen") root.classList.add("screen");
+    // A thumbnail needs the smallest simulcast layer; the main video asks for the best one (setMain).
+    if (!local) this.#askQuality(stream, "low");
     // A screen someone shares takes the main view (your own stays a thumbnail: a screen showing itself is no use).
     if (!this.main || (!this.pinned && stream.kind === "screen" && !local)) this.setMain(stream);
   }
@@ -203,7 +206,10 @@ export class Tiles {
   setMain(stream: Stream): void {
     const ui = this.#app.ui;
     if (this.main?.stream === stream) return;
+    const previous = this.main?.stream;
     this.clearMain();
+    if (previous && !previous.isLocal()) this.#askQuality(previous, "low");
+    if (!stream.isLocal()) this.#askQuality(stream, "high");
     const video = stream.playOnlyVideo(ui.mainVideo, undefined, { id: "main-video-element" });
     // The thumbnail already plays the sound.
     video.muted = true;
@@ -214,6 +220,13 @@ export class Tiles {
     ui.mainVideo.classList.toggle("main-screen", stream.kind === "screen");
     show(ui.mainEmpty, false);
     this.#tiles.get(stream.getGlobalID())?.root.classList.add("active-video");
+  }
+
+  /** Simulcast layer of a remote stream; without simulcast (KMS) the server has one layer and this changes nothing. */
+  #askQuality(stream: Stream, quality: VideoQuality): void {
+    stream.setVideoQuality(quality).catch(() => {
+      // The stream went away meanwhile: nothing to show, nothing to tell.
+    });
   }
 
   clearMain(): void {
