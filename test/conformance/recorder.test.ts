@@ -452,8 +452,13 @@ describe(`RecorderEndpoint as kurento-client sees it (${BACKEND})`, () => {
       ["Recording", "UriEndpointStateChanged:START"],
     ]);
     const recordedSeconds = (stopAt - recordAt - (resumeAt - pauseAt)) / 1000;
+    const pausedSeconds = (resumeAt - pauseAt) / 1000;
     const info = await probe(file);
-    expect(Math.abs(info.duration - recordedSeconds) / recordedSeconds).toBeLessThan(0.15);
+    // The paused ~2 s are not in the file: a file that kept them would be that much longer. Around that,
+    // the usual slack of each server (KMS once wrote 0.8 s off over 4 s: 20 %), at least 1 s, below the pause.
+    const slack = Math.max(LENGTH_TOLERANCE * recordedSeconds, 1);
+    expect(slack).toBeLessThan(pausedSeconds * 0.75);
+    expect(Math.abs(info.duration - recordedSeconds)).toBeLessThan(slack);
     expect(await decodeErrors(file)).toEqual([]);
   });
 
