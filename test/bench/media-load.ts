@@ -124,6 +124,18 @@ export interface Subscriber {
 }
 
 /** A werift peer in this process receiving `source`'s audio and video (recvonly) through a new WebRtcEndpoint. */
+/** Packets lost across all subscribers' streams since their last reset, in per cent. */
+export function lossPercentOf(subscribers: readonly Subscriber[]): number {
+  let expected = 0;
+  let received = 0;
+  for (const subscriber of subscribers) {
+    const totals = subscriber.loss.totals();
+    expected += totals.expected;
+    received += totals.received;
+  }
+  return expected > 0 ? Math.max(0, ((expected - received) / expected) * 100) : 0;
+}
+
 export async function addSubscriber(pipeline: KurentoPipeline, source: KurentoWebRtcEndpoint): Promise<Subscriber> {
   const endpoint = await pipeline.create("WebRtcEndpoint");
   const peer = createClientPeer();

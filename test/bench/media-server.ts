@@ -30,6 +30,7 @@ import { mediaBackendFromEnv } from "../../scripts/system.ts";
 import {
   addSubscriber,
   CLOCK_TICKS,
+  lossPercentOf,
   cameraContext,
   capPublisherBitrate,
   printTable,
@@ -161,14 +162,7 @@ async function runMode(mode: string, browser: Browser, pagesUrl: string): Promis
       const minKbps = perSubscriberKbps.length ? Math.min(...perSubscriberKbps) : 0;
       const forwarded = subscribers.reduce((sum, subscriber) => sum + subscriber.packets(), 0) - packetsBefore;
       const cpuMicros = ((after.cpuTicks - before.cpuTicks) / CLOCK_TICKS) * 1e6;
-      let expected = 0;
-      let received = 0;
-      for (const subscriber of subscribers) {
-        const totals = subscriber.loss.totals();
-        expected += totals.expected;
-        received += totals.received;
-      }
-      const lossPercent = expected > 0 ? Math.max(0, ((expected - received) / expected) * 100) : 0;
+      const lossPercent = lossPercentOf(subscribers);
       const usPerPacket = forwarded > 0 ? cpuMicros / forwarded : null;
       const baseline = rows[0]?.cpuPercent;
       const usPerPacketMarginal =

@@ -36,6 +36,7 @@ import { connectKurento, type KurentoWebRtcEndpoint } from "../media-server/help
 import {
   addSubscriber,
   CLOCK_TICKS,
+  lossPercentOf,
   cameraContext,
   capPublisherBitrate,
   printTable,
@@ -344,14 +345,7 @@ async function runScenario(scenario: Scenario, browser: Browser, pagesUrl: strin
     const cpuPercent = (cpuSeconds / seconds) * 100;
     const forwarded = subscribers.reduce((sum, subscriber) => sum + subscriber.packets(), 0) - packetsBefore;
     const usPerPacket = forwarded > 0 ? (cpuSeconds * 1e6) / forwarded : null;
-    let expected = 0;
-    let received = 0;
-    for (const subscriber of subscribers) {
-      const totals = subscriber.loss.totals();
-      expected += totals.expected;
-      received += totals.received;
-    }
-    const lossPercent = expected > 0 ? Math.max(0, ((expected - received) / expected) * 100) : 0;
+    const lossPercent = lossPercentOf(subscribers);
 
     const kbpsByQuality: Record<string, number> = {};
     const groups = new Map<string, number[]>();

@@ -7,6 +7,7 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
+import { mediaContext } from "../helpers/chromium.ts";
 import { joinRoom, waitForRemoteVideo, waitUntil } from "./helpers/demo.ts";
 import { demoSuite } from "./helpers/suite.ts";
 
@@ -28,19 +29,7 @@ type DemoWindow = Window & {
 
 /** The demo page with a camera of 1280x720 (the shared helper caps it at 320x240: too small for three layers). */
 async function publisherPage(browser: Browser, url: string): Promise<Page> {
-  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
-  await context.addInitScript(() => {
-    const devices = navigator.mediaDevices;
-    if (!devices?.getUserMedia) return;
-    const original = devices.getUserMedia.bind(devices);
-    devices.getUserMedia = (constraints?: MediaStreamConstraints) => {
-      if (!constraints?.video) return original(constraints);
-      return original({
-        ...constraints,
-        video: { width: { exact: 1280 }, height: { exact: 720 }, frameRate: { ideal: 15 } },
-      });
-    };
-  });
+  const context = await mediaContext(browser, { width: 1280, height: 720, exact: true });
   const opened = await context.newPage();
   suite.closeAfterTest(opened);
   await opened.goto(url);

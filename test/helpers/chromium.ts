@@ -63,25 +63,38 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Brows
   }
 }
 
-/** A context that may use camera and microphone. */
-export async function mediaContext(browser: Browser): Promise<BrowserContext> {
+/** The fake camera's size: `ideal` lets Chromium pick another, `exact` forces it. */
+export interface CameraSize {
+  readonly width: number;
+  readonly height: number;
+  readonly exact?: boolean;
+}
+
+/**
+ * A context that may use camera and microphone. Several pages share two
+ * cores with the media server: by default the fake camera is capped at
+ * 320×240, 15 fps (real capture and encoding, a quarter of the pixels), so a
+ * page's video is late because of the system under test, not the CPU.
+ */
+export async function mediaContext(
+  browser: Browser,
+  camera: CameraSize = { width: 320, height: 240 },
+): Promise<BrowserContext> {
   const context = await browser.newContext({ permissions: ["camera", "microphone"] });
-  // Several pages share two cores with the media server: cap the fake camera
-  // at 320×240, 15 fps (real capture and encoding, a quarter of the pixels),
-  // so a page's video is late because of the system under test, not the CPU.
-  await context.addInitScript(() => {
+  await context.addInitScript((size: CameraSize) => {
     const devices = navigator.mediaDevices;
     if (!devices?.getUserMedia) return;
     const original = devices.getUserMedia.bind(devices);
+    const dimension = (value: number) => (size.exact ? { exact: value } : { ideal: value });
     devices.getUserMedia = (constraints?: MediaStreamConstraints) => {
       if (!constraints?.video) return original(constraints);
       const base = typeof constraints.video === "object" ? constraints.video : {};
       return original({
         ...constraints,
-        video: { ...base, width: { ideal: 320 }, height: { ideal: 240 }, frameRate: { ideal: 15 } },
+        video: { ...base, width: dimension(size.width), height: dimension(size.height), frameRate: { ideal: 15 } },
       });
     };
-  });
+  }, camera);
   return context;
 }
 

@@ -5,7 +5,7 @@
  * and a stand-in RTCPeerConnection let Node run real negotiations.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { type WebSocket as ServerSocket, WebSocketServer } from "ws";
+import { reply, replyError, type ScriptedServer, startScriptedServer } from "./helpers/scripted-server.ts";
 import { streamsToRecover } from "../../web/src/client/media-recovery.ts";
 import { mayRetrySubscribe } from "../../web/src/client/auto-subscribe.ts";
 import { RoomClientError } from "../../web/src/client/errors.ts";
@@ -88,45 +88,35 @@ interface Seen {
   readonly params: Record<string, unknown>;
 }
 
-let server: WebSocketServer;
-let port = 0;
-let client: ServerSocket | null = null;
+let server: ScriptedServer;
 const seen: Seen[] = [];
 /** receiveVideoFrom of these senders fails (301, worth a retry) this many more times. */
 const failSubscriptions = new Map<string, number>();
 
 beforeAll(async () => {
   vi.stubGlobal("RTCPeerConnection", FakePeer);
-  server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
-  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-  port = (server.address() as { port: number }).port;
-  server.on("connection", (socket) => {
-    client = socket;
-    socket.on("message", (raw) => {
-      const frame = JSON.parse(String(raw)) as { id: number; method: string; params: Record<string, unknown> };
-      seen.push({ method: frame.method, params: frame.params });
-      const session = { sessionId: "s-1" };
-      const sender = typeof frame.params?.sender === "string" ? frame.params.sender : "";
-      const failures = frame.method === "receiveVideoFrom" ? (failSubscriptions.get(sender) ?? 0) : 0;
-      if (failures > 0) {
-        failSubscriptions.set(sender, failures - 1);
-        const error = { code: 301, message: `media server busy (${sender})` };
-        socket.send(JSON.stringify({ jsonrpc: "2.0", id: frame.id, error }));
-        return;
-      }
-      const results: Record<string, object> = {
-        joinRoom: {
-          ...session,
-          value: [
-            { id: "bob", streams: [{ id: "webcam" }] },
-            { id: "carol", streams: [{ id: "webcam" }] },
-          ],
-        },
-        publishVideo: { ...session, sdpAnswer: "v=0 fake answer" },
-        receiveVideoFrom: { ...session, sdpAnswer: "v=0 fake answer" },
-      };
-      socket.send(JSON.stringify({ jsonrpc: "2.0", id: frame.id, result: results[frame.method] ?? session }));
-    });
+  server = await startScriptedServer((frame, socket) => {
+    seen.push({ method: frame.method, params: frame.params });
+    const session = { sessionId: "s-1" };
+    const sender = typeof frame.params?.sender === "string" ? frame.params.sender : "";
+    const failures = frame.method === "receiveVideoFrom" ? (failSubscriptions.get(sender) ?? 0) : 0;
+    if (failures > 0) {
+      failSubscriptions.set(sender, failures - 1);
+      replyError(socket, frame.id, { code: 301, message: `media server busy (${sender})` });
+      return;
+    }
+    const results: Record<string, object> = {
+      joinRoom: {
+        ...session,
+        value: [
+          { id: "bob", streams: [{ id: "webcam" }] },
+          { id: "carol", streams: [{ id: "webcam" }] },
+        ],
+      },
+      publishVideo: { ...session, sdpAnswer: "v=0 fake answer" },
+      receiveVideoFrom: { ...session, sdpAnswer: "v=0 fake answer" },
+    };
+    reply(socket, frame.id, results[frame.method] ?? session);
   });
 });
 
@@ -137,16 +127,16 @@ afterEach(async () => {
 
 afterAll(async () => {
   vi.unstubAllGlobals();
-  await new Promise((resolve) => server.close(resolve));
+  await server.close();
 });
 
 function notify(method: string, params: object): void {
-  client?.send(JSON.stringify({ jsonrpc: "2.0", method, params }));
+  server.notify(method, params);
 }
 
 /** Alice joins (bob and carol publish), receives both and publishes her camera. */
 async function aliceLive(): Promise<Room> {
-  const kurento = kurentoFor(`http://127.0.0.1:${port}`);
+  const kurento = kurentoFor(server.url);
   const room = kurento.Room({ room: "recovery", user: "alice" });
   rooms.push(room);
   const log = record(room);

@@ -8,7 +8,7 @@
  * ends the capture. Speaker detection is off in Node (no WebAudio).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { type WebSocket as ServerSocket, WebSocketServer } from "ws";
+import { reply, type ScriptedServer, startScriptedServer } from "./helpers/scripted-server.ts";
 import type { Room } from "../../web/src/client/room.ts";
 import { kurentoFor, leaveAll, names, record, rooms, until } from "./support.ts";
 
@@ -58,29 +58,20 @@ interface Seen {
   readonly params: Record<string, unknown>;
 }
 
-let server: WebSocketServer;
-let port = 0;
-let client: ServerSocket | null = null;
+let server: ScriptedServer;
 const seen: Seen[] = [];
 
 beforeAll(async () => {
   vi.stubGlobal("RTCPeerConnection", FakePeer);
-  server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
-  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-  port = (server.address() as { port: number }).port;
-  server.on("connection", (socket) => {
-    client = socket;
-    socket.on("message", (raw) => {
-      const frame = JSON.parse(String(raw)) as { id: number; method: string; params: Record<string, unknown> };
-      seen.push({ method: frame.method, params: frame.params });
-      const session = { sessionId: "s-1" };
-      const results: Record<string, object> = {
-        joinRoom: { ...session, value: [{ id: "bob", streams: [{ id: "webcam" }] }] },
-        publishVideo: { ...session, sdpAnswer: "v=0 fake answer" },
-        receiveVideoFrom: { ...session, sdpAnswer: "v=0 fake answer" },
-      };
-      socket.send(JSON.stringify({ jsonrpc: "2.0", id: frame.id, result: results[frame.method] ?? session }));
-    });
+  server = await startScriptedServer((frame, socket) => {
+    seen.push({ method: frame.method, params: frame.params });
+    const session = { sessionId: "s-1" };
+    const results: Record<string, object> = {
+      joinRoom: { ...session, value: [{ id: "bob", streams: [{ id: "webcam" }] }] },
+      publishVideo: { ...session, sdpAnswer: "v=0 fake answer" },
+      receiveVideoFrom: { ...session, sdpAnswer: "v=0 fake answer" },
+    };
+    reply(socket, frame.id, results[frame.method] ?? session);
   });
 });
 
@@ -90,15 +81,15 @@ afterEach(async () => {
 
 afterAll(async () => {
   vi.unstubAllGlobals();
-  await new Promise((resolve) => server.close(resolve));
+  await server.close();
 });
 
 function notify(method: string, params: object): void {
-  client?.send(JSON.stringify({ jsonrpc: "2.0", method, params }));
+  server.notify(method, params);
 }
 
 async function aliceIn(): Promise<Room> {
-  const kurento = kurentoFor(`http://127.0.0.1:${port}`);
+  const kurento = kurentoFor(server.url);
   const room = kurento.Room({ room: "multi", user: "alice" });
   rooms.push(room);
   const log = record(room);

@@ -6,34 +6,25 @@
  * not a second event, and another participant's stop clears it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type WebSocket as ServerSocket, WebSocketServer } from "ws";
+import { reply, type ScriptedServer, startScriptedServer } from "./helpers/scripted-server.ts";
 import { joined, leaveAll, names, record, until } from "./support.ts";
 
 const WAIT_MS = 30_000;
 
-let server: WebSocketServer;
-let port = 0;
-let client: ServerSocket | null = null;
+let server: ScriptedServer;
 /** The id the scripted server gives the next recording. */
 let nextId = 1;
 
 beforeAll(async () => {
-  server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
-  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-  port = (server.address() as { port: number }).port;
-  server.on("connection", (socket) => {
-    client = socket;
-    socket.on("message", (raw) => {
-      const frame = JSON.parse(String(raw)) as { id: number; method: string };
-      const session = { sessionId: "s-1" };
-      const results: Record<string, object> = {
-        joinRoom: { ...session, value: [] },
-        startRecording: { ...session, id: `rec_${nextId}` },
-        stopRecording: { ...session, id: `rec_${nextId}` },
-      };
-      // Replies only: the notifications are sent by the tests, when they choose.
-      socket.send(JSON.stringify({ jsonrpc: "2.0", id: frame.id, result: results[frame.method] ?? session }));
-    });
+  server = await startScriptedServer((frame, socket) => {
+    const session = { sessionId: "s-1" };
+    const results: Record<string, object> = {
+      joinRoom: { ...session, value: [] },
+      startRecording: { ...session, id: `rec_${nextId}` },
+      stopRecording: { ...session, id: `rec_${nextId}` },
+    };
+    // Replies only: the notifications are sent by the tests, when they choose.
+    reply(socket, frame.id, results[frame.method] ?? session);
   });
 });
 
@@ -43,16 +34,16 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
+  await server.close();
 });
 
 function notify(method: string, params: object): void {
-  client?.send(JSON.stringify({ jsonrpc: "2.0", method, params }));
+  server.notify(method, params);
 }
 
 describe("the room's recording state", () => {
   it("follows the caller's own start and stop from the replies, before any notification", async () => {
-    const room = await joined(`http://127.0.0.1:${port}`, "rec", "alice");
+    const room = await joined(server.url, "rec", "alice");
     const log = record(room);
     expect(room.recording).toBeNull();
 
@@ -76,7 +67,7 @@ describe("the room's recording state", () => {
   });
 
   it("hears a recording started and stopped by someone else", async () => {
-    const room = await joined(`http://127.0.0.1:${port}`, "rec", "bob");
+    const room = await joined(server.url, "rec", "bob");
     const log = record(room);
     notify("recordingStarted", { id: "rec_admin" });
     await until(() => room.recording === "rec_admin", WAIT_MS, "the recording");

@@ -135,6 +135,30 @@ export function receiveVideoFrom(
 }
 
 /**
+ * The member asking and the stream it names (`alice` or `alice_screen`), if it receives that
+ * stream; otherwise the request is failed with 101 and undefined returned.
+ */
+function subscriptionOf(
+  b: StepBuilder,
+  session: string,
+  id: RequestId | null,
+  sender: string,
+):
+  | { me: NonNullable<ReturnType<StepBuilder["member"]>>; senderName: string; stream: string; senderStream: string }
+  | undefined {
+  const me = b.member(session, id);
+  if (!me) return undefined;
+  const { user: senderName, stream } = splitStreamId(sender);
+  const senderStream = streamIdOf(senderName, stream);
+  if (!(senderStream in me.subscriptions)) {
+    const what = stream === WEBCAM_STREAM ? `'${senderName}'` : `'${senderStream}'`;
+    b.fail(session, id, rpcError(RoomCode.USER_GENERIC, `User '${me.user}' is not receiving media from ${what}`));
+    return undefined;
+  }
+  return { me, senderName, stream, senderStream };
+}
+
+/**
  * Which simulcast layer `me` receives of a stream it subscribes to (or is subscribing to: the
  * bridge runs a user's commands in order, so this follows the subscribe). Answered at once: the
  * switch itself waits for a keyframe on the media server, and a server without simulcast has
@@ -146,15 +170,9 @@ export function setVideoQuality(
   id: RequestId | null,
   p: RequestParams<"setVideoQuality">,
 ): void {
-  const me = b.member(session, id);
-  if (!me) return;
-  const { user: senderName, stream } = splitStreamId(p.sender);
-  const senderStream = streamIdOf(senderName, stream);
-  if (!(senderStream in me.subscriptions)) {
-    const what = stream === WEBCAM_STREAM ? `'${senderName}'` : `'${senderStream}'`;
-    const message = `User '${me.user}' is not receiving media from ${what}`;
-    return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
-  }
+  const found = subscriptionOf(b, session, id, p.sender);
+  if (!found) return;
+  const { me, senderName, stream } = found;
   b.media({ op: "setVideoQuality", user: me.user, sender: senderName, ...streamField(stream), quality: p.quality });
   b.reply(session, id, {});
 }
@@ -165,15 +183,9 @@ export function unsubscribeFromVideo(
   id: RequestId | null,
   p: RequestParams<"unsubscribeFromVideo">,
 ): void {
-  const me = b.member(session, id);
-  if (!me) return;
-  const { user: senderName, stream } = splitStreamId(p.sender);
-  const senderStream = streamIdOf(senderName, stream);
-  if (!(senderStream in me.subscriptions)) {
-    const what = stream === WEBCAM_STREAM ? `'${senderName}'` : `'${senderStream}'`;
-    const message = `User '${me.user}' is not receiving media from ${what}`;
-    return b.fail(session, id, rpcError(RoomCode.USER_GENERIC, message));
-  }
+  const found = subscriptionOf(b, session, id, p.sender);
+  if (!found) return;
+  const { me, senderName, senderStream } = found;
   const inFlight = (entry: PendingMedia) =>
     entry.session === session && entry.op === "subscribe" && entry.sender === senderStream;
   if ([...b.state.pending.values()].some(inFlight)) {
