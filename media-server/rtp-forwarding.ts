@@ -17,14 +17,6 @@ export interface SimulcastLayer {
 }
 
 /**
- * Sinks that take one stream (filters, recorders) keep the best layer of a
- * simulcast source; a packet without a layer is the only stream there is.
- */
-export function isTopLayer(rtp: ForwardedRtp): boolean {
-  return rtp.layer === undefined || rtp.layer.index === rtp.layer.count - 1;
-}
-
-/**
  * Header extension ids are negotiated per peer connection and werift's sender
  * copies unknown ones through, so a forwarded packet must lose them or the
  * receiver misreads them (the spike saw exactly that).

@@ -46,6 +46,8 @@ describe("the bridge's links to the worker", () => {
       filters: filterSupport().faceOverlay ? ["hat"] : [],
       // Whether the embedded media server has a RecorderEndpoint yet (recording-room.test.ts checks both answers).
       recording: expect.any(Boolean),
+      // The embedded media server forwards simulcast (its getInfo lists the capability).
+      simulcast: true,
     });
     await control.until(() => control.notifications("load").length >= 2, WAIT_MS, "periodic load reports");
     for (const load of control.notifications("load")) expect(load).toEqual({ pipelines: 0 });
@@ -336,8 +338,9 @@ describe("the bridge's links to the worker", () => {
       kms: [{ uri: kmsUrl, limit: 10 }],
       rooms: [],
       filters: [],
-      // A writable RECORDINGS_DIR, but no media server to say it has RecorderEndpoint.
+      // A writable RECORDINGS_DIR, but no media server to say it has RecorderEndpoint (nor simulcast).
       recording: false,
+      simulcast: false,
     });
     expect(relay.refused).toBeGreaterThan(0);
     expect(await json(`${bridge.httpUrl}/health`)).toEqual({

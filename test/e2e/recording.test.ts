@@ -14,7 +14,7 @@ import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { type Recording, recording as recordingSchema } from "../../protocol/recordings.ts";
 import { mediaBackendFromEnv } from "../../scripts/system.ts";
-import { decodeErrors, probeMedia } from "../helpers/media-probe.ts";
+import { decodeErrors, probeMedia, videoFrameCount } from "../helpers/media-probe.ts";
 import { joinRoom, screenshot, waitForRemoteVideo, waitUntil } from "./helpers/demo.ts";
 import { demoSuite } from "./helpers/suite.ts";
 
@@ -67,6 +67,8 @@ async function checkFiles(ready: Recording): Promise<Map<string, number>> {
     expect(probe.codecs).toEqual(["opus", "vp8"]);
     // KMS's files may repeat a timestamp (the null muxer says so; every frame decodes): not ours to fix.
     expect(await decodeErrors(path, { allowRepeatedTimestamps: KMS })).toBe("");
+    // The video track holds pictures, not just a header: at least 5 a second from a 15 fps camera.
+    expect(await videoFrameCount(path)).toBeGreaterThan(probe.durationSec * 5);
     durations.set(file.user, probe.durationSec);
   }
   return durations;

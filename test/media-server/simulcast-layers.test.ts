@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { startsKeyframe } from "../../media-server/objects/webrtc/keyframe.ts";
-import { LayerSelector } from "../../media-server/objects/webrtc/layer-selector.ts";
+import { BestLayer, LayerSelector } from "../../media-server/objects/webrtc/layer-selector.ts";
+import type { ForwardedRtp } from "../../media-server/rtp-forwarding.ts";
 
 // A simulcast subscriber's layer choice: one layer passes, a switch waits for
 // the new layer's keyframe (and asks for it), and a paused layer is replaced.
@@ -152,5 +153,37 @@ describe("LayerSelector and the subscriber's link", () => {
     expect(selector.currentLayer).toBe(0);
     expect(passed[1]).toBe(0);
     expect(passed[2]).toBe(0);
+  });
+});
+
+describe("BestLayer (what a filter or a recorder takes of a simulcast source)", () => {
+  const rtp = (index: number | undefined, payload: Buffer) =>
+    ({
+      mimeType: VP8,
+      packet: { payload },
+      ...(index === undefined ? {} : { layer: { index, count: 3 } }),
+    }) as unknown as ForwardedRtp;
+
+  it("takes the lowest layer when it is the only one sent (a small capture), and moves up when a better one starts", () => {
+    const asked: number[] = [];
+    const best = new BestLayer((layer) => asked.push(layer));
+    // Only layer 0 is sent: it is taken from its keyframe on.
+    expect(best.accepts(rtp(0, vp8Delta), 0)).toBe(false);
+    expect(asked).toEqual([0]);
+    expect(best.accepts(rtp(0, vp8Key), 10)).toBe(true);
+    expect(best.accepts(rtp(0, vp8Delta), 20)).toBe(true);
+    // Layer 2 starts: layer 0 goes on until layer 2's keyframe.
+    expect(best.accepts(rtp(2, vp8Delta), 30)).toBe(false);
+    expect(asked).toContain(2);
+    expect(best.accepts(rtp(0, vp8Delta), 40)).toBe(true);
+    expect(best.accepts(rtp(2, vp8Key), 50)).toBe(true);
+    expect(best.accepts(rtp(0, vp8Delta), 60)).toBe(false);
+    expect(best.currentLayer).toBe(2);
+  });
+
+  it("passes every packet of a source without simulcast", () => {
+    const best = new BestLayer(() => {});
+    expect(best.accepts(rtp(undefined, vp8Delta), 0)).toBe(true);
+    expect(best.currentLayer).toBeUndefined();
   });
 });

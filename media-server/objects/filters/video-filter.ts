@@ -1,7 +1,8 @@
 import { RtpPacket } from "werift";
 import { ErrorCodes } from "../../errors.ts";
 import type { MediaType } from "../../protocol.ts";
-import { type ForwardedRtp, isTopLayer, KeyframeRequester, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
+import { type ForwardedRtp, KeyframeRequester, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
+import { BestLayer } from "../webrtc/layer-selector.ts";
 import { MEDIA_ELEMENT_EVENTS, MediaElement, mediaTypeOf } from "../media-element.ts";
 import { MediaObject, type MediaServerContext } from "../media-object.ts";
 import { GstVideoPipeline, PIPE_PAYLOAD_TYPE } from "./gstreamer.ts";
@@ -68,6 +69,8 @@ export abstract class VideoFilter extends MediaElement {
     this.pipelineProcess?.requestKeyframe(),
   );
   private inputSequence = new ContinuousSequence();
+  /** Of a simulcast source, the layer the decoder gets. */
+  private readonly layers = new BestLayer((layer) => this.requestKeyframeFromSource(layer));
   private lastInputAt = 0;
   private lastOutputAt = 0;
   private readonly stallTimer: NodeJS.Timeout;
@@ -93,8 +96,8 @@ export abstract class VideoFilter extends MediaElement {
       this.deliverRtp(kind, rtp);
       return;
     }
-    // One decoder: of a simulcast source, the best layer.
-    if (!process || !isTopLayer(rtp)) return;
+    // One decoder: of a simulcast source, the best layer sending.
+    if (!process || !this.layers.accepts(rtp)) return;
     if (!sameCodec(rtp.mimeType, VP8)) {
       // The pipeline decodes VP8 only: say so once rather than show nothing without a word.
       if (!this.codecReported) {
@@ -142,6 +145,7 @@ export abstract class VideoFilter extends MediaElement {
   }
 
   protected override sourceChanged(type: MediaType): void {
+    if (type === "VIDEO") this.layers.reset();
     // A new publisher stream: the decoder needs its keyframe (connect asks the old source; this asks the new one).
     if (type === "VIDEO" && this.pipelineProcess) this.requestKeyframeFromSource();
   }

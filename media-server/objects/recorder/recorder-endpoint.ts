@@ -2,7 +2,9 @@ import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { RtpPacket } from "werift";
 import { ErrorCodes } from "../../errors.ts";
-import { type ForwardedRtp, isTopLayer, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
+import type { MediaType } from "../../protocol.ts";
+import { type ForwardedRtp, type MediaKind, sameCodec } from "../../rtp-forwarding.ts";
+import { BestLayer } from "../webrtc/layer-selector.ts";
 import { MEDIA_ELEMENT_EVENTS, MEDIA_ELEMENT_OPERATIONS, MediaElement, mediaTypeOf } from "../media-element.ts";
 import { MediaObject, type MediaServerContext } from "../media-object.ts";
 import { type Caller, invokeOperation, noParams, operation, operationTable, type RawParams } from "../operations.ts";
@@ -69,6 +71,8 @@ export class RecorderEndpoint extends MediaElement {
   /** Set by `record()`: the file exists, media is awaited. */
   private file: WebmFile | undefined;
   private recording: Recording | undefined;
+  /** Of a simulcast source, the layer recorded (a switch starts a new stream in the file, as a new source does). */
+  private readonly layers = new BestLayer((layer) => this.requestKeyframeFromSource(layer));
   private finishing: Promise<void> | undefined;
   private readonly codecReported = new Set<MediaKind>();
   private failureReported = false;
@@ -92,8 +96,8 @@ export class RecorderEndpoint extends MediaElement {
 
   acceptRtp(kind: MediaKind, rtp: ForwardedRtp): void {
     this.flowIn.mark(mediaTypeOf(kind));
-    // One file per stream: of a simulcast source, the best layer.
-    if (!this.file || this.finishing || this.released || !this.kinds[kind] || !isTopLayer(rtp)) return;
+    // One file per stream: of a simulcast source, the best layer sending.
+    if (!this.file || this.finishing || this.released || !this.kinds[kind] || !this.layers.accepts(rtp)) return;
     if (!sameCodec(rtp.mimeType, CODECS[kind].mimeType)) {
       this.reportCodec(kind, rtp.mimeType);
       return;
@@ -120,6 +124,10 @@ export class RecorderEndpoint extends MediaElement {
 
   /** Nothing is downstream of a recorder. */
   requestKeyframe(): void {}
+
+  protected override sourceChanged(type: MediaType): void {
+    if (type === "VIDEO") this.layers.reset();
+  }
 
   async record(): Promise<void> {
     if (this.finishing) return;

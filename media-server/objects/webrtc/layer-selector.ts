@@ -1,4 +1,4 @@
-import type { SimulcastLayer } from "../../rtp-forwarding.ts";
+import type { ForwardedRtp, SimulcastLayer } from "../../rtp-forwarding.ts";
 import { startsKeyframe } from "./keyframe.ts";
 
 /** What a subscriber asks for; which layer that is depends on how many the publisher sends. */
@@ -176,5 +176,35 @@ export class LayerSelector {
     this.lastKeyframeAskAt = now;
     this.lastKeyframeAskFor = layer;
     this.wantKeyframe(layer);
+  }
+}
+
+/**
+ * What a sink that takes one stream (a filter, a recorder) keeps of a
+ * simulcast source: the best layer that is sending, switching at its
+ * keyframe. Not simply the top one: a browser sends only its lower layers
+ * for a small capture or a narrow link (Chromium at 320x240 sends the
+ * quarter-size layer alone), and the sink would get no video at all.
+ */
+export class BestLayer {
+  private readonly selector: LayerSelector;
+
+  constructor(wantKeyframe: (layer: number) => void) {
+    this.selector = new LayerSelector(wantKeyframe);
+  }
+
+  /** Whether this packet goes to the sink; a packet without a layer is the only stream there is. */
+  accepts(rtp: ForwardedRtp, now = Date.now()): boolean {
+    return rtp.layer === undefined || this.selector.accept(rtp.layer, rtp.mimeType, rtp.packet.payload, now);
+  }
+
+  /** The layer taken now (undefined before the first keyframe, or without simulcast). */
+  get currentLayer(): number | undefined {
+    return this.selector.currentLayer;
+  }
+
+  /** Another source: its layers start afresh. */
+  reset(): void {
+    this.selector.reset();
   }
 }

@@ -9,14 +9,38 @@ import { cancelled } from "./errors.ts";
 
 /**
  * RID simulcast layers, lowest first: the server ranks layers in the offer's
- * order. A quarter, a half and the full resolution (the browser drops the
- * layers a small capture has no room for).
+ * order. A quarter, a half and the full resolution.
  */
 export const SIMULCAST_LAYERS: RTCRtpEncodingParameters[] = [
   { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
   { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
   { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ];
+
+/** Two layers, half and full resolution, for a mid-sized capture. */
+const TWO_LAYERS: RTCRtpEncodingParameters[] = [
+  { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
+/**
+ * The layers for a capture of this size, or null for one plain stream.
+ * Chromium sends only as many layers as the capture's size allows (3 from
+ * 960x540, 2 from 480x270, 1 below) and keeps the lowest ones: three layers
+ * offered for a 320x240 camera would send its 80x60 quarter alone, the worst
+ * picture for everyone. So the offer asks for what will be sent. An unknown
+ * size gets the three layers.
+ */
+export function simulcastLayersFor(
+  width: number | undefined,
+  height: number | undefined,
+): RTCRtpEncodingParameters[] | null {
+  if (width === undefined || height === undefined) return SIMULCAST_LAYERS;
+  const pixels = width * height;
+  if (pixels >= 960 * 540) return SIMULCAST_LAYERS;
+  if (pixels >= 480 * 270) return TWO_LAYERS;
+  return null;
+}
 
 export interface NegotiationSpec {
   readonly rtcConfiguration: RTCConfiguration;
@@ -85,12 +109,10 @@ export class PeerSession {
     if (media) {
       const direction: RTCRtpTransceiverDirection = spec.loopback ? "sendrecv" : "sendonly";
       for (const track of media.getTracks()) {
-        const layered = spec.simulcast === true && track.kind === "video";
-        pc.addTransceiver(track, {
-          direction,
-          streams: [media],
-          ...(layered ? { sendEncodings: SIMULCAST_LAYERS } : {}),
-        });
+        const layered = track.kind === "video" && spec.simulcast === true;
+        const size: MediaTrackSettings = (layered && track.getSettings?.()) || {};
+        const layers = layered ? simulcastLayersFor(size.width, size.height) : null;
+        pc.addTransceiver(track, { direction, streams: [media], ...(layers ? { sendEncodings: layers } : {}) });
       }
       if (spec.dataChannelLabel !== null) spec.onDataChannel(pc.createDataChannel(spec.dataChannelLabel));
     } else {
