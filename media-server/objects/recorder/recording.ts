@@ -48,6 +48,11 @@ export class Recording {
   private readonly interleaver = new Interleaver(REORDER_WINDOW_MS, (frame) => this.mux(frame));
   private muxer: WebmMuxer | undefined;
   private preroll: TimedFrame[] = [];
+  /** The last time written per track, in whole ms. */
+  private readonly lastWrittenMs: Record<MediaKind, number> = {
+    audio: Number.NEGATIVE_INFINITY,
+    video: Number.NEGATIVE_INFINITY,
+  };
   private videoSize: { width: number; height: number } | undefined;
   private awaitingKeyframe: boolean;
   private lastKeyframeRequest = 0;
@@ -172,7 +177,13 @@ export class Recording {
   }
 
   private write(muxer: WebmMuxer, frame: TimedFrame): void {
-    const input = { frame: { data: frame.data, isKeyframe: frame.keyframe, time: frame.time } };
+    // The file counts whole milliseconds, and a player wants each track's times to increase: two
+    // frames that land in one millisecond (seen at a loaded start, where frames come in a burst)
+    // would be a repeated timestamp, so the second moves on by one.
+    const last = this.lastWrittenMs[frame.kind];
+    const time = Math.max(Math.round(frame.time), last + 1);
+    this.lastWrittenMs[frame.kind] = time;
+    const input = { frame: { data: frame.data, isKeyframe: frame.keyframe, time } };
     if (frame.kind === "video") muxer.processVideoInput(input);
     else muxer.processAudioInput(input);
   }
