@@ -91,8 +91,14 @@ describe("seeing each other", () => {
     for (const stream of [...atAlice, ...atBob]) {
       expect(stream.framesDecoded).toBeGreaterThan(0);
       expect(stream.audioPackets).toBeGreaterThan(0);
-      expect(stream.status).toBe("live");
     }
+    // The stream turns live when its negotiation has finished, which may end after the first frames
+    // decode (seen once on KMS in a loaded fresh-clone run): waited for, not sampled.
+    for (const [p, id] of [
+      [alice, "bob_webcam"],
+      [bob, "alice_webcam"],
+    ] as const)
+      await waitUntil(p, `${id} live`, async () => (await remoteFrames(p)).find((s) => s.id === id)?.status === "live");
     // The thumbnail <video> plays it (id video-<user>_webcam), at the camera's size.
     await waitUntil(alice, "bob's video element to play", () =>
       alice.$eval(
