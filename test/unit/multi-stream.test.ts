@@ -287,3 +287,33 @@ describe("several streams per participant", () => {
     expect(room.state.recording?.files).toEqual({ alice_webcam: "001-alice-webcam.webm" });
   });
 });
+
+describe("setVideoQuality (simulcast layer per subscriber)", () => {
+  it("sends the bridge a setVideoQuality command for a stream being received, and answers at once", () => {
+    const room = threeRoom();
+    room.publish("a");
+    room.req("m", "receiveVideoFrom", { sender: "alice_webcam", sdpOffer: "v=0 offer" });
+    const out = room.req("m", "setVideoQuality", { sender: "alice_webcam", quality: "low" });
+    expect(mediaOps(out)).toEqual([{ op: "setVideoQuality", user: "mo", sender: "alice", quality: "low" }]);
+    expect(replyOf(out)).toEqual({ sessionId: "m" });
+  });
+
+  it("refuses a stream not received (101) and bad params (-32602), changing nothing", () => {
+    const room = threeRoom();
+    room.publish("a");
+    const before = room.state;
+    const notReceiving = room.req("m", "setVideoQuality", { sender: "alice_webcam", quality: "high" });
+    expect(errorOf(notReceiving)?.code).toBe(RoomCode.USER_GENERIC);
+    expect(mediaOps(notReceiving)).toEqual([]);
+    for (const params of [
+      { sender: "alice_webcam", quality: "ultra" },
+      { quality: "low" },
+      { sender: 7, quality: "low" },
+    ]) {
+      const bad = room.req("m", "setVideoQuality", params);
+      expect(errorOf(bad)?.code).toBe(JsonRpcCode.INVALID_PARAMS);
+      expect(mediaOps(bad)).toEqual([]);
+    }
+    expect(room.state.participants).toEqual(before.participants);
+  });
+});
